@@ -1,0 +1,1 @@
+"""alerts: delivers alerts about tracked claims (for now: structured log lines)."""

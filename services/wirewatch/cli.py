@@ -1,0 +1,235 @@
+"""The ``wirewatch`` command line: run the system, manage feeds, search, inspect.
+
+Every listing command takes ``--json`` and then prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wirewatch.core.settings import SERVICES, Settings
+
+
+def _settings() -> Settings:
+    from wirewatch.local.up import resolve_endpoints
+
+    return resolve_endpoints(Settings())
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wirewatch")
+def main() -> None:
+    """wirewatch: follow news feeds, find copies, events and tracked claims."""
+
+
+# --- running ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--ephemeral", is_flag=True, help="In-memory servers (tansu + osmem-server); nothing is kept.")
+@click.option("--demo", is_flag=True, help="Serve the bundled demo news site on loopback and watch it.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where local data and logs go.")
+def up(ephemeral: bool, demo: bool, data_dir: Path | None) -> None:
+    """Start local servers (unless configured) and every service; Ctrl-C stops."""
+    from wirewatch.core.logs import setup_logging
+    from wirewatch.local.up import run_up
+
+    settings = Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir})
+    setup_logging(settings.log_level, "console")
+    sys.exit(run_up(settings, backend="ephemeral" if ephemeral else "noida", demo=demo, echo=click.echo))
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+def run(service: str) -> None:
+    """Run one service in the foreground (what containers and `up` run)."""
+    from wirewatch.runner import run as run_service
+
+    run_service(service, Settings())  # type: ignore[arg-type]
+
+
+@main.command()
+def setup() -> None:
+    """Create Kafka topics and Elasticsearch index templates and indices (idempotent)."""
+    from wirewatch.core.logs import setup_logging
+    from wirewatch.runner import setup as do_setup
+
+    settings = _settings()
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        created = asyncio.run(do_setup(settings))
+    except Exception as exc:
+        _fail(str(exc))
+    click.echo(f"topics created: {created['topics'] or 'none'}; indices created: {created['indices'] or 'none'}")
+
+
+# --- feeds --------------------------------------------------------------------------------------
+@main.group()
+def feeds() -> None:
+    """Manage the feeds file (WIREWATCH_FEEDS_FILE)."""
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", help="Outlet name.")
+@click.option("--lang", "language", help="Declared language (a hint).")
+@click.option("--interval", type=float, help="Seconds between polls.")
+@click.option("--json", "as_json", is_flag=True)
+def feeds_add(url: str, name: str | None, language: str | None, interval: float | None, as_json: bool) -> None:
+    """Add a feed."""
+    from wirewatch.core.feeds import FeedsFileError, add_feed
+    from wirewatch.core.ids import InvalidURLError
+
+    path = Settings().feeds_file
+    try:
+        feed, added = add_feed(path, url, name=name, language=language, interval=interval)
+    except (FeedsFileError, InvalidURLError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json({"added": added, "feed": feed.model_dump(exclude={"schema_version"})})
+    else:
+        click.echo(f"{'added' if added else 'already listed'}: {feed.url} ({feed.id}) in {path}")
+
+
+@feeds.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def feeds_list(as_json: bool) -> None:
+    """List the feeds."""
+    from wirewatch.core.feeds import FeedsFileError, load_feeds
+
+    try:
+        listed = load_feeds(Settings().feeds_file)
+    except FeedsFileError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json([f.model_dump(exclude={"schema_version"}) for f in listed])
+        return
+    for f in listed:
+        click.echo(f"{f.id[:12]}  {f.language or '--':<3} {f.url}  {f.name or ''}")
+    if not listed:
+        click.echo(f"no feeds in {Settings().feeds_file}")
+
+
+@feeds.command("remove")
+@click.argument("url_or_id")
+@click.option("--json", "as_json", is_flag=True)
+def feeds_remove(url_or_id: str, as_json: bool) -> None:
+    """Remove a feed by URL or id."""
+    from wirewatch.core.feeds import FeedsFileError, remove_feed
+
+    try:
+        removed = remove_feed(Settings().feeds_file, url_or_id)
+    except FeedsFileError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json({"removed": removed.model_dump(exclude={"schema_version"}) if removed else None})
+    elif removed is None:
+        _fail(f"no feed {url_or_id!r}")
+    else:
+        click.echo(f"removed: {removed.url}")
+
+
+# --- reading ------------------------------------------------------------------------------------
+@main.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--lang", help="Only articles in this language.")
+@click.option("--size", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search(query: tuple[str, ...], lang: str | None, size: int, as_json: bool) -> None:
+    """Full-text search over indexed articles."""
+    from wirewatch.search import search_articles
+
+    settings = _settings()
+    try:
+        hits = asyncio.run(search_articles(settings, " ".join(query), lang=lang, size=size))
+    except Exception as exc:
+        _fail(f"search failed: {exc}")
+    if as_json:
+        _emit_json(hits)
+        return
+    for hit in hits:
+        dup = f"  [duplicate of {hit['duplicate_of'][:12]}]" if hit.get("duplicate_of") else ""
+        click.echo(f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {hit['source'][:24]:<24} "
+                   f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}")
+    if not hits:
+        click.echo("no matches")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Topic sizes, consumer lag, index counts and service health."""
+    from wirewatch.status import collect_status
+
+    settings = _settings()
+    report = asyncio.run(collect_status(settings))
+    if as_json:
+        _emit_json(report)
+        return
+    click.echo("Topics")
+    for t in report["topics"]:
+        click.echo(f"  {t['topic']:<32} {t['messages']:>8} messages  {t['partitions']} partitions")
+    click.echo("Consumer lag")
+    for g in report["lag"]:
+        click.echo(f"  {g['group']:<24} {g['topic']:<32} lag {g['lag']}")
+    click.echo("Elasticsearch")
+    for name, count in report["indices"].items():
+        click.echo(f"  {name:<32} {count:>8} documents")
+    if report["services"]:
+        click.echo("Services")
+        for name, info in report["services"].items():
+            click.echo(f"  {name:<12} {'healthy' if info['healthy'] else 'DOWN':<8} {info['health']}")
+    for error in report["errors"]:
+        click.echo(f"  ! {error}")
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schemas and index templates generated from the models."""
+
+
+@schemas.command("export")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("schemas"), show_default=True)
+@click.option("--check", is_flag=True, help="Fail if the files differ from the models instead of writing.")
+def schemas_export(directory: Path, check: bool) -> None:
+    """Write schemas/json/*.schema.json and schemas/elasticsearch/*.template.json."""
+    from wirewatch.core.mappings import export_schemas, rendered_schemas
+
+    if check:
+        stale = [rel for rel, text in rendered_schemas().items()
+                 if not (directory / rel).exists() or (directory / rel).read_text(encoding="utf-8") != text]
+        if stale:
+            _fail(f"out of date: {', '.join(stale)} (run `wirewatch schemas export`)")
+        click.echo("schemas are up to date")
+        return
+    for path in export_schemas(directory):
+        click.echo(str(path))
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared by every service: models, settings, ids, Kafka and Elasticsearch clients."""

@@ -1,0 +1,182 @@
+"""The one base every service is built on: a Faust app with health, metrics and dead letters.
+
+``ServiceApp`` wraps ``faust.App`` with wirewatch's settings (consumer-group timing per
+environment, explicit topics, raw byte serialisation so *we* parse messages and can route
+poison ones to the dead-letter topic) and serves ``/healthz``, ``/readyz`` and ``/metrics``
+on the Faust web port. A service module builds one with :func:`create_service` and
+registers its agents, timers and tasks on ``service.app``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from wirewatch.core import metrics
+from wirewatch.core.ids import stable_id
+from wirewatch.core.logs import get_logger
+from wirewatch.core.models import DeadLetter
+from wirewatch.core.settings import ServiceName, Settings
+
+log = get_logger(__name__)
+
+MAX_PAYLOAD_CHARS = 64 * 1024
+
+Prepare = Callable[[Settings], Awaitable[None]]
+
+
+class ServiceApp:
+    """A wirewatch service: its Faust app, its settings and the dead-letter sink."""
+
+    def __init__(self, name: ServiceName, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self.app = faust.App(
+            f"wirewatch-{name}",
+            broker=[f"kafka://{hp.strip()}" for hp in (settings.kafka_bootstrap or "").split(",") if hp.strip()],
+            store="memory://",
+            autodiscover=False,
+            web_enabled=True,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_in_thread=False,
+            broker_session_timeout=settings.kafka_session_timeout,
+            broker_heartbeat_interval=settings.kafka_heartbeat_interval,
+            broker_rebalance_timeout=settings.kafka_rebalance_timeout,
+            broker_commit_interval=settings.kafka_commit_interval,
+            consumer_auto_offset_reset="earliest",
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=settings.kafka_replication_factor,
+            producer_acks=-1,
+            producer_max_request_size=4 * 1024 * 1024,
+            stream_wait_empty=True,
+            table_standby_replicas=0,
+        )
+        self.ready = False
+        self.dead_letter_topic = self.topic(settings.topic_dead_letters)
+        self._prepare: list[Prepare] = []
+        self._add_web_views()
+
+    def topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
+        """A topic carrying raw bytes (keys and values); parsing is the service's job."""
+        return self.app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            internal=internal,
+            partitions=self.settings.topic_partitions if internal else None,
+        )
+
+    def on_prepare(self, func: Prepare) -> Prepare:
+        """Register a coroutine to run once before the worker starts (index setup, …)."""
+        self._prepare.append(func)
+        return func
+
+    async def prepare(self) -> None:
+        for func in self._prepare:
+            await func(self.settings)
+
+    async def dead_letter(
+        self,
+        stage: str,
+        error: BaseException | str,
+        *,
+        payload: bytes | str | None = None,
+        event: faust.EventT | None = None,
+        key: str | None = None,
+        url: str | None = None,
+        feed_url: str | None = None,
+    ) -> DeadLetter:
+        """Record a failure on the dead-letter topic (and in the log), then carry on."""
+        reason = str(error) if isinstance(error, str) else f"{error}"
+        error_type = "Error" if isinstance(error, str) else type(error).__name__
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        source_topic = partition = offset = None
+        if event is not None:
+            source_topic = event.message.topic
+            partition = event.message.partition
+            offset = event.message.offset
+            if key is None and event.message.key is not None:
+                raw_key = event.message.key
+                key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else str(raw_key)
+        identity = (
+            f"{source_topic}:{partition}:{offset}" if source_topic is not None else f"{url or feed_url or key}:{reason}"
+        )
+        letter = DeadLetter(
+            id=stable_id(stage, identity),
+            stage=stage,
+            reason=reason[:4000],
+            error_type=error_type,
+            source_topic=source_topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            payload=text[:MAX_PAYLOAD_CHARS] if text is not None else None,
+            url=url,
+            feed_url=feed_url,
+        )
+        log.error(
+            "dead letter",
+            extra={"stage": stage, "reason": letter.reason[:500], "error_type": error_type, "url": url,
+                   "feed_url": feed_url, "key": key, "dead_letter_id": letter.id},
+        )
+        metrics.DEAD_LETTERS.labels(stage=stage).inc()
+        await self.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+        return letter
+
+    def _add_web_views(self) -> None:
+        service = self
+
+        @self.app.page("/healthz")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                crashed = service.app._crashed.is_set() if hasattr(service.app, "_crashed") else False
+                status = 503 if crashed else 200
+                return self.json({"service": service.name, "status": "ok" if status == 200 else "crashed"},
+                                 status=status)
+
+        @self.app.page("/readyz")
+        class Ready(View):
+            async def get(self, request: Request) -> Response:
+                ready = service.ready and not service.app.rebalancing
+                return self.json({"service": service.name, "ready": ready}, status=200 if ready else 503)
+
+        @self.app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                metrics.READY.set(1 if service.ready else 0)
+                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        @self.app.on_partitions_assigned.connect
+        async def _assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
+            service.ready = True
+
+        @self.app.on_rebalance_complete.connect
+        async def _rebalanced(sender: Any, **_: Any) -> None:
+            service.ready = True
+
+    def run(self) -> None:
+        """Run the worker in this process until SIGINT/SIGTERM."""
+        from wirewatch.core.logs import logging_config
+
+        worker = faust.Worker(
+            self.app,
+            loglevel=self.settings.log_level,
+            logging_config=logging_config(self.settings.log_level, self.settings.log_format, self.name),
+            redirect_stdouts=False,
+        )
+        worker.execute_from_commandline()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line: the exception type and message, and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"

@@ -1,0 +1,89 @@
+"""The feeds file: a YAML list of feeds to poll, edited by ``wirewatch feeds …``.
+
+Format::
+
+    feeds:
+      - url: https://www.example.org/rss.xml
+        name: Example News        # optional
+        language: fr              # optional hint
+        interval: 600             # optional, seconds
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from wirewatch.core.ids import InvalidURLError, canonical_url, feed_id
+from wirewatch.core.models import Feed
+
+
+class FeedsFileError(ValueError):
+    """The feeds file cannot be read or is not in the expected shape."""
+
+
+def load_feeds(path: Path) -> list[Feed]:
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise FeedsFileError(f"cannot read feeds file {path}: {exc}") from exc
+    entries = data.get("feeds", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise FeedsFileError(f"{path}: expected a mapping with a 'feeds' list")
+    feeds: list[Feed] = []
+    for n, entry in enumerate(entries, 1):
+        if isinstance(entry, str):
+            entry = {"url": entry}
+        if not isinstance(entry, dict) or "url" not in entry:
+            raise FeedsFileError(f"{path}: feed #{n} needs a 'url'")
+        try:
+            feeds.append(Feed(id=feed_id(str(entry["url"])), **entry))
+        except (InvalidURLError, ValidationError) as exc:
+            raise FeedsFileError(f"{path}: feed #{n}: {exc}") from exc
+    return feeds
+
+
+def save_feeds(path: Path, feeds: list[Feed]) -> None:
+    entries: list[dict[str, Any]] = []
+    for feed in feeds:
+        entry: dict[str, Any] = {"url": feed.url}
+        for key in ("name", "language", "interval"):
+            value = getattr(feed, key)
+            if value is not None:
+                entry[key] = value
+        entries.append(entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump({"feeds": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def add_feed(path: Path, url: str, name: str | None = None, language: str | None = None,
+             interval: float | None = None) -> tuple[Feed, bool]:
+    """Add a feed; returns (feed, added). An existing feed (same canonical URL) is kept."""
+    feeds = load_feeds(path)
+    new = Feed(id=feed_id(url), url=url, name=name, language=language, interval=interval)
+    for feed in feeds:
+        if feed.id == new.id:
+            return feed, False
+    feeds.append(new)
+    save_feeds(path, feeds)
+    return new, True
+
+
+def remove_feed(path: Path, url_or_id: str) -> Feed | None:
+    feeds = load_feeds(path)
+    try:
+        wanted = {url_or_id, feed_id(url_or_id), canonical_url(url_or_id)}
+    except InvalidURLError:
+        wanted = {url_or_id}
+    for feed in feeds:
+        if feed.id in wanted or feed.url in wanted:
+            save_feeds(path, [f for f in feeds if f.id != feed.id])
+            return feed
+    return None

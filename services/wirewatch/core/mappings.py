@@ -1,0 +1,115 @@
+"""Elasticsearch index templates and JSON Schemas, derived from the models.
+
+``schemas/`` in the repository holds the output of :func:`export_schemas`; the test suite
+regenerates it and fails on any difference, so models, schemas and templates cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from wirewatch.core.models import DOCUMENTS, MESSAGES, Es, Message
+
+#: Index settings shared by every wirewatch index (replicas are a deployment choice).
+INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "refresh_interval": "1s"}
+
+
+def _strip_optional(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _mapping_for(annotation: Any, metadata: list[Any]) -> dict[str, Any]:
+    for item in metadata:
+        if isinstance(item, Es):
+            return dict(item.mapping)
+    annotation = _strip_optional(annotation)
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = get_args(annotation)
+        return _mapping_for(base, list(extra))
+    if origin is Literal:
+        values = get_args(annotation)
+        return {"type": "integer"} if all(isinstance(v, int) for v in values) else {"type": "keyword"}
+    if origin in (list, tuple, set, frozenset):
+        (item,) = get_args(annotation)[:1]
+        return _mapping_for(item, [])
+    if origin is dict:
+        return {"type": "object", "dynamic": True}
+    if isinstance(annotation, type):
+        if issubclass(annotation, bool):
+            return {"type": "boolean"}
+        if issubclass(annotation, int):
+            return {"type": "long"}
+        if issubclass(annotation, float):
+            return {"type": "float"}
+        if issubclass(annotation, datetime):
+            return {"type": "date"}
+        if issubclass(annotation, str):
+            return {"type": "keyword", "ignore_above": 2048}
+        if issubclass(annotation, BaseModel):
+            return {"properties": properties_for(annotation)}
+    raise TypeError(f"no Elasticsearch mapping for {annotation!r}; add Es(...) metadata")
+
+
+def properties_for(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        name: _mapping_for(field.annotation, list(field.metadata))
+        for name, field in sorted(model.model_fields.items())
+    }
+
+
+def index_template(name: str, model: type[Message], prefix: str = "wirewatch") -> dict[str, Any]:
+    """Composable index template for ``<prefix>-<name>-*`` (versioned indices behind an alias)."""
+    return {
+        "index_patterns": [f"{prefix}-{name}-*"],
+        "priority": 200,
+        "template": {
+            "settings": dict(INDEX_SETTINGS),
+            "mappings": {"dynamic": "strict", "properties": properties_for(model)},
+        },
+        "_meta": {"managed_by": "wirewatch", "model": model.__name__, "schema_version": 1},
+    }
+
+
+def all_templates(prefix: str = "wirewatch") -> dict[str, dict[str, Any]]:
+    return {name: index_template(name, model, prefix) for name, model in DOCUMENTS.items()}
+
+
+def json_schema(model: type[Message]) -> dict[str, Any]:
+    return model.model_json_schema(mode="validation")
+
+
+def rendered_schemas() -> dict[str, str]:
+    """Relative path under ``schemas/`` -> file text, for every schema wirewatch publishes."""
+    out: dict[str, str] = {}
+    for name, model in MESSAGES.items():
+        out[f"json/{name}.schema.json"] = _dump(json_schema(model))
+    for name, template in all_templates().items():
+        out[f"elasticsearch/{name}.template.json"] = _dump(template)
+    return out
+
+
+def export_schemas(directory: Path) -> list[Path]:
+    written = []
+    for rel, text in rendered_schemas().items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

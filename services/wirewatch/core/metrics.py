@@ -1,0 +1,20 @@
+"""Prometheus metrics, one registry per process, served on each service's ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter(
+    "wirewatch_messages_total", "Messages handled, by service and outcome", ["service", "outcome"]
+)
+DEAD_LETTERS = Counter("wirewatch_dead_letters_total", "Records sent to the dead-letter topic", ["stage"])
+FETCHES = Counter("wirewatch_fetches_total", "HTTP fetches by kind and status", ["kind", "status"])
+ARTICLES_PRODUCED = Counter("wirewatch_articles_produced_total", "Raw articles produced")
+EXTRACTION_SECONDS = Histogram(
+    "wirewatch_extraction_seconds", "Time to extract one article", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+)
+DUPLICATES = Counter("wirewatch_duplicates_total", "Articles flagged as exact duplicates")
+INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch", ["index"])
+BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
+ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
+READY = Gauge("wirewatch_ready", "1 when the service is assigned partitions and running")

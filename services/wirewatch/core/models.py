@@ -1,0 +1,211 @@
+"""Every Kafka message and Elasticsearch document, defined once.
+
+The JSON Schemas in ``schemas/json/`` and the index templates in ``schemas/elasticsearch/``
+are generated from these classes (``wirewatch schemas export``); a test fails when they
+drift apart. Field-level Elasticsearch types are given with ``Es(...)`` metadata; fields
+without it get a type derived from the Python annotation (see ``wirewatch.core.mappings``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class Es:
+    """Elasticsearch mapping for one field, attached with ``Annotated[T, Es({...})]``."""
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self.mapping = mapping
+
+    def __repr__(self) -> str:
+        return f"Es({self.mapping!r})"
+
+
+# Reusable field mappings.
+FULL_TEXT = Es({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}})
+BODY_TEXT = Es({"type": "text"})
+NOT_INDEXED = Es({"type": "keyword", "index": False, "doc_values": False})
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every message: versioned, strict about types, tolerant of unknown fields."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    #: Logical name: ``schemas/json/<name>.schema.json`` and, for documents, the index.
+    schema_name: ClassVar[str]
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> Any:
+        """Parse a message; raises ``MessageError`` with a readable reason."""
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise MessageError(f"invalid {cls.schema_name} message: {_summarise(exc)}") from exc
+
+
+class MessageError(ValueError):
+    """A Kafka message that cannot be parsed as the model its topic carries."""
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+class Feed(Message):
+    """A feed to poll, as listed in the feeds file."""
+
+    schema_name: ClassVar[str] = "feed"
+
+    id: str = Field(description="Stable id: hash of the canonical feed URL.")
+    url: str
+    name: str | None = None
+    language: str | None = Field(default=None, description="Declared language (a hint only).")
+    interval: float | None = Field(default=None, gt=0, description="Seconds between polls; default from settings.")
+
+
+class RawArticle(Message):
+    """An article as fetched and extracted, before enrichment. Key: ``id``."""
+
+    schema_name: ClassVar[str] = "raw-article"
+
+    id: str = Field(description="sha256 of the canonical URL, 32 hex chars.")
+    url: str = Field(description="URL the article was fetched from (after redirects).")
+    canonical_url: str
+    feed_url: str | None = None
+    source: str = Field(description="Outlet name (site name, else host).")
+    source_domain: str
+    title: Annotated[str, FULL_TEXT] = ""
+    text: Annotated[str, BODY_TEXT]
+    description: Annotated[str | None, BODY_TEXT] = None
+    author: str | None = None
+    published: datetime | None = None
+    fetched_at: datetime = Field(default_factory=utcnow)
+    language_hint: str | None = Field(default=None, description="Declared by the feed or page.")
+    html_sha256: str | None = None
+    html_bytes: int | None = None
+    http_status: int | None = None
+    content_type: str | None = None
+
+
+class EnrichedArticle(RawArticle):
+    """A raw article plus what the enricher learned. Key: ``id``. Also the article document."""
+
+    schema_name: ClassVar[str] = "article"
+
+    language: str = Field(description="Detected ISO 639-1 code, or 'und'.")
+    language_confidence: float = Field(ge=0.0, le=1.0)
+    content_hash: str = Field(description="sha256 of the normalised text: same hash, same text.")
+    duplicate_of: str | None = Field(default=None, description="Id of the earliest copy of this text.")
+    is_duplicate: bool = False
+    enriched_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(Message):
+    """A cluster of reports about one event. Key: ``id``."""
+
+    schema_name: ClassVar[str] = "event"
+
+    id: str
+    label: Annotated[str, FULL_TEXT]
+    first_seen: datetime
+    last_seen: datetime
+    article_count: int = Field(ge=0)
+    source_count: int = Field(ge=0)
+    sources: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    earliest_article_id: str
+    merged_into: str | None = None
+
+
+class TrackedClaim(Message):
+    """A claim on the watchlist (compacted topic, key ``id``; a null value untracks)."""
+
+    schema_name: ClassVar[str] = "claim"
+
+    id: str
+    text: Annotated[str, FULL_TEXT]
+    language: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    owner: str | None = None
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Alert(Message):
+    """A tracked claim seen in an article. Key and id: hash of (claim id, article id)."""
+
+    schema_name: ClassVar[str] = "alert"
+
+    id: str
+    claim_id: str
+    claim_text: Annotated[str, BODY_TEXT]
+    article_id: str
+    url: str
+    title: Annotated[str, FULL_TEXT] = ""
+    source: str
+    language: str
+    published: datetime | None = None
+    sentence: Annotated[str, BODY_TEXT]
+    sentence_start: int = Field(ge=0)
+    sentence_end: int = Field(ge=0)
+    score: float
+    retroactive: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Message):
+    """Something that could not be processed, with the reason. Nothing is dropped silently."""
+
+    schema_name: ClassVar[str] = "dead-letter"
+
+    id: str = Field(description="Stable id of the failure, so a replayed failure is one record.")
+    stage: str = Field(description="Service and step that gave up, e.g. 'fetcher.feed'.")
+    reason: Annotated[str, BODY_TEXT]
+    error_type: str
+    source_topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    payload: Annotated[str | None, NOT_INDEXED] = Field(
+        default=None, description="The offending input (text, truncated to 64 KiB)."
+    )
+    url: str | None = None
+    feed_url: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+#: Models that travel on Kafka, by schema name.
+MESSAGES: dict[str, type[Message]] = {
+    m.schema_name: m for m in (Feed, RawArticle, EnrichedArticle, Event, TrackedClaim, Alert, DeadLetter)
+}
+
+#: Models stored in Elasticsearch: index name (after the prefix) -> model.
+DOCUMENTS: dict[str, type[Message]] = {
+    "articles": EnrichedArticle,
+    "events": Event,
+    "claims": TrackedClaim,
+    "alerts": Alert,
+    "dead-letters": DeadLetter,
+}

@@ -1,0 +1,105 @@
+"""One settings object for every service and command.
+
+Every field is read from an environment variable with the ``WIREWATCH_`` prefix
+(``kafka_bootstrap`` -> ``WIREWATCH_KAFKA_BOOTSTRAP``), or from a ``.env`` file in the
+working directory. Secrets are ``SecretStr`` so they never show up in logs or reprs;
+``WIREWATCH_ES_PASSWORD_FILE``-style file variables are honoured for container secrets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
+SERVICES: tuple[ServiceName, ...] = ("fetcher", "enricher", "indexer", "alerts")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WIREWATCH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port[,host:port]. Unset: `wirewatch up` starts a local broker.",
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions for every wirewatch topic.")
+    topic_raw: str = "wirewatch.articles.raw"
+    topic_enriched: str = "wirewatch.articles.enriched"
+    topic_claims: str = "wirewatch.claims"
+    topic_alerts: str = "wirewatch.alerts"
+    topic_dead_letters: str = "wirewatch.dead-letters"
+    # Consumer-group timing. Defaults suit Apache Kafka; the local launcher lowers them for
+    # tansu (3 s / 1 s / 3 s) and noida-db (6 s / 2 s / 6 s) so workers are ready in seconds.
+    kafka_session_timeout: float = Field(default=10.0, gt=0)
+    kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
+    kafka_rebalance_timeout: float = Field(default=10.0, gt=0)
+    kafka_commit_interval: float = Field(default=2.0, gt=0)
+
+    # --- Elasticsearch -----------------------------------------------------------------
+    es_url: str | None = Field(
+        default=None,
+        description="http(s)://host:port. Unset: `wirewatch up` starts a local search server.",
+    )
+    es_username: str | None = None
+    es_password: SecretStr | None = None
+    es_password_file: Path | None = None
+    es_api_key: SecretStr | None = None
+    es_ca_certs: Path | None = None
+    es_verify_certs: bool = True
+    es_request_timeout: float = Field(default=30.0, gt=0)
+    es_index_prefix: str = "wirewatch"
+    index_batch_size: int = Field(default=500, ge=1)
+    index_batch_seconds: float = Field(default=1.0, gt=0)
+    index_retry_max_seconds: float = Field(default=30.0, gt=0)
+
+    # --- Fetcher -----------------------------------------------------------------------
+    feeds_file: Path = Path("feeds.yaml")
+    poll_interval: float = Field(default=300.0, gt=0, description="Seconds between polls of one feed.")
+    fetch_timeout: float = Field(default=20.0, gt=0)
+    fetch_max_bytes: int = Field(default=10_000_000, gt=0)
+    fetch_concurrency: int = Field(default=8, ge=1)
+    user_agent: str = "wirewatch/0.1 (+https://github.com/wirewatch/wirewatch)"
+
+    # --- Services ------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=0, le=65535, description="Health and metrics port.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    data_dir: Path = Field(default=Path(".wirewatch"), description="Local mode: server data and logs.")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        if self.es_password is None and self.es_password_file is not None:
+            self.es_password = SecretStr(self.es_password_file.read_text(encoding="utf-8").strip())
+        return self
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Logical name -> configured topic name."""
+        return {
+            "raw": self.topic_raw,
+            "enriched": self.topic_enriched,
+            "claims": self.topic_claims,
+            "alerts": self.topic_alerts,
+            "dead_letters": self.topic_dead_letters,
+        }
+
+    def index(self, name: str) -> str:
+        """Alias (or index) name for one of wirewatch's document kinds."""
+        return f"{self.es_index_prefix}-{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""enricher: a Faust stream adding language and duplicate detection to raw articles."""

@@ -1,0 +1,1 @@
+"""fetcher: polls feeds, downloads and extracts articles, produces raw articles to Kafka."""

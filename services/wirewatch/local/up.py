@@ -1,0 +1,132 @@
+"""``wirewatch up``: the whole system on one machine, with one command.
+
+With no Kafka/Elasticsearch configured it starts local servers (noida-db, data kept under
+``data_dir``; or tansu + osmem-server with ``--ephemeral``), creates topics and indices,
+starts every service as a child process, waits for health, prints where things are, and
+restarts crashed services. Ctrl-C / SIGTERM stops services (draining), then servers.
+With ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wirewatch.core.logs import get_logger
+from wirewatch.core.settings import SERVICES, Settings
+from wirewatch.local.servers import Backend, LocalServers, start_servers
+from wirewatch.local.supervisor import Supervisor, write_endpoints
+
+log = get_logger(__name__)
+
+
+def endpoints_file(settings: Settings) -> Path:
+    return settings.data_dir / "endpoints.json"
+
+
+def resolve_endpoints(settings: Settings) -> Settings:
+    """Settings with Kafka/ES filled in from a running ``wirewatch up`` when not configured."""
+    if settings.kafka_bootstrap and settings.es_url:
+        return settings
+    path = endpoints_file(settings)
+    try:
+        data = json.loads(path.read_text())
+        os.kill(int(data["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return settings
+    update = {}
+    if not settings.kafka_bootstrap:
+        update["kafka_bootstrap"] = data["kafka_bootstrap"]
+    if not settings.es_url:
+        update["es_url"] = data["es_url"]
+    return settings.model_copy(update=update)
+
+
+def run_up(
+    settings: Settings,
+    *,
+    backend: Backend = "noida",
+    demo: bool = False,
+    echo: Callable[[str], Any] = print,
+    stop_event: threading.Event | None = None,
+) -> int:
+    from wirewatch.runner import setup
+
+    stop = stop_event or threading.Event()
+    if stop_event is None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+
+    data_dir = settings.data_dir.resolve()
+    log_dir = data_dir / "logs"
+    env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir)}
+    servers: LocalServers | None = None
+    site = None
+    supervisor: Supervisor | None = None
+    try:
+        if settings.kafka_bootstrap and settings.es_url:
+            echo(f"Using Kafka at {settings.kafka_bootstrap} and Elasticsearch at {settings.es_url}")
+        elif settings.kafka_bootstrap or settings.es_url:
+            echo("Set both WIREWATCH_KAFKA_BOOTSTRAP and WIREWATCH_ES_URL, or neither.")
+            return 2
+        else:
+            echo(f"Starting local servers ({backend}) …")
+            servers = start_servers(backend, data_dir=data_dir, log_dir=log_dir)
+            env.update(servers.env())
+            settings = settings.model_copy(
+                update={"kafka_bootstrap": servers.kafka_bootstrap, "es_url": servers.es_url,
+                        "kafka_session_timeout": servers.timing[0], "kafka_heartbeat_interval": servers.timing[1],
+                        "kafka_rebalance_timeout": servers.timing[2]}
+            )
+        if demo:
+            from wirewatch.demo.site import DemoSite, write_feeds_file
+
+            site = DemoSite.start(release_interval=5.0)
+            feeds_file = data_dir / "demo-feeds.yaml"
+            write_feeds_file(feeds_file, site)
+            env["WIREWATCH_FEEDS_FILE"] = str(feeds_file)
+            echo(f"Demo site on {site.url} ({len(site.feed_urls())} feeds in {feeds_file})")
+        else:
+            env["WIREWATCH_FEEDS_FILE"] = str(settings.feeds_file.resolve())
+
+        created = asyncio.run(setup(settings))
+        if created["topics"] or created["indices"]:
+            echo(f"Created topics {created['topics']} and indices {created['indices']}")
+
+        supervisor = Supervisor(list(SERVICES), env, log_dir)
+        supervisor.start()
+        write_endpoints(
+            endpoints_file(settings),
+            {"pid": os.getpid(), "kafka_bootstrap": settings.kafka_bootstrap, "es_url": settings.es_url,
+             "backend": servers.backend if servers else "external", "services": supervisor.describe()},
+        )
+        healthy = supervisor.wait_healthy(120)
+        echo("")
+        echo("wirewatch is up" if healthy else "wirewatch started, but some services are not healthy yet:")
+        echo(f"  Kafka bootstrap      {settings.kafka_bootstrap}")
+        echo(f"  Elasticsearch        {settings.es_url}   (point Kibana's elasticsearch.hosts here)")
+        for name, info in supervisor.describe().items():
+            echo(f"  {name:<20} {info['health']}  metrics: {info['metrics']}")
+        echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}")
+        echo(f"  Logs                 {log_dir}")
+        echo("Try: wirewatch status · wirewatch search QUERY · Ctrl-C to stop")
+        while not stop.wait(1.0):
+            if servers is not None and not servers.alive():
+                echo("A local server exited; stopping.")
+                return 1
+        echo("Stopping …")
+        return 0
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        if site is not None:
+            site.close()
+        if servers is not None:
+            servers.stop()
+        endpoints_file(settings).unlink(missing_ok=True)

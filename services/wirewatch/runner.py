@@ -1,0 +1,45 @@
+"""Build and run one service by name: the single entry point for ``wirewatch run``."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+from wirewatch.core.app import ServiceApp
+from wirewatch.core.kafka import ensure_topics
+from wirewatch.core.logs import setup_logging
+from wirewatch.core.settings import SERVICES, ServiceName, Settings
+
+
+def build(name: ServiceName, settings: Settings) -> ServiceApp:
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    module = importlib.import_module(f"wirewatch.{name}.service")
+    service: ServiceApp = module.create(settings)
+    return service
+
+
+def run(name: ServiceName, settings: Settings) -> None:
+    """Create topics, run the service's preparation, then the Faust worker until stopped."""
+    setup_logging(settings.log_level, settings.log_format, name)
+    service = build(name, settings)
+
+    async def _prepare() -> None:
+        await ensure_topics(settings)
+        await service.prepare()
+
+    asyncio.run(_prepare())
+    service.run()
+
+
+async def setup(settings: Settings) -> dict[str, list[str]]:
+    """Create Kafka topics and Elasticsearch templates/indices (idempotent)."""
+    from wirewatch.core.elastic import connect, ensure_indices
+
+    topics = await ensure_topics(settings)
+    es = await connect(settings, wait=120)
+    try:
+        indices = await ensure_indices(es, settings)
+    finally:
+        await es.close()
+    return {"topics": topics, "indices": indices}
