@@ -183,7 +183,8 @@ async def read_topic(
         out: list[tuple[bytes | None, bytes | None]] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(out) < max_messages:
-            if tps and all(await _position_reached(consumer, tp, ends[tp]) for tp in tps):
+            reached = [await _position_reached(consumer, tp, ends[tp]) for tp in tps]
+            if all(reached):
                 break
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():

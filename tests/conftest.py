@@ -1,0 +1,65 @@
+"""Shared fixtures: real servers on free loopback ports, started here, stopped here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from newsroom import NewsSite  # noqa: E402
+
+from wirewatch.core.settings import Settings  # noqa: E402
+from wirewatch.local.servers import LocalServers, start_servers  # noqa: E402
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
+    """tansu + osmem-server for one test module (they start in well under a second)."""
+    stack = start_servers("ephemeral", log_dir=tmp_path_factory.mktemp("servers"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[NewsSite]:
+    news = NewsSite.start()
+    yield news
+    news.close()
+
+
+def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
+    session, heartbeat, rebalance = servers.timing
+    values: dict[str, Any] = {
+        "kafka_bootstrap": servers.kafka_bootstrap,
+        "es_url": servers.es_url,
+        "kafka_session_timeout": session,
+        "kafka_heartbeat_interval": heartbeat,
+        "kafka_rebalance_timeout": rebalance,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def wait_for(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.5, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)

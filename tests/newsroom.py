@@ -1,0 +1,134 @@
+"""A loopback news site for tests: RSS feeds and article pages that a test can change live.
+
+The articles are written for this test suite (see ``ARTICLES``).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Story:
+    slug: str
+    title: str
+    language: str
+    published: datetime
+    paragraphs: tuple[str, ...]
+    author: str = "Staff reporter"
+
+
+@dataclass
+class Route:
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass
+class NewsSite:
+    """Serves ``/<outlet>/rss.xml`` and ``/<outlet>/<slug>.html``; add stories while it runs."""
+
+    server: ThreadingHTTPServer
+    routes: dict[str, Route] = field(default_factory=dict)
+    feeds: dict[str, list[tuple[Story, str]]] = field(default_factory=dict)
+    outlet_names: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls) -> NewsSite:
+        site: NewsSite
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with site.lock:
+                    route = site.routes.get(self.path.split("?")[0])
+                if route is None:
+                    self.send_error(404)
+                    return
+                self.send_response(route.status)
+                self.send_header("Content-Type", route.content_type)
+                self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                self.wfile.write(route.body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        site = cls(server)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return site
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def feed_url(self, outlet: str) -> str:
+        return f"{self.url}/{outlet}/rss.xml"
+
+    def add_outlet(self, outlet: str, name: str) -> str:
+        self.outlet_names[outlet] = name
+        self.feeds.setdefault(outlet, [])
+        self._render_feed(outlet)
+        return self.feed_url(outlet)
+
+    def publish(self, outlet: str, story: Story, *, link: str | None = None) -> str:
+        """Put ``story`` on ``outlet``'s page and at the top of its feed; returns its URL.
+
+        ``link`` makes the feed item point elsewhere (e.g. to an unreachable URL)."""
+        url = f"{self.url}/{outlet}/{story.slug}.html"
+        with self.lock:
+            self.routes[f"/{outlet}/{story.slug}.html"] = Route(
+                200, "text/html; charset=utf-8", render_page(story, self.outlet_names[outlet], url).encode()
+            )
+        self.feeds[outlet].insert(0, (story, link or url))
+        self._render_feed(outlet)
+        return link or url
+
+    def serve(self, path: str, body: bytes, content_type: str = "application/xml", status: int = 200) -> str:
+        with self.lock:
+            self.routes[path] = Route(status, content_type, body)
+        return self.url + path
+
+    def _render_feed(self, outlet: str) -> None:
+        items = "".join(
+            f"<item><title>{html.escape(story.title)}</title><link>{html.escape(link)}</link>"
+            f"<guid>{html.escape(link)}</guid><pubDate>{format_datetime(story.published)}</pubDate>"
+            f"<description>{html.escape(story.paragraphs[0][:120])}</description></item>"
+            for story, link in self.feeds[outlet]
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+            f"<title>{html.escape(self.outlet_names[outlet])}</title><link>{self.url}/{outlet}/</link>"
+            f"<description>Test outlet</description>{items}</channel></rss>"
+        )
+        with self.lock:
+            self.routes[f"/{outlet}/rss.xml"] = Route(200, "application/rss+xml; charset=utf-8", body.encode())
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def render_page(story: Story, outlet_name: str, url: str) -> str:
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in story.paragraphs)
+    return f"""<!DOCTYPE html>
+<html lang="{story.language}"><head><meta charset="utf-8">
+<title>{html.escape(story.title)} | {html.escape(outlet_name)}</title>
+<meta property="og:site_name" content="{html.escape(outlet_name)}">
+<meta property="article:published_time" content="{story.published.isoformat()}">
+<meta name="author" content="{html.escape(story.author)}">
+<link rel="canonical" href="{html.escape(url)}">
+</head><body>
+<header><nav><a href="/">Home</a> <a href="/world">World</a> <a href="/sport">Sport</a></nav></header>
+<main><article><h1>{html.escape(story.title)}</h1>{paragraphs}</article></main>
+<footer><p>All rights reserved. Subscribe to our newsletter.</p></footer>
+</body></html>"""

@@ -1,0 +1,211 @@
+"""The whole pipeline on real servers: feed -> fetcher -> Kafka -> enricher -> indexer -> search.
+
+One module-scoped stack (tansu + osmem-server), a loopback news site, and the four services
+as child processes under the same supervisor ``wirewatch up`` uses. The tests run in order
+and build on each other: first ingestion, then duplicates, bad input, crashes, restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import stories
+from conftest import run, settings_for, wait_for
+from newsroom import NewsSite
+
+from wirewatch.core.feeds import add_feed
+from wirewatch.core.ids import article_id
+from wirewatch.core.kafka import read_topic
+from wirewatch.core.models import DeadLetter
+from wirewatch.core.settings import SERVICES, Settings
+from wirewatch.local.servers import LocalServers
+from wirewatch.local.supervisor import Supervisor
+from wirewatch.runner import setup
+
+pytestmark = pytest.mark.e2e
+
+
+class Pipeline:
+    def __init__(self, servers: LocalServers, site: NewsSite, tmp: Path) -> None:
+        self.servers = servers
+        self.site = site
+        self.tmp = tmp
+        self.feeds_file = tmp / "feeds.yaml"
+        self.settings: Settings = settings_for(servers, feeds_file=self.feeds_file)
+        self.env = {
+            **servers.env(),
+            "WIREWATCH_FEEDS_FILE": str(self.feeds_file),
+            "WIREWATCH_POLL_INTERVAL": "1",
+            "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
+            "WIREWATCH_LOG_FORMAT": "json",
+            "WIREWATCH_DATA_DIR": str(tmp / "data"),
+        }
+        self.supervisor: Supervisor | None = None
+        self.expected: dict[str, str] = {}  # article id -> url
+
+    def start(self) -> None:
+        self.supervisor = Supervisor(list(SERVICES), self.env, self.tmp / "logs")
+        self.supervisor.start()
+        assert self.supervisor.wait_healthy(90), f"services not healthy: {self.supervisor.healthy()}"
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+
+    def publish(self, outlet: str, story: stories.Story) -> str:
+        url = self.site.publish(outlet, story)
+        self.expected[article_id(url)] = url
+        return url
+
+    def search(self, index: str, query: dict[str, Any] | None = None, size: int = 1000) -> list[dict[str, Any]]:
+        es = self.servers.es_url
+        httpx.post(f"{es}/wirewatch-{index}/_refresh", timeout=10)
+        response = httpx.post(
+            f"{es}/wirewatch-{index}/_search", json={"query": query or {"match_all": {}}, "size": size}, timeout=10
+        )
+        response.raise_for_status()
+        return [hit["_source"] for hit in response.json()["hits"]["hits"]]
+
+    def articles(self) -> dict[str, dict[str, Any]]:
+        docs = self.search("articles")
+        by_id = {d["id"]: d for d in docs}
+        assert len(by_id) == len(docs), "one article id stored twice"
+        return by_id
+
+    def wait_for_articles(self, timeout: float = 90) -> dict[str, dict[str, Any]]:
+        return wait_for(
+            lambda: (lambda a: a if set(a) == set(self.expected) else None)(self.articles()),
+            timeout=timeout,
+            what=f"exactly the {len(self.expected)} published articles in Elasticsearch",
+        )
+
+    def log_lines(self, service: str) -> list[dict[str, Any]]:
+        lines = []
+        for raw in (self.tmp / "logs" / f"{service}.log").read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pipeline(servers: LocalServers, site: NewsSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    p = Pipeline(servers, site, tmp_path_factory.mktemp("pipeline"))
+    wire = site.add_outlet("wire", "Wire Service")
+    matin = site.add_outlet("matin", "Le Matin Test")
+    p.publish("wire", stories.BRIDGE)
+    p.publish("wire", stories.VACCINE)
+    p.publish("matin", stories.INCENDIE)
+    p.publish("matin", stories.ELECTIONS)
+    # An item whose page cannot be reached at all.
+    site.publish("matin", stories.TRAMWAY, link=f"http://127.0.0.1:{closed_port()}/gone.html")
+    broken = site.serve("/broken/rss.xml", b"<rss><channel><title>Broken</title><item><link>", "text/xml")
+    for url in (wire, matin, broken):
+        add_feed(p.feeds_file, url)
+    run(setup(p.settings))
+    p.start()
+    yield p
+    p.stop()
+
+
+def test_every_article_searchable_once_with_its_fields(pipeline: Pipeline) -> None:
+    docs = pipeline.wait_for_articles()
+    bridge = docs[article_id(pipeline.site.url + "/wire/bridge-closure.html")]
+    assert bridge["title"] == stories.BRIDGE.title
+    assert "cracks in a steel beam" in bridge["text"]
+    assert "newsletter" not in bridge["text"]  # page boilerplate is not article text
+    assert bridge["published"].startswith("2026-03-02T08:30:00")
+    assert bridge["source"] == "Wire Service"
+    assert bridge["language"] == "en"
+    fire = docs[article_id(pipeline.site.url + "/matin/incendie-entrepot.html")]
+    assert fire["language"] == "fr"
+    assert fire["source"] == "Le Matin Test"
+    assert all(d["duplicate_of"] is None for d in docs.values())
+
+    hits = pipeline.search("articles", {"match": {"text": "sapeurs-pompiers"}})
+    assert [h["id"] for h in hits] == [fire["id"]]
+
+
+def test_identical_article_at_another_url_is_an_exact_duplicate(pipeline: Pipeline) -> None:
+    original = article_id(pipeline.site.url + "/wire/bridge-closure.html")
+    copy_url = pipeline.publish("matin", stories.copy_of(stories.BRIDGE, "pont-ferme"))
+    docs = pipeline.wait_for_articles()
+    copy = docs[article_id(copy_url)]
+    assert copy["duplicate_of"] == original
+    assert copy["is_duplicate"] is True
+    assert docs[original]["duplicate_of"] is None
+    assert copy["content_hash"] == docs[original]["content_hash"]
+
+
+def test_broken_feed_and_unreachable_article_are_dead_lettered(pipeline: Pipeline) -> None:
+    def letters() -> list[DeadLetter]:
+        return [DeadLetter.from_bytes(v) for _, v in run(read_topic(pipeline.settings, "wirewatch.dead-letters"))
+                if v is not None]
+
+    found = wait_for(
+        lambda: (lambda ls: ls if {"fetcher.feed", "fetcher.article"} <= {x.stage for x in ls} else None)(letters()),
+        what="dead letters for the broken feed and the unreachable article",
+    )
+    feed_letter = next(x for x in found if x.stage == "fetcher.feed")
+    assert feed_letter.feed_url is not None and feed_letter.feed_url.endswith("/broken/rss.xml")
+    assert "malformed feed" in feed_letter.reason
+    article_letter = next(x for x in found if x.stage == "fetcher.article")
+    assert article_letter.url is not None and article_letter.url.endswith("/gone.html")
+    assert "cannot fetch" in article_letter.reason
+    # One record per problem, however many polls saw it.
+    assert len([x for x in found if x.stage == "fetcher.feed"]) == 1
+    # The clear log line, with the same fields.
+    logged = [line for line in pipeline.log_lines("fetcher") if line.get("msg") == "dead letter"]
+    assert any(line.get("feed_url", "").endswith("/broken/rss.xml") for line in logged)
+    # The indexer mirrors dead letters into Elasticsearch for Kibana and `wirewatch status`.
+    indexed = wait_for(lambda: pipeline.search("dead-letters"), what="dead letters in Elasticsearch")
+    assert {d["stage"] for d in indexed} >= {"fetcher.feed", "fetcher.article"}
+    # ... and the good feeds kept flowing meanwhile.
+    assert set(pipeline.articles()) == set(pipeline.expected)
+
+
+def test_killed_services_lose_and_duplicate_nothing(pipeline: Pipeline) -> None:
+    supervisor = pipeline.supervisor
+    assert supervisor is not None
+    before = {n: supervisor.children[n].pid for n in SERVICES}
+    pipeline.publish("wire", stories.STRIKE)
+    pipeline.publish("matin", stories.TRAMWAY.__class__(**{**stories.TRAMWAY.__dict__, "slug": "tramway-b"}))
+    time.sleep(1.0)
+    supervisor.kill("enricher", signal.SIGKILL)
+    supervisor.kill("indexer", signal.SIGKILL)
+    pipeline.publish("wire", stories.PARK)
+    supervisor.kill("fetcher", signal.SIGKILL)
+    pipeline.publish("matin", stories.MARCHE)
+    wait_for(lambda: all(supervisor.children[n].pid != before[n] for n in ("enricher", "indexer", "fetcher")),
+             what="the supervisor to restart the killed services")
+    docs = pipeline.wait_for_articles(timeout=120)
+    # The duplicate decision survived the enricher's crash (its table came back from the changelog).
+    copy = docs[article_id(pipeline.site.url + "/matin/pont-ferme.html")]
+    assert copy["duplicate_of"] == article_id(pipeline.site.url + "/wire/bridge-closure.html")
+    assert sum(1 for d in docs.values() if d["is_duplicate"]) == 1
+
+
+def test_restarting_every_service_keeps_the_index_exact(pipeline: Pipeline) -> None:
+    pipeline.stop()
+    pipeline.publish("wire", stories.LIBRARY)
+    pipeline.start()
+    pipeline.publish("matin", stories.BAKERY)
+    docs = pipeline.wait_for_articles(timeout=120)
+    assert len(docs) == len(pipeline.expected)
+    assert sum(1 for d in docs.values() if d["is_duplicate"]) == 1
