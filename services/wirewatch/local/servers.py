@@ -175,7 +175,7 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None
     raise LocalServerError(f"{url} not ready after {timeout:.0f}s: {last}")
 
 
-def _remembered_ports(path: Path, names: tuple[str, ...]) -> dict[str, int]:
+def remembered_ports(path: Path, names: tuple[str, ...]) -> dict[str, int]:
     """Ports used last time (so a restarted ``up`` keeps its URLs), else free ones."""
     ports: dict[str, int] = {}
     with contextlib.suppress(OSError, ValueError):
@@ -227,7 +227,7 @@ def start_servers(
     if data_dir is None:
         raise LocalServerError("the noida backend needs a data directory")
     data_dir.mkdir(parents=True, exist_ok=True)
-    ports = _remembered_ports(data_dir / "ports.json", ("kafka", "elasticsearch"))
+    ports = remembered_ports(data_dir / "ports.json", ("kafka", "elasticsearch"))
     servers = LocalServers(
         backend, f"{host}:{ports['kafka']}", f"http://{host}:{ports['elasticsearch']}", log_dir=log_dir
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import SERVICES, Settings
-from wirewatch.local.servers import Backend, LocalServers, start_servers
+from wirewatch.local.servers import Backend, LocalServers, remembered_ports, start_servers
 from wirewatch.local.supervisor import Supervisor, write_endpoints
 
 log = get_logger(__name__)
@@ -30,20 +30,27 @@ def endpoints_file(settings: Settings) -> Path:
     return settings.data_dir / "endpoints.json"
 
 
+def running_up(settings: Settings) -> dict[str, Any] | None:
+    """What a live ``wirewatch up`` on this data directory wrote, or None."""
+    try:
+        data: dict[str, Any] = json.loads(endpoints_file(settings).read_text())
+        os.kill(int(data["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return data
+
+
 def resolve_endpoints(settings: Settings) -> Settings:
     """Settings with Kafka/ES filled in from a running ``wirewatch up`` when not configured."""
     if settings.kafka_bootstrap and settings.es_url:
         return settings
-    path = endpoints_file(settings)
-    try:
-        data = json.loads(path.read_text())
-        os.kill(int(data["pid"]), 0)
-    except (OSError, ValueError, KeyError):
+    data = running_up(settings)
+    if data is None:
         return settings
     update = {}
-    if not settings.kafka_bootstrap:
+    if not settings.kafka_bootstrap and data.get("kafka_bootstrap"):
         update["kafka_bootstrap"] = data["kafka_bootstrap"]
-    if not settings.es_url:
+    if not settings.es_url and data.get("es_url"):
         update["es_url"] = data["es_url"]
     return settings.model_copy(update=update)
 
@@ -58,6 +65,10 @@ def run_up(
 ) -> int:
     from wirewatch.runner import setup
 
+    other = running_up(settings)
+    if other is not None:
+        echo(f"wirewatch up is already running on {settings.data_dir} (pid {other['pid']}); stop it first.")
+        return 2
     stop = stop_event or threading.Event()
     if stop_event is None:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -65,6 +76,7 @@ def run_up(
 
     data_dir = settings.data_dir.resolve()
     log_dir = data_dir / "logs"
+    write_endpoints(endpoints_file(settings), {"pid": os.getpid(), "starting": True})  # claim the data dir
     env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir)}
     servers: LocalServers | None = None
     site = None
@@ -87,7 +99,9 @@ def run_up(
         if demo:
             from wirewatch.demo.site import DemoSite, write_feeds_file
 
-            site = DemoSite.start(release_interval=5.0)
+            # Same port as last time: the demo's article URLs, hence their ids, stay the same.
+            demo_port = remembered_ports(data_dir / "demo-port.json", ("demo",))["demo"]
+            site = DemoSite.start(port=demo_port, release_interval=5.0)
             feeds_file = data_dir / "demo-feeds.yaml"
             write_feeds_file(feeds_file, site)
             env["WIREWATCH_FEEDS_FILE"] = str(feeds_file)
@@ -129,4 +143,6 @@ def run_up(
             site.close()
         if servers is not None:
             servers.stop()
-        endpoints_file(settings).unlink(missing_ok=True)
+        mine = running_up(settings)
+        if mine is not None and mine.get("pid") == os.getpid():
+            endpoints_file(settings).unlink(missing_ok=True)
