@@ -77,7 +77,9 @@ def setup() -> None:
         created = asyncio.run(do_setup(settings))
     except Exception as exc:
         _fail(str(exc))
-    click.echo(f"topics created: {created['topics'] or 'none'}; indices created: {created['indices'] or 'none'}")
+    click.echo(
+        f"topics created: {created['topics'] or 'none'}; indices created: {created['indices'] or 'none'}"
+    )
 
 
 # --- feeds --------------------------------------------------------------------------------------
@@ -92,7 +94,9 @@ def feeds() -> None:
 @click.option("--lang", "language", help="Declared language (a hint).")
 @click.option("--interval", type=float, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True)
-def feeds_add(url: str, name: str | None, language: str | None, interval: float | None, as_json: bool) -> None:
+def feeds_add(
+    url: str, name: str | None, language: str | None, interval: float | None, as_json: bool
+) -> None:
     """Add a feed."""
     from wirewatch.core.feeds import FeedsFileError, add_feed
     from wirewatch.core.ids import InvalidURLError
@@ -166,8 +170,10 @@ def search(query: tuple[str, ...], lang: str | None, size: int, as_json: bool) -
         return
     for hit in hits:
         dup = f"  [duplicate of {hit['duplicate_of'][:12]}]" if hit.get("duplicate_of") else ""
-        click.echo(f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {hit['source'][:24]:<24} "
-                   f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}")
+        click.echo(
+            f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {hit['source'][:24]:<24} "
+            f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}"
+        )
     if not hits:
         click.echo("no matches")
 
@@ -206,15 +212,20 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("schemas"), show_default=True)
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), default=Path("schemas"), show_default=True
+)
 @click.option("--check", is_flag=True, help="Fail if the files differ from the models instead of writing.")
 def schemas_export(directory: Path, check: bool) -> None:
     """Write schemas/json/*.schema.json and schemas/elasticsearch/*.template.json."""
     from wirewatch.core.mappings import export_schemas, rendered_schemas
 
     if check:
-        stale = [rel for rel, text in rendered_schemas().items()
-                 if not (directory / rel).exists() or (directory / rel).read_text(encoding="utf-8") != text]
+        stale = [
+            rel
+            for rel, text in rendered_schemas().items()
+            if not (directory / rel).exists() or (directory / rel).read_text(encoding="utf-8") != text
+        ]
         if stale:
             _fail(f"out of date: {', '.join(stale)} (run `wirewatch schemas export`)")
         click.echo("schemas are up to date")

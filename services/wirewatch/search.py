@@ -10,8 +10,9 @@ from wirewatch.core.settings import Settings
 ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "duplicate_of", "is_duplicate"]
 
 
-async def search_articles(settings: Settings, query: str, *, lang: str | None = None,
-                          size: int = 10) -> list[dict[str, Any]]:
+async def search_articles(
+    settings: Settings, query: str, *, lang: str | None = None, size: int = 10
+) -> list[dict[str, Any]]:
     es = await connect(settings, wait=5)
     try:
         must: list[dict[str, Any]] = [

@@ -34,9 +34,14 @@ def create(settings: Settings) -> ServiceApp:
             log.warning(
                 "tracked claim seen",
                 extra={
-                    "alert_id": alert.id, "claim_id": alert.claim_id, "claim": alert.claim_text,
-                    "article_id": alert.article_id, "url": alert.url, "source": alert.source,
-                    "sentence": alert.sentence, "score": round(alert.score, 4),
+                    "alert_id": alert.id,
+                    "claim_id": alert.claim_id,
+                    "claim": alert.claim_text,
+                    "article_id": alert.article_id,
+                    "url": alert.url,
+                    "source": alert.source,
+                    "sentence": alert.sentence,
+                    "score": round(alert.score, 4),
                     "retroactive": alert.retroactive,
                 },
             )

@@ -38,7 +38,9 @@ class ServiceApp:
         self.settings = settings
         self.app = faust.App(
             f"wirewatch-{name}",
-            broker=[f"kafka://{hp.strip()}" for hp in (settings.kafka_bootstrap or "").split(",") if hp.strip()],
+            broker=[
+                f"kafka://{hp.strip()}" for hp in (settings.kafka_bootstrap or "").split(",") if hp.strip()
+            ],
             store="memory://",
             autodiscover=False,
             web_enabled=True,
@@ -89,7 +91,7 @@ class ServiceApp:
         error: BaseException | str,
         *,
         payload: bytes | str | None = None,
-        event: faust.EventT | None = None,
+        event: faust.EventT[Any] | None = None,
         key: str | None = None,
         url: str | None = None,
         feed_url: str | None = None,
@@ -107,7 +109,9 @@ class ServiceApp:
                 raw_key = event.message.key
                 key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else str(raw_key)
         identity = (
-            f"{source_topic}:{partition}:{offset}" if source_topic is not None else f"{url or feed_url or key}:{reason}"
+            f"{source_topic}:{partition}:{offset}"
+            if source_topic is not None
+            else f"{url or feed_url or key}:{reason}"
         )
         letter = DeadLetter(
             id=stable_id(stage, identity),
@@ -124,8 +128,15 @@ class ServiceApp:
         )
         log.error(
             "dead letter",
-            extra={"stage": stage, "reason": letter.reason[:500], "error_type": error_type, "url": url,
-                   "feed_url": feed_url, "key": key, "dead_letter_id": letter.id},
+            extra={
+                "stage": stage,
+                "reason": letter.reason[:500],
+                "error_type": error_type,
+                "url": url,
+                "feed_url": feed_url,
+                "key": key,
+                "dead_letter_id": letter.id,
+            },
         )
         metrics.DEAD_LETTERS.labels(stage=stage).inc()
         await self.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
@@ -139,8 +150,9 @@ class ServiceApp:
             async def get(self, request: Request) -> Response:
                 crashed = service.app._crashed.is_set() if hasattr(service.app, "_crashed") else False
                 status = 503 if crashed else 200
-                return self.json({"service": service.name, "status": "ok" if status == 200 else "crashed"},
-                                 status=status)
+                return self.json(
+                    {"service": service.name, "status": "ok" if status == 200 else "crashed"}, status=status
+                )
 
         @self.app.page("/readyz")
         class Ready(View):
@@ -154,11 +166,11 @@ class ServiceApp:
                 metrics.READY.set(1 if service.ready else 0)
                 return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-        @self.app.on_partitions_assigned.connect
+        @self.app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def _assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
             service.ready = True
 
-        @self.app.on_rebalance_complete.connect
+        @self.app.on_rebalance_complete.connect  # type: ignore[arg-type]
         async def _rebalanced(sender: Any, **_: Any) -> None:
             service.ready = True
 

@@ -48,7 +48,7 @@ class PlainJsonNode(AiohttpHttpNode):
             headers = headers.copy()
             for name in ("accept", "content-type"):
                 if name in headers and "compatible-with" in headers[name]:
-                    headers[name] = PLAIN_JSON if name == "content-type" else PLAIN_JSON
+                    headers[name] = PLAIN_JSON
         return await super().perform_request(method, target, body=body, headers=headers, **kwargs)
 
 
@@ -62,7 +62,9 @@ def _auth(settings: Settings) -> dict[str, Any]:
 
 def es_url(settings: Settings) -> str:
     if not settings.es_url:
-        raise SearchUnavailableError("WIREWATCH_ES_URL is not set (run `wirewatch up` to start local servers)")
+        raise SearchUnavailableError(
+            "WIREWATCH_ES_URL is not set (run `wirewatch up` to start local servers)"
+        )
     return settings.es_url
 
 
@@ -71,7 +73,9 @@ async def is_elasticsearch(settings: Settings) -> bool:
     auth = None
     if settings.es_username and settings.es_password is not None:
         auth = (settings.es_username, settings.es_password.get_secret_value())
-    headers = {"Authorization": f"ApiKey {settings.es_api_key.get_secret_value()}"} if settings.es_api_key else {}
+    headers = (
+        {"Authorization": f"ApiKey {settings.es_api_key.get_secret_value()}"} if settings.es_api_key else {}
+    )
     verify: Any = str(settings.es_ca_certs) if settings.es_ca_certs else settings.es_verify_certs
     try:
         async with httpx.AsyncClient(timeout=10.0, verify=verify, auth=auth, headers=headers) as client:
@@ -81,9 +85,10 @@ async def is_elasticsearch(settings: Settings) -> bool:
     except (httpx.HTTPError, ValueError) as exc:
         raise SearchUnavailableError(f"Elasticsearch at {settings.es_url} did not answer: {exc}") from exc
     version = info.get("version", {})
-    return bool(version.get("distribution", "elasticsearch") == "elasticsearch" and "OpenSearch" not in str(
-        info.get("tagline", "")
-    ))
+    return bool(
+        version.get("distribution", "elasticsearch") == "elasticsearch"
+        and "OpenSearch" not in str(info.get("tagline", ""))
+    )
 
 
 async def connect(settings: Settings, *, wait: float = 60.0) -> AsyncElasticsearch:
@@ -180,7 +185,12 @@ async def bulk_index(
             delay = min(max_backoff, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
             log.warning(
                 "elasticsearch unavailable, retrying bulk",
-                extra={"error": str(exc)[:300], "attempt": attempt, "retry_in": round(delay, 2), "docs": len(pending)},
+                extra={
+                    "error": str(exc)[:300],
+                    "attempt": attempt,
+                    "retry_in": round(delay, 2),
+                    "docs": len(pending),
+                },
             )
             if stop is not None and stop.is_set():
                 raise SearchUnavailableError("stopping with documents unwritten") from exc
@@ -197,7 +207,9 @@ async def bulk_index(
                 retry[doc_id] = pending[doc_id]
             else:
                 error = outcome.get("error", {})
-                result.rejected.append((doc_id, f"{error.get('type', status)}: {error.get('reason', '')}"[:1000]))
+                result.rejected.append(
+                    (doc_id, f"{error.get('type', status)}: {error.get('reason', '')}"[:1000])
+                )
         pending = retry
         if pending:
             attempt += 1

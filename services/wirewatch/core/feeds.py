@@ -63,8 +63,9 @@ def save_feeds(path: Path, feeds: list[Feed]) -> None:
     tmp.replace(path)
 
 
-def add_feed(path: Path, url: str, name: str | None = None, language: str | None = None,
-             interval: float | None = None) -> tuple[Feed, bool]:
+def add_feed(
+    path: Path, url: str, name: str | None = None, language: str | None = None, interval: float | None = None
+) -> tuple[Feed, bool]:
     """Add a feed; returns (feed, added). An existing feed (same canonical URL) is kept."""
     feeds = load_feeds(path)
     new = Feed(id=feed_id(url), url=url, name=name, language=language, interval=interval)

@@ -8,9 +8,29 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 #: Query parameters that only track the reader; they never change the article.
 TRACKING_PARAMS = frozenset(
     {
-        "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid",
-        "_ga", "_gl", "ref", "ref_src", "cmpid", "xtor", "at_medium", "at_campaign",
-        "ocid", "smid", "soc_src", "soc_trk", "ito", "ns_mchannel", "ns_source",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "yclid",
+        "_ga",
+        "_gl",
+        "ref",
+        "ref_src",
+        "cmpid",
+        "xtor",
+        "at_medium",
+        "at_campaign",
+        "ocid",
+        "smid",
+        "soc_src",
+        "soc_trk",
+        "ito",
+        "ns_mchannel",
+        "ns_source",
     }
 )
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_", "hsa_")

@@ -146,7 +146,9 @@ async def consumer_lag(settings: Settings, groups: list[str]) -> list[GroupLag]:
     out = []
     for group in groups:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap(settings), group_id=group, enable_auto_commit=False,
+            bootstrap_servers=bootstrap(settings),
+            group_id=group,
+            enable_auto_commit=False,
             request_timeout_ms=10000,
         )
         await consumer.start()  # not subscribed: reads committed offsets without joining the group

@@ -40,7 +40,9 @@ class JsonFormatter(logging.Formatter):
 class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and not k.startswith("_")
+            f"{k}={v}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD_ATTRS and not k.startswith("_")
         )
         base = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} "
         line = base + f"{record.name}: {record.getMessage()}" + (f"  {extras}" if extras else "")
@@ -58,7 +60,9 @@ def logging_config(level: str, fmt: str, service: str | None = None) -> dict[str
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": sys.stderr}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": sys.stderr}
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
             "aiokafka": {"level": "WARNING"},

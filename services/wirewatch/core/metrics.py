@@ -11,7 +11,9 @@ DEAD_LETTERS = Counter("wirewatch_dead_letters_total", "Records sent to the dead
 FETCHES = Counter("wirewatch_fetches_total", "HTTP fetches by kind and status", ["kind", "status"])
 ARTICLES_PRODUCED = Counter("wirewatch_articles_produced_total", "Raw articles produced")
 EXTRACTION_SECONDS = Histogram(
-    "wirewatch_extraction_seconds", "Time to extract one article", buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5)
+    "wirewatch_extraction_seconds",
+    "Time to extract one article",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
 DUPLICATES = Counter("wirewatch_duplicates_total", "Articles flagged as exact duplicates")
 INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch", ["index"])

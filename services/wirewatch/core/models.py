@@ -29,7 +29,7 @@ FULL_TEXT = Es({"type": "text", "fields": {"keyword": {"type": "keyword", "ignor
 BODY_TEXT = Es({"type": "text"})
 NOT_INDEXED = Es({"type": "keyword", "index": False, "doc_values": False})
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 def utcnow() -> datetime:
@@ -80,7 +80,9 @@ class Feed(Message):
     url: str
     name: str | None = None
     language: str | None = Field(default=None, description="Declared language (a hint only).")
-    interval: float | None = Field(default=None, gt=0, description="Seconds between polls; default from settings.")
+    interval: float | None = Field(
+        default=None, gt=0, description="Seconds between polls; default from settings."
+    )
 
 
 class RawArticle(Message):

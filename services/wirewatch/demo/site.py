@@ -133,8 +133,11 @@ def parse_content(data: Any) -> DemoContent:
     if not isinstance(raw_outlets, list) or not isinstance(raw_articles, list):
         raise DemoContentError("demo content needs 'outlets' and 'articles' lists")
     outlets = tuple(
-        Outlet(slug=_field(o, "slug", f"outlet #{n}"), name=_field(o, "name", f"outlet #{n}"),
-               language=_field(o, "language", f"outlet #{n}"))
+        Outlet(
+            slug=_field(o, "slug", f"outlet #{n}"),
+            name=_field(o, "name", f"outlet #{n}"),
+            language=_field(o, "language", f"outlet #{n}"),
+        )
         for n, o in enumerate(raw_outlets, 1)
     )
     slugs = {o.slug for o in outlets}
@@ -153,15 +156,23 @@ def parse_content(data: Any) -> DemoContent:
         if published.tzinfo is None:
             raise DemoContentError(f"{where}: 'published' needs a timezone")
         paragraphs = entry.get("paragraphs")
-        if not isinstance(paragraphs, list) or not paragraphs or not all(
-            isinstance(p, str) and p.strip() for p in paragraphs
+        if (
+            not isinstance(paragraphs, list)
+            or not paragraphs
+            or not all(isinstance(p, str) and p.strip() for p in paragraphs)
         ):
             raise DemoContentError(f"{where}: 'paragraphs' must be a non-empty list of strings")
-        articles.append(DemoArticle(
-            slug=_field(entry, "slug", where), outlet=outlet, title=_field(entry, "title", where),
-            published=published, author=_field(entry, "author", where),
-            summary=_field(entry, "summary", where), paragraphs=tuple(paragraphs),
-        ))
+        articles.append(
+            DemoArticle(
+                slug=_field(entry, "slug", where),
+                outlet=outlet,
+                title=_field(entry, "title", where),
+                published=published,
+                author=_field(entry, "author", where),
+                summary=_field(entry, "summary", where),
+                paragraphs=tuple(paragraphs),
+            )
+        )
     if len({a.key for a in articles}) != len(articles):
         raise DemoContentError("duplicate article slug within an outlet")
     articles.sort(key=lambda a: (a.published, a.outlet, a.slug))
@@ -206,19 +217,37 @@ _LABELS: dict[str, _Labels] = {
         by="Par",
         related="À lire aussi",
         newsletter="La lettre du matin",
-        newsletter_pitch=("Abonnez-vous à notre newsletter : l'essentiel de l'actualité chaque matin "
-                          "à 7 heures."),
+        newsletter_pitch=(
+            "Abonnez-vous à notre newsletter : l'essentiel de l'actualité chaque matin à 7 heures."
+        ),
         subscribe="Je m'abonne",
         email_placeholder="Votre adresse e-mail",
         rights="Tous droits réservés",
-        legal=("Mentions légales", "Politique de confidentialité", "Gestion des cookies", "Contact",
-               "Publicité"),
+        legal=(
+            "Mentions légales",
+            "Politique de confidentialité",
+            "Gestion des cookies",
+            "Contact",
+            "Publicité",
+        ),
         cookies="Nous utilisons des cookies pour mesurer l'audience et personnaliser les publicités.",
         accept="Accepter",
         latest="Dernières informations",
         feed_description="Toute l'actualité en continu",
-        months=("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-                "octobre", "novembre", "décembre"),
+        months=(
+            "janvier",
+            "février",
+            "mars",
+            "avril",
+            "mai",
+            "juin",
+            "juillet",
+            "août",
+            "septembre",
+            "octobre",
+            "novembre",
+            "décembre",
+        ),
         locale="fr_FR",
     ),
     "en": _Labels(
@@ -236,8 +265,20 @@ _LABELS: dict[str, _Labels] = {
         accept="Accept",
         latest="Latest news",
         feed_description="The latest news as it happens",
-        months=("January", "February", "March", "April", "May", "June", "July", "August", "September",
-                "October", "November", "December"),
+        months=(
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ),
         locale="en_GB",
     ),
 }
@@ -311,18 +352,26 @@ def _json_ld(data: dict[str, Any]) -> str:
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def render_article(article: DemoArticle, outlet: Outlet, base_url: str,
-                   related: Iterable[DemoArticle]) -> str:
+def render_article(
+    article: DemoArticle, outlet: Outlet, base_url: str, related: Iterable[DemoArticle]
+) -> str:
     """The full HTML page of one article; ``related`` fills the sidebar."""
     labels = _labels(outlet.language)
     url = base_url + article.path
     iso = article.published.isoformat()
-    ld = _json_ld({
-        "@context": "https://schema.org", "@type": "NewsArticle", "headline": article.title,
-        "description": article.summary, "datePublished": iso, "inLanguage": outlet.language,
-        "author": {"@type": "Person", "name": article.author},
-        "publisher": {"@type": "Organization", "name": outlet.name}, "mainEntityOfPage": url,
-    })
+    ld = _json_ld(
+        {
+            "@context": "https://schema.org",
+            "@type": "NewsArticle",
+            "headline": article.title,
+            "description": article.summary,
+            "datePublished": iso,
+            "inLanguage": outlet.language,
+            "author": {"@type": "Person", "name": article.author},
+            "publisher": {"@type": "Organization", "name": outlet.name},
+            "mainEntityOfPage": url,
+        }
+    )
     head = (
         f'<meta name="description" content="{_e(article.summary)}">\n'
         f'<meta name="author" content="{_e(article.author)}">\n'
@@ -355,8 +404,13 @@ def render_article(article: DemoArticle, outlet: Outlet, base_url: str,
         f'<input type="email" name="email" placeholder="{_e(labels.email_placeholder)}">'
         f'<button type="submit">{_e(labels.subscribe)}</button></form></section>\n</aside>\n</main>'
     )
-    return _page(language=outlet.language, title=f"{article.title} | {outlet.name}", head=head,
-                 outlet=outlet, main=main)
+    return _page(
+        language=outlet.language,
+        title=f"{article.title} | {outlet.name}",
+        head=head,
+        outlet=outlet,
+        main=main,
+    )
 
 
 def render_outlet_home(outlet: Outlet, articles: Iterable[DemoArticle]) -> str:
@@ -372,10 +426,17 @@ def render_outlet_home(outlet: Outlet, articles: Iterable[DemoArticle]) -> str:
         f'<link rel="alternate" type="application/rss+xml" title="{_e(outlet.name)}" '
         f'href="{_e(f"/{outlet.slug}/rss.xml")}">\n'
     )
-    main = (f'<main class="layout">\n<section>\n<h1>{_e(labels.latest)}</h1>\n'
-            f"<ul>\n{items}\n</ul>\n</section>\n</main>")
-    return _page(language=outlet.language, title=f"{outlet.name} | {labels.latest}", head=head,
-                 outlet=outlet, main=main)
+    main = (
+        f'<main class="layout">\n<section>\n<h1>{_e(labels.latest)}</h1>\n'
+        f"<ul>\n{items}\n</ul>\n</section>\n</main>"
+    )
+    return _page(
+        language=outlet.language,
+        title=f"{outlet.name} | {labels.latest}",
+        head=head,
+        outlet=outlet,
+        main=main,
+    )
 
 
 def render_index(content: DemoContent, base_url: str) -> str:
@@ -393,8 +454,10 @@ def render_index(content: DemoContent, base_url: str) -> str:
 
 
 def render_not_found() -> str:
-    main = ('<main class="layout"><section><h1>404 — Page not found</h1>'
-            '<p><a href="/">Home</a></p></section></main>')
+    main = (
+        '<main class="layout"><section><h1>404 — Page not found</h1>'
+        '<p><a href="/">Home</a></p></section></main>'
+    )
     return _page(language="en", title="Page not found", head="", outlet=None, main=main)
 
 
@@ -497,8 +560,15 @@ class DemoSite:
     ``release_interval`` seconds; ``None`` shows everything. ``clock`` is for tests.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, release_interval: float | None = None,
-                 content: DemoContent | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        release_interval: float | None = None,
+        content: DemoContent | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if release_interval is not None and not release_interval > 0:
             raise ValueError("release_interval must be positive")
         self.content = content if content is not None else load_content()
@@ -508,14 +578,22 @@ class DemoSite:
         server_class = _Server6 if ":" in host else _Server
         self._server = server_class((host, port), _Handler)
         self._server.site = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="wirewatch-demo-site", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="wirewatch-demo-site", daemon=True
+        )
         self._thread.start()
         self._closed = False
 
     @classmethod
-    def start(cls, host: str = "127.0.0.1", port: int = 0, *, release_interval: float | None = None,
-              content: DemoContent | None = None, clock: Callable[[], float] = time.monotonic) -> Self:
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        release_interval: float | None = None,
+        content: DemoContent | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Self:
         """Bind ``host:port`` and start serving in a background thread."""
         return cls(host, port, release_interval=release_interval, content=content, clock=clock)
 
@@ -546,7 +624,7 @@ class DemoSite:
             return list(self.content.articles)
         # Whole intervals only: exactly INITIAL_RELEASE articles until the first interval has passed.
         limit = INITIAL_RELEASE + math.floor((self._clock() - self._started) / self.release_interval)
-        return list(self.content.articles[:max(limit, 0)])
+        return list(self.content.articles[: max(limit, 0)])
 
     def handle(self, raw_path: str) -> Response:
         """Route one request path (query and fragment ignored) to a response."""
@@ -583,8 +661,9 @@ class DemoSite:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -603,12 +682,17 @@ def write_feeds_file(path: Path, site: DemoSite, interval: float = DEMO_FEED_INT
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the demo site in the foreground until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m wirewatch.demo.site",
-                                     description=(__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m wirewatch.demo.site", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--release-interval", type=float, default=None,
-                        help="seconds between two newly published articles (default: all at once)")
+    parser.add_argument(
+        "--release-interval",
+        type=float,
+        default=None,
+        help="seconds between two newly published articles (default: all at once)",
+    )
     parser.add_argument("--feeds-file", type=Path, help="also write a wirewatch feeds file here")
     args = parser.parse_args(argv)
     with DemoSite.start(args.host, args.port, release_interval=args.release_interval) as site:

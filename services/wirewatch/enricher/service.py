@@ -71,8 +71,9 @@ def create(settings: Settings) -> ServiceApp:
                 continue
             except Exception as exc:
                 metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
-                await service.dead_letter("enricher.analyse", describe_exception(exc), payload=event.value,
-                                          event=event)
+                await service.dead_letter(
+                    "enricher.analyse", describe_exception(exc), payload=event.value, event=event
+                )
                 continue
             await by_hash.send(key=article.content_hash.encode(), value=article.to_bytes())
 

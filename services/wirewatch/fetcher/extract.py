@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import trafilatura
 from htmldate import find_date
+from trafilatura.settings import Document
 
 
 class ExtractionError(ValueError):
@@ -45,7 +46,7 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
         include_tables=False,
         favor_precision=False,
     )
-    if doc is None or not (doc.text or "").strip():
+    if not isinstance(doc, Document) or not (doc.text or "").strip():
         raise ExtractionError("no article text found")
     date = doc.date
     if not date:
@@ -54,7 +55,7 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
         except Exception:  # htmldate on hostile markup: no date rather than no article
             date = None
     return Extracted(
-        text=doc.text.strip(),
+        text=(doc.text or "").strip(),
         title=(doc.title or None),
         author=doc.author or None,
         published=_parse_date(date),

@@ -69,7 +69,9 @@ class Page:
     headers: dict[str, str]
 
 
-async def fetch(client: httpx.AsyncClient, url: str, max_bytes: int, headers: dict[str, str] | None = None) -> Page:
+async def fetch(
+    client: httpx.AsyncClient, url: str, max_bytes: int, headers: dict[str, str] | None = None
+) -> Page:
     """GET ``url``, reading at most ``max_bytes`` (checked while streaming)."""
     try:
         async with client.stream("GET", url, headers=headers) as response:
@@ -85,8 +87,11 @@ async def fetch(client: httpx.AsyncClient, url: str, max_bytes: int, headers: di
                     raise FetchError(f"body of {url} is larger than {max_bytes} bytes")
                 chunks.append(chunk)
             return Page(
-                str(response.url), response.status_code, b"".join(chunks),
-                response.headers.get("content-type"), dict(response.headers),
+                str(response.url),
+                response.status_code,
+                b"".join(chunks),
+                response.headers.get("content-type"),
+                dict(response.headers),
             )
     except httpx.HTTPError as exc:
         raise FetchError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
@@ -142,7 +147,10 @@ class Fetcher:
         self.service.ready = True
         try:
             async with httpx.AsyncClient(
-                timeout=timeout, limits=limits, follow_redirects=True, max_redirects=5,
+                timeout=timeout,
+                limits=limits,
+                follow_redirects=True,
+                max_redirects=5,
                 headers={"User-Agent": self.settings.user_agent},
             ) as client:
                 while True:
@@ -167,8 +175,9 @@ class Fetcher:
             log.error("feeds file unreadable, keeping the previous list", extra={"error": str(exc)})
         return self._feeds
 
-    async def _poll(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed,
-                    state: FeedState) -> None:
+    async def _poll(
+        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed, state: FeedState
+    ) -> None:
         interval = feed.interval or self.settings.poll_interval
         try:
             new = await self.poll_feed(client, semaphore, feed, state)
@@ -188,14 +197,17 @@ class Fetcher:
     async def feed_problem(self, feed: Feed, state: FeedState, reason: str) -> None:
         """Log every time; record a dead letter when the feed's problem is new or changed."""
         if reason == state.last_error:
-            log.warning("feed still failing", extra={"feed_url": feed.url, "reason": reason,
-                                                     "failures": state.failures})
+            log.warning(
+                "feed still failing",
+                extra={"feed_url": feed.url, "reason": reason, "failures": state.failures},
+            )
             return
         state.last_error = reason
         await self.service.dead_letter("fetcher.feed", reason, feed_url=feed.url)
 
-    async def poll_feed(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed,
-                        state: FeedState) -> int:
+    async def poll_feed(
+        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed, state: FeedState
+    ) -> int:
         headers = {}
         if state.etag:
             headers["If-None-Match"] = state.etag
@@ -229,7 +241,9 @@ class Fetcher:
             try:
                 aid = article_id(link)
             except InvalidURLError as exc:
-                await self.service.dead_letter("fetcher.entry", str(exc), feed_url=feed.url, url=str(link)[:2000])
+                await self.service.dead_letter(
+                    "fetcher.entry", str(exc), feed_url=feed.url, url=str(link)[:2000]
+                )
                 continue
             if aid in self.seen:
                 continue
@@ -240,8 +254,17 @@ class Fetcher:
         results = await asyncio.gather(*jobs)
         return sum(results)
 
-    async def _article(self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed, link: str,
-                       aid: str, entry: Any, feed_title: str | None, feed_language: str | None) -> int:
+    async def _article(
+        self,
+        client: httpx.AsyncClient,
+        semaphore: asyncio.Semaphore,
+        feed: Feed,
+        link: str,
+        aid: str,
+        entry: Any,
+        feed_title: str | None,
+        feed_language: str | None,
+    ) -> int:
         try:
             async with semaphore:
                 page = await fetch(client, link, self.settings.fetch_max_bytes)
@@ -264,7 +287,9 @@ class Fetcher:
         if article.id != aid:
             self.seen.add(article.id)
         metrics.ARTICLES_PRODUCED.inc()
-        log.info("article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url})
+        log.info(
+            "article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url}
+        )
         return 1
 
     async def article_failed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
@@ -275,13 +300,23 @@ class Fetcher:
         self.failed[aid] = ArticleFailure(attempts, time.monotonic() + interval * 2 ** (attempts - 1), reason)
         if attempts == 1 or attempts >= ARTICLE_MAX_ATTEMPTS:
             final = f" (giving up after {attempts} attempts)" if attempts >= ARTICLE_MAX_ATTEMPTS else ""
-            await self.service.dead_letter("fetcher.article", reason + final, url=link, feed_url=feed.url,
-                                           key=aid)
+            await self.service.dead_letter(
+                "fetcher.article", reason + final, url=link, feed_url=feed.url, key=aid
+            )
         else:
             log.warning("article still failing", extra={"url": link, "reason": reason, "attempts": attempts})
 
-    def build_article(self, feed: Feed, link: str, aid: str, entry: Any, page: Page, extracted: Extracted,
-                      feed_title: str | None, feed_language: str | None) -> RawArticle:
+    def build_article(
+        self,
+        feed: Feed,
+        link: str,
+        aid: str,
+        entry: Any,
+        page: Page,
+        extracted: Extracted,
+        feed_title: str | None,
+        feed_language: str | None,
+    ) -> RawArticle:
         canonical = canonical_url(link)
         # A page's own canonical URL wins only on the same host (a page cannot claim another site's id).
         if extracted.canonical_url:

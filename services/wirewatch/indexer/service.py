@@ -50,7 +50,9 @@ class Indexer:
             return
         es = await self.es()
         started = time.perf_counter()
-        result = await bulk_index(es, self.settings.index(kind), docs, max_backoff=self.settings.index_retry_max_seconds)
+        result = await bulk_index(
+            es, self.settings.index(kind), docs, max_backoff=self.settings.index_retry_max_seconds
+        )
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
         metrics.INDEXED.labels(index=kind).inc(result.written)
         metrics.MESSAGES.labels(service="indexer", outcome="ok").inc(result.written)
@@ -60,7 +62,9 @@ class Indexer:
                 metrics.MESSAGES.labels(service="indexer", outcome="rejected").inc()
                 continue
             await self.service.dead_letter(
-                f"indexer.{kind}", f"rejected by Elasticsearch: {reason}", key=doc_id,
+                f"indexer.{kind}",
+                f"rejected by Elasticsearch: {reason}",
+                key=doc_id,
                 payload=str(by_id.get(doc_id))[:65536],
             )
 
@@ -81,7 +85,10 @@ def create(settings: Settings) -> ServiceApp:
             await es.close()
 
     async def consume(stream: StreamT[bytes], kind: str, model: type[Message]) -> None:
-        async for batch in stream.take_events(settings.index_batch_size, within=settings.index_batch_seconds):
+        batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
+            settings.index_batch_size, within=settings.index_batch_seconds
+        )
+        async for batch in batches:
             await indexer.write(kind, model, list(batch))
 
     @app.agent(enriched_topic)

@@ -74,7 +74,7 @@ def tansu_binary() -> str:
 def osmem_binary() -> str:
     from osmem_server import resolve_binary
 
-    return resolve_binary()
+    return str(resolve_binary())
 
 
 def noida_binary() -> str:
@@ -204,15 +204,30 @@ def start_servers(
         servers = LocalServers(backend, f"{host}:{kafka_port}", f"http://{host}:{es_port}", log_dir=log_dir)
         try:
             tansu, log = _spawn(
-                [tansu_binary(), "broker", "--listener-url", f"tcp://{host}:{kafka_port}",
-                 "--advertised-listener-url", f"tcp://{host}:{kafka_port}", "--storage-engine", "memory://tansu/"],
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://{host}:{kafka_port}",
+                    "--advertised-listener-url",
+                    f"tcp://{host}:{kafka_port}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
                 log_dir / "tansu.log" if log_dir else None,
             )
             servers.processes.append(tansu)
             servers.logs.extend([log] if log else [])
             osmem, log = _spawn(
-                [osmem_binary(), "-addr", f"{host}:{es_port}", "-no-ja", "-no-stdin-watch",
-                 "-parent-pid", str(os.getpid())],
+                [
+                    osmem_binary(),
+                    "-addr",
+                    f"{host}:{es_port}",
+                    "-no-ja",
+                    "-no-stdin-watch",
+                    "-parent-pid",
+                    str(os.getpid()),
+                ],
                 log_dir / "osmem.log" if log_dir else None,
             )
             servers.processes.append(osmem)
@@ -233,9 +248,20 @@ def start_servers(
     )
     try:
         noida, log = _spawn(
-            [noida_binary(), "start", "--data-dir", str(data_dir / "noida"), "--host", host,
-             "--only", "kafka,elasticsearch", "--kafka-port", str(ports["kafka"]),
-             "--elasticsearch-port", str(ports["elasticsearch"])],
+            [
+                noida_binary(),
+                "start",
+                "--data-dir",
+                str(data_dir / "noida"),
+                "--host",
+                host,
+                "--only",
+                "kafka,elasticsearch",
+                "--kafka-port",
+                str(ports["kafka"]),
+                "--elasticsearch-port",
+                str(ports["elasticsearch"]),
+            ],
             log_dir / "noida.log" if log_dir else None,
         )
         servers.processes.append(noida)

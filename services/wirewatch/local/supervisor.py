@@ -71,7 +71,12 @@ class Supervisor:
         self._thread.start()
 
     def _spawn(self, child: Child) -> None:
-        env = {**os.environ, **self.env, "WIREWATCH_WEB_PORT": str(child.port), "WIREWATCH_WEB_HOST": "127.0.0.1"}
+        env = {
+            **os.environ,
+            **self.env,
+            "WIREWATCH_WEB_PORT": str(child.port),
+            "WIREWATCH_WEB_HOST": "127.0.0.1",
+        }
         if child.log_file is None:
             child.log_file = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         child.process = subprocess.Popen(
@@ -97,7 +102,7 @@ class Supervisor:
                     # Crash loop protection: 1 s, 2 s, 4 s … up to 30 s; reset after a minute of uptime.
                     if now - child.started_at > 60:
                         child.restarts = 0
-                    delay = min(30.0, 2.0 ** child.restarts)
+                    delay = min(30.0, 2.0**child.restarts)
                     child.next_start = now + delay
                     log.error(
                         "service exited, restarting",
@@ -119,9 +124,10 @@ class Supervisor:
         for name, child in self.children.items():
             ok = False
             if child.running():
-                with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(
-                    child.health_url, timeout=2
-                ) as response:
+                with (
+                    contextlib.suppress(urllib.error.URLError, OSError),
+                    urllib.request.urlopen(child.health_url, timeout=2) as response,
+                ):
                     ok = response.status == 200
             out[name] = ok
         return out
@@ -159,8 +165,13 @@ class Supervisor:
 
     def describe(self) -> dict[str, dict[str, object]]:
         return {
-            name: {"pid": c.pid, "port": c.port, "health": c.health_url, "metrics": f"http://127.0.0.1:{c.port}/metrics",
-                   "restarts": c.restarts}
+            name: {
+                "pid": c.pid,
+                "port": c.port,
+                "health": c.health_url,
+                "metrics": f"http://127.0.0.1:{c.port}/metrics",
+                "restarts": c.restarts,
+            }
             for name, c in self.children.items()
         }
 

@@ -92,9 +92,13 @@ def run_up(
             servers = start_servers(backend, data_dir=data_dir, log_dir=log_dir)
             env.update(servers.env())
             settings = settings.model_copy(
-                update={"kafka_bootstrap": servers.kafka_bootstrap, "es_url": servers.es_url,
-                        "kafka_session_timeout": servers.timing[0], "kafka_heartbeat_interval": servers.timing[1],
-                        "kafka_rebalance_timeout": servers.timing[2]}
+                update={
+                    "kafka_bootstrap": servers.kafka_bootstrap,
+                    "es_url": servers.es_url,
+                    "kafka_session_timeout": servers.timing[0],
+                    "kafka_heartbeat_interval": servers.timing[1],
+                    "kafka_rebalance_timeout": servers.timing[2],
+                }
             )
         if demo:
             from wirewatch.demo.site import DemoSite, write_feeds_file
@@ -117,8 +121,13 @@ def run_up(
         supervisor.start()
         write_endpoints(
             endpoints_file(settings),
-            {"pid": os.getpid(), "kafka_bootstrap": settings.kafka_bootstrap, "es_url": settings.es_url,
-             "backend": servers.backend if servers else "external", "services": supervisor.describe()},
+            {
+                "pid": os.getpid(),
+                "kafka_bootstrap": settings.kafka_bootstrap,
+                "es_url": settings.es_url,
+                "backend": servers.backend if servers else "external",
+                "services": supervisor.describe(),
+            },
         )
         healthy = supervisor.wait_healthy(120)
         echo("")
