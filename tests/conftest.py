@@ -13,10 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from newsroom import NewsSite  # noqa: E402
-
-from wirewatch.core.settings import Settings  # noqa: E402
-from wirewatch.local.servers import LocalServers, start_servers  # noqa: E402
+from newsroom import NewsSite
+from wirewatch.core.settings import Settings
+from wirewatch.local.servers import LocalServers, start_servers
 
 T = TypeVar("T")
 
@@ -49,7 +48,9 @@ def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def wait_for(check: Callable[[], T], timeout: float = 60.0, interval: float = 0.5, what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 60.0, interval: float = 0.5, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: T | None = None

@@ -111,7 +111,9 @@ class NewsSite:
             f"<description>Test outlet</description>{items}</channel></rss>"
         )
         with self.lock:
-            self.routes[f"/{outlet}/rss.xml"] = Route(200, "application/rss+xml; charset=utf-8", body.encode())
+            self.routes[f"/{outlet}/rss.xml"] = Route(
+                200, "application/rss+xml; charset=utf-8", body.encode()
+            )
 
     def close(self) -> None:
         self.server.shutdown()

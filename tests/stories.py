@@ -18,10 +18,11 @@ BRIDGE = Story(
     published=_at(2, 8),
     paragraphs=(
         "The harbour bridge linking the old town to the eastern districts was closed to all traffic on "
-        "Monday morning after engineers found cracks in a steel beam of the main span, the city council said.",
+        "Monday morning after engineers found cracks in a steel beam of the main span, "
+        "the city council said.",
         "About 45,000 vehicles cross the bridge every day. Police set up diversions through the northern "
         "ring road and warned commuters to expect delays of up to an hour during the morning rush.",
-        "\"We will not reopen the bridge until we are certain it is safe,\" the council's head of transport, "
+        '"We will not reopen the bridge until we are certain it is safe," the council\'s head of transport, '
         "Maria Lindqvist, told reporters. Inspections are expected to take at least two weeks.",
     ),
 )
@@ -159,5 +160,11 @@ BAKERY = Story(
 
 def copy_of(story: Story, slug: str) -> Story:
     """The same text, republished under another URL (an exact duplicate)."""
-    return Story(slug=slug, title=story.title, language=story.language, published=story.published,
-                 paragraphs=story.paragraphs, author="Agency")
+    return Story(
+        slug=slug,
+        title=story.title,
+        language=story.language,
+        published=story.published,
+        paragraphs=story.paragraphs,
+        author="Agency",
+    )

@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 import stories
 from conftest import run, settings_for, wait_for
 from newsroom import NewsSite
-
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
 from wirewatch.core.kafka import read_topic
@@ -66,11 +66,15 @@ class Pipeline:
         self.expected[article_id(url)] = url
         return url
 
-    def search(self, index: str, query: dict[str, Any] | None = None, size: int = 1000) -> list[dict[str, Any]]:
+    def search(
+        self, index: str, query: dict[str, Any] | None = None, size: int = 1000
+    ) -> list[dict[str, Any]]:
         es = self.servers.es_url
         httpx.post(f"{es}/wirewatch-{index}/_refresh", timeout=10)
         response = httpx.post(
-            f"{es}/wirewatch-{index}/_search", json={"query": query or {"match_all": {}}, "size": size}, timeout=10
+            f"{es}/wirewatch-{index}/_search",
+            json={"query": query or {"match_all": {}}, "size": size},
+            timeout=10,
         )
         response.raise_for_status()
         return [hit["_source"] for hit in response.json()["hits"]["hits"]]
@@ -105,7 +109,9 @@ def closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pipeline(servers: LocalServers, site: NewsSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(
+    servers: LocalServers, site: NewsSite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
     p = Pipeline(servers, site, tmp_path_factory.mktemp("pipeline"))
     wire = site.add_outlet("wire", "Wire Service")
     matin = site.add_outlet("matin", "Le Matin Test")
@@ -155,11 +161,16 @@ def test_identical_article_at_another_url_is_an_exact_duplicate(pipeline: Pipeli
 
 def test_broken_feed_and_unreachable_article_are_dead_lettered(pipeline: Pipeline) -> None:
     def letters() -> list[DeadLetter]:
-        return [DeadLetter.from_bytes(v) for _, v in run(read_topic(pipeline.settings, "wirewatch.dead-letters"))
-                if v is not None]
+        return [
+            DeadLetter.from_bytes(v)
+            for _, v in run(read_topic(pipeline.settings, "wirewatch.dead-letters"))
+            if v is not None
+        ]
 
     found = wait_for(
-        lambda: (lambda ls: ls if {"fetcher.feed", "fetcher.article"} <= {x.stage for x in ls} else None)(letters()),
+        lambda: (lambda ls: ls if {"fetcher.feed", "fetcher.article"} <= {x.stage for x in ls} else None)(
+            letters()
+        ),
         what="dead letters for the broken feed and the unreachable article",
     )
     feed_letter = next(x for x in found if x.stage == "fetcher.feed")
@@ -192,8 +203,10 @@ def test_killed_services_lose_and_duplicate_nothing(pipeline: Pipeline) -> None:
     pipeline.publish("wire", stories.PARK)
     supervisor.kill("fetcher", signal.SIGKILL)
     pipeline.publish("matin", stories.MARCHE)
-    wait_for(lambda: all(supervisor.children[n].pid != before[n] for n in ("enricher", "indexer", "fetcher")),
-             what="the supervisor to restart the killed services")
+    wait_for(
+        lambda: all(supervisor.children[n].pid != before[n] for n in ("enricher", "indexer", "fetcher")),
+        what="the supervisor to restart the killed services",
+    )
     docs = pipeline.wait_for_articles(timeout=120)
     # The duplicate decision survived the enricher's crash (its table came back from the changelog).
     copy = docs[article_id(pipeline.site.url + "/matin/pont-ferme.html")]

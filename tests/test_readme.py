@@ -12,8 +12,11 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_documented() -> None:
-    missing = [f"WIREWATCH_{name.upper()}" for name in Settings.model_fields
-               if f"WIREWATCH_{name.upper()}" not in README]
+    missing = [
+        f"WIREWATCH_{name.upper()}"
+        for name in Settings.model_fields
+        if f"WIREWATCH_{name.upper()}" not in README
+    ]
     assert not missing, f"README's configuration table lacks {missing}"
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+
 import stories
 from conftest import wait_for
 from newsroom import NewsSite
-
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
 
@@ -43,10 +43,16 @@ class Up:
         with open(self.output, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "wirewatch", "up", "--data-dir", str(self.data_dir)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.tmp,
             )
-        wait_for(lambda: self.output.read_text().count("wirewatch is up") > ready_before, timeout=120,
-                 what="`wirewatch up` ready")
+        wait_for(
+            lambda: self.output.read_text().count("wirewatch is up") > ready_before,
+            timeout=120,
+            what="`wirewatch up` ready",
+        )
 
     def endpoints(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
@@ -92,18 +98,39 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
 
     up.start()
     assert up.endpoints()["backend"] == "noida"
-    first = wait_for(lambda: (lambda a: a if set(a) == expected else None)(up.articles()), timeout=90,
-                     what="the three articles indexed")
+    first = wait_for(
+        lambda: (lambda a: a if set(a) == expected else None)(up.articles()),
+        timeout=90,
+        what="the three articles indexed",
+    )
     pair = {article_id(copy), article_id(urls[0])}
     flagged = {a["id"]: a["duplicate_of"] for a in first.values() if a["is_duplicate"]}
     # Same poll, same text: whichever reached the enricher first is the original.
     assert len(flagged) == 1 and set(flagged) | set(flagged.values()) == pair
 
     # A second `up` on the same data directory refuses instead of fighting over it.
-    second = subprocess.run([sys.executable, "-m", "wirewatch", "up", "--data-dir", str(up.data_dir)],
-                            env=up.env, capture_output=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "wirewatch", "up", "--data-dir", str(up.data_dir)],
+        env=up.env,
+        capture_output=True,
+        timeout=60,
+    )
     assert second.returncode == 2
     assert b"already running" in second.stdout
+
+    # kill -9 of a service: noida-db never evicts the dead group member, so `up` restarts the
+    # servers and every service; the stream must go on (a new article arrives) with nothing doubled.
+    enricher_pid = up.endpoints()["services"]["enricher"]["pid"]
+    os.kill(enricher_pid, signal.SIGKILL)
+    crash_article = site.publish("daily", stories.VACCINE)
+    expected.add(article_id(crash_article))
+    wait_for(
+        lambda: (lambda a: a if set(a) == expected else None)(up.articles()),
+        timeout=120,
+        what="the stream to recover from the crash",
+    )
+    assert "restarting the local servers" in up.output.read_text()
+    assert up.endpoints()["services"]["enricher"]["pid"] != enricher_pid
 
     assert up.stop() == 0
     assert "Stopping" in up.output.read_text()
@@ -112,7 +139,10 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     new = site.publish("daily", stories.TRAMWAY)
     up.start()
     # The data survived the restart, nothing was doubled, and the new article arrived.
-    after = wait_for(lambda: (lambda a: a if set(a) == expected | {article_id(new)} else None)(up.articles()),
-                     timeout=120, what="old articles kept and the new one indexed")
+    after = wait_for(
+        lambda: (lambda a: a if set(a) == expected | {article_id(new)} else None)(up.articles()),
+        timeout=120,
+        what="old articles kept and the new one indexed",
+    )
     assert {a["id"]: a["duplicate_of"] for a in after.values() if a["is_duplicate"]} == flagged
     assert up.stop() == 0

@@ -46,7 +46,17 @@ def canonical_url(url: str) -> str:
 
     Lower-cases scheme and host, drops the fragment, default ports, tracking parameters
     and a trailing ``?``, and sorts the remaining query parameters. Idempotent.
+    Raises ``InvalidURLError`` (and nothing else) for anything it cannot normalise.
     """
+    try:
+        return _canonical_url(url)
+    except InvalidURLError:
+        raise
+    except ValueError as exc:  # urlsplit: unbalanced IPv6 brackets, NFKC-invalid netloc; lone surrogates
+        raise InvalidURLError(f"unparseable URL: {url.strip()[:200]!r}: {exc}") from exc
+
+
+def _canonical_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -69,7 +79,9 @@ def canonical_url(url: str) -> str:
     ]
     query.sort()
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+    # Strip again: whitespace that ended the path before a dropped fragment or query would
+    # otherwise be stripped only on the next pass, breaking idempotence.
+    return urlunsplit((scheme, netloc, path, urlencode(query), "")).strip()
 
 
 def stable_id(*parts: str) -> str:

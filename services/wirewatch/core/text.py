@@ -49,12 +49,14 @@ def normalise(text: str) -> str:
     """Canonical form for comparison: NFC, plain quotes and dashes, one space, lower case,
     thousands separators removed (``5 000``, ``5.000`` and ``5,000`` all become ``5000``).
     Accents are kept (French ``côte`` and ``cote`` differ). Idempotent."""
-    text = unicodedata.normalize("NFC", text)
+    # Zero-width marks go before NFC (removing one can bring a letter and a combining mark
+    # together), and NFC runs again after casefold (which can decompose: ß + ◌́ -> ss + ◌́).
     text = _ZERO_WIDTH.sub("", text)
+    text = unicodedata.normalize("NFC", text)
     text = text.translate(_QUOTES)
     text = _SPACES.sub(" ", text).strip()
     text = _THOUSANDS.sub(_join_thousands, text)
-    return text.casefold()
+    return unicodedata.normalize("NFC", text.casefold())
 
 
 def content_hash(text: str) -> str:

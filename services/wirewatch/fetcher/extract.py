@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import lxml.html
 import trafilatura
 from htmldate import find_date
+from lxml import etree
 from trafilatura.settings import Document
 
 
@@ -36,6 +38,17 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _only_link_text(html: str, text: str) -> bool:
+    """True when every line of ``text`` is the whole text of some link on the page."""
+    try:
+        tree = lxml.html.fromstring(html)
+    except (ValueError, etree.LxmlError):
+        return False
+    anchors = {" ".join(a.text_content().split()) for a in tree.iter("a")}
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return bool(lines) and all(line in anchors for line in lines)
+
+
 def extract_article(html: str, url: str | None = None) -> Extracted:
     """Main text and metadata of one page. Pure and CPU-bound: run it in a process pool."""
     doc = trafilatura.bare_extraction(
@@ -48,6 +61,9 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
     )
     if not isinstance(doc, Document) or not (doc.text or "").strip():
         raise ExtractionError("no article text found")
+    if _only_link_text(html, doc.text or ""):
+        # trafilatura's fallbacks return a menu or a list of headlines when there is no article.
+        raise ExtractionError("no article text found (only navigation links)")
     date = doc.date
     if not date:
         try:

@@ -107,7 +107,7 @@ def decode_html(page: Page) -> str:
             continue
         try:
             return page.body.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeError):  # UnicodeError: e.g. charset=undefined, punycode
             continue
     return page.body.decode("latin-1")
 

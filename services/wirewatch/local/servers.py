@@ -51,6 +51,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
         try:
             sock.bind((host, port))
         except OSError:
@@ -93,6 +94,7 @@ class LocalServers:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
     log_dir: Path | None = None
+    data_dir: Path | None = None
 
     @property
     def timing(self) -> tuple[float, float, float]:
@@ -128,6 +130,14 @@ class LocalServers:
             log.close()
         self.processes.clear()
         self.logs.clear()
+
+    def restart(self) -> dict[str, str]:
+        """Stop and start the same backend on the same data; returns the (new) service env."""
+        self.stop()
+        fresh = start_servers(self.backend, data_dir=self.data_dir, log_dir=self.log_dir)
+        self.processes, self.logs = fresh.processes, fresh.logs
+        self.kafka_bootstrap, self.es_url = fresh.kafka_bootstrap, fresh.es_url
+        return self.env()
 
     def __enter__(self) -> LocalServers:
         return self
@@ -244,7 +254,11 @@ def start_servers(
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = remembered_ports(data_dir / "ports.json", ("kafka", "elasticsearch"))
     servers = LocalServers(
-        backend, f"{host}:{ports['kafka']}", f"http://{host}:{ports['elasticsearch']}", log_dir=log_dir
+        backend,
+        f"{host}:{ports['kafka']}",
+        f"http://{host}:{ports['elasticsearch']}",
+        log_dir=log_dir,
+        data_dir=data_dir,
     )
     try:
         noida, log = _spawn(

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -56,6 +57,8 @@ class Supervisor:
     services: list[ServiceName]
     env: dict[str, str]
     log_dir: Path
+    #: Restart a crashed service by itself. Off when the owner must act first (noida-db never
+    #: evicts a killed group member, so ``wirewatch up`` restarts the servers, then every service).
     restart: bool = True
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -113,6 +116,26 @@ class Supervisor:
                     child.next_start = 0.0
                     self._spawn(child)
 
+    def crashed(self) -> list[str]:
+        """Services whose process has exited although nobody asked them to stop."""
+        if self._stopping.is_set():
+            return []
+        return [
+            name
+            for name, c in self.children.items()
+            if c.process is not None and c.process.poll() is not None
+        ]
+
+    def restart_all(self, before_start: Callable[[], dict[str, str]] | None = None) -> None:
+        """Stop every service (SIGTERM, then SIGKILL), run ``before_start`` (whose result is
+        merged into the services' environment), then start them all again."""
+        self._terminate()
+        if before_start is not None:
+            self.env.update(before_start())
+        for child in self.children.values():
+            child.restarts += 1
+            self._spawn(child)
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one service (tests use this to simulate crashes)."""
         child = self.children[name]
@@ -145,6 +168,13 @@ class Supervisor:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
+        self._terminate(timeout)
+        for child in self.children.values():
+            if child.log_file is not None:
+                child.log_file.close()
+                child.log_file = None
+
+    def _terminate(self, timeout: float = 20.0) -> None:
         for child in self.children.values():
             if child.running():
                 assert child.process is not None
@@ -159,9 +189,6 @@ class Supervisor:
                 log.warning("service did not stop in time, killing", extra={"service": child.name})
                 child.process.kill()
                 child.process.wait(5)
-            if child.log_file is not None:
-                child.log_file.close()
-                child.log_file = None
 
     def describe(self) -> dict[str, dict[str, object]]:
         return {

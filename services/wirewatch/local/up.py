@@ -117,18 +117,28 @@ def run_up(
         if created["topics"] or created["indices"]:
             echo(f"Created topics {created['topics']} and indices {created['indices']}")
 
-        supervisor = Supervisor(list(SERVICES), env, log_dir)
+        # noida-db never evicts a group member that died without leaving: after a crash the
+        # restarted service would wait forever for its partitions. There, `up` restarts the
+        # servers and then every service; elsewhere the supervisor restarts the one service.
+        restart_servers = servers is not None and servers.backend == "noida"
+        supervisor = Supervisor(list(SERVICES), env, log_dir, restart=not restart_servers)
         supervisor.start()
-        write_endpoints(
-            endpoints_file(settings),
-            {
-                "pid": os.getpid(),
-                "kafka_bootstrap": settings.kafka_bootstrap,
-                "es_url": settings.es_url,
-                "backend": servers.backend if servers else "external",
-                "services": supervisor.describe(),
-            },
-        )
+        backend_name: str = servers.backend if servers else "external"
+
+        def publish_endpoints(supervisor: Supervisor) -> None:
+            """Tell `wirewatch status|search` (and tests) where everything is right now."""
+            write_endpoints(
+                endpoints_file(settings),
+                {
+                    "pid": os.getpid(),
+                    "kafka_bootstrap": servers.kafka_bootstrap if servers else settings.kafka_bootstrap,
+                    "es_url": servers.es_url if servers else settings.es_url,
+                    "backend": backend_name,
+                    "services": supervisor.describe(),
+                },
+            )
+
+        publish_endpoints(supervisor)
         healthy = supervisor.wait_healthy(120)
         echo("")
         echo("wirewatch is up" if healthy else "wirewatch started, but some services are not healthy yet:")
@@ -143,6 +153,14 @@ def run_up(
             if servers is not None and not servers.alive():
                 echo("A local server exited; stopping.")
                 return 1
+            crashed = supervisor.crashed() if restart_servers else []
+            if crashed and servers is not None:
+                log.error(
+                    "service crashed; restarting the local servers, then every service",
+                    extra={"services": crashed, "backend": servers.backend},
+                )
+                supervisor.restart_all(servers.restart)
+                publish_endpoints(supervisor)
         echo("Stopping …")
         return 0
     finally:
