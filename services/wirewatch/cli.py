@@ -144,9 +144,9 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
         _fail(str(exc))
     if as_json:
         _emit_json({"removed": removed.model_dump(exclude={"schema_version"}) if removed else None})
-    elif removed is None:
+    if removed is None:
         _fail(f"no feed {url_or_id!r}")
-    else:
+    elif not as_json:
         click.echo(f"removed: {removed.url}")
 
 

@@ -32,7 +32,7 @@ def load_feeds(path: Path) -> list[Feed]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise FeedsFileError(f"cannot read feeds file {path}: {exc}") from exc
-    entries = data.get("feeds", []) if isinstance(data, dict) else None
+    entries = (data.get("feeds") or []) if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FeedsFileError(f"{path}: expected a mapping with a 'feeds' list")
     feeds: list[Feed] = []

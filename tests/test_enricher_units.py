@@ -1,0 +1,138 @@
+"""Enricher pieces that need no servers: ``analyse`` and ``link_copy`` (with a dict as the table)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from wirewatch.core.ids import article_id, canonical_url
+from wirewatch.core.models import EnrichedArticle, RawArticle
+from wirewatch.core.text import content_hash
+from wirewatch.enricher.service import analyse, link_copy
+
+WIRE_TEXT = (
+    "Voltera announced on Tuesday that it will build a battery plant near Dunkirk, investing 1.2 billion "
+    "euros and hiring 1 500 people by 2028. The regional council welcomed the decision."
+)
+FR_TEXT = (
+    "Voltera a annoncé mardi la construction d'une usine de batteries près de Dunkerque, un investissement "
+    "de 1,2 milliard d'euros et 1 500 embauches d'ici 2028. Le conseil régional a salué la décision."
+)
+
+
+def _raw(url: str, text: str = WIRE_TEXT, **changes: Any) -> RawArticle:
+    values: dict[str, Any] = {
+        "id": article_id(url),
+        "url": url,
+        "canonical_url": canonical_url(url),
+        "source": "Global Wire",
+        "source_domain": "global-wire.example",
+        "title": "Voltera to build battery plant near Dunkirk",
+        "text": text,
+        "published": datetime(2026, 3, 3, 8, 0, tzinfo=UTC),
+    }
+    values.update(changes)
+    return RawArticle(**values)
+
+
+FIRST = "https://global-wire.example/2026/03/voltera-dunkirk"
+COPY = "https://harbour-gazette.example/business/voltera-dunkirk"
+
+
+# --- analyse --------------------------------------------------------------------------------------
+
+
+def test_analyse_sets_language_and_content_hash() -> None:
+    raw = _raw(FIRST)
+    article = analyse(raw)
+    assert isinstance(article, EnrichedArticle)
+    assert article.language == "en"
+    assert 0.5 <= article.language_confidence <= 1.0
+    assert article.content_hash == content_hash(WIRE_TEXT)
+    assert len(article.content_hash) == 64
+    assert article.duplicate_of is None
+    assert not article.is_duplicate
+    # Everything the raw article carried is kept as is.
+    assert article.model_dump(include=set(RawArticle.model_fields)) == raw.model_dump()
+    assert EnrichedArticle.from_bytes(article.to_bytes()) == article
+
+
+def test_analyse_detects_french_whatever_the_hint() -> None:
+    title = "Voltera construira une usine à Dunkerque"
+    article = analyse(_raw(COPY, FR_TEXT, title=title, language_hint="en"))
+    assert article.language == "fr"
+
+
+def test_analyse_falls_back_to_the_hint_without_text() -> None:
+    article = analyse(_raw(FIRST, "   ", title="", language_hint="fr-FR"))
+    assert (article.language, article.language_confidence) == ("fr", 0.0)
+    article = analyse(_raw(FIRST, "", title=""))
+    assert article.language == "und"
+
+
+def test_same_text_modulo_typography_has_the_same_hash() -> None:
+    retyped = WIRE_TEXT.upper().replace(" ", "  ").replace("1 500", "1\u202f500")
+    assert analyse(_raw(FIRST)).content_hash == analyse(_raw(COPY, retyped)).content_hash
+    assert analyse(_raw(FIRST)).content_hash != analyse(_raw(COPY, FR_TEXT)).content_hash
+
+
+# --- link_copy ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def table() -> dict[str, Any]:
+    return {}
+
+
+def test_first_copy_is_the_original(table: dict[str, Any]) -> None:
+    first = analyse(_raw(FIRST))
+    linked = link_copy(first, table)
+    assert linked.duplicate_of is None
+    assert linked.is_duplicate is False
+    assert table == {first.content_hash: {"id": first.id}}
+
+
+def test_second_copy_is_a_duplicate_of_the_first(table: dict[str, Any]) -> None:
+    first = link_copy(analyse(_raw(FIRST)), table)
+    copy = analyse(_raw(COPY, source="Harbour Gazette", source_domain="harbour-gazette.example"))
+    assert copy.content_hash == first.content_hash and copy.id != first.id
+    linked = link_copy(copy, table)
+    assert linked.duplicate_of == first.id
+    assert linked.is_duplicate is True
+    assert linked.model_dump(exclude={"duplicate_of", "is_duplicate"}) == copy.model_dump(
+        exclude={"duplicate_of", "is_duplicate"}
+    )
+    assert copy.duplicate_of is None  # the input is not modified
+    assert table == {first.content_hash: {"id": first.id}}  # the first copy stays the first
+
+    third = link_copy(analyse(_raw(FIRST + "-update")), table)
+    assert third.duplicate_of == first.id
+
+
+def test_replaying_the_first_copy_does_not_make_it_its_own_duplicate(table: dict[str, Any]) -> None:
+    first = analyse(_raw(FIRST))
+    link_copy(first, table)
+    link_copy(analyse(_raw(COPY)), table)
+    for _ in range(3):
+        replayed = link_copy(first, table)
+        assert replayed.duplicate_of is None
+        assert replayed.is_duplicate is False
+    # A replayed copy stays a duplicate of the same first article.
+    assert link_copy(analyse(_raw(COPY)), table).duplicate_of == first.id
+
+
+def test_different_texts_are_all_originals(table: dict[str, Any]) -> None:
+    a = link_copy(analyse(_raw(FIRST)), table)
+    b = link_copy(analyse(_raw(COPY, FR_TEXT)), table)
+    assert not a.is_duplicate and not b.is_duplicate
+    assert len(table) == 2
+
+
+def test_table_state_survives_serialisation(table: dict[str, Any]) -> None:
+    """The table value is a plain JSON-able dict (what a changelog-backed Faust table stores)."""
+    first = analyse(_raw(FIRST))
+    link_copy(first, table)
+    restored = {key: dict(value) for key, value in table.items()}
+    assert link_copy(analyse(_raw(COPY)), restored).duplicate_of == first.id

@@ -1,0 +1,257 @@
+"""Article identity: one article, one id, whatever URL variant it was reached by."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from wirewatch.core.ids import (
+    TRACKING_PARAMS,
+    InvalidURLError,
+    article_id,
+    canonical_url,
+    feed_id,
+    source_domain,
+    stable_id,
+)
+
+SETTINGS = settings(max_examples=200, deadline=None)
+
+_label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
+hosts = st.builds(lambda labels, tld: ".".join([*labels, tld]), st.lists(_label, min_size=1, max_size=3),
+                  st.sampled_from(["com", "org", "fr", "example", "co.uk"]))
+_segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", min_size=1, max_size=15)
+paths = st.lists(_segment, max_size=4).map(lambda segs: "/" + "/".join(segs))
+_key = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
+    lambda k: k not in TRACKING_PARAMS and not k.startswith(("utm_", "at_", "pk_", "mtm_", "hsa_"))
+)
+_value = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789-", max_size=10)
+params = st.lists(st.tuples(_key, _value), max_size=4, unique_by=lambda kv: kv[0])
+tracking = st.lists(
+    st.tuples(
+        st.one_of(
+            st.sampled_from(sorted(TRACKING_PARAMS)),
+            st.builds(lambda p, s: p + s, st.sampled_from(["utm_", "UTM_", "Utm_"]), _label),
+        ),
+        _value,
+    ),
+    min_size=1,
+    max_size=3,
+)
+schemes = st.sampled_from(["http", "https"])
+fragments = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-=&?/", max_size=12)
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{k}={v}" for k, v in pairs)
+
+
+def _url(scheme: str, host: str, path: str, pairs: list[tuple[str, str]], port: int | None = None,
+         fragment: str | None = None) -> str:
+    netloc = host if port is None else f"{host}:{port}"
+    url = f"{scheme}://{netloc}{path}"
+    if pairs:
+        url += "?" + _query(pairs)
+    if fragment is not None:
+        url += "#" + fragment
+    return url
+
+
+urls = st.builds(_url, schemes, hosts, paths, params)
+
+
+# --- canonical_url --------------------------------------------------------------------------------
+
+
+def test_examples() -> None:
+    assert (
+        canonical_url("  HTTPS://WWW.Example.COM:443/News/Story.html?b=2&utm_source=rss&a=1&fbclid=x#top ")
+        == "https://www.example.com/News/Story.html?a=1&b=2"
+    )
+    assert canonical_url("http://example.com") == "http://example.com/"
+    assert canonical_url("http://example.com:8080/a?") == "http://example.com:8080/a"
+    assert canonical_url("http://example.com./a") == "http://example.com/a"
+    assert canonical_url("http://[2001:DB8::1]:80/a") == "http://[2001:db8::1]/a"
+    assert canonical_url("https://user:secret@example.com/a") == "https://example.com/a"
+
+
+@SETTINGS
+@given(urls)
+@example("http://a.example/b #frag")  # whitespace before a dropped fragment
+@example("http://a.example/b\x1c?utm_source=x")
+@example("http://a.example/p?q=%ff&r=a+b&s=%zz&t")
+def test_canonical_url_is_idempotent(url: str) -> None:
+    once = canonical_url(url)
+    assert canonical_url(once) == once
+
+
+@SETTINGS
+@given(st.sampled_from(["http://", "https://", "HTTP://", "", "ftp://", "http:"]), st.text(max_size=60))
+@example("http://", "[x/")  # unbalanced IPv6 bracket: urlsplit raises ValueError
+@example("http://", "a\uff03b/")  # fullwidth '#': invalid under NFKC
+@example("http://", "a:99999/")
+@example("http://", "a:-1/")
+@example("http://", "/no-host")
+def test_arbitrary_text_is_a_url_or_an_invalid_url_error(prefix: str, rest: str) -> None:
+    try:
+        once = canonical_url(prefix + rest)
+    except InvalidURLError:
+        return
+    assert once.startswith(("http://", "https://"))
+    assert "#" not in once
+    assert canonical_url(once) == once
+
+
+@SETTINGS
+@given(st.text(alphabet=st.characters(categories=["Cs", "Ll", "Po"]), max_size=10))
+def test_lone_surrogates_are_an_invalid_url_error_not_a_crash(rest: str) -> None:
+    with contextlib.suppress(InvalidURLError):
+        canonical_url(f"http://example.com/a?q={rest}")
+
+
+@SETTINGS
+@given(schemes, hosts, paths, params, tracking, st.randoms())
+def test_tracking_parameters_are_removed(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], trackers: list[tuple[str, str]],
+    rnd: random.Random,
+) -> None:
+    mixed = [*pairs, *trackers]
+    rnd.shuffle(mixed)
+    canonical = canonical_url(_url(scheme, host, path, mixed))
+    assert canonical == canonical_url(_url(scheme, host, path, pairs))
+    kept = [k for k, _ in parse_qsl(urlsplit(canonical).query, keep_blank_values=True)]
+    assert sorted(kept) == sorted(k for k, _ in pairs)
+    assert not any(k.lower().startswith("utm_") or k.lower() == "fbclid" for k in kept)
+
+
+@SETTINGS
+@given(urls, fragments)
+def test_fragment_is_dropped(url: str, fragment: str) -> None:
+    assert canonical_url(f"{url}#{fragment}") == canonical_url(url)
+
+
+@SETTINGS
+@given(hosts, paths, params)
+def test_default_port_is_dropped_and_others_kept(host: str, path: str, pairs: list[tuple[str, str]]) -> None:
+    assert canonical_url(_url("http", host, path, pairs, port=80)) == canonical_url(
+        _url("http", host, path, pairs)
+    )
+    assert canonical_url(_url("https", host, path, pairs, port=443)) == canonical_url(
+        _url("https", host, path, pairs)
+    )
+    assert canonical_url(_url("https", host, path, pairs, port=80)) != canonical_url(
+        _url("https", host, path, pairs)
+    )
+    assert f"{host}:8443/" in canonical_url(_url("https", host, path, pairs, port=8443))
+
+
+@SETTINGS
+@given(schemes, hosts, paths, params, st.randoms())
+def test_scheme_and_host_are_case_insensitive(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], rnd: random.Random
+) -> None:
+    def scramble(text: str) -> str:
+        return "".join(c.upper() if rnd.random() < 0.5 else c for c in text)
+
+    assert canonical_url(_url(scramble(scheme), scramble(host), path, pairs)) == canonical_url(
+        _url(scheme, host, path, pairs)
+    )
+
+
+def test_path_stays_case_sensitive() -> None:
+    assert canonical_url("https://example.com/News") != canonical_url("https://example.com/news")
+
+
+@SETTINGS
+@given(schemes, hosts, paths, params, st.randoms())
+def test_query_order_is_irrelevant(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], rnd: random.Random
+) -> None:
+    shuffled = list(pairs)
+    rnd.shuffle(shuffled)
+    assert canonical_url(_url(scheme, host, path, shuffled)) == canonical_url(_url(scheme, host, path, pairs))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/file",
+        "mailto:desk@example.com",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "data:text/html,<p>x</p>",
+        "//example.com/no-scheme",
+        "example.com/no-scheme",
+        "",
+        "   ",
+        "http://",
+        "https:///path-only",
+        "http://:80/",
+        "http://example.com:port/",
+    ],
+)
+def test_unusable_urls_are_rejected(url: str) -> None:
+    with pytest.raises(InvalidURLError):
+        canonical_url(url)
+    with pytest.raises(InvalidURLError):
+        article_id(url)
+
+
+@SETTINGS
+@given(st.sampled_from(["ftp", "ws", "wss", "file", "gopher", "httpx", "hxxp"]), hosts, paths)
+def test_non_http_schemes_are_rejected(scheme: str, host: str, path: str) -> None:
+    with pytest.raises(InvalidURLError):
+        canonical_url(f"{scheme}://{host}{path}")
+
+
+# --- ids ------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(urls)
+def test_article_id_is_stable_hex(url: str) -> None:
+    aid = article_id(url)
+    assert re.fullmatch(r"[0-9a-f]{32}", aid)
+    assert article_id(url) == aid
+    assert article_id(canonical_url(url)) == aid
+
+
+@SETTINGS
+@given(schemes, hosts, paths, params, tracking, fragments, st.randoms())
+def test_article_id_is_the_same_for_url_variants(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], trackers: list[tuple[str, str]],
+    fragment: str, rnd: random.Random,
+) -> None:
+    base = article_id(_url(scheme, host, path, pairs))
+    variant_pairs = [*pairs, *trackers]
+    rnd.shuffle(variant_pairs)
+    port = 80 if scheme == "http" else 443
+    variant = _url(scheme.upper(), host.upper(), path, variant_pairs, port=port, fragment=fragment)
+    assert article_id(f"  {variant}\n") == base
+
+
+@SETTINGS
+@given(urls, urls)
+def test_different_articles_have_different_ids(a: str, b: str) -> None:
+    if canonical_url(a) != canonical_url(b):
+        assert article_id(a) != article_id(b)
+
+
+def test_ids_differ_by_kind_and_scheme() -> None:
+    url = "https://example.com/rss.xml"
+    assert feed_id(url) != article_id(url)
+    assert re.fullmatch(r"[0-9a-f]{32}", feed_id(url))
+    assert article_id("http://example.com/a") != article_id("https://example.com/a")
+    assert stable_id("a", "b") != stable_id("ab")  # parts are separated, not concatenated
+    assert stable_id("\ud800") == stable_id("\ud800")  # lone surrogates hash, no crash
+
+
+def test_source_domain() -> None:
+    assert source_domain("https://WWW.Example.co.uk:8443/a") == "example.co.uk"
+    assert source_domain("https://news.example.com/a") == "news.example.com"
