@@ -148,7 +148,7 @@ class ServiceApp:
         @self.app.page("/healthz")
         class Health(View):
             async def get(self, request: Request) -> Response:
-                crashed = service.app._crashed.is_set() if hasattr(service.app, "_crashed") else False
+                crashed = bool(service.app.crashed)
                 status = 503 if crashed else 200
                 return self.json(
                     {"service": service.name, "status": "ok" if status == 200 else "crashed"}, status=status
