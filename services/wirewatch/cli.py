@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -234,12 +232,48 @@ def schemas_export(directory: Path, check: bool) -> None:
         click.echo(str(path))
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+# --- evaluation ---------------------------------------------------------------------------------
+@main.group("eval")
+def eval_group() -> None:
+    """Offline evaluation on saved pages (no servers needed)."""
+
+
+@eval_group.command("extract")
+@click.option(
+    "--html-dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of saved pages: *.html and *.html.gz.",
+)
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write."
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Processes (default: one per core).")
+def eval_extract(html_dir: Path, output: Path, workers: int | None) -> None:
+    """Extract every saved page with the fetcher's extraction; write {id: {"articleBody": text}}.
+
+    The id is the file name without .html / .html.gz. A page where extraction fails gets ""
+    and is reported on stderr.
+    """
+    import time
+
+    from wirewatch.evaluation import extract_files, html_files
+
+    paths = html_files(html_dir)
+    started = time.perf_counter()
+    results = list(extract_files(paths, workers=workers))
+    elapsed = time.perf_counter() - started
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        click.echo(f"no text: {result.id}: {result.error}", err=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(
+        json.dumps({r.id: {"articleBody": r.text} for r in results}, indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    click.echo(
+        f"{len(results)} pages, {len(failed)} without text, in {elapsed:.1f} s; wrote {output}", err=True
+    )
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import lxml.html
 import trafilatura
 from htmldate import find_date
-from lxml import etree
+from lxml.html import HtmlElement
 from trafilatura.settings import Document
 
 
@@ -28,6 +29,62 @@ class Extracted:
     canonical_url: str | None
 
 
+#: ``<meta charset=...>`` or ``<meta http-equiv="Content-Type" content="...; charset=...">``, searched
+#: (as bytes) in the head of the document, as browsers do.
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.+-]+)""", re.IGNORECASE)
+_SNIFF_BYTES = 4096
+_WORD = re.compile(r"\w+")
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def _text_codec(label: str | bytes | None) -> str | None:
+    """The Python codec for a declared charset label, or None if it is unknown or not a text encoding."""
+    if not label:
+        return None
+    name = label.decode("ascii", "ignore") if isinstance(label, bytes) else label
+    try:
+        info = codecs.lookup(name.strip().strip("\"'").lower())
+    except (LookupError, ValueError):
+        return None
+    # base64, rot13, zip...: byte-to-byte codecs a hostile page may declare.
+    return info.name if getattr(info, "_is_text_encoding", True) else None
+
+
+def charset_from_content_type(content_type: str | None) -> str | None:
+    """The ``charset`` parameter of a Content-Type header value, if any."""
+    if not content_type or "charset=" not in content_type.lower():
+        return None
+    return content_type.lower().split("charset=", 1)[1].split(";")[0].strip().strip("\"'") or None
+
+
+def decode_html_bytes(body: bytes, content_type: str | None = None) -> str:
+    """HTML bytes to text; never raises.
+
+    The encoding is, in order: a byte-order mark, the charset of ``content_type`` (an HTTP header
+    value, when there is one), a ``<meta charset>`` / ``http-equiv`` declaration in the first 4 KiB,
+    else UTF-8. Undecodable bytes become U+FFFD. ``fetcher.service.decode_html`` could delegate here.
+    """
+    candidates: list[str | None] = []
+    for bom, bom_encoding in _BOMS:
+        if body.startswith(bom):
+            candidates.append(bom_encoding)
+            body = body[len(bom) :]
+            break
+    candidates.append(_text_codec(charset_from_content_type(content_type)))
+    match = _META_CHARSET.search(body[:_SNIFF_BYTES])
+    declared = _text_codec(match.group(1)) if match else None
+    # A document that can state its charset in ASCII is not UTF-16/32 (browsers read it as UTF-8 too).
+    candidates.append("utf-8" if declared and declared.startswith(("utf-16", "utf-32")) else declared)
+    for encoding in candidates:
+        if encoding is None:
+            continue
+        try:
+            return body.decode(encoding, errors="replace")
+        except (LookupError, UnicodeError, ValueError):  # e.g. idna, punycode: no "replace" handling
+            continue
+    return body.decode("utf-8", errors="replace")
+
+
 def _parse_date(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -38,40 +95,90 @@ def _parse_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _only_link_text(html: str, text: str) -> bool:
+def _words(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower()))
+
+
+def _link_texts(tree: HtmlElement) -> set[str]:
+    return {" ".join(a.text_content().split()) for a in tree.iter("a")}
+
+
+def _only_link_text(anchors: set[str], text: str) -> bool:
     """True when every line of ``text`` is the whole text of some link on the page."""
-    try:
-        tree = lxml.html.fromstring(html)
-    except (ValueError, etree.LxmlError):
-        return False
-    anchors = {" ".join(a.text_content().split()) for a in tree.iter("a")}
     lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
     return bool(lines) and all(line in anchors for line in lines)
 
 
-def extract_article(html: str, url: str | None = None) -> Extracted:
-    """Main text and metadata of one page. Pure and CPU-bound: run it in a process pool."""
+def _drop_title_lines(text: str, title: str | None) -> str:
+    """``text`` without its leading headline: lines repeating the page title (it is kept apart).
+
+    A line is the headline when its words are the title's, or a run of at least three words
+    within the title (``"Opinion | Headline"``, ``"Headline | Site"``). Never empties the text.
+    """
+    wanted = _words(title or "")
+    if not wanted:
+        return text
+    lines = text.splitlines()
+    start = 0
+    while start < len(lines):
+        words = _words(lines[start])
+        # Blank or punctuation-only lines between headline parts go too.
+        if not words or words == wanted or (words.count(" ") >= 2 and f" {words} " in f" {wanted} "):
+            start += 1
+        else:
+            break
+    rest = "\n".join(lines[start:]).strip()
+    return rest if rest else text
+
+
+#: Below this many characters the fast pass's text is suspect: trafilatura's full pipeline runs instead.
+SHORT_TEXT = 500
+
+
+def _extract(tree: HtmlElement, url: str | None, *, fast: bool, metadata: bool) -> Document | None:
     doc = trafilatura.bare_extraction(
-        html,
+        tree,  # bare_extraction works on a copy: ``tree`` stays whole for the other passes and checks
         url=url,
-        with_metadata=True,
+        with_metadata=metadata,
         include_comments=False,
-        include_tables=False,
-        favor_precision=False,
+        include_tables=True,
+        favor_recall=fast,
+        fast=fast,
     )
-    if not isinstance(doc, Document) or not (doc.text or "").strip():
+    return doc if isinstance(doc, Document) and (doc.text or "").strip() else None
+
+
+def extract_article(html: str, url: str | None = None) -> Extracted:
+    """Main text and metadata of one page. Pure and CPU-bound: run it in a process pool.
+
+    One pass of trafilatura's own extractor (``fast``, ``favor_recall``, tables, no comments); when
+    that finds nothing or less than ``SHORT_TEXT`` characters, trafilatura's full balanced pipeline
+    (with its readability / jusText rescue) runs instead. Then the headline, kept apart as the title,
+    is removed from the start of the body. Measured in benchmarks/RESULTS.md.
+    """
+    tree = trafilatura.load_html(html) if html else None
+    if tree is None:
+        raise ExtractionError("no article text found (not HTML)")
+    doc = _extract(tree, url, fast=True, metadata=True)
+    if doc is None:
+        doc = _extract(tree, url, fast=False, metadata=True)
+    elif len(doc.text or "") < SHORT_TEXT:
+        full = _extract(tree, url, fast=False, metadata=False)
+        if full is not None:
+            doc.text = full.text
+    if doc is None:
         raise ExtractionError("no article text found")
-    if _only_link_text(html, doc.text or ""):
-        # trafilatura's fallbacks return a menu or a list of headlines when there is no article.
+    if _only_link_text(_link_texts(tree), doc.text or ""):
+        # On a page without an article, extraction returns a menu or a list of headlines.
         raise ExtractionError("no article text found (only navigation links)")
     date = doc.date
     if not date:
         try:
-            date = find_date(html, url=url, original_date=True)
+            date = find_date(tree, url=url, original_date=True)
         except Exception:  # htmldate on hostile markup: no date rather than no article
             date = None
     return Extracted(
-        text=(doc.text or "").strip(),
+        text=_drop_title_lines((doc.text or "").strip(), doc.title),
         title=(doc.title or None),
         author=doc.author or None,
         published=_parse_date(date),
