@@ -47,6 +47,8 @@ class Pipeline:
             "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
             "WIREWATCH_LOG_FORMAT": "json",
             "WIREWATCH_DATA_DIR": str(tmp / "data"),
+            "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
+            "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
         }
         self.supervisor: Supervisor | None = None
         self.expected: dict[str, str] = {}  # article id -> url

@@ -34,6 +34,8 @@ class Up:
             "WIREWATCH_FEEDS_FILE": str(feeds_file),
             "WIREWATCH_POLL_INTERVAL": "1",
             "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
+            "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
+            "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.output = tmp / "up.out"
@@ -70,9 +72,13 @@ class Up:
         return code
 
     def articles(self) -> dict[str, dict[str, Any]]:
+        """Indexed articles; empty while Elasticsearch is unreachable (e.g. `up` restarting it)."""
         es = self.endpoints()["es_url"]
-        httpx.post(f"{es}/wirewatch-articles/_refresh", timeout=10)
-        response = httpx.post(f"{es}/wirewatch-articles/_search", json={"size": 1000}, timeout=30)
+        try:
+            httpx.post(f"{es}/wirewatch-articles/_refresh", timeout=10)
+            response = httpx.post(f"{es}/wirewatch-articles/_search", json={"size": 1000}, timeout=30)
+        except httpx.TransportError:
+            return {}
         response.raise_for_status()
         hits = [h["_source"] for h in response.json()["hits"]["hits"]]
         by_id = {h["id"]: h for h in hits}

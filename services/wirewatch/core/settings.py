@@ -8,12 +8,13 @@ working directory. Secrets are ``SecretStr`` so they never show up in logs or re
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
 SERVICES: tuple[ServiceName, ...] = ("fetcher", "enricher", "indexer", "alerts")
@@ -70,6 +71,21 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(default=10_000_000, gt=0)
     fetch_concurrency: int = Field(default=8, ge=1)
     user_agent: str = "wirewatch/0.1 (+https://github.com/wirewatch/wirewatch)"
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Exceptions to the SSRF guard: host names, addresses or CIDR blocks "
+        "(comma-separated or a JSON list), e.g. `127.0.0.1/32` for a local test site.",
+    )
+    fetch_max_redirects: int = Field(default=5, ge=0, description="Redirects followed per fetch.")
+    fetch_host_concurrency: int = Field(default=2, ge=1, description="Requests in flight per host.")
+    fetch_host_delay: float = Field(
+        default=1.0, ge=0, description="Seconds between request starts to one host (larger Crawl-delay wins)."
+    )
+    fetch_retries: int = Field(default=2, ge=0, description="Retries on connection errors, 408, 429 and 5xx.")
+    fetch_retry_backoff: float = Field(
+        default=1.0, ge=0, description="First retry's backoff in seconds; doubles each retry, with jitter."
+    )
+    fetch_robots_ttl: float = Field(default=3600.0, gt=0, description="Seconds a robots.txt is cached.")
 
     # --- Services ------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
@@ -77,6 +93,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     data_dir: Path = Field(default=Path(".wirewatch"), description="Local mode: server data and logs.")
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        """``a,b`` or a JSON list from the environment; a list from code."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:

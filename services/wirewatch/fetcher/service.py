@@ -4,6 +4,11 @@ One path for data: feeds file -> due feeds -> HTTP GET (conditional) -> feedpars
 new entry links -> HTTP GET -> trafilatura (process pool) -> ``RawArticle`` keyed by
 article id -> raw-articles topic. Every failure (broken feed, unreachable or empty
 article) is logged and recorded on the dead-letter topic; the other feeds keep flowing.
+
+Every request, feed or article, goes through :class:`~wirewatch.fetcher.http.HttpFetcher`:
+SSRF guard on each redirect hop, robots.txt, per-host concurrency and spacing, retries with
+backoff, ``Retry-After``, and deadline, size and content-type caps. An article that robots.txt
+disallows is skipped (logged, one dead letter) and looked at again after ``fetch_robots_ttl``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
-import httpx
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
@@ -29,13 +33,13 @@ from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, sourc
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Feed, RawArticle
 from wirewatch.core.settings import Settings
+from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
 from wirewatch.fetcher.extract import Extracted, ExtractionError, extract_article
+from wirewatch.fetcher.http import HttpFetcher, Page
+
+__all__ = ["FetchError", "Fetcher", "HttpFetcher", "Page", "create", "decode_html"]
 
 log = get_logger(__name__)
-
-
-class FetchError(RuntimeError):
-    """An HTTP fetch that did not give a usable body (status, size, network)."""
 
 
 #: Attempts at an article that keeps failing before the fetcher gives up on it.
@@ -58,43 +62,6 @@ class ArticleFailure:
     attempts: int
     next_try: float
     reason: str
-
-
-@dataclass(frozen=True)
-class Page:
-    url: str
-    status: int
-    body: bytes
-    content_type: str | None
-    headers: dict[str, str]
-
-
-async def fetch(
-    client: httpx.AsyncClient, url: str, max_bytes: int, headers: dict[str, str] | None = None
-) -> Page:
-    """GET ``url``, reading at most ``max_bytes`` (checked while streaming)."""
-    try:
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.status_code == 304:
-                return Page(str(response.url), 304, b"", None, dict(response.headers))
-            if response.status_code >= 400:
-                raise FetchError(f"HTTP {response.status_code} for {url}")
-            chunks = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise FetchError(f"body of {url} is larger than {max_bytes} bytes")
-                chunks.append(chunk)
-            return Page(
-                str(response.url),
-                response.status_code,
-                b"".join(chunks),
-                response.headers.get("content-type"),
-                dict(response.headers),
-            )
-    except httpx.HTTPError as exc:
-        raise FetchError(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
 
 
 def decode_html(page: Page) -> str:
@@ -132,34 +99,26 @@ class Fetcher:
         self.seen: set[str] = set()  # article ids produced by this process
         self.in_flight: set[str] = set()
         self.failed: dict[str, ArticleFailure] = {}
+        self.disallowed: dict[str, float] = {}  # article id -> when to ask robots.txt again
         self._feeds: list[Feed] = []
         self._pool: ProcessPoolExecutor | None = None
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        limits = httpx.Limits(max_connections=self.settings.fetch_concurrency * 2)
-        timeout = httpx.Timeout(self.settings.fetch_timeout)
         self._pool = ProcessPoolExecutor(
             max_workers=max(1, multiprocessing.cpu_count()), mp_context=multiprocessing.get_context("spawn")
         )
-        semaphore = asyncio.Semaphore(self.settings.fetch_concurrency)
         tasks: set[asyncio.Task[None]] = set()
         self.service.ready = True
         try:
-            async with httpx.AsyncClient(
-                timeout=timeout,
-                limits=limits,
-                follow_redirects=True,
-                max_redirects=5,
-                headers={"User-Agent": self.settings.user_agent},
-            ) as client:
+            async with HttpFetcher(self.settings) as http:
                 while True:
                     now = time.monotonic()
                     for feed in self._load():
                         state = self.state.setdefault(feed.id, FeedState())
                         if state.next_poll <= now and feed.id not in self.in_flight:
                             self.in_flight.add(feed.id)
-                            task = asyncio.create_task(self._poll(client, semaphore, feed, state))
+                            task = asyncio.create_task(self._poll(http, feed, state))
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
                     await asyncio.sleep(0.5)
@@ -175,12 +134,10 @@ class Fetcher:
             log.error("feeds file unreadable, keeping the previous list", extra={"error": str(exc)})
         return self._feeds
 
-    async def _poll(
-        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed, state: FeedState
-    ) -> None:
+    async def _poll(self, http: HttpFetcher, feed: Feed, state: FeedState) -> None:
         interval = feed.interval or self.settings.poll_interval
         try:
-            new = await self.poll_feed(client, semaphore, feed, state)
+            new = await self.poll_feed(http, feed, state)
             state.failures = 0
             state.next_poll = time.monotonic() + interval
             if new:
@@ -205,16 +162,13 @@ class Fetcher:
         state.last_error = reason
         await self.service.dead_letter("fetcher.feed", reason, feed_url=feed.url)
 
-    async def poll_feed(
-        self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, feed: Feed, state: FeedState
-    ) -> int:
+    async def poll_feed(self, http: HttpFetcher, feed: Feed, state: FeedState) -> int:
         headers = {}
         if state.etag:
             headers["If-None-Match"] = state.etag
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
-        async with semaphore:
-            page = await fetch(client, feed.url, self.settings.fetch_max_bytes, headers)
+        page = await http.get(feed.url, "feed", headers)
         metrics.FETCHES.labels(kind="feed", status=str(page.status)).inc()
         if page.status == 304:
             return 0
@@ -245,19 +199,18 @@ class Fetcher:
                     "fetcher.entry", str(exc), feed_url=feed.url, url=str(link)[:2000]
                 )
                 continue
-            if aid in self.seen:
+            if aid in self.seen or self.disallowed.get(aid, 0.0) > time.monotonic():
                 continue
             failure = self.failed.get(aid)
             if failure and (failure.attempts >= ARTICLE_MAX_ATTEMPTS or failure.next_try > time.monotonic()):
                 continue
-            jobs.append(self._article(client, semaphore, feed, link, aid, entry, feed_title, feed_language))
+            jobs.append(self._article(http, feed, link, aid, entry, feed_title, feed_language))
         results = await asyncio.gather(*jobs)
         return sum(results)
 
     async def _article(
         self,
-        client: httpx.AsyncClient,
-        semaphore: asyncio.Semaphore,
+        http: HttpFetcher,
         feed: Feed,
         link: str,
         aid: str,
@@ -266,14 +219,17 @@ class Fetcher:
         feed_language: str | None,
     ) -> int:
         try:
-            async with semaphore:
-                page = await fetch(client, link, self.settings.fetch_max_bytes)
+            page = await http.get(link, "article")
             metrics.FETCHES.labels(kind="article", status=str(page.status)).inc()
             html = decode_html(page)
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             extracted: Extracted = await loop.run_in_executor(self._pool, extract_article, html, page.url)
             metrics.EXTRACTION_SECONDS.observe(time.perf_counter() - started)
+        except RobotsDisallowedError as exc:
+            metrics.FETCHES.labels(kind="article", status="robots").inc()
+            await self.article_disallowed(feed, link, aid, str(exc))
+            return 0
         except Exception as exc:
             metrics.FETCHES.labels(kind="article", status="error").inc()
             reason = str(exc) if isinstance(exc, FetchError | ExtractionError) else describe_exception(exc)
@@ -284,6 +240,7 @@ class Fetcher:
         await delivery  # the broker has it: only now is it "seen"
         self.seen.add(aid)
         self.failed.pop(aid, None)
+        self.disallowed.pop(aid, None)
         if article.id != aid:
             self.seen.add(article.id)
         metrics.ARTICLES_PRODUCED.inc()
@@ -291,6 +248,15 @@ class Fetcher:
             "article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url}
         )
         return 1
+
+    async def article_disallowed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
+        """Skip the article; a dead letter the first time, robots.txt asked again after its TTL."""
+        first = aid not in self.disallowed
+        self.disallowed[aid] = time.monotonic() + self.settings.fetch_robots_ttl
+        self.failed.pop(aid, None)
+        log.info("article skipped", extra={"url": link, "feed_url": feed.url, "reason": reason})
+        if first:
+            await self.service.dead_letter("fetcher.article", reason, url=link, feed_url=feed.url, key=aid)
 
     async def article_failed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
         """Retry later with backoff; a dead letter on the first failure and when giving up."""

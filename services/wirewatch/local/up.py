@@ -109,6 +109,8 @@ def run_up(
             feeds_file = data_dir / "demo-feeds.yaml"
             write_feeds_file(feeds_file, site)
             env["WIREWATCH_FEEDS_FILE"] = str(feeds_file)
+            # The demo site is on loopback, which the fetcher's SSRF guard refuses unless allowed.
+            env["WIREWATCH_FETCH_ALLOW_HOSTS"] = ",".join([*settings.fetch_allow_hosts, site.host])
             echo(f"Demo site on {site.url} ({len(site.feed_urls())} feeds in {feeds_file})")
         else:
             env["WIREWATCH_FEEDS_FILE"] = str(settings.feeds_file.resolve())

@@ -1,0 +1,104 @@
+"""Politeness towards each host: a few requests at a time, spaced out, paused when asked.
+
+Every request to a host goes through that host's :class:`HostGate`: at most
+``fetch_host_concurrency`` requests in flight, request starts spaced by at least the host's
+delay (``fetch_host_delay``, or the robots.txt ``Crawl-delay`` when larger), and no request
+before the end of a pause set by ``Retry-After`` on a 429/503. Waiting for a gate holds no
+global fetch slot, so one slow or paused host never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+#: Longest pause a ``Retry-After`` header can impose on a host (seconds).
+MAX_RETRY_AFTER = 3600.0
+#: Longest ``Crawl-delay`` honoured (seconds): a larger one would stall the host's feeds for hours.
+MAX_CRAWL_DELAY = 300.0
+#: Longest single backoff between two attempts at one URL (seconds).
+MAX_BACKOFF = 60.0
+
+Clock = Callable[[], float]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), capped; None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def backoff_delay(attempt: int, base: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: ``base * 2**attempt``, times a random factor in [0.5, 1.5)."""
+    factor = (rng or random).uniform(0.5, 1.5)
+    return float(min(base * 2**attempt * factor, MAX_BACKOFF))
+
+
+class HostGate:
+    """Concurrency limit, spacing between request starts, and pauses, for one host."""
+
+    def __init__(self, concurrency: int, clock: Clock = time.monotonic) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self._order = asyncio.Lock()  # request starts are decided one at a time, first come first served
+        self._clock = clock
+        self.next_start = 0.0
+        self.paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """No request starts for ``seconds`` from now (an earlier, longer pause still holds)."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+    def wait_time(self) -> float:
+        return max(self.next_start, self.paused_until) - self._clock()
+
+    @asynccontextmanager
+    async def slot(self, delay: float) -> AsyncIterator[None]:
+        """Hold one of the host's slots; the body starts ``delay`` s or more after the previous start."""
+        async with self._slots:
+            async with self._order:
+                # A timed wait, not polling: re-checked because a pause may be set while we sleep.
+                while (wait := self.wait_time()) > 0:  # noqa: ASYNC110
+                    await asyncio.sleep(wait)
+                self.next_start = self._clock() + delay
+            yield
+
+
+class Politeness:
+    """The gates of every host seen, by lower-case host name (all ports of a host share one)."""
+
+    def __init__(self, concurrency: int, clock: Clock = time.monotonic) -> None:
+        self.concurrency = concurrency
+        self._clock = clock
+        self._gates: dict[str, HostGate] = {}
+
+    def gate(self, host: str) -> HostGate:
+        key = host.lower().rstrip(".")
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = HostGate(self.concurrency, self._clock)
+        return gate
+
+    def slot(self, host: str, delay: float) -> AbstractAsyncContextManager[None]:
+        return self.gate(host).slot(delay)
+
+    def pause(self, host: str, seconds: float) -> None:
+        self.gate(host).pause(seconds)
