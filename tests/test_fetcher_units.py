@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import Feed, RawArticle
 from wirewatch.core.settings import Settings
-from wirewatch.fetcher.extract import Extracted, ExtractionError, extract_article
-from wirewatch.fetcher.service import Fetcher, Page, _entry_published, decode_html
+from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
+from wirewatch.fetcher.service import Fetcher, Page, _entry_published
 
 SETTINGS = settings(max_examples=200, deadline=None)
 CAFE = "Le café de la gare a fermé — « c'était prévu »."
@@ -34,37 +34,37 @@ def _page(body: bytes, content_type: str | None = "text/html") -> Page:
     return Page("https://news.example/a", 200, body, content_type, {})
 
 
-# --- decode_html ----------------------------------------------------------------------------------
+# --- decode_html_bytes ----------------------------------------------------------------------------------
 
 
 def test_declared_charset_is_used() -> None:
-    assert decode_html(_page(CAFE.encode("cp1252"), "text/html; charset=windows-1252")) == CAFE
-    assert decode_html(_page(CAFE.encode("utf-8"), 'text/html; Charset="UTF-8"; foo=bar')) == CAFE
+    assert decode_html_bytes(CAFE.encode("cp1252"), "text/html; charset=windows-1252") == CAFE
+    assert decode_html_bytes(CAFE.encode("utf-8"), 'text/html; Charset="UTF-8"; foo=bar') == CAFE
 
 
 def test_wrong_declared_charset_falls_back() -> None:
     # Declared UTF-8, sent Latin-1: UTF-8 fails, Latin-1 never does.
     latin = "Le café de la gare a fermé à l'aube."
-    assert decode_html(_page(latin.encode("latin-1"), "text/html; charset=utf-8")) == latin
+    assert decode_html_bytes(latin.encode("latin-1"), "text/html; charset=utf-8") == latin
     # Declared ASCII (too narrow), sent UTF-8: the UTF-8 retry gets it right.
-    assert decode_html(_page(CAFE.encode("utf-8"), "text/html; charset=us-ascii")) == CAFE
+    assert decode_html_bytes(CAFE.encode("utf-8"), "text/html; charset=us-ascii") == CAFE
 
 
 @pytest.mark.parametrize("charset", ["x-klingon", "undefined", "punycode", "rot13", "base64", ""])
 def test_unknown_or_unusable_declared_charset_falls_back(charset: str) -> None:
-    assert decode_html(_page(CAFE.encode("utf-8"), f"text/html; charset={charset}")) == CAFE
-    assert decode_html(_page("café".encode("latin-1"), f"text/html; charset={charset}")) == "café"
+    assert decode_html_bytes(CAFE.encode("utf-8"), f"text/html; charset={charset}") == CAFE
+    assert decode_html_bytes("café".encode("latin-1"), f"text/html; charset={charset}") == "café"
 
 
 @pytest.mark.parametrize("content_type", [None, "text/html", "application/xhtml+xml"])
 def test_missing_charset(content_type: str | None) -> None:
-    assert decode_html(_page(CAFE.encode("utf-8"), content_type)) == CAFE
-    assert decode_html(_page("café crème".encode("latin-1"), content_type)) == "café crème"
+    assert decode_html_bytes(CAFE.encode("utf-8"), content_type) == CAFE
+    assert decode_html_bytes("café crème".encode("latin-1"), content_type) == "café crème"
 
 
 def test_invalid_utf8_never_raises() -> None:
     body = b"<p>ok \xff\xfe \xc3\x28 \xed\xa0\x80 \xf0\x28\x8c\x28</p>"
-    text = decode_html(_page(body, "text/html; charset=utf-8"))
+    text = decode_html_bytes(body, "text/html; charset=utf-8")
     assert text.startswith("<p>ok ") and text.endswith("</p>")
     assert len(text) == len(body)  # the Latin-1 fallback maps every byte to one character
 
@@ -75,15 +75,18 @@ def test_invalid_utf8_never_raises() -> None:
     st.one_of(
         st.none(),
         st.text(max_size=40),
-        st.builds(lambda c, extra: f"text/html; charset={c}{extra}", st.sampled_from(CODECS),
-                  st.sampled_from(["", ";", '"', "; q=1"])),
+        st.builds(
+            lambda c, extra: f"text/html; charset={c}{extra}",
+            st.sampled_from(CODECS),
+            st.sampled_from(["", ";", '"', "; q=1"]),
+        ),
     ),
 )
 @example(b"\\", "text/html; charset=punycode")
 @example(b"abc", "text/html; charset=undefined")
 @example(b"\xff", "charset=utf-16")
 def test_decode_html_never_raises(body: bytes, content_type: str | None) -> None:
-    assert isinstance(decode_html(_page(body, content_type)), str)
+    assert isinstance(decode_html_bytes(body, content_type), str)
 
 
 # --- extraction -----------------------------------------------------------------------------------
@@ -155,6 +158,7 @@ FEED = Feed(id="f" * 32, url="https://news.example/rss.xml", name="Example News 
 @pytest.fixture
 def fetcher() -> Fetcher:
     topics: list[str] = []
+
     def topic(name: str) -> str:
         topics.append(name)
         return name
@@ -179,8 +183,12 @@ def _extracted(canonical: str | None, **changes: Any) -> Extracted:
     return Extracted(**values)
 
 
-def _build(fetcher: Fetcher, extracted: Extracted, entry: dict[str, Any] | None = None,
-           page_url: str = "https://news.example/2026/03/council-budget?id=7") -> RawArticle:
+def _build(
+    fetcher: Fetcher,
+    extracted: Extracted,
+    entry: dict[str, Any] | None = None,
+    page_url: str = "https://news.example/2026/03/council-budget?id=7",
+) -> RawArticle:
     body = b"<html>...</html>"
     page = Page(page_url, 200, body, "text/html; charset=utf-8", {})
     aid = article_id(LINK)

@@ -58,11 +58,12 @@ def charset_from_content_type(content_type: str | None) -> str | None:
 
 
 def decode_html_bytes(body: bytes, content_type: str | None = None) -> str:
-    """HTML bytes to text; never raises.
+    """HTML bytes to text; never raises. The one decoder (fetcher, ``eval extract``, benchmarks).
 
-    The encoding is, in order: a byte-order mark, the charset of ``content_type`` (an HTTP header
-    value, when there is one), a ``<meta charset>`` / ``http-equiv`` declaration in the first 4 KiB,
-    else UTF-8. Undecodable bytes become U+FFFD. ``fetcher.service.decode_html`` could delegate here.
+    Candidates, each tried strictly in order: a byte-order mark, the charset of ``content_type``
+    (an HTTP header value), a ``<meta charset>`` / ``http-equiv`` declaration in the first 4 KiB,
+    UTF-8. A page none of them decodes (a wrong or missing declaration over legacy bytes) is read
+    as windows-1252, what browsers do with Latin-1 labels; its few undefined bytes become U+FFFD.
     """
     candidates: list[str | None] = []
     for bom, bom_encoding in _BOMS:
@@ -75,14 +76,15 @@ def decode_html_bytes(body: bytes, content_type: str | None = None) -> str:
     declared = _text_codec(match.group(1)) if match else None
     # A document that can state its charset in ASCII is not UTF-16/32 (browsers read it as UTF-8 too).
     candidates.append("utf-8" if declared and declared.startswith(("utf-16", "utf-32")) else declared)
+    candidates.append("utf-8")
     for encoding in candidates:
         if encoding is None:
             continue
         try:
-            return body.decode(encoding, errors="replace")
-        except (LookupError, UnicodeError, ValueError):  # e.g. idna, punycode: no "replace" handling
+            return body.decode(encoding)
+        except (LookupError, UnicodeError, ValueError):  # also idna, punycode and other odd codecs
             continue
-    return body.decode("utf-8", errors="replace")
+    return body.decode("cp1252", errors="replace")
 
 
 def _parse_date(value: str | None) -> datetime | None:

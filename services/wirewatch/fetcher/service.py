@@ -34,10 +34,10 @@ from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Feed, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
-from wirewatch.fetcher.extract import Extracted, ExtractionError, extract_article
+from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
 from wirewatch.fetcher.http import HttpFetcher, Page
 
-__all__ = ["FetchError", "Fetcher", "HttpFetcher", "Page", "create", "decode_html"]
+__all__ = ["FetchError", "Fetcher", "HttpFetcher", "Page", "create"]
 
 log = get_logger(__name__)
 
@@ -62,21 +62,6 @@ class ArticleFailure:
     attempts: int
     next_try: float
     reason: str
-
-
-def decode_html(page: Page) -> str:
-    """Bytes to text with the declared charset, falling back to UTF-8 then Latin-1; never raises."""
-    charset = None
-    if page.content_type and "charset=" in page.content_type.lower():
-        charset = page.content_type.lower().split("charset=", 1)[1].split(";")[0].strip().strip('"')
-    for encoding in (charset, "utf-8"):
-        if not encoding:
-            continue
-        try:
-            return page.body.decode(encoding)
-        except (LookupError, UnicodeError):  # UnicodeError: e.g. charset=undefined, punycode
-            continue
-    return page.body.decode("latin-1")
 
 
 def _entry_published(entry: Any) -> datetime | None:
@@ -221,7 +206,7 @@ class Fetcher:
         try:
             page = await http.get(link, "article")
             metrics.FETCHES.labels(kind="article", status=str(page.status)).inc()
-            html = decode_html(page)
+            html = decode_html_bytes(page.body, page.content_type)
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             extracted: Extracted = await loop.run_in_executor(self._pool, extract_article, html, page.url)
