@@ -20,7 +20,7 @@ demo: setup  ## the same, watching the bundled demo news site instead (offline)
 	$(BIN)/wirewatch up --demo
 
 lint: setup
-	$(BIN)/ruff check services tests
+	$(BIN)/ruff check services tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/wirewatch schemas export --check
 
