@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from dataclasses import asdict
 from typing import Any
 
 from wirewatch.core.kafka import consumer_lag, topic_stats
 from wirewatch.core.models import DOCUMENTS
 from wirewatch.core.settings import SERVICES, Settings
+from wirewatch.local.servers import http_ok
 
 CONSUMER_GROUPS = [f"wirewatch-{name}" for name in SERVICES if name != "fetcher"]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 async def collect_status(settings: Settings) -> dict[str, Any]:
@@ -51,5 +42,5 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
     except (OSError, ValueError, KeyError):
         described = {}
     for name, info in described.items():
-        report["services"][name] = {"health": info["health"], "healthy": _healthy(info["health"])}
+        report["services"][name] = {"health": info["health"], "healthy": http_ok(info["health"])}
     return report

@@ -158,7 +158,6 @@ async def bulk_index(
     docs: list[tuple[str, dict[str, Any]]],
     *,
     max_backoff: float = 30.0,
-    stop: asyncio.Event | None = None,
 ) -> BulkResult:
     """Index ``(id, document)`` pairs, retrying until every document is written or rejected.
 
@@ -192,8 +191,6 @@ async def bulk_index(
                     "docs": len(pending),
                 },
             )
-            if stop is not None and stop.is_set():
-                raise SearchUnavailableError("stopping with documents unwritten") from exc
             await asyncio.sleep(delay)
             continue
         retry: dict[str, dict[str, Any]] = {}

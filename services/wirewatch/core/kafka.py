@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -85,18 +84,6 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         await admin.close()
-
-
-def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap(settings),
-        "acks": "all",
-        "linger_ms": 5,
-        "request_timeout_ms": 30000,
-        "max_request_size": 4 * 1024 * 1024,
-    }
-    options.update(overrides)
-    return AIOKafkaProducer(**options)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -96,9 +96,3 @@ class Politeness:
         if gate is None:
             gate = self._gates[key] = HostGate(self.concurrency, self._clock)
         return gate
-
-    def slot(self, host: str, delay: float) -> AbstractAsyncContextManager[None]:
-        return self.gate(host).slot(delay)
-
-    def pause(self, host: str, seconds: float) -> None:
-        self.gate(host).pause(seconds)

@@ -59,7 +59,7 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: the child gets SIGTERM when its parent dies (Linux), so nothing leaks."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -153,7 +153,7 @@ def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[byt
         stdin=subprocess.DEVNULL,
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
     )
     return proc, log
 
@@ -167,6 +167,15 @@ def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen[by
             return
         time.sleep(0.1)
     raise LocalServerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True when ``url`` answers 200 within ``timeout`` seconds (health probes)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:

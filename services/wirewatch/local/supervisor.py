@@ -6,7 +6,6 @@ nothing is lost or doubled).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -14,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +20,7 @@ from typing import IO
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import ServiceName
-from wirewatch.local.servers import _die_with_parent, free_port
+from wirewatch.local.servers import die_with_parent, free_port, http_ok
 
 log = get_logger(__name__)
 
@@ -88,7 +85,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             stdout=child.log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
         )
         child.started_at = time.monotonic()
         log.info("service started", extra={"service": child.name, "pid": child.pid, "port": child.port})
@@ -143,17 +140,7 @@ class Supervisor:
             child.process.send_signal(sig)
 
     def healthy(self) -> dict[str, bool]:
-        out = {}
-        for name, child in self.children.items():
-            ok = False
-            if child.running():
-                with (
-                    contextlib.suppress(urllib.error.URLError, OSError),
-                    urllib.request.urlopen(child.health_url, timeout=2) as response,
-                ):
-                    ok = response.status == 200
-            out[name] = ok
-        return out
+        return {name: child.running() and http_ok(child.health_url) for name, child in self.children.items()}
 
     def wait_healthy(self, timeout: float = 120.0) -> bool:
         deadline = time.monotonic() + timeout
