@@ -1,16 +1,14 @@
-"""Enricher pieces that need no servers: ``analyse`` and ``link_copy`` (with a dict as the table)."""
+"""The enricher's per-article analysis, without servers (duplicates: ``test_copies.py``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import EnrichedArticle, RawArticle
 from wirewatch.core.text import content_hash
-from wirewatch.enricher.service import analyse, link_copy
+from wirewatch.enricher.service import analyse
 
 WIRE_TEXT = (
     "Voltera announced on Tuesday that it will build a battery plant near Dunkirk, investing 1.2 billion "
@@ -76,63 +74,3 @@ def test_same_text_modulo_typography_has_the_same_hash() -> None:
     retyped = WIRE_TEXT.upper().replace(" ", "  ").replace("1 500", "1\u202f500")
     assert analyse(_raw(FIRST)).content_hash == analyse(_raw(COPY, retyped)).content_hash
     assert analyse(_raw(FIRST)).content_hash != analyse(_raw(COPY, FR_TEXT)).content_hash
-
-
-# --- link_copy ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def table() -> dict[str, Any]:
-    return {}
-
-
-def test_first_copy_is_the_original(table: dict[str, Any]) -> None:
-    first = analyse(_raw(FIRST))
-    linked = link_copy(first, table)
-    assert linked.duplicate_of is None
-    assert linked.is_duplicate is False
-    assert table == {first.content_hash: {"id": first.id}}
-
-
-def test_second_copy_is_a_duplicate_of_the_first(table: dict[str, Any]) -> None:
-    first = link_copy(analyse(_raw(FIRST)), table)
-    copy = analyse(_raw(COPY, source="Harbour Gazette", source_domain="harbour-gazette.example"))
-    assert copy.content_hash == first.content_hash and copy.id != first.id
-    linked = link_copy(copy, table)
-    assert linked.duplicate_of == first.id
-    assert linked.is_duplicate is True
-    assert linked.model_dump(exclude={"duplicate_of", "is_duplicate"}) == copy.model_dump(
-        exclude={"duplicate_of", "is_duplicate"}
-    )
-    assert copy.duplicate_of is None  # the input is not modified
-    assert table == {first.content_hash: {"id": first.id}}  # the first copy stays the first
-
-    third = link_copy(analyse(_raw(FIRST + "-update")), table)
-    assert third.duplicate_of == first.id
-
-
-def test_replaying_the_first_copy_does_not_make_it_its_own_duplicate(table: dict[str, Any]) -> None:
-    first = analyse(_raw(FIRST))
-    link_copy(first, table)
-    link_copy(analyse(_raw(COPY)), table)
-    for _ in range(3):
-        replayed = link_copy(first, table)
-        assert replayed.duplicate_of is None
-        assert replayed.is_duplicate is False
-    # A replayed copy stays a duplicate of the same first article.
-    assert link_copy(analyse(_raw(COPY)), table).duplicate_of == first.id
-
-
-def test_different_texts_are_all_originals(table: dict[str, Any]) -> None:
-    a = link_copy(analyse(_raw(FIRST)), table)
-    b = link_copy(analyse(_raw(COPY, FR_TEXT)), table)
-    assert not a.is_duplicate and not b.is_duplicate
-    assert len(table) == 2
-
-
-def test_table_state_survives_serialisation(table: dict[str, Any]) -> None:
-    """The table value is a plain JSON-able dict (what a changelog-backed Faust table stores)."""
-    first = analyse(_raw(FIRST))
-    link_copy(first, table)
-    restored = {key: dict(value) for key, value in table.items()}
-    assert link_copy(analyse(_raw(COPY)), restored).duplicate_of == first.id

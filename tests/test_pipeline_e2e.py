@@ -21,6 +21,7 @@ import pytest
 import stories
 from conftest import run, settings_for, wait_for
 from newsroom import NewsSite
+from reuse_texts import REPOST_EN, WIRE_EN, change_words
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
 from wirewatch.core.kafka import read_topic
@@ -224,3 +225,35 @@ def test_restarting_every_service_keeps_the_index_exact(pipeline: Pipeline) -> N
     docs = pipeline.wait_for_articles(timeout=120)
     assert len(docs) == len(pipeline.expected)
     assert sum(1 for d in docs.values() if d["is_duplicate"]) == 1
+
+
+def _story(slug: str, title: str, text: str, language: str) -> stories.Story:
+    paragraphs = tuple(p for p in text.strip().split("\n") if p)
+    return stories.Story(
+        slug=slug, title=title, language=language, published=stories.BRIDGE.published, paragraphs=paragraphs
+    )
+
+
+def test_near_duplicate_and_reuse_are_linked_across_an_enricher_crash(pipeline: Pipeline) -> None:
+    supervisor = pipeline.supervisor
+    assert supervisor is not None
+    original = article_id(
+        pipeline.publish("wire", _story("korvath", "Korvath dam gates opened", WIRE_EN, "en"))
+    )
+    assert original in pipeline.wait_for_articles()
+    before = supervisor.children["enricher"].pid
+    supervisor.kill("enricher", signal.SIGKILL)
+    wait_for(lambda: supervisor.children["enricher"].pid != before, what="the enricher restarted")
+    near = pipeline.publish(
+        "matin", _story("korvath-copy", "Korvath: gates open", change_words(WIRE_EN, 0.03), "en")
+    )
+    repost = pipeline.publish("matin", _story("korvath-blog", "What we know tonight", REPOST_EN, "en"))
+    docs = pipeline.wait_for_articles(timeout=120)
+    assert docs[article_id(near)]["duplicate_of"] == original
+    assert 0.85 <= docs[article_id(near)]["duplicate_similarity"] < 1.0
+    reuse = docs[article_id(repost)]
+    assert reuse["duplicate_of"] is None
+    assert reuse["reused_from"] == [original]
+    assert reuse["reuses"][0]["share"] > 0.3 and reuse["reuses"][0]["passages"]
+    hits = pipeline.search("articles", {"term": {"reused_from": original}})
+    assert [h["id"] for h in hits] == [article_id(repost)]

@@ -276,5 +276,42 @@ def eval_extract(html_dir: Path, output: Path, workers: int | None) -> None:
     )
 
 
+
+@eval_group.command("dedup")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON lines {"id","title","text","published","lang"}, in stream order.',
+)
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSON lines to write."
+)
+def eval_dedup(input_path: Path, output: Path) -> None:
+    """Duplicates and text reuse, decided by the enricher's own code and defaults.
+
+    Writes one line per document: {"id", "duplicate_of": id|null, "similarity",
+    "reuses": [{"id", "share", "source_share"}]}.
+    """
+    from wirewatch.enricher.offline import DocumentError, dedup_rows, read_documents
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    counts = {"documents": 0, "duplicates": 0, "reusing": 0}
+    try:
+        with output.open("w", encoding="utf-8") as out:
+            for row in dedup_rows(read_documents(input_path)):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                counts["documents"] += 1
+                counts["duplicates"] += row["duplicate_of"] is not None
+                counts["reusing"] += bool(row["reuses"])
+    except DocumentError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"{counts['documents']} documents, {counts['duplicates']} duplicates, "
+        f"{counts['reusing']} reusing earlier text; wrote {output}",
+        err=True,
+    )
+
 if __name__ == "__main__":
     main()

@@ -36,12 +36,16 @@ class ServiceApp:
     def __init__(self, name: ServiceName, settings: Settings) -> None:
         self.name = name
         self.settings = settings
+        # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
+        datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             f"wirewatch-{name}",
             broker=[
                 f"kafka://{hp.strip()}" for hp in (settings.kafka_bootstrap or "").split(",") if hp.strip()
             ],
-            store="memory://",
+            store=settings.table_store,
+            datadir=str(datadir),
             autodiscover=False,
             web_enabled=True,
             web_host=settings.web_host,
@@ -64,8 +68,11 @@ class ServiceApp:
         self._prepare: list[Prepare] = []
         self._add_web_views()
 
-    def topic(self, name: str, *, internal: bool = False) -> faust.TopicT:
-        """A topic carrying raw bytes (keys and values); parsing is the service's job."""
+    def topic(self, name: str, *, internal: bool = False, partitions: int | None = None) -> faust.TopicT:
+        """A topic carrying raw bytes (keys and values); parsing is the service's job.
+
+        Internal topics are created by Faust with ``partitions`` (default: ``topic_partitions``).
+        """
         return self.app.topic(
             name,
             key_type=bytes,
@@ -73,7 +80,7 @@ class ServiceApp:
             key_serializer="raw",
             value_serializer="raw",
             internal=internal,
-            partitions=self.settings.topic_partitions if internal else None,
+            partitions=(partitions or self.settings.topic_partitions) if internal else None,
         )
 
     def on_prepare(self, func: Prepare) -> Prepare:

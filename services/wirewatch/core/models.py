@@ -28,6 +28,7 @@ class Es:
 FULL_TEXT = Es({"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}})
 BODY_TEXT = Es({"type": "text"})
 NOT_INDEXED = Es({"type": "keyword", "index": False, "doc_values": False})
+STORED_ONLY = Es({"type": "object", "enabled": False})
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -107,6 +108,61 @@ class RawArticle(Message):
     html_bytes: int | None = None
     http_status: int | None = None
     content_type: str | None = None
+    fetch_headers: Annotated[dict[str, str], STORED_ONLY] = Field(
+        default_factory=dict,
+        description="Response headers worth keeping (ETag, Last-Modified, Date, …), lower-case names.",
+    )
+
+
+class Entity(BaseModel):
+    """A person, organisation or place named in an article, under one canonical form."""
+
+    name: str = Field(description="Canonical form: every alias the text or the alias table links maps here.")
+    label: Literal["person", "organisation", "place", "other"]
+    mentions: int = Field(ge=1)
+    aliases: list[str] = Field(default_factory=list, description="Other surface forms seen in this article.")
+
+
+class Attribution(BaseModel):
+    """Who the article says a piece of information comes from."""
+
+    source: str = Field(description="The source as named: 'Sputnik', 'le général Joseph Votel', 'AFP'.")
+    kind: Literal["agency", "media", "person", "organisation", "document", "unnamed"]
+    cue: str = Field(description="Words that attribute: 'selon', 'a déclaré', 'according to', 'Sources:'.")
+    start: int = Field(ge=0, description="Char offset of the attributing sentence in the text.")
+    end: int = Field(ge=0)
+
+
+class Claim(BaseModel):
+    """A check-worthy sentence: it states a checkable fact (figures, events, quotes, attributions)."""
+
+    text: Annotated[str, BODY_TEXT]
+    start: int = Field(ge=0, description="Char offset in the article text.")
+    end: int = Field(ge=0)
+    score: float = Field(ge=0.0, le=1.0, description="Check-worthiness, higher is more check-worthy.")
+    signals: list[str] = Field(
+        default_factory=list, description="Why: 'number', 'quote', 'attribution', 'event', 'entity', …"
+    )
+
+
+class ReusedPassage(BaseModel):
+    """A span of this article's text found in an earlier one."""
+
+    start: int = Field(ge=0, description="Char offset in this article's text.")
+    end: int = Field(ge=0)
+    source_start: int = Field(ge=0, description="Char offset in the source article's text.")
+    source_end: int = Field(ge=0)
+
+
+class Reuse(BaseModel):
+    """Text this article shares with an earlier article (its source)."""
+
+    id: str = Field(description="Id of the earlier article.")
+    share: float = Field(ge=0.0, le=1.0, description="Fraction of this article's text found in the source.")
+    source_share: float = Field(
+        ge=0.0, le=1.0, description="Fraction of the source's text found in this article."
+    )
+    passages: list[ReusedPassage] = Field(default_factory=list)
 
 
 class EnrichedArticle(RawArticle):
@@ -117,8 +173,24 @@ class EnrichedArticle(RawArticle):
     language: str = Field(description="Detected ISO 639-1 code, or 'und'.")
     language_confidence: float = Field(ge=0.0, le=1.0)
     content_hash: str = Field(description="sha256 of the normalised text: same hash, same text.")
-    duplicate_of: str | None = Field(default=None, description="Id of the earliest copy of this text.")
+    duplicate_of: str | None = Field(
+        default=None, description="Id of the earliest copy of this text (exact or near-duplicate)."
+    )
+    duplicate_similarity: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="1.0 for an exact copy, else the shingle resemblance."
+    )
     is_duplicate: bool = False
+    reuses: list[Reuse] = Field(default_factory=list, description="Earlier articles it borrows text from.")
+    reused_from: list[str] = Field(default_factory=list, description="Ids in ``reuses``, for facets.")
+    entities: list[Entity] = Field(default_factory=list)
+    people: list[str] = Field(default_factory=list, description="Canonical names of persons, for facets.")
+    organisations: list[str] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list)
+    keyphrases: list[str] = Field(default_factory=list)
+    attributions: list[Attribution] = Field(default_factory=list)
+    attributed_to: list[str] = Field(default_factory=list, description="Sources of ``attributions``.")
+    claims: list[Claim] = Field(default_factory=list)
+    claim_count: int = Field(default=0, ge=0)
     enriched_at: datetime = Field(default_factory=utcnow)
 
 

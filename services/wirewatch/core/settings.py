@@ -86,13 +86,39 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="First retry's backoff in seconds; doubles each retry, with jitter."
     )
     fetch_robots_ttl: float = Field(default=3600.0, gt=0, description="Seconds a robots.txt is cached.")
+    poll_interval_min: float = Field(
+        default=60.0, gt=0, description="Adaptive polling: shortest interval between polls of one feed."
+    )
+    poll_interval_max: float = Field(
+        default=3600.0, gt=0, description="Adaptive polling: longest interval between polls of one feed."
+    )
+    feed_max_new_per_poll: int = Field(
+        default=100,
+        ge=1,
+        description="New articles fetched per poll of a feed (newest first; the rest next poll).",
+    )
+    sitemap_max_depth: int = Field(default=2, ge=0, description="Levels of sitemap indexes followed.")
+    sitemap_max_children: int = Field(
+        default=20, ge=0, description="Child sitemaps fetched per poll of a sitemap index (newest first)."
+    )
+
+    # --- Enricher ------------------------------------------------------------------------
+    copies_ttl_days: float = Field(
+        default=30.0, gt=0, description="Days an article is remembered for duplicate and reuse detection."
+    )
 
     # --- Services ------------------------------------------------------------------------
+    table_store: str = Field(
+        default="memory://",
+        description="Faust table store: memory:// (rebuilt from the changelog) or rocksdb:// (on disk).",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535, description="Health and metrics port.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    data_dir: Path = Field(default=Path(".wirewatch"), description="Local mode: server data and logs.")
+    data_dir: Path = Field(
+        default=Path(".wirewatch"), description="Local data: servers (local mode), logs, Faust table stores."
+    )
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

@@ -1,30 +1,43 @@
 """The enricher stream.
 
-Two stages, so that duplicate state is partitioned by what it is about:
+Two stages:
 
-1. ``analyse`` reads raw articles (key: article id), validates them, detects the language
-   and computes the content hash, and forwards them re-keyed by content hash to an
-   internal topic.
-2. ``link_copies`` reads that topic; every copy of one text lands on the same partition,
-   so the ``first-copies`` table (content hash -> earliest article id, changelog-backed)
-   decides ``duplicate_of`` consistently across workers and restarts. Replays are
-   idempotent: the first copy's own id maps to itself, so it is never its own duplicate.
+1. ``analyse`` (parallel: one worker per partition of the raw topic) does everything that
+   depends on the article alone: validation, language, normalised-text hash. It forwards the
+   article, keyed by article id, to the internal ``copies`` topic.
+2. ``link_copies`` reads that topic, which has **one partition**: it is the single ordered
+   place where "which copy came first" is decided, for every article against every earlier
+   one (an article's fingerprints touch every shard of any hash partitioning, so a partitioned
+   index would need a scatter/gather and a merge to give the same answer). It keeps a
+   :class:`~wirewatch.enricher.copies.CopyIndex` in memory, backed by the changelog of the
+   ``copies`` table (one small record per article, deleted when it expires after
+   ``copies_ttl_days``). After a restart or rebalance the index is rebuilt from the table.
+   This stage costs about a millisecond per article, so it is not what limits throughput;
+   the expensive analysis scales with the raw topic's partitions and the number of workers.
 
-The enriched article goes to the enriched topic keyed by article id.
+Replays are idempotent: an article already in the index is compared only with the articles
+that came before it, so it gets the same answer again. The enriched article goes to the
+enriched topic keyed by article id.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from faust import StreamT
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
+from wirewatch.core.logs import get_logger
 from wirewatch.core.models import EnrichedArticle, MessageError, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
+from wirewatch.enricher.copies import CopyIndex
+from wirewatch.enricher.fingerprints import fingerprint
 from wirewatch.enricher.language import detect_language
+
+log = get_logger(__name__)
 
 
 def analyse(raw: RawArticle) -> EnrichedArticle:
@@ -38,15 +51,55 @@ def analyse(raw: RawArticle) -> EnrichedArticle:
     )
 
 
-def link_copy(article: EnrichedArticle, first_copies: Any) -> EnrichedArticle:
-    """Mark ``article`` as a duplicate of the first article seen with the same text."""
-    first = first_copies.get(article.content_hash)
-    if first is None:
-        first_copies[article.content_hash] = {"id": article.id}
-        return article
-    if first["id"] == article.id:
-        return article
-    return article.model_copy(update={"duplicate_of": first["id"], "is_duplicate": True})
+class CopyLinker:
+    """Duplicate and reuse decisions with their state in a table (a Faust table, or a dict).
+
+    The stream and ``wirewatch eval dedup`` both use this class, so they decide alike.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any], ttl_days: float) -> None:
+        self.table = table
+        self.ttl = ttl_days * 86400
+        self._index: CopyIndex | None = None
+
+    @property
+    def index(self) -> CopyIndex:
+        if self._index is None:
+            self._index = CopyIndex(ttl=self.ttl)
+            records = sorted(self.table.items(), key=lambda item: int(item[1]["seq"]))
+            for article_id, record in records:
+                self._index.restore(article_id, record)
+            self._forget_expired()
+            if records:
+                log.info("copies.rebuilt", extra={"articles": len(self._index)})
+        return self._index
+
+    def reset(self) -> None:
+        """Forget the in-memory index (partitions moved); it is rebuilt on next use."""
+        self._index = None
+
+    def link(self, article: EnrichedArticle, at: float | None = None) -> EnrichedArticle:
+        """``article`` with ``duplicate_of`` / ``reuses`` set, and the state updated."""
+        index = self.index
+        when = article.fetched_at.timestamp() if at is None else at
+        prints = fingerprint(article.text)
+        decision = index.link(article.id, prints, article.content_hash, when)
+        self.table[article.id] = index.record(article.id, prints, article.content_hash, when, decision)
+        self._forget_expired()
+        return article.model_copy(
+            update={
+                "duplicate_of": decision.duplicate_of,
+                "duplicate_similarity": decision.similarity,
+                "is_duplicate": decision.is_duplicate,
+                "reuses": decision.reuses,
+                "reused_from": [r.id for r in decision.reuses],
+            }
+        )
+
+    def _forget_expired(self) -> None:
+        assert self._index is not None
+        for article_id in self._index.pop_expired():
+            self.table.pop(article_id, None)
 
 
 def create(settings: Settings) -> ServiceApp:
@@ -54,10 +107,13 @@ def create(settings: Settings) -> ServiceApp:
     app = service.app
     raw_topic = service.topic(settings.topic_raw)
     enriched_topic = service.topic(settings.topic_enriched)
-    by_hash = service.topic(f"{app.conf.id}-by-content-hash", internal=True)
-    first_copies = app.Table(
-        "first-copies", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
-    )
+    copies_topic = service.topic(f"{app.conf.id}-copies", internal=True, partitions=1)
+    copies_table = app.Table("copies", default=None, partitions=1, key_type=str, value_type=None)
+    linker = CopyLinker(copies_table, settings.copies_ttl_days)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
+        linker.reset()
 
     @app.agent(raw_topic)
     async def analyse_articles(stream: StreamT[bytes]) -> None:
@@ -75,9 +131,9 @@ def create(settings: Settings) -> ServiceApp:
                     "enricher.analyse", describe_exception(exc), payload=event.value, event=event
                 )
                 continue
-            await by_hash.send(key=article.content_hash.encode(), value=article.to_bytes())
+            await copies_topic.send(key=article.id.encode(), value=article.to_bytes())
 
-    @app.agent(by_hash)
+    @app.agent(copies_topic)
     async def link_copies(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
@@ -85,7 +141,14 @@ def create(settings: Settings) -> ServiceApp:
             except MessageError as exc:
                 await service.dead_letter("enricher.link", exc, payload=event.value, event=event)
                 continue
-            article = link_copy(article, first_copies)
+            try:
+                article = linker.link(article)
+            except Exception as exc:
+                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
+                await service.dead_letter(
+                    "enricher.link", describe_exception(exc), payload=event.value, event=event
+                )
+                continue
             if article.is_duplicate:
                 metrics.DUPLICATES.inc()
             metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
