@@ -26,6 +26,7 @@ one row and one entry. Expired articles are dropped in bulk. Every decision can 
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +44,9 @@ _EXACT_MARK = np.uint32(0xFFFFFFFE)
 _FIRST_MARK = _EXACT_MARK
 
 
-def _u32(hex_digest: str) -> np.uint32:
-    return np.uint32(int(hex_digest[:8], 16))
+def _u32(key: str) -> np.uint32:
+    """32 bits of a key (an article id or a content hash), spread whatever the key looks like."""
+    return np.uint32(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "little"))
 
 
 def _u64(hex_digest: str) -> np.uint64:
@@ -288,7 +290,7 @@ class CopyIndex:
     ) -> CopyDecision:
         t = self.thresholds
         # Exact copy: same normalised text.
-        _, docs, pos = self._postings.lookup(np.array([_u32(content_hash)], dtype=np.uint32))
+        _, docs, pos = self._postings.lookup(np.array([_u32(content_hash[:16])], dtype=np.uint32))
         same = docs[(pos == _EXACT_MARK) & self._live(docs, before)]
         content = _u64(content_hash)
         for seq in sorted(int(s) for s in same):
@@ -410,7 +412,7 @@ class CopyIndex:
             hashes = np.array([k for k, _ in keys], dtype=np.uint32)
             positions = np.array([m for _, m in keys], dtype=np.uint32)
         else:
-            keys.append((_u32(content_hash), _EXACT_MARK))
+            keys.append((_u32(content_hash[:16]), _EXACT_MARK))
             hashes = np.concatenate([fp.hashes, np.array([k for k, _ in keys], dtype=np.uint32)])
             positions = np.concatenate([fp.starts, np.array([m for _, m in keys], dtype=np.uint32)])
         self._postings.add(hashes, np.full(len(hashes), seq, dtype=np.uint32), positions)
@@ -480,7 +482,7 @@ class CopyIndex:
         if "hashes" in rec:
             hashes += [
                 prints,
-                np.array([np.uint32(int(rec["content"][:8], 16))], dtype=np.uint32),
+                np.array([_u32(rec["content"])], dtype=np.uint32),
             ]
             positions += [
                 np.frombuffer(base64.b64decode(rec["starts"]), dtype="<u4").astype(np.uint32),

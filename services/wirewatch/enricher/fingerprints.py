@@ -83,11 +83,13 @@ def _word_hash(word: str) -> int:
 
 def words(text: str) -> Words:
     """Split ``text`` into normalised words with their char spans."""
-    matches = list(_WORD.finditer(text))
-    hashes = np.fromiter((_word_hash(m.group()) for m in matches), dtype=_U64, count=len(matches))
-    starts = np.fromiter((m.start() for m in matches), dtype=np.uint32, count=len(matches))
-    ends = np.fromiter((m.end() for m in matches), dtype=np.uint32, count=len(matches))
-    return Words(hashes, starts, ends)
+    hashes: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for m in _WORD.finditer(text):
+        hashes.append(_word_hash(m.group()))
+        spans.append(m.span())
+    bounds = np.array(spans, dtype=np.uint32).reshape(-1, 2)
+    return Words(np.array(hashes, dtype=_U64), bounds[:, 0].copy(), bounds[:, 1].copy())
 
 
 def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:

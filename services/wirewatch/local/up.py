@@ -91,6 +91,9 @@ def run_up(
             echo(f"Starting local servers ({backend}) …")
             servers = start_servers(backend, data_dir=data_dir, log_dir=log_dir)
             env.update(servers.env())
+            if backend == "noida" and "WIREWATCH_TABLE_STORE" not in os.environ:
+                # Kafka's data is on disk, so the services' tables can be too (no replay at start).
+                env["WIREWATCH_TABLE_STORE"] = "rocksdb://"
             settings = settings.model_copy(
                 update={
                     "kafka_bootstrap": servers.kafka_bootstrap,
