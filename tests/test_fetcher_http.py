@@ -20,7 +20,9 @@ from email.utils import format_datetime
 from types import SimpleNamespace
 from typing import Any
 
+import brotli
 import pytest
+import zstandard
 from aiohttp import web
 
 from wirewatch.core.models import Feed
@@ -29,6 +31,7 @@ from wirewatch.fetcher.errors import (
     BodyTooLargeError,
     ContentTypeError,
     DeadlineError,
+    FetchError,
     HTTPStatusError,
     RedirectError,
     RobotsDisallowedError,
@@ -337,10 +340,22 @@ async def test_a_gzip_bomb_is_cut_at_the_cap(serve: Serve) -> None:
     assert peak < 3 * cap + 4 * 1024 * 1024
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate", "gzip, gzip"])
+@pytest.mark.parametrize(
+    "encoding", ["gzip", "deflate", "raw-deflate", "gzip, gzip", "br", "zstd", "zstd-frames", "br, gzip"]
+)
 async def test_compressed_bodies_are_decoded(serve: Serve, encoding: str) -> None:
     text = ("<html><body>" + "<p>café au lait</p>" * 2000 + "</body></html>").encode()
-    if encoding == "gzip":
+    if encoding == "br":
+        body = brotli.compress(text)
+    elif encoding == "br, gzip":  # brotli first, then gzip: decoded in the reverse order
+        body = gzip.compress(brotli.compress(text))
+    elif encoding == "zstd":
+        body = zstandard.ZstdCompressor().compress(text)
+    elif encoding == "zstd-frames":  # two zstd frames back to back
+        half = len(text) // 2
+        packer = zstandard.ZstdCompressor()
+        body = packer.compress(text[:half]) + packer.compress(text[half:])
+    elif encoding == "gzip":
         body = gzip.compress(text)
     elif encoding == "gzip, gzip":
         body = gzip.compress(gzip.compress(text))
@@ -349,14 +364,62 @@ async def test_compressed_bodies_are_decoded(serve: Serve, encoding: str) -> Non
     else:
         packer = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
         body = packer.compress(text) + packer.flush()
-    header = "deflate" if encoding == "raw-deflate" else encoding
+    header = {"raw-deflate": "deflate", "zstd-frames": "zstd"}.get(encoding, encoding)
+    asked: list[str] = []
 
     async def packed(request: web.Request) -> web.StreamResponse:
+        asked.append(request.headers.get("Accept-Encoding", ""))
         return web.Response(body=body, headers={"Content-Type": "text/html", "Content-Encoding": header})
 
     server = await serve({"/p": packed})
     async with HttpFetcher(settings()) as http:
         assert (await http.get(server.url + "/p", "article")).body == text
+    assert asked == ["gzip, deflate, br, zstd"]
+
+
+def _brotli_bomb(decompressed: int) -> bytes:
+    return bytes(brotli.compress(bytes(decompressed), quality=5))
+
+
+def _zstd_bomb(decompressed: int) -> bytes:
+    return bytes(zstandard.ZstdCompressor(level=3).compress(bytes(decompressed)))
+
+
+@pytest.mark.parametrize(("encoding", "make"), [("br", _brotli_bomb), ("zstd", _zstd_bomb)])
+async def test_brotli_and_zstd_bombs_are_cut_at_the_cap(serve: Serve, encoding: str, make: Any) -> None:
+    bomb = make(200 * 1024 * 1024)
+    assert len(bomb) < 300_000
+
+    async def bombed(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=bomb, headers={"Content-Type": "text/html", "Content-Encoding": encoding})
+
+    server = await serve({"/bomb": bombed})
+    cap = 2_000_000
+    async with HttpFetcher(settings(fetch_max_bytes=cap)) as http:
+        tracemalloc.start()
+        try:
+            with pytest.raises(BodyTooLargeError, match=f"larger than {cap} bytes"):
+                await http.get(server.url + "/bomb", "article")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 3 * cap + 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip", "compress"])
+async def test_a_corrupt_or_unknown_encoding_is_a_clear_error(serve: Serve, encoding: str) -> None:
+    async def corrupt(request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=b"\xff\x00 definitely not compressed " * 10,
+            headers={"Content-Type": "text/html", "Content-Encoding": encoding},
+        )
+
+    server = await serve({"/c": corrupt})
+    async with HttpFetcher(settings()) as http:
+        unknown = encoding == "compress"
+        expected = "unsupported content encoding" if unknown else f"cannot decode its {encoding} body"
+        with pytest.raises(FetchError, match=expected):
+            await http.get(server.url + "/c", "article")
 
 
 async def test_a_trickling_server_is_cut_at_the_deadline(serve: Serve) -> None:
@@ -399,6 +462,9 @@ async def test_a_trickling_server_is_cut_at_the_deadline(serve: Serve) -> None:
         ("feed", "text/html", False),
         ("feed", "video/mp4", False),
         ("feed", "application/octet-stream", False),
+        ("feed", "application/x-gzip", True),  # a .xml.gz sitemap
+        ("feed", "application/gzip", True),
+        ("article", "application/gzip", False),
         ("robots", "text/html", True),
     ],
 )

@@ -17,7 +17,8 @@ from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import Feed, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
-from wirewatch.fetcher.service import Fetcher, Page, _entry_published
+from wirewatch.fetcher.formats import FeedEntry, entry_published
+from wirewatch.fetcher.service import Fetcher, Page
 
 SETTINGS = settings(max_examples=200, deadline=None)
 CAFE = "Le café de la gare a fermé — « c'était prévu »."
@@ -137,16 +138,16 @@ def test_an_article_is_extracted_without_its_navigation() -> None:
 # --- entry dates ----------------------------------------------------------------------------------
 
 
-def test_entry_published() -> None:
+def testentry_published() -> None:
     when = time.strptime("2026-03-04 09:30:00", "%Y-%m-%d %H:%M:%S")
     later = time.strptime("2026-03-05 10:00:00", "%Y-%m-%d %H:%M:%S")
     expected = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
-    assert _entry_published({"published_parsed": when, "updated_parsed": later}) == expected
-    assert _entry_published({"updated_parsed": when}) == expected
-    assert _entry_published({"published_parsed": None, "updated_parsed": when}) == expected
-    assert _entry_published({"published_parsed": "garbage", "updated_parsed": when}) == expected
-    assert _entry_published({"published_parsed": (99999999, 1, 1, 0, 0, 0, 0, 1, 0)}) is None
-    assert _entry_published({}) is None
+    assert entry_published({"published_parsed": when, "updated_parsed": later}) == expected
+    assert entry_published({"updated_parsed": when}) == expected
+    assert entry_published({"published_parsed": None, "updated_parsed": when}) == expected
+    assert entry_published({"published_parsed": "garbage", "updated_parsed": when}) == expected
+    assert entry_published({"published_parsed": (99999999, 1, 1, 0, 0, 0, 0, 1, 0)}) is None
+    assert entry_published({}) is None
 
 
 # --- build_article --------------------------------------------------------------------------------
@@ -186,13 +187,13 @@ def _extracted(canonical: str | None, **changes: Any) -> Extracted:
 def _build(
     fetcher: Fetcher,
     extracted: Extracted,
-    entry: dict[str, Any] | None = None,
+    entry: FeedEntry | None = None,
     page_url: str = "https://news.example/2026/03/council-budget?id=7",
 ) -> RawArticle:
     body = b"<html>...</html>"
     page = Page(page_url, 200, body, "text/html; charset=utf-8", {})
     aid = article_id(LINK)
-    return fetcher.build_article(FEED, LINK, aid, entry or {}, page, extracted, "Feed title", None)
+    return fetcher.build_article(FEED, entry or FeedEntry(LINK), aid, page, extracted, "Feed title", None)
 
 
 def test_same_host_canonical_link_gives_the_id(fetcher: Fetcher) -> None:
@@ -220,12 +221,12 @@ def test_other_canonical_links_are_ignored(fetcher: Fetcher, declared: str | Non
 
 
 def test_build_article_fields(fetcher: Fetcher) -> None:
-    when = time.strptime("2026-03-04 09:30:00", "%Y-%m-%d %H:%M:%S")
-    entry = {
-        "title": "  Council approves budget (feed)  ",
-        "summary": "Feed summary",
-        "published_parsed": when,
-    }
+    entry = FeedEntry(
+        LINK,
+        title="  Council approves budget (feed)  ",
+        summary="Feed summary",
+        published=datetime(2026, 3, 4, 9, 30, tzinfo=UTC),
+    )
     article = _build(fetcher, _extracted(None), entry)
     assert article.title == "Council approves budget (feed)"  # the feed's title wins, stripped
     assert article.published == datetime(2026, 3, 4, 9, 30, tzinfo=UTC)  # the feed's date wins
@@ -241,7 +242,7 @@ def test_build_article_fields(fetcher: Fetcher) -> None:
     assert article.language_hint == "fr"  # feed_language was None: the page's
     assert RawArticle.from_bytes(article.to_bytes()) == article
 
-    fallback = _build(fetcher, _extracted(None, sitename="Example News"), {})
+    fallback = _build(fetcher, _extracted(None, sitename="Example News"))
     assert fallback.title == "Council approves budget (page)"
     assert fallback.published == datetime(2026, 3, 1, tzinfo=UTC)
     assert fallback.source == "Example News"

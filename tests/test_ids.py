@@ -255,3 +255,104 @@ def test_ids_differ_by_kind_and_scheme() -> None:
 def test_source_domain() -> None:
     assert source_domain("https://WWW.Example.co.uk:8443/a") == "example.co.uk"
     assert source_domain("https://news.example.com/a") == "news.example.com"
+
+
+# --- AMP variants -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        ("https://amp.news.example/world/story", "https://news.example/world/story"),
+        ("https://news.example/2026/03/story/amp/", "https://news.example/2026/03/story/"),
+        ("https://news.example/2026/03/story/amp", "https://news.example/2026/03/story/"),
+        ("https://news.example/amp/2026/03/story", "https://news.example/2026/03/story"),
+        ("https://news.example/world/story.amp.html", "https://news.example/world/story.html"),
+        ("https://news.example/news/world-123.amp", "https://news.example/news/world-123"),
+        ("https://news.example/a?amp=1&id=7", "https://news.example/a?id=7"),
+        ("https://news.example/a?amp&id=7", "https://news.example/a?id=7"),
+        ("https://news.example/a?AMP=true", "https://news.example/a"),
+        ("https://news.example/a?outputType=amp", "https://news.example/a"),
+        ("https://news-example.cdn.ampproject.org/c/s/news.example/a/story.html?id=7",
+         "https://news.example/a/story.html?id=7"),
+        ("https://news-example.cdn.ampproject.org/v/news.example/a/story.html", "http://news.example/a/story.html"),
+        ("https://www.google.com/amp/s/amp.news.example/a/story/amp/", "https://news.example/a/story/"),
+        ("https://amp.news.example:443/a/amp/?amp=1&utm_source=x#top", "https://news.example/a/"),
+    ],
+)
+def test_amp_variants(variant: str, expected: str) -> None:
+    assert canonical_url(variant) == expected
+    assert article_id(variant) == article_id(expected)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://amp.example/a",  # "amp" is the whole name: not a prefix
+        "https://news.example/amplifiers/review",  # a word starting with amp
+        "https://news.example/a?amp=0",  # asks for no AMP: kept as the site wrote it
+        "https://news.example/a?ampere=1",
+        "https://news.example/camp/",
+        "https://news.example/a/.amp",
+        "https://news-example.cdn.ampproject.org/x/s/news.example/a",  # not a cache path
+    ],
+)
+def test_not_amp(url: str) -> None:
+    assert canonical_url(url) == url
+
+
+_amp_segment = st.sampled_from(
+    ["amp", "amp.html", "x.amp", "x.amp.html", "a", "story", "", ".amp", "amp.amp"]
+)
+amp_paths = st.lists(st.one_of(_amp_segment, _segment), max_size=5).map(lambda segs: "/" + "/".join(segs))
+amp_hosts = st.builds(lambda n, host: "amp." * n + host, st.integers(0, 3), hosts)
+amp_params = st.lists(
+    st.tuples(st.sampled_from(["amp", "AMP", "_amp", "outputType", "output", "id", "p"]),
+              st.sampled_from(["", "1", "true", "amp", "0", "x"])),
+    max_size=4,
+)
+
+
+def _amp_cache(scheme: str, host: str, path: str) -> str:
+    secure = "s/" if scheme == "https" else ""
+    return f"https://{host.replace('.', '-')}.cdn.ampproject.org/c/{secure}{host}{path}"
+
+
+@SETTINGS
+@given(schemes, amp_hosts, amp_paths, amp_params, st.booleans())
+def test_amp_canonicalisation_is_idempotent(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], cached: bool
+) -> None:
+    url = _url(scheme, host, path, pairs)
+    if cached:
+        url = _amp_cache(scheme, host, path)
+    once = canonical_url(url)
+    assert canonical_url(once) == once
+    parts = urlsplit(once)
+    assert not (parts.hostname or "").startswith("amp.") or (parts.hostname or "").count(".") == 1
+    assert not parts.path.endswith(("/amp", "/amp/", ".amp.html")) and not parts.path.startswith("/amp/")
+
+
+_plain_segment = _segment.filter(lambda s: "amp" not in s)
+plain_paths = st.lists(_plain_segment, min_size=1, max_size=4).map(lambda segs: "/" + "/".join(segs))
+
+
+@SETTINGS
+@given(schemes, hosts, plain_paths, params, st.sampled_from(["host", "suffix", "prefix", "query", "cache"]))
+def test_amp_variants_share_the_article_id(
+    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], how: str
+) -> None:
+    pairs = [(k, v) for k, v in pairs if k.lower() not in ("amp", "_amp", "output", "outputtype")]
+    base = _url(scheme, host, path, pairs)
+    if how == "host":
+        variant = _url(scheme, "amp." + host, path, pairs)
+    elif how == "suffix":
+        base = _url(scheme, host, path.rstrip("/") + "/", pairs)
+        variant = _url(scheme, host, path.rstrip("/") + "/amp/", pairs)
+    elif how == "prefix":
+        variant = _url(scheme, host, "/amp" + path, pairs)
+    elif how == "query":
+        variant = _url(scheme, host, path, [*pairs, ("amp", "1")])
+    else:
+        variant = _amp_cache(scheme, host, path) + (f"?{_query(pairs)}" if pairs else "")
+    assert article_id(variant) == article_id(base)

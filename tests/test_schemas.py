@@ -11,6 +11,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
 from click.testing import CliRunner
+from pydantic import BaseModel
 
 from wirewatch.cli import main
 from wirewatch.core.mappings import all_templates, export_schemas, rendered_schemas
@@ -288,6 +289,8 @@ def _allowed_es_types(annotation: Any) -> set[str]:
         return {"date", "date_nanos"}
     if annotation is str:
         return {"keyword", "text", "match_only_text", "wildcard"}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {"object", "nested"}
     raise AssertionError(f"no expected Elasticsearch type for {annotation!r}: extend this test")
 
 
@@ -297,14 +300,22 @@ def test_template_maps_every_field_with_a_consistent_type(index: str) -> None:
     template = json.loads((SCHEMAS / "elasticsearch" / f"{index}.template.json").read_text(encoding="utf-8"))
     mappings = template["template"]["mappings"]
     assert mappings["dynamic"] == "strict"
-    properties = mappings["properties"]
-    assert set(properties) == set(model.model_fields), "every field mapped, nothing else"
+    _check_properties(index, model, mappings["properties"])
+
+
+def _check_properties(where: str, model: type[BaseModel], properties: dict[str, Any]) -> None:
+    assert set(properties) == set(model.model_fields), f"{where}: every field mapped, nothing else"
     for name, field in model.model_fields.items():
         mapping = properties[name]
         allowed = _allowed_es_types(field.annotation)
-        assert mapping.get("type") in allowed, f"{index}.{name}: {mapping} for {field.annotation!r}"
-        if mapping["type"] == "keyword" and mapping.get("index", True):
-            assert mapping.get("ignore_above", 0) > 0, f"{index}.{name}: unbounded keyword"
+        assert mapping.get("type", "object") in allowed, f"{where}.{name}: {mapping} for {field.annotation!r}"
+        if mapping.get("type") == "keyword" and mapping.get("index", True):
+            assert mapping.get("ignore_above", 0) > 0, f"{where}.{name}: unbounded keyword"
+        if "properties" in mapping:  # a nested model: its own fields, checked the same way
+            inner = _strip_optional(field.annotation)
+            while get_origin(inner) in (list, typing.Annotated):
+                inner = get_args(inner)[0]
+            _check_properties(f"{where}.{name}", inner, mapping["properties"])
 
 
 def test_templates_cover_their_indices() -> None:

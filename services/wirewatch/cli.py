@@ -148,6 +148,43 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
         click.echo(f"removed: {removed.url}")
 
 
+@feeds.command("discover")
+@click.argument("url")
+@click.option("--add", is_flag=True, help="Add every feed and sitemap found to the feeds file.")
+@click.option("--json", "as_json", is_flag=True)
+def feeds_discover(url: str, add: bool, as_json: bool) -> None:
+    """Find a site's feeds (home page <link rel=alternate>) and sitemaps (robots.txt)."""
+    from wirewatch.core.feeds import FeedsFileError, add_feed
+    from wirewatch.fetcher.discover import discover_site
+    from wirewatch.fetcher.errors import FetchError
+
+    settings = Settings()
+    try:
+        found = asyncio.run(discover_site(settings, url))
+    except FetchError as exc:
+        _fail(str(exc))
+    added: list[str] = []
+    if add:
+        try:
+            for item in [*found.feeds, *found.sitemaps]:
+                feed, new = add_feed(settings.feeds_file, item.url, name=item.title)
+                if new:
+                    added.append(feed.url)
+        except FeedsFileError as exc:
+            _fail(str(exc))
+    if as_json:
+        _emit_json({**found.as_dict(), "added": added})
+        return
+    for item in [*found.feeds, *found.sitemaps]:
+        click.echo(f"{item.kind:<9} {item.url}  {item.title or ''}  ({item.source})")
+    if not found.feeds and not found.sitemaps:
+        click.echo(f"no feeds or sitemaps found for {found.site}")
+    for problem in found.problems:
+        click.echo(f"  ! {problem}", err=True)
+    if add:
+        click.echo(f"added {len(added)} to {settings.feeds_file}")
+
+
 # --- reading ------------------------------------------------------------------------------------
 @main.command()
 @click.argument("query", nargs=-1, required=True)

@@ -1,5 +1,9 @@
 """The feeds file: a YAML list of feeds to poll, edited by ``wirewatch feeds …``.
 
+A feed URL may serve RSS, Atom, JSON Feed, an XML sitemap, a sitemap index or a Google News
+sitemap (gzipped or not): the fetcher tells them apart by their content.
+``wirewatch feeds discover URL --add`` adds what a site's home page and robots.txt announce.
+
 Format::
 
     feeds:

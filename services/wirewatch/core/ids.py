@@ -35,6 +35,15 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_", "at_", "pk_", "mtm_", "hsa_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Query parameters that ask for the AMP rendering of a page, with the values that do (lower-case).
+AMP_PARAMS = {
+    "amp": {"", "1", "true", "yes"},
+    "_amp": {"", "1", "true"},
+    "outputtype": {"amp"},
+    "output": {"amp"},
+}
+#: Hosts of the Google AMP cache: ``https://www-example-com.cdn.ampproject.org/c/s/www.example.com/a``.
+AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 
 
 class InvalidURLError(ValueError):
@@ -44,9 +53,15 @@ class InvalidURLError(ValueError):
 def canonical_url(url: str) -> str:
     """Normalise a URL so that variants of one article compare equal.
 
-    Lower-cases scheme and host, drops the fragment, default ports, tracking parameters
-    and a trailing ``?``, and sorts the remaining query parameters. Idempotent.
-    Raises ``InvalidURLError`` (and nothing else) for anything it cannot normalise.
+    Lower-cases scheme and host, drops the fragment, default ports, user info, tracking
+    parameters and a trailing ``?``, and sorts the remaining query parameters. AMP variants
+    become the page they render: an ``amp.`` host prefix, a leading ``/amp/`` or trailing
+    ``/amp`` path segment, ``.amp`` / ``.amp.html`` endings, ``?amp=1`` (and ``outputType=amp``…),
+    and Google AMP cache URLs (``*.cdn.ampproject.org/c/s/…``, ``google.com/amp/s/…``).
+    Idempotent. Raises ``InvalidURLError`` (and nothing else) for anything it cannot normalise.
+
+    (courlan's ``normalize_url`` was compared: in strict mode it drops every query parameter
+    not on its own list, ``?id=7`` included, so distinct articles would share an id.)
     """
     try:
         return _canonical_url(url)
@@ -56,9 +71,59 @@ def canonical_url(url: str) -> str:
         raise InvalidURLError(f"unparseable URL: {url.strip()[:200]!r}: {exc}") from exc
 
 
+def _amp_cache_origin(scheme: str, host: str, path: str, query: str) -> str | None:
+    """The origin URL behind a Google AMP cache URL, or None."""
+    if host.endswith(AMP_CACHE_SUFFIX):
+        rest = path.split("/", 3)  # ["", "c" | "v" | "i" | "wp", "s" | host, …]
+        if len(rest) < 4 or rest[1] not in ("c", "v", "i", "wp"):
+            return None
+        secure = rest[2] == "s"
+        target = rest[3] if secure else "/".join(rest[2:])
+    elif host in ("google.com", "www.google.com") and path.startswith("/amp/"):
+        target = path[len("/amp/") :]
+        secure = target.startswith("s/")
+        target = target[2:] if secure else target
+    else:
+        return None
+    if not target or target.startswith("/"):
+        return None
+    return f"{'https' if secure else 'http'}://{target}" + (f"?{query}" if query else "")
+
+
+def _strip_amp_path(path: str) -> str:
+    """The path without its AMP markers, until none is left.
+
+    ``/amp/a`` -> ``/a``; ``/a/amp/`` and ``/a/amp`` -> ``/a/``; ``/a.amp.html`` -> ``/a.html``;
+    ``/a.amp`` -> ``/a``."""
+    while True:
+        before = path
+        if path.startswith("/amp/"):
+            path = path[len("/amp") :]
+        if path.endswith("/amp/"):
+            path = path[: -len("amp/")]
+        elif path.endswith("/amp"):
+            path = path[: -len("amp")]
+        if path.endswith(".amp.html"):
+            path = path[: -len(".amp.html")] + ".html"
+        elif path.endswith(".amp") and not path.endswith("/.amp"):
+            path = path[: -len(".amp")]
+        if path == before:
+            return path
+
+
+def _is_amp_param(key: str, value: str) -> bool:
+    values = AMP_PARAMS.get(key.lower())
+    return values is not None and value.lower() in values
+
+
 def _canonical_url(url: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
+    origin = _amp_cache_origin(
+        parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), parts.path, parts.query
+    )
+    if origin is not None:
+        parts = urlsplit(origin)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise InvalidURLError(f"not an http(s) URL: {url[:200]!r}")
@@ -69,16 +134,20 @@ def _canonical_url(url: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise InvalidURLError(f"bad port in URL: {url[:200]!r}") from exc
+    while host.startswith("amp.") and "." in host[len("amp.") :]:
+        host = host[len("amp.") :]
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+        if k.lower() not in TRACKING_PARAMS
+        and not k.lower().startswith(TRACKING_PREFIXES)
+        and not _is_amp_param(k, v)
     ]
     query.sort()
-    path = parts.path or "/"
+    path = _strip_amp_path(parts.path) or "/"
     # Strip again: whitespace that ended the path before a dropped fragment or query would
     # otherwise be stripped only on the next pass, breaking idempotence.
     return urlunsplit((scheme, netloc, path, urlencode(query), "")).strip()

@@ -41,7 +41,9 @@ def _mapping_for(annotation: Any, metadata: list[Any]) -> dict[str, Any]:
         return _mapping_for(base, list(extra))
     if origin is Literal:
         values = get_args(annotation)
-        return {"type": "integer"} if all(isinstance(v, int) for v in values) else {"type": "keyword"}
+        if all(isinstance(v, int) for v in values):
+            return {"type": "integer"}
+        return {"type": "keyword", "ignore_above": 256}
     if origin in (list, tuple, set, frozenset):
         (item,) = get_args(annotation)[:1]
         return _mapping_for(item, [])

@@ -27,6 +27,7 @@ class Extracted:
     description: str | None
     language: str | None
     canonical_url: str | None
+    amp_url: str | None = None  # the page's ``<link rel="amphtml">``: another URL of the same article
 
 
 #: ``<meta charset=...>`` or ``<meta http-equiv="Content-Type" content="...; charset=...">``, searched
@@ -188,4 +189,14 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
         description=doc.description or None,
         language=doc.language or None,
         canonical_url=doc.url if doc.url and doc.url != url else None,
+        amp_url=_amp_link(tree),
     )
+
+
+def _amp_link(tree: HtmlElement) -> str | None:
+    for link in tree.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        href = (link.get("href") or "").strip()
+        if "amphtml" in rel and href:
+            return href
+    return None

@@ -8,9 +8,9 @@
   redirects are followed here, one hop at a time, at most ``fetch_max_redirects``, loops refused;
 * **caps** — ``fetch_timeout`` is a deadline for each request (each redirect hop, each
   retry): connect, headers and the entire body, so a server trickling bytes is cut off;
-  ``fetch_max_bytes`` bounds the *decoded* body (gzip/deflate are decompressed here, in bounded
-  steps, so a small compressed bomb never inflates past the cap in memory); and the media type
-  must suit the kind of fetch (:data:`FEED_TYPES`, :data:`ARTICLE_TYPES`; a response without
+  ``fetch_max_bytes`` bounds the *decoded* body (gzip, deflate, brotli and zstd are decompressed
+  here, in bounded steps, so a small compressed bomb never inflates past the cap in memory); and
+  the media type must suit the kind of fetch (:data:`FEED_TYPES`, :data:`ARTICLE_TYPES`; a response without
   Content-Type is accepted);
 * **politeness** — robots.txt (:mod:`wirewatch.fetcher.robots`) is honoured for feeds and
   articles (and for each redirect target's own site); requests to one host go through its gate
@@ -27,9 +27,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Protocol, Self
 
+import brotli
 import httpx
+import zstandard
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import Settings
@@ -60,10 +62,41 @@ MAX_INLINE_WAIT = 30.0
 #: Decompressed bytes produced per step: what a compressed chunk can inflate to in memory at once.
 DECODE_STEP = 64 * 1024
 
-#: Media types accepted for feeds: XML, RSS, Atom, RDF, JSON Feed, plain text.
-FEED_TYPES = "XML, RSS, Atom, JSON or plain text"
+#: Content codings the fetcher decodes (itself, bounded: see :func:`read_capped`).
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+#: Media types accepted for feeds: XML, RSS, Atom, RDF, JSON Feed, plain text, gzip (``.xml.gz`` sitemaps).
+FEED_TYPES = "XML, RSS, Atom, JSON, gzip or plain text"
+GZIP_TYPES = frozenset({"application/gzip", "application/x-gzip"})
 #: Media types accepted for article pages.
 ARTICLE_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+#: Response headers kept with each article (``RawArticle.fetch_headers``), values cut at KEPT_HEADER_CHARS.
+KEPT_HEADERS = (
+    "etag",
+    "last-modified",
+    "date",
+    "expires",
+    "server",
+    "content-type",
+    "content-language",
+    "content-encoding",
+    "content-length",
+    "cache-control",
+    "age",
+    "vary",
+    "x-cache",
+    "cf-cache-status",
+    "x-served-by",
+    "via",
+)
+KEPT_HEADER_CHARS = 256
+
+
+def kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The allow-listed headers of a response, lower-case names, values truncated."""
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+    return {name: lowered[name][:KEPT_HEADER_CHARS] for name in KEPT_HEADERS if name in lowered}
 
 
 @dataclass(frozen=True)
@@ -91,6 +124,8 @@ def content_type_allowed(kind: FetchKind, content_type: str | None) -> bool:
         return True
     if kind == "article":
         return media in ARTICLE_TYPES
+    if media in GZIP_TYPES:
+        return True
     main, _, sub = media.partition("/")
     return main in ("text", "application") and (
         sub in ("xml", "json", "plain", "rss", "atom") or sub.endswith(("+xml", "+json"))
@@ -100,7 +135,19 @@ def content_type_allowed(kind: FetchKind, content_type: str | None) -> bool:
 # --- bounded decompression --------------------------------------------------------------------
 
 
-class _Decoder:
+class DecodeError(ValueError):
+    """A compressed body that does not decode."""
+
+
+class _Decoder(Protocol):
+    encoding: str
+
+    def feed(self, data: bytes) -> Iterator[bytes]: ...
+
+    def flush(self) -> Iterator[bytes]: ...
+
+
+class _ZlibDecoder:
     """gzip or deflate, inflated at most :data:`DECODE_STEP` bytes at a time."""
 
     def __init__(self, encoding: str) -> None:
@@ -113,9 +160,9 @@ class _Decoder:
         while data:
             try:
                 out = self._inflate.decompress(data, DECODE_STEP)
-            except zlib.error:
+            except zlib.error as exc:
                 if not self._raw_deflate_fallback:
-                    raise
+                    raise DecodeError(str(exc)) from exc
                 self._raw_deflate_fallback = False
                 self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
                 continue
@@ -132,16 +179,91 @@ class _Decoder:
             yield out
 
 
+class _BrotliDecoder:
+    """brotli (``br``), at most about :data:`DECODE_STEP` bytes of output per step."""
+
+    encoding = "br"
+
+    def __init__(self) -> None:
+        self._brotli = brotli.Decompressor()
+
+    def _step(self, data: bytes) -> bytes:
+        try:
+            return bytes(self._brotli.process(data, output_buffer_limit=DECODE_STEP))
+        except brotli.error as exc:
+            raise DecodeError(str(exc)) from exc
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._brotli.is_finished():
+            return
+        out = self._step(data)
+        while True:
+            if out:
+                yield out
+            if self._brotli.can_accept_more_data():
+                return
+            out = self._step(b"")  # output held back by the limit: drain it, step by step
+            if not out:
+                return
+
+    def flush(self) -> Iterator[bytes]:
+        return iter(())
+
+
+#: zstd input is fed this many bytes at a time: a zstd block (at most 128 KiB of output) takes at
+#: least 4 bytes, so one step yields at most 512 KiB however the stream was crafted.
+ZSTD_STEP_INPUT = 16
+#: Largest zstd window accepted (the HTTP ``zstd`` content coding allows 8 MiB, RFC 9659).
+ZSTD_MAX_WINDOW = 8 * 1024 * 1024
+
+
+class _ZstdDecoder:
+    """zstd, fed in small slices so that output stays bounded; several frames are read in turn."""
+
+    encoding = "zstd"
+
+    def __init__(self) -> None:
+        self._zstd = self._new()
+
+    @staticmethod
+    def _new() -> zstandard.ZstdDecompressionObj:
+        return zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).decompressobj()
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        view = memoryview(data)
+        for start in range(0, len(view), ZSTD_STEP_INPUT):
+            chunk = bytes(view[start : start + ZSTD_STEP_INPUT])
+            try:
+                while chunk:
+                    out = self._zstd.decompress(chunk)
+                    chunk = b""
+                    if self._zstd.eof:  # a frame ended: what follows is the next frame
+                        chunk = self._zstd.unused_data
+                        self._zstd = self._new()
+                    if out:
+                        yield out
+            except zstandard.ZstdError as exc:
+                raise DecodeError(str(exc)) from exc
+
+    def flush(self) -> Iterator[bytes]:
+        return iter(())
+
+
 def _decoders(content_encoding: str | None, url: str) -> list[_Decoder]:
     """Decoders in the order to apply them (the reverse of the header's list)."""
-    decoders = []
+    decoders: list[_Decoder] = []
     for raw in reversed((content_encoding or "").split(",")):
         encoding = raw.strip().lower()
         if encoding in ("", "identity"):
             continue
-        if encoding not in ("gzip", "x-gzip", "deflate"):
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            decoders.append(_ZlibDecoder(encoding))
+        elif encoding == "br":
+            decoders.append(_BrotliDecoder())
+        elif encoding == "zstd":
+            decoders.append(_ZstdDecoder())
+        else:
             raise FetchError(f"cannot fetch {url}: unsupported content encoding {encoding!r}")
-        decoders.append(_Decoder(encoding))
     return decoders
 
 
@@ -160,30 +282,53 @@ def _flush(decoders: list[_Decoder]) -> Iterator[bytes]:
             yield from _decode(decoders[i + 1 :], piece)
 
 
+class _Capped:
+    """Decoded pieces, collected until they pass ``max_bytes``."""
+
+    def __init__(self, max_bytes: int, url: str) -> None:
+        self.max_bytes = max_bytes
+        self.url = url
+        self.size = 0
+        self.chunks: list[bytes] = []
+
+    def take(self, pieces: Iterator[bytes]) -> None:
+        for piece in pieces:
+            self.size += len(piece)
+            if self.size > self.max_bytes:
+                raise BodyTooLargeError(f"body of {self.url} is larger than {self.max_bytes} bytes")
+            self.chunks.append(piece)
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
 async def read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
     """The decoded body, raising ``BodyTooLargeError`` as soon as it passes ``max_bytes``.
 
     The raw (compressed) stream is read and inflated here in steps of at most
     :data:`DECODE_STEP` bytes, so memory stays near ``max_bytes`` whatever the compression ratio."""
     decoders = _decoders(response.headers.get("content-encoding"), url)
-    chunks: list[bytes] = []
-    size = 0
-
-    def take(pieces: Iterator[bytes]) -> None:
-        nonlocal size
-        for piece in pieces:
-            size += len(piece)
-            if size > max_bytes:
-                raise BodyTooLargeError(f"body of {url} is larger than {max_bytes} bytes")
-            chunks.append(piece)
-
+    capped = _Capped(max_bytes, url)
     try:
         async for raw in response.aiter_raw():
-            take(_decode(decoders, raw))
-        take(_flush(decoders))
-    except zlib.error as exc:
-        raise FetchError(f"cannot fetch {url}: cannot decode its {decoders[0].encoding} body: {exc}") from exc
-    return b"".join(chunks)
+            capped.take(_decode(decoders, raw))
+        capped.take(_flush(decoders))
+    except DecodeError as exc:
+        encodings = ", ".join(d.encoding for d in reversed(decoders))
+        raise FetchError(f"cannot fetch {url}: cannot decode its {encodings} body: {exc}") from exc
+    return capped.body()
+
+
+def inflate_capped(data: bytes, encoding: str, max_bytes: int, url: str) -> bytes:
+    """``data`` decoded from ``encoding`` (e.g. a ``.xml.gz`` file), bounded like a response body."""
+    decoders = _decoders(encoding, url)
+    capped = _Capped(max_bytes, url)
+    try:
+        capped.take(_decode(decoders, data))
+        capped.take(_flush(decoders))
+    except DecodeError as exc:
+        raise FetchError(f"cannot decode the {encoding} body of {url}: {exc}") from exc
+    return capped.body()
 
 
 # --- the client ---------------------------------------------------------------------------------
@@ -204,7 +349,7 @@ class HttpFetcher:
             timeout=httpx.Timeout(settings.fetch_timeout),
             follow_redirects=False,
             trust_env=False,
-            headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
+            headers={"User-Agent": settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         )
 
     async def __aenter__(self) -> Self:

@@ -1,30 +1,35 @@
 """The fetcher service: poll feeds, fetch new articles, extract them, produce raw articles.
 
-One path for data: feeds file -> due feeds -> HTTP GET (conditional) -> feedparser ->
-new entry links -> HTTP GET -> trafilatura (process pool) -> ``RawArticle`` keyed by
-article id -> raw-articles topic. Every failure (broken feed, unreachable or empty
-article) is logged and recorded on the dead-letter topic; the other feeds keep flowing.
+One path for data: feeds file -> due feeds -> HTTP GET (conditional) -> :func:`parse_feed`
+(RSS/Atom via feedparser, JSON Feed, sitemaps; a sitemap index's children followed, bounded)
+-> new entry links, newest first, at most ``feed_max_new_per_poll`` -> HTTP GET -> trafilatura
+(process pool) -> ``RawArticle`` keyed by article id -> raw-articles topic. Every failure (broken
+feed, unreachable or empty article) is logged and recorded on the dead-letter topic; the other
+feeds keep flowing.
 
 Every request, feed or article, goes through :class:`~wirewatch.fetcher.http.HttpFetcher`:
 SSRF guard on each redirect hop, robots.txt, per-host concurrency and spacing, retries with
 backoff, ``Retry-After``, and deadline, size and content-type caps. An article that robots.txt
 disallows is skipped (logged, one dead letter) and looked at again after ``fetch_robots_ttl``.
+Each feed's interval adapts to what it publishes (:mod:`wirewatch.fetcher.schedule`); its
+health record is served as JSON at ``/feeds`` on the service's web port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
+import functools
 import hashlib
 import multiprocessing
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
-import feedparser
+from faust.web import Request, Response, View
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
@@ -35,26 +40,18 @@ from wirewatch.core.models import Feed, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
-from wirewatch.fetcher.http import HttpFetcher, Page
+from wirewatch.fetcher.formats import FeedEntry, ParsedFeed, SitemapChild, parse_feed
+from wirewatch.fetcher.http import HttpFetcher, Page, kept_headers
+from wirewatch.fetcher.schedule import FeedState, failure_interval, next_interval, poll_floor
 
-__all__ = ["FetchError", "Fetcher", "HttpFetcher", "Page", "create"]
+__all__ = ["FeedState", "FetchError", "Fetcher", "HttpFetcher", "Page", "build", "create"]
 
 log = get_logger(__name__)
 
 
 #: Attempts at an article that keeps failing before the fetcher gives up on it.
 ARTICLE_MAX_ATTEMPTS = 5
-#: feedparser complaints that do not mean the feed is broken.
-HARMLESS_FEED_ERRORS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-
-
-@dataclass
-class FeedState:
-    next_poll: float = 0.0
-    etag: str | None = None
-    last_modified: str | None = None
-    failures: int = 0
-    last_error: str | None = None
+_OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -64,15 +61,25 @@ class ArticleFailure:
     reason: str
 
 
-def _entry_published(entry: Any) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed"):
-        value = entry.get(key)
-        if value:
-            try:
-                return datetime.fromtimestamp(calendar.timegm(value), UTC)
-            except (OverflowError, ValueError, TypeError):
-                continue
-    return None
+def same_site(a: str, b: str) -> bool:
+    """Same host, ``www.`` aside."""
+    return source_domain(a) == source_domain(b)
+
+
+def amp_alias(page_url: str, amp_url: str | None) -> str | None:
+    """The article id of a page's ``<link rel="amphtml">`` when it is on the same site, else None."""
+    if not amp_url:
+        return None
+    try:
+        resolved = urljoin(page_url, amp_url)
+        return article_id(resolved) if same_site(canonical_url(resolved), page_url) else None
+    except (InvalidURLError, ValueError):
+        return None
+
+
+def newest_first(entries: list[FeedEntry]) -> list[FeedEntry]:
+    """Dated entries newest first, then undated ones in feed order."""
+    return sorted(entries, key=lambda e: e.published or _OLDEST, reverse=True)
 
 
 class Fetcher:
@@ -82,6 +89,7 @@ class Fetcher:
         self.raw_topic = service.topic(self.settings.topic_raw)
         self.state: dict[str, FeedState] = {}
         self.seen: set[str] = set()  # article ids produced by this process
+        self.known: set[str] = set()  # article ids found in some feed (for the feeds' items_seen)
         self.in_flight: set[str] = set()
         self.failed: dict[str, ArticleFailure] = {}
         self.disallowed: dict[str, float] = {}  # article id -> when to ask robots.txt again
@@ -119,20 +127,39 @@ class Fetcher:
             log.error("feeds file unreadable, keeping the previous list", extra={"error": str(exc)})
         return self._feeds
 
+    def health(self) -> list[dict[str, Any]]:
+        """Every listed feed's health record (what ``/feeds`` serves)."""
+        return [self.state.get(f.id, FeedState()).health(f.url, f.name) for f in self._feeds]
+
+    def _bounds(self, feed: Feed) -> tuple[float, float]:
+        """(shortest, longest) interval for ``feed``: fixed when the feeds file sets its interval."""
+        if feed.interval:
+            return feed.interval, feed.interval
+        lower, upper = self.settings.poll_interval_min, self.settings.poll_interval_max
+        return min(lower, upper), upper
+
     async def _poll(self, http: HttpFetcher, feed: Feed, state: FeedState) -> None:
-        interval = feed.interval or self.settings.poll_interval
+        lower, upper = self._bounds(feed)
+        current = state.interval or min(max(feed.interval or self.settings.poll_interval, lower), upper)
+        state.polls += 1
         try:
-            new = await self.poll_feed(http, feed, state)
-            state.failures = 0
-            state.next_poll = time.monotonic() + interval
-            if new:
-                log.info("feed polled", extra={"feed_url": feed.url, "new_articles": new})
+            await self.poll_feed(http, feed, state)
         except Exception as exc:
             state.failures += 1
+            state.interval = current
+            state.last_error_at = datetime.now(UTC)
             # Back off on a failing feed: interval * 2^failures, capped at 8 intervals.
-            state.next_poll = time.monotonic() + min(interval * 2 ** min(state.failures, 3), interval * 8)
+            state.next_poll = time.monotonic() + failure_interval(current, state.failures)
             reason = str(exc) if isinstance(exc, FetchError) else describe_exception(exc)
             await self.feed_problem(feed, state, reason)
+        else:
+            state.failures = 0
+            state.last_success = datetime.now(UTC)
+            asked = None if feed.interval else state.asked_interval  # set by this poll
+            state.interval = next_interval(current, state.last_new, lower=lower, upper=upper, asked=asked)
+            # New articles left over: come back as soon as the feed allows, not a whole interval later.
+            wait = poll_floor(lower, upper, asked) if state.backlog else state.interval
+            state.next_poll = time.monotonic() + wait
         finally:
             self.in_flight.discard(feed.id)
 
@@ -145,64 +172,165 @@ class Fetcher:
             )
             return
         state.last_error = reason
+        state.last_error_at = datetime.now(UTC)
         await self.service.dead_letter("fetcher.feed", reason, feed_url=feed.url)
 
-    async def poll_feed(self, http: HttpFetcher, feed: Feed, state: FeedState) -> int:
+    async def read_feed(
+        self, http: HttpFetcher, url: str, validators: tuple[str | None, str | None] | None
+    ) -> tuple[Page, ParsedFeed | None]:
+        """GET a feed (conditionally when ``validators`` = (etag, last-modified)); None on a 304."""
         headers = {}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
-        page = await http.get(feed.url, "feed", headers)
+        etag, last_modified = validators or (None, None)
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        page = await http.get(url, "feed", headers)
         metrics.FETCHES.labels(kind="feed", status=str(page.status)).inc()
         if page.status == 304:
+            return page, None
+        parsed = await asyncio.to_thread(
+            parse_feed, page.body, page.content_type, max_bytes=self.settings.fetch_max_bytes, url=url
+        )
+        return page, parsed
+
+    async def poll_feed(self, http: HttpFetcher, feed: Feed, state: FeedState) -> int:
+        """Poll one feed; returns how many articles were produced. Sets ``state.last_new``."""
+        state.last_new = 0
+        conditional = state.backlog == 0  # a backlog is read again from the full feed
+        page, parsed = await self.read_feed(
+            http, feed.url, (state.etag, state.last_modified) if conditional else None
+        )
+        if parsed is None:
+            if state.failures:  # unchanged since it last worked: whatever failed since is over
+                state.last_error = None
             return 0
-        parsed = await asyncio.to_thread(feedparser.parse, page.body)
-        problem = parsed.get("bozo_exception") if parsed.bozo else None
-        if problem is not None and not isinstance(problem, HARMLESS_FEED_ERRORS):
-            if not parsed.entries:
-                raise FetchError(f"malformed feed: {problem}")
-            await self.feed_problem(
-                feed, state, f"malformed feed ({len(parsed.entries)} entries recovered): {problem}"
+        state.etag = page.headers.get("etag")
+        state.last_modified = page.headers.get("last-modified")
+        state.format = f"{parsed.format} {parsed.version}"
+        state.asked_interval = parsed.min_interval
+        problems = [parsed.problem] if parsed.problem is not None else []
+        entries = parsed.entries
+        if parsed.children:
+            budget = [self.settings.sitemap_max_children]
+            entries = entries + await self._sitemap_children(
+                http, state, parsed.children, 1, budget, conditional, problems
             )
+        if problems:  # usable, but not all of it: one dead letter while the problem stays the same
+            await self.feed_problem(feed, state, "; ".join(problems))
         elif state.last_error is not None:
             log.info("feed recovered", extra={"feed_url": feed.url})
             state.last_error = None
-        state.etag = page.headers.get("etag")
-        state.last_modified = page.headers.get("last-modified")
-        feed_title = parsed.feed.get("title") if parsed.get("feed") else None
-        feed_language = feed.language or (parsed.feed.get("language") if parsed.get("feed") else None)
-        jobs = []
-        for entry in parsed.entries:
-            link = entry.get("link")
-            if not link:
-                continue
+        state.entries = len(entries)
+        return await self._new_articles(http, feed, state, entries, parsed)
+
+    async def _sitemap_children(
+        self,
+        http: HttpFetcher,
+        state: FeedState,
+        children: list[SitemapChild],
+        depth: int,
+        budget: list[int],
+        conditional: bool,
+        problems: list[str],
+    ) -> list[FeedEntry]:
+        """Entries of a sitemap index's children: newest ``lastmod`` first, bounded in depth and count.
+
+        A child that cannot be read is noted in ``problems``; the others are still read."""
+        if depth > self.settings.sitemap_max_depth:
+            return []
+        entries: list[FeedEntry] = []
+        ordered = sorted(children, key=lambda c: c.lastmod or _OLDEST, reverse=True)
+        for child in ordered:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            validators = state.child_validators.get(child.url) if conditional else None
             try:
-                aid = article_id(link)
+                page, parsed = await self.read_feed(http, child.url, validators)
+            except FetchError as exc:
+                problems.append(f"child sitemap {child.url}: {exc}")
+                continue
+            if parsed is None:
+                continue
+            state.child_validators[child.url] = (page.headers.get("etag"), page.headers.get("last-modified"))
+            entries.extend(parsed.entries)
+            if parsed.children:
+                entries.extend(
+                    await self._sitemap_children(
+                        http, state, parsed.children, depth + 1, budget, conditional, problems
+                    )
+                )
+        listed = {c.url for c in children}
+        if depth == 1:  # forget the validators of children no longer listed
+            for url in [u for u in state.child_validators if u not in listed]:
+                del state.child_validators[url]
+        return entries
+
+    async def _new_articles(
+        self, http: HttpFetcher, feed: Feed, state: FeedState, entries: list[FeedEntry], parsed: ParsedFeed
+    ) -> int:
+        now = time.monotonic()
+        fresh: dict[str, FeedEntry] = {}
+        for entry in newest_first(entries):
+            try:
+                aid = article_id(entry.link)
             except InvalidURLError as exc:
                 await self.service.dead_letter(
-                    "fetcher.entry", str(exc), feed_url=feed.url, url=str(link)[:2000]
+                    "fetcher.entry", str(exc), feed_url=feed.url, url=entry.link[:2000]
                 )
                 continue
-            if aid in self.seen or self.disallowed.get(aid, 0.0) > time.monotonic():
+            if aid in fresh or aid in self.seen or self.disallowed.get(aid, 0.0) > now:
                 continue
             failure = self.failed.get(aid)
-            if failure and (failure.attempts >= ARTICLE_MAX_ATTEMPTS or failure.next_try > time.monotonic()):
+            if failure and (failure.attempts >= ARTICLE_MAX_ATTEMPTS or failure.next_try > now):
                 continue
-            jobs.append(self._article(http, feed, link, aid, entry, feed_title, feed_language))
-        results = await asyncio.gather(*jobs)
-        return sum(results)
+            fresh[aid] = entry
+        found = [aid for aid in fresh if aid not in self.known]
+        self.known.update(found)
+        state.items_seen += len(found)
+        state.last_new = len(found)
+        cap = self.settings.feed_max_new_per_poll
+        state.backlog = max(len(fresh) - cap, 0)
+        jobs = [
+            functools.partial(
+                self._article,
+                http,
+                feed,
+                entry,
+                aid,
+                parsed.title,
+                feed.language or entry.language or parsed.language,  # the feeds file, the item, the feed
+            )
+            for aid, entry in list(fresh.items())[:cap]
+        ]
+        return await self._run_bounded(jobs, self.settings.fetch_concurrency)
+
+    @staticmethod
+    async def _run_bounded(jobs: Sequence[Callable[[], Awaitable[int]]], workers: int) -> int:
+        """Run ``jobs`` with at most ``workers`` in progress (a coroutine exists only while it runs)."""
+        pending = iter(jobs)
+        total = 0
+
+        async def worker() -> None:
+            nonlocal total
+            for job in pending:
+                produced = await job()  # not ``total += await …``: that reads ``total`` before awaiting
+                total += produced
+
+        await asyncio.gather(*(worker() for _ in range(min(workers, len(jobs)))))
+        return total
 
     async def _article(
         self,
         http: HttpFetcher,
         feed: Feed,
-        link: str,
+        entry: FeedEntry,
         aid: str,
-        entry: Any,
         feed_title: str | None,
         feed_language: str | None,
     ) -> int:
+        link = entry.link
         try:
             page = await http.get(link, "article")
             metrics.FETCHES.labels(kind="article", status=str(page.status)).inc()
@@ -220,7 +348,7 @@ class Fetcher:
             reason = str(exc) if isinstance(exc, FetchError | ExtractionError) else describe_exception(exc)
             await self.article_failed(feed, link, aid, reason)
             return 0
-        article = self.build_article(feed, link, aid, entry, page, extracted, feed_title, feed_language)
+        article = self.build_article(feed, entry, aid, page, extracted, feed_title, feed_language)
         delivery = await self.raw_topic.send(key=article.id.encode(), value=article.to_bytes())
         await delivery  # the broker has it: only now is it "seen"
         self.seen.add(aid)
@@ -228,6 +356,9 @@ class Fetcher:
         self.disallowed.pop(aid, None)
         if article.id != aid:
             self.seen.add(article.id)
+        amp = amp_alias(page.url, extracted.amp_url)
+        if amp is not None:  # the page's AMP version is the same article: never fetch it as another
+            self.seen.add(amp)
         metrics.ARTICLES_PRODUCED.inc()
         log.info(
             "article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url}
@@ -260,20 +391,21 @@ class Fetcher:
     def build_article(
         self,
         feed: Feed,
-        link: str,
+        entry: FeedEntry,
         aid: str,
-        entry: Any,
         page: Page,
         extracted: Extracted,
         feed_title: str | None,
         feed_language: str | None,
     ) -> RawArticle:
+        link = entry.link
         canonical = canonical_url(link)
-        # A page's own canonical URL wins only on the same host (a page cannot claim another site's id).
+        # A page's own canonical URL wins only on the same site (a page cannot claim another site's
+        # id); ``www.`` aside, so that an ``amp.`` page can name its ``www.`` original.
         if extracted.canonical_url:
             try:
                 declared = canonical_url(extracted.canonical_url)
-                if urlsplit(declared).hostname == urlsplit(canonical).hostname:
+                if same_site(declared, canonical):
                     canonical = declared
             except InvalidURLError:
                 pass
@@ -285,20 +417,26 @@ class Fetcher:
             feed_url=feed.url,
             source=extracted.sitename or feed.name or feed_title or source_domain(page.url),
             source_domain=source_domain(page.url),
-            title=(entry.get("title") or extracted.title or "").strip(),
+            title=(entry.title or extracted.title or "").strip(),
             text=extracted.text,
-            description=extracted.description or entry.get("summary") or None,
-            author=extracted.author or entry.get("author") or None,
-            published=_entry_published(entry) or extracted.published,
+            description=extracted.description or entry.summary or None,
+            author=extracted.author or entry.author or None,
+            published=entry.published or extracted.published,
             language_hint=feed_language or extracted.language,
             html_sha256=hashlib.sha256(page.body).hexdigest(),
             html_bytes=len(page.body),
             http_status=page.status,
             content_type=page.content_type,
+            fetch_headers=kept_headers(page.headers),
         )
 
 
 def create(settings: Settings) -> ServiceApp:
+    return build(settings).service
+
+
+def build(settings: Settings) -> Fetcher:
+    """The fetcher service: its poll loop as a Faust task, and its ``/feeds`` health page."""
     service = ServiceApp("fetcher", settings)
     fetcher = Fetcher(service)
 
@@ -306,4 +444,11 @@ def create(settings: Settings) -> ServiceApp:
     async def poll_feeds() -> None:
         await fetcher.run()
 
-    return service
+    @service.app.page("/feeds")
+    class Feeds(View):
+        """Each feed's health: last success and error, items seen, failures, interval, next poll."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json(fetcher.health())
+
+    return fetcher

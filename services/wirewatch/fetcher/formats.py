@@ -1,0 +1,276 @@
+"""Feed bodies to entries: RSS 0.9x/1.0/2.0 and Atom (feedparser), JSON Feed 1.0/1.1, XML sitemaps.
+
+:func:`parse_feed` is the one entry point. It looks at the body, not only at the URL or the
+Content-Type (servers mislabel feeds all the time):
+
+* a gzip body (``.xml.gz`` sitemaps, served without ``Content-Encoding``) is inflated first,
+  in bounded steps and within the same size cap as any body;
+* a body that starts with ``{`` (or a JSON media type) is a JSON Feed, validated strictly;
+* an XML body whose root element is ``urlset`` or ``sitemapindex`` is a sitemap
+  (:mod:`wirewatch.fetcher.sitemaps`, parsed with a hardened lxml parser);
+* anything else goes to feedparser (RSS 0.9x, RSS 1.0/RDF, RSS 2.0, Atom 0.3/1.0).
+
+Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`. A body that is not a
+feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a ``FetchError``: the poll
+loop logs it and records a dead letter); a feed that feedparser could partly recover comes back
+with ``problem`` set.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import feedparser
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wirewatch.fetcher.errors import FetchError
+from wirewatch.fetcher.http import inflate_capped, media_type
+
+#: feedparser complaints that do not mean the feed is broken.
+HARMLESS_FEED_ERRORS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+GZIP_MAGIC = b"\x1f\x8b"
+#: Seconds per ``sy:updatePeriod`` unit (RSS 1.0 syndication module).
+SY_PERIODS = {
+    "hourly": 3600.0,
+    "daily": 86400.0,
+    "weekly": 604800.0,
+    "monthly": 2592000.0,
+    "yearly": 31536000.0,
+}
+
+_SITEMAP_ROOT = re.compile(
+    rb"""\A(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*<(?:[A-Za-z_][\w.-]*:)?"""
+    rb"""(urlset|sitemapindex)[\s>/]""",
+    re.DOTALL,
+)
+#: How much of a body is searched for its root element.
+SNIFF_BYTES = 64 * 1024
+
+Format = Literal["rss", "atom", "json-feed", "sitemap", "sitemap-index"]
+
+
+class FeedFormatError(FetchError):
+    """The body is not a feed wirewatch reads, or is too broken to read."""
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """One item of a feed or one URL of a sitemap: an article to fetch."""
+
+    link: str
+    title: str | None = None
+    summary: str | None = None
+    author: str | None = None
+    published: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class SitemapChild:
+    """A sitemap listed by a sitemap index."""
+
+    url: str
+    lastmod: datetime | None = None
+
+
+@dataclass
+class ParsedFeed:
+    format: Format
+    version: str
+    title: str | None = None
+    language: str | None = None
+    entries: list[FeedEntry] = field(default_factory=list)
+    children: list[SitemapChild] = field(default_factory=list)
+    #: Seconds the feed itself asks between polls (RSS ``ttl``, ``sy:updatePeriod``/``Frequency``).
+    min_interval: float | None = None
+    #: Set when feedparser recovered entries from a malformed feed: why it was malformed.
+    problem: str | None = None
+
+
+def parse_feed(body: bytes, content_type: str | None = None, *, max_bytes: int, url: str = "") -> ParsedFeed:
+    """Parse a feed body of any supported format; raises ``FeedFormatError``."""
+    if body.startswith(GZIP_MAGIC):
+        try:
+            body = inflate_capped(body, "gzip", max_bytes, url)
+        except FetchError as exc:
+            raise FeedFormatError(f"gzipped feed {url}: {exc}") from exc
+    head = body[:SNIFF_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n")
+    media = media_type(content_type)
+    if head.startswith(b"{") or (media.endswith("json") and not head.startswith(b"<")):
+        return parse_json_feed(body)
+    if _SITEMAP_ROOT.match(head):
+        from wirewatch.fetcher.sitemaps import parse_sitemap
+
+        return parse_sitemap(body)
+    return _parse_with_feedparser(body)
+
+
+# --- RSS and Atom ---------------------------------------------------------------------------------
+
+
+def entry_published(entry: Any) -> datetime | None:
+    """feedparser's published (else updated) time of an entry, as an aware datetime."""
+    for key in ("published_parsed", "updated_parsed"):
+        value = entry.get(key)
+        if value:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(value), UTC)
+            except (OverflowError, ValueError, TypeError):
+                continue
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return number if 0 < number < float("inf") else None
+
+
+def feed_min_interval(feed: Any) -> float | None:
+    """What the feed asks: RSS 2.0 ``ttl`` (minutes), or ``sy:updatePeriod`` / ``sy:updateFrequency``."""
+    asked: list[float] = []
+    ttl = _seconds(feed.get("ttl"))
+    if ttl is not None:
+        asked.append(ttl * 60)
+    period = SY_PERIODS.get(str(feed.get("sy_updateperiod") or "").strip().lower())
+    if period is not None:
+        frequency = _seconds(feed.get("sy_updatefrequency")) or 1.0
+        asked.append(period / max(frequency, 1.0))
+    return max(asked) if asked else None
+
+
+def _parse_with_feedparser(body: bytes) -> ParsedFeed:
+    parsed = feedparser.parse(body)
+    problem = parsed.get("bozo_exception") if parsed.bozo else None
+    if isinstance(problem, HARMLESS_FEED_ERRORS):
+        problem = None
+    if problem is not None and not parsed.entries:
+        raise FeedFormatError(f"malformed feed: {problem}")
+    version = str(parsed.get("version") or "")
+    if not version and not parsed.entries:
+        raise FeedFormatError("not a feed: no RSS, Atom, JSON Feed or sitemap found")
+    meta = parsed.get("feed") or {}
+    entries = []
+    for entry in parsed.entries:
+        link = _text(entry.get("link"))
+        if link is None:
+            continue
+        entries.append(
+            FeedEntry(
+                link=link,
+                title=_text(entry.get("title")),
+                summary=_text(entry.get("summary")),
+                author=_text(entry.get("author")),
+                published=entry_published(entry),
+            )
+        )
+    return ParsedFeed(
+        format="atom" if version.startswith("atom") else "rss",
+        version=version or "unknown",
+        title=_text(meta.get("title")),
+        language=_text(meta.get("language")),
+        entries=entries,
+        min_interval=feed_min_interval(meta),
+        problem=(
+            f"malformed feed ({len(parsed.entries)} entries recovered): {problem}"
+            if problem is not None
+            else None
+        ),
+    )
+
+
+# --- JSON Feed ------------------------------------------------------------------------------------
+
+
+class _JsonFeedAuthor(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    name: str | None = None
+    url: str | None = None
+
+
+class _JsonFeedItem(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    id: str | int  # a string in the spec; 1.0 feeds in the wild use numbers
+    url: str | None = None
+    external_url: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    content_html: str | None = None
+    content_text: str | None = None
+    date_published: datetime | None = None
+    date_modified: datetime | None = None
+    author: _JsonFeedAuthor | None = None  # 1.0
+    authors: list[_JsonFeedAuthor] | None = None  # 1.1
+    language: str | None = None  # 1.1
+
+
+class _JsonFeed(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    version: Literal["https://jsonfeed.org/version/1", "https://jsonfeed.org/version/1.1"]
+    title: str
+    home_page_url: str | None = None
+    feed_url: str | None = None
+    language: str | None = None
+    items: list[_JsonFeedItem] = Field(max_length=1_000_000)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "document"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - 3
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def parse_json_feed(body: bytes) -> ParsedFeed:
+    """A JSON Feed 1.0 or 1.1 document, validated strictly (types, required fields, version)."""
+    try:
+        feed = _JsonFeed.model_validate_json(body)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise FeedFormatError(f"malformed JSON Feed: invalid JSON: {exc.errors()[0]['msg']}") from exc
+        raise FeedFormatError(f"malformed JSON Feed: {_validation_summary(exc)}") from exc
+    entries = []
+    for item in feed.items:
+        link = (item.url or item.external_url or "").strip()
+        if not link:
+            continue
+        authors = item.authors or ([item.author] if item.author else [])
+        names = [a.name for a in authors if a.name]
+        entries.append(
+            FeedEntry(
+                link=link,
+                title=_text(item.title),
+                summary=_text(item.summary),
+                author=", ".join(names) or None,
+                published=_aware(item.date_published or item.date_modified),
+                language=item.language,
+            )
+        )
+    return ParsedFeed(
+        format="json-feed",
+        version="1.1" if feed.version.endswith("1.1") else "1.0",
+        title=_text(feed.title),
+        language=feed.language,
+        entries=entries,
+    )

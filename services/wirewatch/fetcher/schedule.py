@@ -1,0 +1,86 @@
+"""When to poll a feed next: adaptive intervals, and the per-feed health record.
+
+A feed without its own ``interval`` in the feeds file starts at ``poll_interval`` and adapts to
+what it publishes: a poll that finds new articles halves the interval, a quiet one (nothing
+new, or a 304) makes it 1.5 times longer, always within ``[poll_interval_min,
+poll_interval_max]``. What the feed itself asks (RSS ``<ttl>``, ``sy:updatePeriod`` /
+``sy:updateFrequency``) is a lower bound, itself capped at ``poll_interval_max``. A feed with an
+``interval`` in the feeds file is polled at exactly that interval. A failing feed backs off:
+its interval times 2, 4, then 8 at most.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+#: A poll that found new articles divides the interval by this; a quiet one multiplies it by SLOWER.
+FASTER = 2.0
+SLOWER = 1.5
+
+
+def poll_floor(lower: float, upper: float, asked: float | None = None) -> float:
+    """The shortest interval allowed: ``lower``, or what the feed asks if longer, never past ``upper``."""
+    return min(max(lower, asked or 0.0), upper)
+
+
+def next_interval(
+    current: float, new_items: int, *, lower: float, upper: float, asked: float | None = None
+) -> float:
+    """The interval after a successful poll that found ``new_items`` new articles."""
+    proposed = current / FASTER if new_items > 0 else current * SLOWER
+    return min(max(proposed, poll_floor(lower, upper, asked)), upper)
+
+
+def failure_interval(interval: float, failures: int) -> float:
+    """Backoff after ``failures`` consecutive failed polls: ``interval * 2**failures``, at most 8 times."""
+    return float(interval * 2 ** min(max(failures, 1), 3))
+
+
+@dataclass
+class FeedState:
+    """What the fetcher knows about one feed: conditional-GET validators, schedule and health."""
+
+    next_poll: float = 0.0  # time.monotonic() of the next poll
+    interval: float | None = None  # current interval; None until the first poll
+    asked_interval: float | None = None  # the feed's own ttl / sy:updatePeriod, in seconds
+    etag: str | None = None
+    last_modified: str | None = None
+    #: Validators of the child sitemaps of a sitemap index, by URL.
+    child_validators: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    failures: int = 0  # consecutive failed polls
+    last_error: str | None = None  # the current problem (None once the feed works again)
+    last_error_at: datetime | None = None
+    last_success: datetime | None = None
+    polls: int = 0
+    last_new: int = 0  # new articles found by the last poll (what the interval adapts to)
+    items_seen: int = 0  # distinct new articles found in the feed since the fetcher started
+    entries: int = 0  # items in the feed at the last full poll
+    backlog: int = 0  # new articles left for the next poll (more than feed_max_new_per_poll)
+    format: str | None = None
+
+    def health(self, url: str, name: str | None) -> dict[str, Any]:
+        """The record served at the fetcher's ``/feeds`` page (JSON-ready: times are ISO 8601 strings)."""
+        next_poll = datetime.now(UTC) + timedelta(seconds=max(self.next_poll - time.monotonic(), 0.0))
+        return {
+            "url": url,
+            "name": name,
+            "format": self.format,
+            "last_success": _iso(self.last_success),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+            "consecutive_failures": self.failures,
+            "polls": self.polls,
+            "items_seen": self.items_seen,
+            "entries": self.entries,
+            "backlog": self.backlog,
+            "interval": round(self.interval, 3) if self.interval is not None else None,
+            "asked_interval": self.asked_interval,
+            "next_poll": _iso(next_poll) if self.polls or self.next_poll else None,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
