@@ -33,6 +33,7 @@ from wirewatch.core.logs import get_logger
 from wirewatch.core.models import EnrichedArticle, MessageError, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
+from wirewatch.enricher.analysis import analyse_text, preload
 from wirewatch.enricher.copies import CopyIndex
 from wirewatch.enricher.fingerprints import fingerprint
 from wirewatch.enricher.language import detect_language
@@ -41,13 +42,24 @@ log = get_logger(__name__)
 
 
 def analyse(raw: RawArticle) -> EnrichedArticle:
-    """Everything that depends on the article alone."""
+    """Everything that depends on the article alone: language, hash, entities, keyphrases,
+    attributions and check-worthy claims."""
     lang = detect_language(f"{raw.title}\n{raw.text}", raw.language_hint)
+    found = analyse_text(raw.title, raw.text, lang.code)
     return EnrichedArticle(
         **raw.model_dump(),
         language=lang.code,
         language_confidence=lang.confidence,
         content_hash=content_hash(raw.text),
+        entities=found.entities,
+        people=found.people,
+        organisations=found.organisations,
+        places=found.places,
+        keyphrases=found.keyphrases,
+        attributions=found.attributions,
+        attributed_to=found.attributed_to,
+        claims=found.claims,
+        claim_count=len(found.claims),
     )
 
 
@@ -110,6 +122,10 @@ def create(settings: Settings) -> ServiceApp:
     copies_topic = service.topic(f"{app.conf.id}-copies", internal=True, partitions=1)
     copies_table = app.Table("copies", default=None, partitions=1, key_type=str, value_type=None)
     linker = CopyLinker(copies_table, settings.copies_ttl_days)
+
+    @service.on_prepare
+    async def _load_models(_: Settings) -> None:
+        preload()  # the NER models, before the first article rather than during it
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:

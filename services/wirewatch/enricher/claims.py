@@ -1,0 +1,289 @@
+# ruff: noqa: RUF001 - typographic quotes and apostrophes are what this module reads.
+"""Check-worthy claims: sentences that state a checkable fact.
+
+Each sentence of the text is scored from what makes a statement checkable, in French and
+English (the patterns of both apply to every article):
+
+========== ====== ==============================================================
+signal     weight what
+========== ====== ==============================================================
+number     0.35   a figure other than a date ("5 000 combattants", "60 civils",
+                  "des centaines de", "thousands of")
+attribution 0.25  someone is said to have said it ("selon", "a déclaré", "said")
+event-verb 0.25   something happened ("tué", "ont quitté", "launched", "killed")
+quote      0.15   a quotation of three words or more
+entity     0.15   a person, organisation or place of the article is named
+date       0.15   a day, month, year or relative day ("dimanche", "le 17 octobre")
+========== ====== ==============================================================
+
+minus 0.15 for opinion or hedging words ("il faut", "sans doute", "should"), minus 0.25
+for a fragment of under six words, minus 0.1 past 90 words; clipped to 0..1. A sentence is
+a claim at ``CLAIM_THRESHOLD`` or above. Never claims: questions, boilerplate (social-media
+calls, subscriptions, "Cet article vous a plu ?", "Read more", cookies, copyright lines) and
+sentences that address the reader or give a first-person opinion outside quotation marks.
+
+Offsets are into ``text``. The title is scored too; a title claim that the text does not
+repeat has the signal ``title`` and the empty span ``start == end == 0``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from wirewatch.core.models import Attribution, Claim, Entity
+from wirewatch.core.text import normalise
+from wirewatch.enricher.attributions import has_attribution_cue
+from wirewatch.enricher.entities import surface_index, trie_pattern
+from wirewatch.enricher.sentences import Sentence, split_sentences
+
+__all__ = ["CLAIM_THRESHOLD", "WEIGHTS", "Scored", "extract_claims", "is_boilerplate", "score_sentence"]
+
+#: A sentence scoring this or more is a claim.
+CLAIM_THRESHOLD = 0.5
+
+#: What each signal adds to the score.
+WEIGHTS: dict[str, float] = {
+    "number": 0.35,
+    "attribution": 0.25,
+    "event-verb": 0.25,
+    "quote": 0.15,
+    "entity": 0.15,
+    "date": 0.15,
+}
+_OPINION_PENALTY = 0.15
+_SHORT_PENALTY = 0.25
+_LONG_PENALTY = 0.1
+
+
+def _phrases(block: str) -> list[str]:
+    """The ``|``-separated phrases of ``block``, lower-cased."""
+    return [p.strip().casefold() for p in block.replace("\n", "|").split("|") if p.strip()]
+
+
+def _any_of(block: str, *, stems: str = "") -> re.Pattern[str]:
+    """Case-insensitive regex for whole phrases of ``block`` and words starting with ``stems``."""
+    pattern = r"(?<![\w'’-])(?:" + trie_pattern(_phrases(block)) + r")(?![\w'’-])"
+    if stems:
+        pattern += r"|(?<![\w'’-])(?:" + trie_pattern(_phrases(stems)) + r")\w*"
+    return re.compile(pattern, re.IGNORECASE)
+
+
+_BOILERPLATE = re.compile(
+    r"(?<!\w)(?:"
+    + trie_pattern(
+        _phrases(
+            """rejoignez-nous|rejoignez nous|abonnez-vous|abonnez vous|s'abonner|inscrivez-vous|newsletter|
+            lettre d'information|cet article vous a plu|vous avez aimé cet article|partagez cet|
+            partager sur|merci de votre soutien|faites un don|soutenez-nous|lire aussi|à lire aussi|
+            voir aussi|lire la suite|en savoir plus|cookie|cookies|politique de confidentialité|
+            mentions légales|conditions d'utilisation|conditions générales d'utilisation|
+            tous droits réservés|copyright|version mobile|site icon|télécharger l'application|
+            notre chaîne|nos sélections|read more|read also|share this|sign up|subscribe|follow us|
+            click here|related articles|related stories|advertisement|publicité|sponsored|
+            all rights reserved|privacy policy|terms of use|terms of service|download the app|
+            download our app|join our|support our journalism|recommended for you|more from"""
+        )
+    )
+    + r")|suivez[- ](?:nous|[\w-]+)\s+sur|\(c\)\s*\d{4}|©",
+    re.IGNORECASE,
+)
+_IMPERATIVE_START = re.compile(
+    r"^\W*(?:"
+    + trie_pattern(
+        _phrases(
+            """suivez|abonnez|cliquez|découvrez|lisez|partagez|inscrivez|rejoignez|téléchargez|soutenez|
+            regardez|écoutez|retrouvez|n'hésitez|follow|subscribe|click|read|share|sign|join|download|
+            watch|listen|donate|support|discover|don't miss|check out|tap"""
+        )
+    )
+    + r")(?![\w'’-])",
+    re.IGNORECASE,
+)
+_READER = re.compile(r"\b(?:vous|votre|vos|you|your|yours)\b", re.IGNORECASE)
+_FIRST_PERSON_OPINION = _any_of(
+    """je pense|je crois|je trouve|je suis convaincu|à mon avis|selon moi|nous pensons|nous croyons|
+    i think|i believe|i feel|i guess|in my opinion|in my view|we think|we believe"""
+)
+_HEDGE = _any_of(
+    """il faut|il faudrait|devrait|devraient|il est temps|sans doute|probablement|peut-être|semble|
+    semblent|apparemment|visiblement|curieusement|malheureusement|heureusement|should|must|ought to|
+    perhaps|maybe|probably|apparently|seem|seems|unfortunately|clearly|obviously"""
+)
+_MONTHS = """janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|
+    décembre|decembre|january|february|march|april|may|june|july|august|september|october|november|
+    december"""
+_MONTH = trie_pattern(_phrases(_MONTHS))
+_DATE = re.compile(
+    r"(?<![\w'’-])(?:"
+    + trie_pattern(
+        _phrases(
+            _MONTHS
+            + """lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|
+            friday|saturday|sunday|hier|avant-hier|aujourd'hui|yesterday|today|tonight|semaine dernière|
+            semaine passée|this week|last week|last month|last year|l'an dernier|l'année dernière"""
+        )
+    )
+    + r")(?![\w'’-])|(?<!\d)(?:\d{1,2}/\d{1,2}/\d{2,4}|(?:19|20)\d\d)(?!\d)",
+    re.IGNORECASE,
+)
+# Day-and-month and years, removed before looking for figures: "17 octobre", "October 17", "2014".
+_DATE_NUMBERS = re.compile(
+    rf"\d{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTH})\b|\b(?:{_MONTH})\s+\d{{1,2}}(?:st|nd|rd|th)?\b|"
+    r"(?<![\d.,])(?:19|20)\d\d(?![\d.,]\d)|\d{1,2}/\d{1,2}/\d{2,4}",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\d")
+_NUMBER_WORDS = _any_of(
+    """dizaines|centaines|milliers|millions|milliards|douzaine|douzaines|vingtaine|trentaine|quarantaine|
+    cinquantaine|soixantaine|centaine|millier|dozens|hundreds|thousands|millions|billions|dozen|
+    deux cents|trois cents|mille|vingt|trente|quarante|cinquante|soixante|cent|twenty|thirty|forty|
+    fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|per cent|percent|pour cent"""
+)
+_EVENT = _any_of(
+    """tué|tuée|tués|tuées|tuant|tue|blessé|blessée|blessés|blessées|blessant|attaqué|attaquée|attaqués|
+    attaque|attaquent|frappé|frappée|frappés|frappant|frappe|frappes|lancé|lancée|lancés|lancées|quitté|
+    quittée|quittés|quittent|quittant|quitter|arrivé|arrivée|arrivés|arrivées|arrivent|capturé|capturée|
+    capturés|repris|reprise|libéré|libérée|libérés|signé|signée|signés|arrêté|arrêtée|arrêtés|élu|élue|
+    élus|abattu|abattue|abattus|retiré|retirée|retirés|occupé|occupée|occupés|pris le contrôle|tombé|
+    tombée|tombés|mort|morts|enlevé|enlevée|enlevés|annulé|annulée|adopté|adoptée|commis|commise|
+    commises|livré|livrée|livrés|menée|menées|kill|killed|killing|kills|wounded|wounding|injured|
+    injuries|attacked|attacks|struck|strike|strikes|launched|launches|left|fled|fleeing|arrived|
+    captured|seized|retook|retaken|signed|arrested|elected|shot down|occupied|took control|died|dead|
+    convicted|charged|suspended|cancelled|canceled|voted|adopted|ratified|banned|crossed|delivered|
+    fired""",
+    stems="""bombard|démissionn|explos|détrui|évacu|déploy|encercl|envahi|décéd|kidnapp|condamn|inculp|suspendu|
+    ratifi|interdi|transfér|fourni|délivr|bomb|recaptur|resign|explod|destroy|evacuat|deploy|withdr|
+    encircl|invad|abduct""",
+)
+_QUOTED = re.compile(r"«([^»]*)»?|“([^”]*)”?|\"([^\"]*)\"?")
+_CAPITALISED = re.compile(r"(?<=\s)[A-ZÀ-ÖØ-ÞŒ][\w'’-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A sentence's check-worthiness: score in 0..1 and the signals behind it."""
+
+    score: float
+    signals: list[str]
+
+
+def is_boilerplate(sentence: str) -> bool:
+    """Navigation, sharing, subscription, cookie and copyright lines, calls to the reader."""
+    return bool(_BOILERPLATE.search(sentence) or _IMPERATIVE_START.match(sentence))
+
+
+def _outside_quotes(sentence: str) -> str:
+    return _QUOTED.sub(" ", sentence)
+
+
+def _has_number(sentence: str) -> bool:
+    """A figure other than a date: digits left once dates are removed, or a number word."""
+    undated = _DATE_NUMBERS.sub(" ", normalise(sentence)) if _NUMBER.search(sentence) else ""
+    return bool(_NUMBER.search(undated) or _NUMBER_WORDS.search(sentence))
+
+
+def _has_quote(sentence: str) -> bool:
+    for match in _QUOTED.finditer(sentence):
+        inner = next((g for g in match.groups() if g), "")
+        if len(inner.split()) >= 3:
+            return True
+    return False
+
+
+def score_sentence(
+    sentence: str,
+    *,
+    attributed: bool | None = None,
+    names: Iterable[str] | None = None,
+) -> Scored:
+    """Check-worthiness of one sentence. ``attributed``: whether an attribution was found for
+    it (None: look for a cue); ``names``: entity surface forms of the article (None: any
+    capitalised word past the first counts)."""
+    text = sentence.strip()
+    if not text or is_boilerplate(text):
+        return Scored(0.0, ["boilerplate"] if text else [])
+    if text.rstrip("»”\"') ").endswith("?"):
+        return Scored(0.0, ["question"])
+    outside = _outside_quotes(text)
+    if _READER.search(outside) or _FIRST_PERSON_OPINION.search(outside):
+        return Scored(0.0, ["opinion"])
+    signals: list[str] = []
+    if _has_number(text):
+        signals.append("number")
+    if attributed if attributed is not None else has_attribution_cue(text):
+        signals.append("attribution")
+    if _EVENT.search(text):
+        signals.append("event-verb")
+    if _has_quote(text):
+        signals.append("quote")
+    if names is None:
+        if _CAPITALISED.search(text):
+            signals.append("entity")
+    elif any(_contains_word(text, name) for name in names):
+        signals.append("entity")
+    if _DATE.search(text):
+        signals.append("date")
+    score = sum(WEIGHTS[s] for s in signals)
+    words = len(text.split())
+    if _HEDGE.search(text):
+        score -= _OPINION_PENALTY
+        signals.append("hedged")
+    if words < 6:
+        score -= _SHORT_PENALTY
+    elif words > 90:
+        score -= _LONG_PENALTY
+    return Scored(round(min(1.0, max(0.0, score)), 2), signals)
+
+
+def _contains_word(text: str, word: str) -> bool:
+    pos = text.find(word)
+    while pos >= 0:
+        end = pos + len(word)
+        if (pos == 0 or not text[pos - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+            return True
+        pos = text.find(word, pos + 1)
+    return False
+
+
+def extract_claims(
+    title: str,
+    text: str,
+    *,
+    entities: Iterable[Entity] | None = None,
+    attributions: Iterable[Attribution] | None = None,
+    sentences: Sequence[Sentence] | None = None,
+    threshold: float = CLAIM_THRESHOLD,
+) -> list[Claim]:
+    """Sentences of ``text`` (and the title) scoring ``threshold`` or more, in text order.
+
+    ``entities`` and ``attributions`` come from the other analyses of the article; without
+    them, capitalised words and attribution cues stand in."""
+    if sentences is None:
+        sentences = split_sentences(text)
+    names = list(surface_index(entities)) if entities is not None else None
+    attributed_starts = {a.start for a in attributions} if attributions is not None else None
+    claims: list[Claim] = []
+    for sentence in sentences:
+        attributed = None if attributed_starts is None else sentence.start in attributed_starts
+        scored = score_sentence(sentence.text, attributed=attributed, names=names)
+        if scored.score >= threshold:
+            claims.append(
+                Claim(
+                    text=sentence.text,
+                    start=sentence.start,
+                    end=sentence.end,
+                    score=scored.score,
+                    signals=scored.signals,
+                )
+            )
+    headline = " ".join(title.split())
+    if headline and normalise(headline) not in normalise(text[: len(headline) + 200]):
+        scored = score_sentence(headline, names=names)
+        if scored.score >= threshold:
+            claims.append(
+                Claim(text=headline, start=0, end=0, score=scored.score, signals=[*scored.signals, "title"])
+            )
+    claims.sort(key=lambda c: (c.start, c.end))
+    return claims
