@@ -19,12 +19,14 @@ import httpx
 import pytest
 
 import stories
+from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR
 from conftest import run, settings_for, wait_for
 from newsroom import NewsSite
 from reuse_texts import REPOST_EN, WIRE_EN, change_words
+from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
-from wirewatch.core.kafka import read_topic
+from wirewatch.core.kafka import consumer_lag, read_topic
 from wirewatch.core.models import DeadLetter
 from wirewatch.core.settings import SERVICES, Settings
 from wirewatch.local.servers import LocalServers
@@ -89,11 +91,16 @@ class Pipeline:
         return by_id
 
     def wait_for_articles(self, timeout: float = 90) -> dict[str, dict[str, Any]]:
-        return wait_for(
-            lambda: (lambda a: a if set(a) == set(self.expected) else None)(self.articles()),
-            timeout=timeout,
-            what=f"exactly the {len(self.expected)} published articles in Elasticsearch",
-        )
+        try:
+            return wait_for(
+                lambda: (lambda a: a if set(a) == set(self.expected) else None)(self.articles()),
+                timeout=timeout,
+                what=f"exactly the {len(self.expected)} published articles in Elasticsearch",
+            )
+        except AssertionError as exc:
+            missing = sorted(self.expected[i] for i in set(self.expected) - set(self.articles()))
+            lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
+            raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
 
     def log_lines(self, service: str) -> list[dict[str, Any]]:
         lines = []
@@ -257,3 +264,55 @@ def test_near_duplicate_and_reuse_are_linked_across_an_enricher_crash(pipeline: 
     assert reuse["reuses"][0]["share"] > 0.3 and reuse["reuses"][0]["passages"]
     hits = pipeline.search("articles", {"term": {"reused_from": original}})
     assert [h["id"] for h in hits] == [article_id(repost)]
+
+
+def _track(pipeline: Pipeline, text: str, **fields: Any) -> str:
+    claim = new_claim(text, **fields)
+    run(publish(pipeline.settings, [claim]))
+    wait_for(
+        lambda: [c for c in pipeline.search("claims") if c["id"] == claim.id],
+        what="the claim mirrored in the claims index",
+    )
+    time.sleep(1.0)  # the alerts workers follow the topic with a 0.5 s poll
+    return claim.id
+
+
+def _alerts(pipeline: Pipeline, claim_id: str) -> list[dict[str, Any]]:
+    return pipeline.search("alerts", {"term": {"claim_id": claim_id}})
+
+
+def test_tracked_claim_raises_one_alert_on_a_report_in_another_language(pipeline: Pipeline) -> None:
+    claim_id = _track(pipeline, CLAIM_EN, labels={"verdict": "unproven"})
+    report = article_id(
+        pipeline.publish("matin", _story("tarvos", "Tarvos : les rebelles partis", REPORT_FR, "fr"))
+    )
+    other = article_id(pipeline.publish("matin", _story("dorvan", "Des rebelles à Dorvan", OTHER_FR, "fr")))
+    docs = pipeline.wait_for_articles()
+    [alert] = wait_for(lambda: _alerts(pipeline, claim_id), what="the alert for the French report")
+    assert alert["article_id"] == report
+    assert alert["retroactive"] is False
+    assert alert["claim_labels"] == {"verdict": "unproven"}
+    assert "3 000 combattants rebelles" in alert["sentence"]
+    text = docs[report]["text"]
+    assert text[alert["sentence_start"] : alert["sentence_end"]] == alert["sentence"]
+    time.sleep(2.0)  # give a wrong alert on the other article time to show up
+    assert [a["article_id"] for a in _alerts(pipeline, claim_id)] == [report]
+    assert other in docs
+
+
+def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -> None:
+    korvath = article_id(pipeline.site.url + "/wire/korvath.html")
+    repost = article_id(pipeline.site.url + "/matin/korvath-blog.html")
+    claim_id = _track(
+        pipeline, "About 12,000 residents of Ostrel and Vanmark were evacuated below the Korvath dam."
+    )
+    found = wait_for(
+        lambda: (lambda a: a if {korvath, repost} <= {x["article_id"] for x in a} else None)(
+            _alerts(pipeline, claim_id)
+        ),
+        what="retroactive alerts for the Korvath reports",
+    )
+    assert all(a["retroactive"] for a in found)
+    assert len({a["id"] for a in found}) == len(found)
+    repost_alert = next(a for a in found if a["article_id"] == repost)
+    assert repost_alert["reused_from"] == [korvath]

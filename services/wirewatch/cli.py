@@ -185,6 +185,42 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
         click.echo(f"added {len(added)} to {settings.feeds_file}")
 
 
+@main.command()
+@click.argument("url")
+@click.option(
+    "--since",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]),
+    help="Only articles dated this day (UTC) or later.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def backfill(url: str, since: Any, as_json: bool) -> None:
+    """Pull a site's archive (sitemap index, sitemap or feed) since a date, at low priority.
+
+    The fetcher that polls the site's feeds does it without holding them up; progress is at
+    /backfills on its web port.
+    """
+    from wirewatch.core.ids import InvalidURLError
+    from wirewatch.fetcher.backfill import request_backfill
+
+    settings = _settings()
+    try:
+        request = asyncio.run(request_backfill(settings, url, since))
+    except InvalidURLError as exc:
+        _fail(str(exc))
+        return
+    except Exception as exc:
+        _fail(f"cannot request the backfill: {exc}")
+        return
+    if as_json:
+        _emit_json(request.model_dump(mode="json"))
+    else:
+        click.echo(
+            f"backfill {request.id} requested: {request.url} since {request.since.date()} "
+            "(progress: /backfills on the fetcher's web port)"
+        )
+
+
 # --- reading ------------------------------------------------------------------------------------
 @main.command()
 @click.argument("query", nargs=-1, required=True)
@@ -211,6 +247,140 @@ def search(query: tuple[str, ...], lang: str | None, size: int, as_json: bool) -
         )
     if not hits:
         click.echo("no matches")
+
+
+@main.group()
+def claims() -> None:
+    """The watchlist of tracked claims (a compacted Kafka topic; changes apply without restart)."""
+
+
+def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected key=value, got {pair!r}", param_hint="--label")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+@claims.command("track")
+@click.argument("text")
+@click.option("--lang", "language", help="Language of the claim (ISO 639-1); detected if omitted.")
+@click.option("--label", "labels", multiple=True, help="key=value, e.g. verdict=false (repeatable).")
+@click.option("--keyword", "keywords", multiple=True, help="A phrase that should appear (repeatable).")
+@click.option(
+    "--threshold", type=click.FloatRange(0, 1), help="Score an alert needs (default: the matcher's)."
+)
+@click.option("--owner", help="Who tracks it.")
+@click.option("--id", "claim_id", help="Id to use (default: a hash of the normalised text).")
+@click.option("--json", "as_json", is_flag=True)
+def claims_track(
+    text: str,
+    language: str | None,
+    labels: tuple[str, ...],
+    keywords: tuple[str, ...],
+    threshold: float | None,
+    owner: str | None,
+    claim_id: str | None,
+    as_json: bool,
+) -> None:
+    """Track a claim: alerts when it comes back, and a search of the last days' articles now."""
+    from wirewatch.alerts.watchlist import new_claim, publish
+
+    try:
+        claim = new_claim(
+            text,
+            id=claim_id,
+            language=language,
+            labels=_labels(labels),
+            keywords=list(keywords),
+            threshold=threshold,
+            owner=owner,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = _settings()
+    asyncio.run(publish(settings, [claim]))
+    if as_json:
+        _emit_json(claim.model_dump(mode="json"))
+    else:
+        click.echo(f"tracking {claim.id}: {claim.text}")
+
+
+@claims.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def claims_import(path: Path) -> None:
+    """Track every claim of a JSON-lines file: {"text", "id"?, "language"?, "labels"?, "keywords"?, …}."""
+    from wirewatch.alerts.watchlist import ClaimFileError, publish, read_claims_file
+
+    try:
+        found = read_claims_file(path)
+    except ClaimFileError as exc:
+        _fail(str(exc))
+    asyncio.run(publish(_settings(), found))
+    click.echo(f"tracking {len(found)} claims from {path}")
+
+
+@claims.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also the untracked ones.")
+@click.option("--json", "as_json", is_flag=True)
+def claims_list(show_all: bool, as_json: bool) -> None:
+    """The tracked claims."""
+    from wirewatch.alerts.watchlist import current
+
+    found = [c for c in asyncio.run(current(_settings())).values() if show_all or c.active]
+    if as_json:
+        _emit_json([c.model_dump(mode="json") for c in found])
+        return
+    for claim in found:
+        state = "" if claim.active else "  (untracked)"
+        labels = " ".join(f"{k}={v}" for k, v in claim.labels.items())
+        click.echo(f"{claim.id}  {claim.text}{state}" + (f"\n{'':34}{labels}" if labels else ""))
+    if not found:
+        click.echo("no tracked claims")
+
+
+@claims.command("untrack")
+@click.argument("claim_id")
+def claims_untrack(claim_id: str) -> None:
+    """Stop tracking a claim (it stays listed with --all)."""
+    from wirewatch.alerts.watchlist import current, publish
+
+    settings = _settings()
+    claim = asyncio.run(current(settings)).get(claim_id)
+    if claim is None:
+        _fail(f"no tracked claim {claim_id}")
+        return
+    asyncio.run(publish(settings, [claim.model_copy(update={"active": False})]))
+    click.echo(f"untracked {claim_id}")
+
+
+@main.command("alerts")
+@click.option("--claim", "claim_id", help="Only this claim's alerts.")
+@click.option("--since", help="A date (2026-03-01) or date math (now-7d).")
+@click.option("--size", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: bool) -> None:
+    """Alerts raised, newest first, with their evidence."""
+    from wirewatch.search import list_alerts
+
+    try:
+        found = asyncio.run(list_alerts(_settings(), claim_id=claim_id, since=since, size=size))
+    except Exception as exc:
+        _fail(f"cannot read alerts: {exc}")
+    if as_json:
+        _emit_json(found)
+        return
+    for alert in found:
+        retro = " (retroactive)" if alert.get("retroactive") else ""
+        pad = " " * 19
+        head = f"{alert['created_at'][:16]}  {alert['score']:.2f}  {alert['source']}"
+        click.echo(f"{head}: {alert['title'][:70]}{retro}")
+        click.echo(f"{pad}claim  {alert['claim_text'][:90]}\n{pad}said   {alert['sentence'][:90]}")
+        click.echo(f"{pad}{alert['url']}")
+    if not found:
+        click.echo("no alerts")
 
 
 @main.command()
@@ -313,6 +483,52 @@ def eval_extract(html_dir: Path, output: Path, workers: int | None) -> None:
     )
 
 
+@eval_group.command("claims")
+@click.option(
+    "--claims",
+    "claims_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON lines {"id","text"} (optional "keywords", "language", "threshold").',
+)
+@click.option(
+    "--queries",
+    "queries_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON lines {"id","text"} (optional "language").',
+)
+@click.option("--top", default=5, show_default=True, type=click.IntRange(min=1), help="Claims per query.")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Run file to write."
+)
+def eval_claims(claims_path: Path, queries_path: Path, top: int, output: Path) -> None:
+    """Rank claims for each query with the stream's claim matcher; write a run file.
+
+    Lines: query_id<TAB>claim_id<TAB>rank<TAB>score, best first, score calibrated in [0, 1].
+    """
+    import time
+
+    from wirewatch.matching import ClaimMatcher
+    from wirewatch.matching.evaluation import read_claims, read_queries, run_claims, write_run
+
+    try:
+        claims, queries = read_claims(claims_path), read_queries(queries_path)
+    except ValueError as exc:  # bad JSON or a line without id / text
+        _fail(str(exc))
+        return
+    started = time.perf_counter()
+    matcher = ClaimMatcher()
+    matcher.upsert_many(claims)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lines = write_run(run_claims(matcher, queries, top), output)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"{len(matcher)} claims, {len(queries)} queries, {lines} run lines in {elapsed:.1f} s; "
+        f"wrote {output}",
+        err=True,
+    )
+
 
 @eval_group.command("dedup")
 @click.option(
@@ -349,6 +565,7 @@ def eval_dedup(input_path: Path, output: Path) -> None:
         f"{counts['reusing']} reusing earlier text; wrote {output}",
         err=True,
     )
+
 
 if __name__ == "__main__":
     main()

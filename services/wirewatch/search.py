@@ -28,3 +28,25 @@ async def search_articles(
     finally:
         await es.close()
     return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]
+
+
+async def list_alerts(
+    settings: Settings, *, claim_id: str | None = None, since: str | None = None, size: int = 50
+) -> list[dict[str, Any]]:
+    """Alerts, newest first; ``since`` is a date or an Elasticsearch date-math like ``now-7d``."""
+    filters: list[dict[str, Any]] = []
+    if claim_id:
+        filters.append({"term": {"claim_id": claim_id}})
+    if since:
+        filters.append({"range": {"created_at": {"gte": since}}})
+    es = await connect(settings, wait=5)
+    try:
+        response = await es.search(
+            index=settings.index("alerts"),
+            query={"bool": {"filter": filters}},
+            sort=[{"created_at": {"order": "desc"}}],
+            size=size,
+        )
+    finally:
+        await es.close()
+    return [hit["_source"] for hit in response["hits"]["hits"]]

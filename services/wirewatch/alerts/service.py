@@ -1,27 +1,135 @@
-"""The alerts stream: one log line per alert, with its evidence.
+"""The alerts stream: tracked claims found in articles, and told to people.
 
-Later deliveries (webhooks, e-mail, the alerts index) plug in here; each is keyed by the
-alert id so a redelivered alert is never sent twice.
+- ``follow_watchlist`` (a task in every worker) follows the compacted claims topic and keeps
+  the in-process :class:`~wirewatch.matching.matcher.ClaimMatcher` current: a claim tracked or
+  untracked takes effect within a poll, without a restart.
+- ``match_articles`` reads enriched articles (parallel over partitions) once the watchlist is
+  loaded, matches their title and check-worthy sentences, and sends each alert to the alerts
+  topic, keyed by claim id (one claim's alerts meet on one partition, for throttling).
+- ``search_retroactively`` (a task) takes each claim tracked after start and looks for it
+  in the articles already indexed (:mod:`~wirewatch.alerts.retro`); hits are alerts marked
+  ``retroactive``. Alert ids hash (claim, article): a hit already reported is the same alert.
+- ``deliver`` reads the alerts topic and tells people: a log line, and the webhooks, Slack
+  webhooks and e-mail addresses configured (:mod:`~wirewatch.alerts.delivery`), through the
+  per-claim throttle (:mod:`~wirewatch.alerts.throttle`): the first alert of a claim goes out at
+  once, the rest of its window as one digest; an alert id already delivered is never sent
+  again. A target that keeps failing gives a dead letter. The indexer writes the same topic to
+  the alerts index.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from faust import StreamT
 
+from wirewatch.alerts.batch import AlertBatch
+from wirewatch.alerts.delivery import Deliverer, dead_letter_for
+from wirewatch.alerts.detect import alerts_for
+from wirewatch.alerts.retro import retroactive_alerts
+from wirewatch.alerts.throttle import Throttle, flush_state
+from wirewatch.alerts.watchlist import Watchlist
 from wirewatch.core import metrics
-from wirewatch.core.app import ServiceApp
+from wirewatch.core.app import ServiceApp, describe_exception
+from wirewatch.core.elastic import connect
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Alert, MessageError
+from wirewatch.core.models import Alert, EnrichedArticle, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
+from wirewatch.core.vectors import get_encoder
+from wirewatch.matching.matcher import ClaimMatcher
 
 log = get_logger(__name__)
+
+#: How often the timer looks for digests whose window has ended.
+DIGEST_CHECK_SECONDS = 5.0
 
 
 def create(settings: Settings) -> ServiceApp:
     service = ServiceApp("alerts", settings)
+    app = service.app
+    enriched_topic = service.topic(settings.topic_enriched)
     alerts_topic = service.topic(settings.topic_alerts)
+    matcher = ClaimMatcher()
+    newly_tracked: asyncio.Queue[TrackedClaim] = asyncio.Queue()
 
-    @service.app.agent(alerts_topic)
+    def apply(claim: TrackedClaim) -> None:
+        if claim.active:
+            matcher.upsert(claim)
+        else:
+            matcher.remove(claim.id)
+
+    watchlist = Watchlist(settings, on_change=apply, on_new=newly_tracked.put_nowait)
+
+    # Delivery: per-claim throttling state in a table co-partitioned with the alerts topic
+    # (keyed by claim id); digests fall due on a timer, which asks the partition's owner,
+    # through an internal topic, to send them (tables are written from stream events only).
+    throttle_states = app.Table(
+        "alert-throttle", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
+    )
+    throttle = Throttle.from_settings(settings, states=throttle_states)
+    digest_ticks = service.topic(f"{app.conf.id}-digest-ticks", internal=True)
+    deliverer = Deliverer.from_settings(settings)
+
+    async def send_batch(batch: AlertBatch) -> None:
+        for result in await deliverer.deliver(batch):
+            metrics.ALERTS.labels(outcome="delivered" if result.ok else "failed").inc()
+            if not result.ok:
+                letter = dead_letter_for(batch, result)
+                log.error(
+                    "alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id}
+                )
+                await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+
+    async def send(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            await alerts_topic.send(key=alert.claim_id.encode(), value=alert.to_bytes())
+            metrics.ALERTS.labels(outcome="raised").inc()
+
+    @service.on_prepare
+    async def _load_model(_: Settings) -> None:
+        get_encoder().encode(["warm up"])  # the sentence encoder, before the first article
+
+    @app.task
+    async def follow_watchlist() -> None:
+        await watchlist.run()
+
+    @app.task
+    async def search_retroactively() -> None:
+        es = await connect(settings, wait=3600)
+        try:
+            while True:
+                claim = await newly_tracked.get()
+                if claim.id not in matcher:
+                    continue  # untracked again meanwhile
+                try:
+                    await send(await retroactive_alerts(es, settings, matcher, claim))
+                except Exception as exc:
+                    await service.dead_letter(
+                        "alerts.retroactive", describe_exception(exc), key=claim.id, payload=claim.to_bytes()
+                    )
+        finally:
+            await es.close()
+
+    @app.agent(enriched_topic)
+    async def match_articles(stream: StreamT[bytes]) -> None:
+        await watchlist.ready.wait()
+        async for event in stream.events():
+            try:
+                article = EnrichedArticle.from_bytes(event.value)
+            except MessageError as exc:
+                await service.dead_letter("alerts.parse", exc, payload=event.value, event=event)
+                continue
+            try:
+                alerts = await asyncio.to_thread(alerts_for, article, matcher)
+            except Exception as exc:
+                await service.dead_letter(
+                    "alerts.match", describe_exception(exc), payload=event.value, event=event
+                )
+                continue
+            await send(alerts)
+
+    @app.agent(alerts_topic)
     async def deliver(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             try:
@@ -30,7 +138,6 @@ def create(settings: Settings) -> ServiceApp:
                 metrics.ALERTS.labels(outcome="invalid").inc()
                 await service.dead_letter("alerts.parse", exc, payload=event.value, event=event)
                 continue
-            metrics.ALERTS.labels(outcome="logged").inc()
             log.warning(
                 "tracked claim seen",
                 extra={
@@ -41,9 +148,30 @@ def create(settings: Settings) -> ServiceApp:
                     "url": alert.url,
                     "source": alert.source,
                     "sentence": alert.sentence,
-                    "score": round(alert.score, 4),
+                    "score": alert.score,
                     "retroactive": alert.retroactive,
                 },
             )
+            decision = throttle.offer(alert, time.time())
+            metrics.ALERTS.labels(outcome=decision.action).inc()
+            if decision.batch is not None:
+                await send_batch(decision.batch)
+
+    @app.timer(interval=DIGEST_CHECK_SECONDS)
+    async def digests_due() -> None:
+        now = time.time()
+        for claim_id, data in list(throttle_states.items()):
+            if data and data.get("window_end") is not None and data["window_end"] <= now:
+                await digest_ticks.send(key=claim_id.encode(), value=b"")
+
+    @app.agent(digest_ticks)
+    async def send_digests(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            claim_id = (event.key or b"").decode()
+            state = throttle.state(claim_id)
+            batch = flush_state(state, time.time(), throttle.window)
+            throttle.states[claim_id] = state.to_dict()
+            if batch is not None:
+                await send_batch(batch)
 
     return service

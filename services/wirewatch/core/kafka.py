@@ -10,7 +10,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -192,3 +192,56 @@ async def _position_reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end:
         return bool(await consumer.position(tp) >= end)
     except KafkaError:
         return False
+
+
+async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes | None]]) -> None:
+    """Send ``(key, value)`` messages and wait until the broker has them all (acks=all)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings), acks="all")
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        raise KafkaUnavailableError(str(exc)) from exc
+    try:
+        sent = [await producer.send(topic, key=key, value=value) for key, value in messages]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def create_topics(settings: Settings, wanted: dict[str, dict[str, str]]) -> list[str]:
+    """Create the topics named in ``wanted`` (name -> topic configs) that do not exist yet, each
+    with ``topic_partitions`` partitions; return the ones created."""
+    await wait_for_kafka(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        created = []
+        for name, configs in wanted.items():
+            if name in existing:
+                continue
+            topic = NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=settings.kafka_replication_factor,
+                topic_configs=configs,
+            )
+            try:  # one by one: a concurrent creator must not fail the others
+                await admin.create_topics([topic])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("topics created", extra={"topics": created, "partitions": settings.topic_partitions})
+        return created
+    finally:
+        await admin.close()
+
+
+async def ensure_fetcher_topics(settings: Settings) -> list[str]:
+    """The fetcher's own topics: the feeds (compacted, key: feed id) and backfill requests.
+
+    Their partitions are how fetcher instances share the sites (see ``wirewatch.fetcher.state``)."""
+    return await create_topics(
+        settings, {settings.topic_feeds: {"cleanup.policy": "compact"}, settings.topic_backfill: {}}
+    )

@@ -228,24 +228,33 @@ class TrackedClaim(Message):
 
 
 class Alert(Message):
-    """A tracked claim seen in an article. Key and id: hash of (claim id, article id)."""
+    """A tracked claim seen in an article, with the evidence. Key: the claim id (so one claim's
+    alerts are throttled in one place); id: hash of (claim id, article id), one alert per pair."""
 
     schema_name: ClassVar[str] = "alert"
 
     id: str
     claim_id: str
     claim_text: Annotated[str, BODY_TEXT]
+    claim_labels: Annotated[dict[str, str], STORED_ONLY] = Field(
+        default_factory=dict, description="The claim's labels (verdict, fact-check URL, …)."
+    )
     article_id: str
     url: str
     title: Annotated[str, FULL_TEXT] = ""
     source: str
+    source_domain: str = ""
     language: str
     published: datetime | None = None
     sentence: Annotated[str, BODY_TEXT]
-    sentence_start: int = Field(ge=0)
+    in_title: bool = Field(default=False, description="The matching sentence is the title (offsets 0).")
+    sentence_start: int = Field(ge=0, description="Char offsets of the sentence in the article text.")
     sentence_end: int = Field(ge=0)
-    score: float
-    retroactive: bool = False
+    score: float = Field(ge=0.0, le=1.0)
+    retroactive: bool = Field(default=False, description="Found when the claim was tracked, not on arrival.")
+    event_id: str | None = Field(default=None, description="The article's event cluster, when known.")
+    duplicate_of: str | None = None
+    reused_from: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
 
 

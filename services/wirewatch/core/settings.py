@@ -101,10 +101,109 @@ class Settings(BaseSettings):
     sitemap_max_children: int = Field(
         default=20, ge=0, description="Child sitemaps fetched per poll of a sitemap index (newest first)."
     )
+    topic_feeds: str = Field(
+        default="wirewatch.feeds",
+        description="Compacted topic the fetchers publish the feeds file to (key: feed id); its "
+        "partitions are how fetcher instances share the feeds.",
+    )
+    topic_backfill: str = Field(
+        default="wirewatch.backfill", description="Backfill requests (`wirewatch backfill`) for the fetchers."
+    )
+    fetch_seen_ttl_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Days an article id stays remembered as seen after a feed of its site last listed it.",
+    )
+    fetch_seen_max: int = Field(
+        default=50_000,
+        ge=1,
+        description="Article ids remembered per site (the longest unlisted go first); "
+        "more than the site's largest feed.",
+    )
+    backfill_concurrency: int = Field(
+        default=2, ge=1, description="Articles a fetcher's backfill lane fetches at once (low priority)."
+    )
 
     # --- Enricher ------------------------------------------------------------------------
     copies_ttl_days: float = Field(
         default=30.0, gt=0, description="Days an article is remembered for duplicate and reuse detection."
+    )
+
+    # --- Alerts --------------------------------------------------------------------------
+    alert_digest_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="Per-claim digest window: the first alert goes out at once, the next ones of the "
+        "same claim within this many seconds go out as one digest (0: every alert at once).",
+    )
+    alert_remember_ids: int = Field(
+        default=5000, ge=1, description="Delivered alert ids remembered per claim (a replay is not resent)."
+    )
+    alert_webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="JSON webhooks (comma-separated or a JSON list)."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the X-Wirewatch-Signature header."
+    )
+    alert_webhook_secret_file: Path | None = None
+    alert_slack_urls: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Slack-compatible incoming webhooks (secret URLs)."
+    )
+    alert_slack_urls_file: Path | None = Field(default=None, description="Slack URLs, one a line.")
+    alert_smtp_host: str | None = Field(default=None, description="SMTP server; unset: no e-mail.")
+    alert_smtp_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default: 587 (starttls), 465 (tls), 25 (none)."
+    )
+    alert_smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls: required upgrade (refused if the server does not offer it); "
+        "tls: implicit TLS; none: plain text (a local relay only).",
+    )
+    alert_smtp_username: str | None = None
+    alert_smtp_password: SecretStr | None = None
+    alert_smtp_password_file: Path | None = None
+    alert_smtp_ca_file: Path | None = Field(default=None, description="CA bundle for the SMTP server.")
+    alert_smtp_from: str | None = None
+    alert_smtp_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alert_timeout: float = Field(default=10.0, gt=0, description="Seconds per delivery attempt.")
+    alert_retry_attempts: int = Field(default=5, ge=1, description="Attempts per target before giving up.")
+    alert_retry_backoff: float = Field(
+        default=1.0, ge=0, description="Seconds before the first retry; doubles each retry, with jitter."
+    )
+    alert_retry_max_seconds: float = Field(
+        default=120.0, gt=0, description="Longest time spent delivering one alert to one target."
+    )
+
+    @field_validator("alert_webhook_urls", "alert_slack_urls", "alert_smtp_to", mode="before")
+    @classmethod
+    def _split_alert_lists(cls, value: object) -> object:
+        """``a,b`` or a JSON list from the environment; a list from code."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _read_alert_secret_files(self) -> Settings:
+        if self.alert_webhook_secret is None and self.alert_webhook_secret_file is not None:
+            text = self.alert_webhook_secret_file.read_text(encoding="utf-8").strip()
+            self.alert_webhook_secret = SecretStr(text)
+        if self.alert_smtp_password is None and self.alert_smtp_password_file is not None:
+            text = self.alert_smtp_password_file.read_text(encoding="utf-8").strip()
+            self.alert_smtp_password = SecretStr(text)
+        if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
+            lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
+            self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
+        return self
+
+    # --- Tracked claims ----------------------------------------------------------------
+    claims_retro_days: float = Field(
+        default=90.0, ge=0, description="Days of indexed articles searched when a claim is newly tracked."
+    )
+    claims_retro_candidates: int = Field(
+        default=500, ge=1, description="Articles the retroactive search checks closely per new claim."
     )
 
     # --- Services ------------------------------------------------------------------------

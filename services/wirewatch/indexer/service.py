@@ -1,4 +1,4 @@
-"""The indexer stream: enriched articles and dead letters -> Elasticsearch.
+"""The indexer stream: enriched articles, dead letters, alerts and tracked claims -> Elasticsearch.
 
 Batches of up to ``index_batch_size`` messages (or ``index_batch_seconds``) are written
 with one bulk request, each document by its id (so a redelivered message rewrites the
@@ -19,7 +19,7 @@ from faust import StreamT
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import bulk_index, connect, ensure_indices
-from wirewatch.core.models import DeadLetter, EnrichedArticle, Message, MessageError
+from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Message, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
 
 
@@ -37,6 +37,8 @@ class Indexer:
     async def write(self, kind: str, model: type[Message], events: list[Any]) -> None:
         docs: list[tuple[str, dict[str, Any]]] = []
         for event in events:
+            if event.value is None:  # a tombstone on a compacted topic: nothing to write
+                continue
             try:
                 doc = model.from_bytes(event.value)
             except MessageError as exc:
@@ -98,5 +100,13 @@ def create(settings: Settings) -> ServiceApp:
     @app.agent(dead_letter_topic)
     async def index_dead_letters(stream: StreamT[bytes]) -> None:
         await consume(stream, "dead-letters", DeadLetter)
+
+    @app.agent(service.topic(settings.topic_alerts))
+    async def index_alerts(stream: StreamT[bytes]) -> None:
+        await consume(stream, "alerts", Alert)
+
+    @app.agent(service.topic(settings.topic_claims))
+    async def index_claims(stream: StreamT[bytes]) -> None:
+        await consume(stream, "claims", TrackedClaim)
 
     return service

