@@ -6,7 +6,7 @@ import asyncio
 import importlib
 
 from wirewatch.core.app import ServiceApp
-from wirewatch.core.kafka import ensure_topics
+from wirewatch.core.kafka import ensure_fetcher_topics, ensure_topics
 from wirewatch.core.logs import setup_logging
 from wirewatch.core.settings import SERVICES, ServiceName, Settings
 
@@ -37,6 +37,7 @@ async def setup(settings: Settings) -> dict[str, list[str]]:
     from wirewatch.core.elastic import connect, ensure_indices
 
     topics = await ensure_topics(settings)
+    topics += await ensure_fetcher_topics(settings)
     es = await connect(settings, wait=120)
     try:
         indices = await ensure_indices(es, settings)

@@ -370,8 +370,11 @@ class HttpFetcher:
         headers: dict[str, str] | None = None,
         *,
         max_bytes: int | None = None,
+        low_priority: bool = False,
     ) -> Page:
-        """GET ``url``, following redirects one checked hop at a time."""
+        """GET ``url``, following redirects one checked hop at a time.
+
+        ``low_priority`` (backfills): each host serves waiting ordinary requests first."""
         limit = max_bytes or self.settings.fetch_max_bytes
         try:
             seen = {url, str(httpx.URL(url))}
@@ -379,7 +382,7 @@ class HttpFetcher:
             seen = {url}  # the SSRF check below refuses it with a clear message
         current = url
         for _ in range(self.settings.fetch_max_redirects + 1):
-            result = await self._hop(current, kind, headers, limit)
+            result = await self._hop(current, kind, headers, limit, low_priority)
             if isinstance(result, Page):
                 return result
             if result.location in seen:
@@ -394,7 +397,7 @@ class HttpFetcher:
         return (await self.get(url, "robots", max_bytes=ROBOTS_MAX_BYTES)).body
 
     async def _hop(
-        self, url: str, kind: FetchKind, headers: dict[str, str] | None, max_bytes: int
+        self, url: str, kind: FetchKind, headers: dict[str, str] | None, max_bytes: int, low: bool = False
     ) -> Page | _Redirect:
         """One URL, no redirect followed: check it, ask robots.txt, then try (and retry) it.
 
@@ -410,7 +413,7 @@ class HttpFetcher:
                     if crawl_delay is not None:
                         delay = max(delay, min(crawl_delay, MAX_CRAWL_DELAY))
                 gate = self.politeness.gate(target.host)
-                async with gate.slot(delay), self._slots:
+                async with gate.slot(delay, low=low), self._slots:
                     return await self._request(target, url, kind, headers, max_bytes)
             except (HTTPStatusError, TransportError) as exc:
                 retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None

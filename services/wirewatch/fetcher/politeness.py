@@ -5,11 +5,16 @@ Every request to a host goes through that host's :class:`HostGate`: at most
 delay (``fetch_host_delay``, or the robots.txt ``Crawl-delay`` when larger), and no request
 before the end of a pause set by ``Retry-After`` on a 429/503. Waiting for a gate holds no
 global fetch slot, so one slow or paused host never holds up the others.
+
+Backfills ask for *low-priority* slots: at most one such request per host at a time, and it
+starts only when no ordinary (live) request is waiting for that host, so a live request waits
+behind one backfill request at most. Both kinds share the same limits and spacing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -62,6 +67,9 @@ class HostGate:
         self._clock = clock
         self.next_start = 0.0
         self.paused_until = 0.0
+        self._waiting = 0  # ordinary requests waiting to start
+        self._changed = asyncio.Event()  # a slot was released or a waiting request started
+        self._low = asyncio.Semaphore(1)  # low-priority requests: one at a time
 
     def pause(self, seconds: float) -> None:
         """No request starts for ``seconds`` from now (an earlier, longer pause still holds)."""
@@ -71,15 +79,51 @@ class HostGate:
         return max(self.next_start, self.paused_until) - self._clock()
 
     @asynccontextmanager
-    async def slot(self, delay: float) -> AsyncIterator[None]:
-        """Hold one of the host's slots; the body starts ``delay`` s or more after the previous start."""
-        async with self._slots:
-            async with self._order:
-                # A timed wait, not polling: re-checked because a pause may be set while we sleep.
-                while (wait := self.wait_time()) > 0:  # noqa: ASYNC110
-                    await asyncio.sleep(wait)
-                self.next_start = self._clock() + delay
-            yield
+    async def slot(self, delay: float, *, low: bool = False) -> AsyncIterator[None]:
+        """Hold one of the host's slots; the body starts ``delay`` s or more after the previous start.
+
+        ``low`` (a backfill): start only when no ordinary request is waiting, a slot is free and
+        the spacing allows it, so an ordinary request arriving later waits behind it at most."""
+        if low:
+            async with self._low:
+                await self._low_turn()
+                try:
+                    async with self._slots:
+                        await self._start(delay)
+                        yield
+                finally:
+                    self._changed.set()
+            return
+        self._waiting += 1
+        started = False
+        try:
+            async with self._slots:
+                await self._start(delay)
+                started = True
+                self._waiting -= 1
+                self._changed.set()
+                yield
+        finally:
+            if not started:
+                self._waiting -= 1
+            self._changed.set()
+
+    async def _low_turn(self) -> None:
+        while True:
+            busy = bool(self._waiting) or self._slots.locked()
+            wait = self.wait_time()
+            if not busy and wait <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), None if busy else wait)
+
+    async def _start(self, delay: float) -> None:
+        async with self._order:
+            # A timed wait, not polling: re-checked because a pause may be set while we sleep.
+            while (wait := self.wait_time()) > 0:  # noqa: ASYNC110
+                await asyncio.sleep(wait)
+            self.next_start = self._clock() + delay
 
 
 class Politeness:

@@ -7,6 +7,11 @@ poll_interval_max]``. What the feed itself asks (RSS ``<ttl>``, ``sy:updatePerio
 ``sy:updateFrequency``) is a lower bound, itself capped at ``poll_interval_max``. A feed with an
 ``interval`` in the feeds file is polled at exactly that interval. A failing feed backs off:
 its interval times 2, 4, then 8 at most.
+
+A :class:`FeedState` is also what survives a restart or a hand-over to another fetcher
+instance: :meth:`FeedState.to_record` / :meth:`FeedState.from_record` turn it into the JSON value
+kept in the fetcher's ``feeds`` table (``next_poll`` as wall-clock time, since monotonic clocks
+differ between processes).
 """
 
 from __future__ import annotations
@@ -56,10 +61,60 @@ class FeedState:
     last_success: datetime | None = None
     polls: int = 0
     last_new: int = 0  # new articles found by the last poll (what the interval adapts to)
-    items_seen: int = 0  # distinct new articles found in the feed since the fetcher started
+    items_seen: int = 0  # distinct new articles found in the feed (kept across restarts)
     entries: int = 0  # items in the feed at the last full poll
     backlog: int = 0  # new articles left for the next poll (more than feed_max_new_per_poll)
     format: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready: what a restarted or another fetcher instance needs to carry on."""
+        next_at = time.time() + (self.next_poll - time.monotonic()) if self.next_poll else None
+        return {
+            "next_poll_at": round(next_at, 3) if next_at is not None else None,
+            "interval": self.interval,
+            "asked_interval": self.asked_interval,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "child_validators": {url: list(pair) for url, pair in self.child_validators.items()},
+            "failures": self.failures,
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at, "microseconds"),
+            "last_success": _iso(self.last_success, "microseconds"),
+            "polls": self.polls,
+            "last_new": self.last_new,
+            "items_seen": self.items_seen,
+            "entries": self.entries,
+            "backlog": self.backlog,
+            "format": self.format,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> FeedState:
+        """The state saved by :meth:`to_record` (unknown or missing keys: defaults)."""
+        next_at = record.get("next_poll_at")
+        validators = record.get("child_validators") or {}
+        return cls(
+            next_poll=time.monotonic() + (float(next_at) - time.time()) if next_at else 0.0,
+            interval=_float(record.get("interval")),
+            asked_interval=_float(record.get("asked_interval")),
+            etag=record.get("etag"),
+            last_modified=record.get("last_modified"),
+            child_validators={
+                str(url): (pair[0], pair[1])
+                for url, pair in validators.items()
+                if isinstance(pair, list | tuple) and len(pair) == 2
+            },
+            failures=int(record.get("failures") or 0),
+            last_error=record.get("last_error"),
+            last_error_at=_time(record.get("last_error_at")),
+            last_success=_time(record.get("last_success")),
+            polls=int(record.get("polls") or 0),
+            last_new=int(record.get("last_new") or 0),
+            items_seen=int(record.get("items_seen") or 0),
+            entries=int(record.get("entries") or 0),
+            backlog=int(record.get("backlog") or 0),
+            format=record.get("format"),
+        )
 
     def health(self, url: str, name: str | None) -> dict[str, Any]:
         """The record served at the fetcher's ``/feeds`` page (JSON-ready: times are ISO 8601 strings)."""
@@ -82,5 +137,19 @@ class FeedState:
         }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value is not None else None
+def _iso(value: datetime | None, timespec: str = "seconds") -> str | None:
+    return value.isoformat(timespec=timespec) if value is not None else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

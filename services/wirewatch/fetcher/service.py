@@ -13,6 +13,16 @@ backoff, ``Retry-After``, and deadline, size and content-type caps. An article t
 disallows is skipped (logged, one dead letter) and looked at again after ``fetch_robots_ttl``.
 Each feed's interval adapts to what it publishes (:mod:`wirewatch.fetcher.schedule`); its
 health record is served as JSON at ``/feeds`` on the service's web port.
+
+State and scale-out (:mod:`wirewatch.fetcher.state`): the fetcher publishes the feeds file to the
+compacted ``feeds`` topic (:mod:`wirewatch.fetcher.feedsync`); an agent consumes that topic into
+the ``feeds`` table, and the poll loop polls only the feeds of the partitions Kafka assigned to
+this instance (a feed's partition is its site's). Each feed's validators, schedule and health,
+and the articles already produced, are saved in changelog-backed tables as they change, so a
+restarted instance, or the one that takes over a dead instance's partitions, carries on where
+it stopped: nothing seen is fetched again, and no feed is polled before it is due. On a
+revocation the instance starts nothing new, lets what is in flight finish (briefly), then
+hands over. Backfills (:mod:`wirewatch.fetcher.backfill`) run in a low-priority lane.
 """
 
 from __future__ import annotations
@@ -29,29 +39,46 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
+from faust.types import StreamT
 from faust.web import Request, Response, View
+from prometheus_client import Gauge
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, source_domain
+from wirewatch.core.kafka import ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Feed, RawArticle
+from wirewatch.core.models import Feed, MessageError, RawArticle
 from wirewatch.core.settings import Settings
+from wirewatch.fetcher.backfill import BackfillRequest, Backfills
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
+from wirewatch.fetcher.feedsync import FeedsPublisher
 from wirewatch.fetcher.formats import FeedEntry, ParsedFeed, SitemapChild, parse_feed
 from wirewatch.fetcher.http import HttpFetcher, Page, kept_headers
 from wirewatch.fetcher.schedule import FeedState, failure_interval, next_interval, poll_floor
+from wirewatch.fetcher.state import (
+    SWEEP_EVERY,
+    BoundedSet,
+    FetcherState,
+    ShardedTable,
+    partition_of,
+    shard_of,
+)
 
 __all__ = ["FeedState", "FetchError", "Fetcher", "HttpFetcher", "Page", "build", "create"]
 
 log = get_logger(__name__)
 
+FEEDS_POLLED = Gauge("wirewatch_fetcher_feeds", "Feeds this fetcher instance polls (its partitions' feeds)")
 
 #: Attempts at an article that keeps failing before the fetcher gives up on it.
 ARTICLE_MAX_ATTEMPTS = 5
+#: Article ids this process produced or found, remembered in memory (any site).
+RECENT_IDS = 200_000
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+WARM_UP_PAGE = "<html><head><title>Warm-up</title></head><body><p>Nothing to read here.</p></body></html>"
 
 
 @dataclass
@@ -83,53 +110,130 @@ def newest_first(entries: list[FeedEntry]) -> list[FeedEntry]:
 
 
 class Fetcher:
-    def __init__(self, service: ServiceApp) -> None:
+    """The poll loop, the article pipeline, and (with ``store`` durable) the shared state.
+
+    Built without a durable ``store`` it polls every feed of the feeds file and keeps its state
+    in memory (unit tests, tools); :func:`build` gives it the Kafka-backed tables."""
+
+    def __init__(self, service: ServiceApp, store: FetcherState | None = None) -> None:
         self.service = service
         self.settings: Settings = service.settings
         self.raw_topic = service.topic(self.settings.topic_raw)
-        self.state: dict[str, FeedState] = {}
-        self.seen: set[str] = set()  # article ids produced by this process
-        self.known: set[str] = set()  # article ids found in some feed (for the feeds' items_seen)
+        self.store = store or FetcherState(self.settings)
+        self.state: dict[str, FeedState] = {}  # the working copy; saved to the store after changes
+        self.recent = BoundedSet(RECENT_IDS)  # produced by this process, any site
+        self.known = BoundedSet(RECENT_IDS)  # found in some feed (for the feeds' items_seen)
         self.in_flight: set[str] = set()
         self.failed: dict[str, ArticleFailure] = {}
         self.disallowed: dict[str, float] = {}  # article id -> when to ask robots.txt again
+        self.publisher: FeedsPublisher | None = None
+        self.backfills = Backfills(self)
+        self.tasks: dict[str, asyncio.Task[None]] = {}  # poll and backfill tasks in progress
+        self.live_articles = 0  # live (not backfill) article fetches in progress
+        self._live_room = asyncio.Event()
+        self._live_room.set()
         self._feeds: list[Feed] = []
+        self._saved: dict[str, dict[str, Any] | None] = {}  # feed id -> its state as saved
+        self._swept = 0.0
         self._pool: ProcessPoolExecutor | None = None
 
     # -- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=max(1, multiprocessing.cpu_count()), mp_context=multiprocessing.get_context("spawn")
-        )
-        tasks: set[asyncio.Task[None]] = set()
+        workers = max(1, multiprocessing.cpu_count())
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(workers):  # start the workers (imports, models) now, not at the first article
+            self._pool.submit(extract_article, WARM_UP_PAGE, "https://warm-up.invalid/")
         self.service.ready = True
+        lane: asyncio.Task[None] | None = None
         try:
             async with HttpFetcher(self.settings) as http:
+                lane = asyncio.create_task(self.backfills.lane(http))
                 while True:
+                    if self.publisher is not None:
+                        await self.publisher.sync()
                     now = time.monotonic()
+                    if now - self._swept > SWEEP_EVERY and self.store.ready:
+                        self._swept = now  # sites without a feed polled lately expire their ids too
+                        for shard in list(self.store.seen.by_shard):
+                            self.store.seen.sweep(shard)
                     for feed in self._load():
-                        state = self.state.setdefault(feed.id, FeedState())
-                        if state.next_poll <= now and feed.id not in self.in_flight:
+                        state = self.state_of(feed)
+                        if state.next_poll <= now and feed.id not in self.in_flight and self.store.ready:
                             self.in_flight.add(feed.id)
-                            task = asyncio.create_task(self._poll(http, feed, state))
-                            tasks.add(task)
-                            task.add_done_callback(tasks.discard)
+                            self.track(feed.id, asyncio.create_task(self._poll(http, feed, state)))
                     await asyncio.sleep(0.5)
         finally:
-            for task in tasks:
+            if lane is not None:
+                lane.cancel()
+            for task in list(self.tasks.values()):
                 task.cancel()
             self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def track(self, name: str, task: asyncio.Task[None]) -> None:
+        """Keep ``task`` (a poll or a backfill) until it ends: a hand-over waits for it."""
+        self.tasks[name] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.tasks.get(name) is done:
+                del self.tasks[name]
+
+        task.add_done_callback(forget)
+
     def _load(self) -> list[Feed]:
+        """The feeds to poll: this instance's (durable store), else every feed of the feeds file."""
+        if self.store.durable:
+            if not self.store.ready:
+                return []
+            owned = list(self.store.owned_feeds())
+            self._feeds = [feed for feed, _ in owned]
+            self._saved = {feed.id: saved for feed, saved in owned}
+            FEEDS_POLLED.set(len(self._feeds))
+            return self._feeds
         try:
             self._feeds = load_feeds(self.settings.feeds_file)
         except FeedsFileError as exc:
             log.error("feeds file unreadable, keeping the previous list", extra={"error": str(exc)})
         return self._feeds
 
+    def state_of(self, feed: Feed) -> FeedState:
+        """The feed's working state: in memory, else as saved (by this or another instance)."""
+        state = self.state.get(feed.id)
+        if state is None:
+            record = self._saved.get(feed.id)
+            state = FeedState.from_record(record) if record else FeedState()
+            self.state[feed.id] = state
+        return state
+
     def health(self) -> list[dict[str, Any]]:
-        """Every listed feed's health record (what ``/feeds`` serves)."""
+        """Every polled feed's health record (what ``/feeds`` serves)."""
         return [self.state.get(f.id, FeedState()).health(f.url, f.name) for f in self._feeds]
+
+    # -- hand-over -----------------------------------------------------------------------------
+    async def on_revoked(self, drain_seconds: float) -> None:
+        """Partitions are being taken away: start nothing, let what is in flight finish for up to
+        ``drain_seconds`` (its results are saved), cancel the rest, forget the working state."""
+        if not self.store.durable:
+            return
+        self.store.paused = True
+        running = [task for task in self.tasks.values() if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=drain_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5.0)
+                log.info("hand-over: work in flight cancelled", extra={"tasks": len(late)})
+        self.store.revoke()
+        self.state.clear()
+        self.in_flight.clear()
+        self._feeds = []
+        self._saved = {}
+
+    def on_assigned(self, partitions: set[int]) -> None:
+        """This instance's partitions, their tables recovered: work on their feeds."""
+        self.state.clear()
+        self.store.assign(partitions)
+        self.backfills.wake()
 
     def _bounds(self, feed: Feed) -> tuple[float, float]:
         """(shortest, longest) interval for ``feed``: fixed when the feeds file sets its interval."""
@@ -142,6 +246,10 @@ class Fetcher:
         lower, upper = self._bounds(feed)
         current = state.interval or min(max(feed.interval or self.settings.poll_interval, lower), upper)
         state.polls += 1
+        # Saved before polling: whoever has the feed next (after a crash or a hand-over) waits
+        # until then, whether or not this poll gets to save its outcome.
+        state.next_poll = time.monotonic() + current
+        self.store.save_state(feed, state)
         try:
             await self.poll_feed(http, feed, state)
         except Exception as exc:
@@ -162,6 +270,7 @@ class Fetcher:
             state.next_poll = time.monotonic() + wait
         finally:
             self.in_flight.discard(feed.id)
+        self.store.save_state(feed, state)  # not when cancelled: the saved state stays the older one
 
     async def feed_problem(self, feed: Feed, state: FeedState, reason: str) -> None:
         """Log every time; record a dead letter when the feed's problem is new or changed."""
@@ -176,7 +285,12 @@ class Fetcher:
         await self.service.dead_letter("fetcher.feed", reason, feed_url=feed.url)
 
     async def read_feed(
-        self, http: HttpFetcher, url: str, validators: tuple[str | None, str | None] | None
+        self,
+        http: HttpFetcher,
+        url: str,
+        validators: tuple[str | None, str | None] | None,
+        *,
+        low_priority: bool = False,
     ) -> tuple[Page, ParsedFeed | None]:
         """GET a feed (conditionally when ``validators`` = (etag, last-modified)); None on a 304."""
         headers = {}
@@ -185,7 +299,7 @@ class Fetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        page = await http.get(url, "feed", headers)
+        page = await http.get(url, "feed", headers, low_priority=low_priority)
         metrics.FETCHES.labels(kind="feed", status=str(page.status)).inc()
         if page.status == 304:
             return page, None
@@ -271,7 +385,10 @@ class Fetcher:
         self, http: HttpFetcher, feed: Feed, state: FeedState, entries: list[FeedEntry], parsed: ParsedFeed
     ) -> int:
         now = time.monotonic()
+        shard = shard_of(feed.url)
+        seen = self.store.seen
         fresh: dict[str, FeedEntry] = {}
+        listed: list[str] = []
         for entry in newest_first(entries):
             try:
                 aid = article_id(entry.link)
@@ -280,31 +397,44 @@ class Fetcher:
                     "fetcher.entry", str(exc), feed_url=feed.url, url=entry.link[:2000]
                 )
                 continue
-            if aid in fresh or aid in self.seen or self.disallowed.get(aid, 0.0) > now:
+            listed.append(aid)
+            if aid in fresh or seen.has(shard, aid) or aid in self.recent:
+                continue
+            if self.disallowed.get(aid, 0.0) > now:
                 continue
             failure = self.failed.get(aid)
             if failure and (failure.attempts >= ARTICLE_MAX_ATTEMPTS or failure.next_try > now):
                 continue
             fresh[aid] = entry
+        seen.listed(shard, listed)  # still listed: remembered for longer
+        seen.sweep(shard)
         found = [aid for aid in fresh if aid not in self.known]
         self.known.update(found)
         state.items_seen += len(found)
         state.last_new = len(found)
         cap = self.settings.feed_max_new_per_poll
         state.backlog = max(len(fresh) - cap, 0)
-        jobs = [
-            functools.partial(
-                self._article,
-                http,
-                feed,
-                entry,
-                aid,
-                parsed.title,
-                feed.language or entry.language or parsed.language,  # the feeds file, the item, the feed
-            )
-            for aid, entry in list(fresh.items())[:cap]
-        ]
-        return await self._run_bounded(jobs, self.settings.fetch_concurrency)
+        skipped = 0
+
+        async def job(aid: str, entry: FeedEntry) -> int:
+            nonlocal skipped
+            if self.store.paused:  # being handed over: the next owner takes it (a full read)
+                skipped += 1
+                return 0
+            # the language: the feeds file's, the item's, the feed's
+            language = feed.language or entry.language or parsed.language
+            return await self._article(http, feed, entry, aid, parsed.title, language)
+
+        jobs = [functools.partial(job, aid, entry) for aid, entry in list(fresh.items())[:cap]]
+        produced = await self._run_bounded(jobs, self.settings.fetch_concurrency)
+        state.backlog += skipped
+        return produced
+
+    async def spare_capacity(self) -> None:
+        """Return once live article fetches leave room (what backfills wait for)."""
+        while self.live_articles >= self.settings.fetch_concurrency:
+            self._live_room.clear()
+            await self._live_room.wait()
 
     @staticmethod
     async def _run_bounded(jobs: Sequence[Callable[[], Awaitable[int]]], workers: int) -> int:
@@ -329,10 +459,32 @@ class Fetcher:
         aid: str,
         feed_title: str | None,
         feed_language: str | None,
+        *,
+        low_priority: bool = False,
+    ) -> int:
+        if low_priority:
+            return await self._fetch_article(http, feed, entry, aid, feed_title, feed_language, True)
+        self.live_articles += 1
+        try:
+            return await self._fetch_article(http, feed, entry, aid, feed_title, feed_language, False)
+        finally:
+            self.live_articles -= 1
+            if self.live_articles < self.settings.fetch_concurrency:
+                self._live_room.set()
+
+    async def _fetch_article(
+        self,
+        http: HttpFetcher,
+        feed: Feed,
+        entry: FeedEntry,
+        aid: str,
+        feed_title: str | None,
+        feed_language: str | None,
+        low_priority: bool,
     ) -> int:
         link = entry.link
         try:
-            page = await http.get(link, "article")
+            page = await http.get(link, "article", low_priority=low_priority)
             metrics.FETCHES.labels(kind="article", status=str(page.status)).inc()
             html = decode_html_bytes(page.body, page.content_type)
             started = time.perf_counter()
@@ -351,19 +503,22 @@ class Fetcher:
         article = self.build_article(feed, entry, aid, page, extracted, feed_title, feed_language)
         delivery = await self.raw_topic.send(key=article.id.encode(), value=article.to_bytes())
         await delivery  # the broker has it: only now is it "seen"
-        self.seen.add(aid)
+        amp = amp_alias(page.url, extracted.amp_url)
+        # the page's own id, and its AMP version's: the same article, never fetched as another
+        self.mark_seen(shard_of(feed.url), aid, article.id, amp)
         self.failed.pop(aid, None)
         self.disallowed.pop(aid, None)
-        if article.id != aid:
-            self.seen.add(article.id)
-        amp = amp_alias(page.url, extracted.amp_url)
-        if amp is not None:  # the page's AMP version is the same article: never fetch it as another
-            self.seen.add(amp)
         metrics.ARTICLES_PRODUCED.inc()
         log.info(
             "article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url}
         )
         return 1
+
+    def mark_seen(self, shard: str, *ids: str | None) -> None:
+        """Articles produced: never fetched again by this site's feeds (saved at once)."""
+        for aid in dict.fromkeys(i for i in ids if i):
+            self.store.seen.add(shard, aid)
+            self.recent.add(aid)
 
     async def article_disallowed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
         """Skip the article; a dead letter the first time, robots.txt asked again after its TTL."""
@@ -436,19 +591,113 @@ def create(settings: Settings) -> ServiceApp:
 
 
 def build(settings: Settings) -> Fetcher:
-    """The fetcher service: its poll loop as a Faust task, and its ``/feeds`` health page."""
+    """The fetcher service: the feeds topic followed into the ``feeds`` table, the poll loop and
+    the backfill lane as a Faust task, and the ``/feeds`` and ``/backfills`` pages."""
     service = ServiceApp("fetcher", settings)
-    fetcher = Fetcher(service)
+    app = service.app
+    # One record per produce request. Table recovery reads each changelog partition up to its end
+    # offset, and tansu (the test suite's broker) reports the end of a partition as the last
+    # batch's base offset + 1, which would cut recovery short of a batch's later records. The
+    # fetcher sends few messages (articles, state changes), so batching buys little anyway.
+    app.conf.producer_max_batch_size = 1
+    partitions = settings.topic_partitions
 
-    @service.app.task
+    def table(name: str) -> Any:
+        made = ShardedTable(
+            app,
+            name=name,
+            # In memory whatever ``table_store`` says, rebuilt from the compacted changelog at
+            # start: the rocksdb store accepts writes only from within an agent's event (the
+            # poll loop writes from outside one), and these tables are bounded and small.
+            # (A host part is needed: Faust takes a bare ``memory://`` URL for "not set".)
+            store="memory://fetcher",
+            default=None,
+            partitions=partitions,
+            key_type=str,
+            value_type=None,
+            beacon=app.tables.beacon,
+        )
+        return app.tables.add(made)
+
+    store = FetcherState(settings, feeds=table("feeds"), seen=table("seen"))
+    fetcher = Fetcher(service, store)
+    fetcher.backfills = Backfills(fetcher, table("backfills"))
+    feeds_topic = service.topic(settings.topic_feeds)
+    backfill_topic = service.topic(settings.topic_backfill)
+    fetcher.publisher = FeedsPublisher(settings, feeds_topic)
+    # A hand-over waits this long for the work in flight (within the group's rebalance timeout).
+    drain_seconds = max(0.5, min(5.0, settings.kafka_rebalance_timeout / 3))
+
+    @service.on_prepare
+    async def _topics(_: Settings) -> None:
+        await ensure_fetcher_topics(settings)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        try:
+            await fetcher.on_revoked(drain_seconds)
+            await app.producer.flush()  # what was saved is on the broker before the next owner reads it
+        except Exception:
+            log.exception("fetcher hand-over failed")
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def _assigned(sender: Any, **_: Any) -> None:
+        actives = app.assignor.assigned_actives()
+        fetcher.on_assigned({tp.partition for tp in actives if tp.topic == settings.topic_feeds})
+
+    @app.agent(feeds_topic)
+    async def follow_feeds(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            fid = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else str(event.key)
+            if event.value is None:
+                url = store.remove_feed(fid)
+                fetcher.state.pop(fid, None)
+                log.info("feed removed", extra={"feed_id": fid, "feed_url": url})
+                continue
+            try:
+                feed = Feed.from_bytes(event.value)
+            except MessageError as exc:
+                await service.dead_letter("fetcher.feeds", exc, payload=event.value, event=event)
+                continue
+            if partition_of(shard_of(feed.url), partitions) != event.message.partition:
+                log.warning(
+                    "feed record in the wrong partition ignored",
+                    extra={"feed_url": feed.url, "partition": event.message.partition},
+                )
+                continue
+            store.put_feed(feed)
+
+    @app.agent(backfill_topic)
+    async def follow_backfills(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            try:
+                request = BackfillRequest.from_bytes(event.value)
+            except MessageError as exc:
+                await service.dead_letter("fetcher.backfill", exc, payload=event.value, event=event)
+                continue
+            if partition_of(shard_of(request.url), partitions) != event.message.partition:
+                await service.dead_letter(
+                    "fetcher.backfill", "request in the wrong partition", payload=event.value, event=event
+                )
+                continue
+            fetcher.backfills.submit(request)
+
+    @app.task
     async def poll_feeds() -> None:
         await fetcher.run()
 
-    @service.app.page("/feeds")
+    @app.page("/feeds")
     class Feeds(View):
         """Each feed's health: last success and error, items seen, failures, interval, next poll."""
 
         async def get(self, request: Request) -> Response:
             return self.json(fetcher.health())
+
+    @app.page("/backfills")
+    class BackfillsPage(View):
+        """Each backfill of this instance's sites: its request, status and counts."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json(fetcher.backfills.records())
 
     return fetcher

@@ -1,0 +1,151 @@
+"""The feeds file, published to the compacted ``feeds`` topic.
+
+The feeds file stays what users edit (``wirewatch feeds add/remove/discover --add``). Every
+fetcher instance watches its copy of the file; when it changes (and at start) the instance
+reads the ``feeds`` topic and publishes the difference: each new or changed feed under its
+feed id, a tombstone for each feed no longer listed. Each record goes to the partition of the
+feed's shard (:func:`~wirewatch.fetcher.state.partition_of`), so that the instance owning
+that partition, whichever it is, picks the feed up. Instances sharing one file publish the
+same records, which is harmless (same key, same value). An instance whose feeds file does not
+exist publishes nothing and follows the topic: extra instances need no copy of the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from wirewatch.core.feeds import FeedsFileError, load_feeds
+from wirewatch.core.kafka import bootstrap
+from wirewatch.core.logs import get_logger
+from wirewatch.core.models import Feed, MessageError
+from wirewatch.core.settings import Settings
+from wirewatch.fetcher.state import partition_of, shard_of
+
+log = get_logger(__name__)
+
+
+class Sender(Protocol):
+    async def send(self, *, key: bytes, value: bytes | None, partition: int | None = None) -> Any: ...
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+async def read_feeds_topic(settings: Settings, timeout: float = 10.0) -> dict[str, Feed]:
+    """The feeds currently on the topic (latest record per key, tombstones applied)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(settings),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(settings.topic_feeds)
+        if partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(settings.topic_feeds)
+        tps = [TopicPartition(settings.topic_feeds, p) for p in sorted(partitions or ())]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        current: dict[str, Feed] = {}
+        remaining = set(tps)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if not remaining:
+                return current
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"reading {settings.topic_feeds} took more than {timeout:g} s")
+            batch = await consumer.getmany(*remaining, timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    key = record.key.decode("utf-8", "replace") if record.key else ""
+                    if record.value is None:
+                        current.pop(key, None)
+                        continue
+                    try:
+                        current[key] = Feed.from_bytes(record.value)
+                    except MessageError as exc:
+                        log.warning("unreadable record on the feeds topic", extra={"error": str(exc)})
+    finally:
+        await consumer.stop()
+
+
+class FeedsPublisher:
+    """Publishes the feeds file to the ``feeds`` topic whenever the file changes."""
+
+    def __init__(self, settings: Settings, topic: Sender) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._stamp: tuple[int, int] | None = None
+        self._missing_logged = False
+
+    def partition(self, feed: Feed) -> int:
+        return partition_of(shard_of(feed.url), self.settings.topic_partitions)
+
+    async def sync(self) -> bool:
+        """Publish what changed in the file since the last call; returns whether it published."""
+        path = self.settings.feeds_file
+        stamp = _stamp(path)
+        if stamp is None:
+            if not self._missing_logged:
+                log.info("no feeds file: following the feeds topic", extra={"feeds_file": str(path)})
+                self._missing_logged = True
+            self._stamp = None
+            return False
+        if stamp == self._stamp:
+            return False
+        try:
+            listed = load_feeds(path)
+        except FeedsFileError as exc:
+            log.error("feeds file unreadable, the feeds topic is unchanged", extra={"error": str(exc)})
+            self._stamp = stamp
+            return False
+        try:
+            current = await read_feeds_topic(self.settings)
+        except Exception as exc:  # try again at the next call
+            log.warning("cannot read the feeds topic", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return False
+        await self.publish(listed, current)
+        self._stamp = stamp
+        self._missing_logged = False
+        return True
+
+    async def publish(self, listed: list[Feed], current: dict[str, Feed]) -> tuple[int, int]:
+        """Send the difference between ``listed`` (the file) and ``current`` (the topic)."""
+        wanted = {feed.id: feed for feed in listed}
+        changed = [feed for feed in listed if current.get(feed.id) != feed]
+        removed = [feed for fid, feed in current.items() if fid not in wanted]
+        sent = []
+        for feed in changed:
+            sent.append(
+                await self.topic.send(
+                    key=feed.id.encode(), value=feed.to_bytes(), partition=self.partition(feed)
+                )
+            )
+        for feed in removed:
+            partition = self.partition(feed)
+            sent.append(await self.topic.send(key=feed.id.encode(), value=None, partition=partition))
+        for delivery in sent:
+            await delivery
+        if changed or removed:
+            log.info(
+                "feeds published",
+                extra={"listed": len(listed), "changed": len(changed), "removed": len(removed)},
+            )
+        return len(changed), len(removed)

@@ -1,0 +1,518 @@
+"""The fetcher's state in Kafka: what survives a restart, and the pieces it is made of.
+
+The first tests check the parts on their own (seen ids with their expiry and cap, the saved
+feed state, sharding, the low-priority gate, the feeds publisher). The last ones run the real
+fetcher (``python -m wirewatch run fetcher``, as ``wirewatch up`` does) against tansu and a
+loopback site, stop or kill it, start it again, and count what reaches the raw topic.
+
+:class:`Site` and :class:`Fetchers` are shared with ``test_fetcher_sharing`` and
+``test_fetcher_backfill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import run, settings_for, wait_for
+from test_fetcher_feeds import article_page
+from wirewatch.core.feeds import save_feeds
+from wirewatch.core.ids import article_id, feed_id
+from wirewatch.core.kafka import read_topic
+from wirewatch.core.models import Feed, RawArticle
+from wirewatch.core.settings import Settings
+from wirewatch.fetcher.feedsync import FeedsPublisher
+from wirewatch.fetcher.politeness import HostGate
+from wirewatch.fetcher.schedule import FeedState
+from wirewatch.fetcher.state import (
+    BoundedSet,
+    FetcherState,
+    SeenIds,
+    ShardedTable,
+    partition_of,
+    shard_of,
+    table_key,
+)
+from wirewatch.local.servers import LocalServers
+from wirewatch.local.supervisor import Supervisor
+
+pytestmark = pytest.mark.timeout(120)
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+# --- a loopback site on several host addresses ----------------------------------------------------
+
+
+@dataclass
+class Route:
+    body: bytes
+    content_type: str
+    etag: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class Site:
+    """Feeds, sitemaps and article pages on loopback addresses (one server per address, each
+    address a host of its own); every request is recorded, with the peak in flight per host."""
+
+    hosts: list[str]
+    routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    hits: list[tuple[float, str, str, dict[str, str]]] = field(default_factory=list)
+    items: dict[tuple[str, str], list[tuple[str, str, datetime]]] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    peak: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    servers: dict[str, ThreadingHTTPServer] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, hosts: list[str]) -> Site:
+        site = cls(hosts)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                host = self.server.server_address[0]
+                path = self.path.split("?")[0]
+                with site.lock:
+                    site.hits.append((time.monotonic(), host, path, dict(self.headers.items())))
+                    route = site.routes.get((host, path))
+                    site.in_flight[host] = site.in_flight.get(host, 0) + 1
+                    site.peak[host] = max(site.peak.get(host, 0), site.in_flight[host])
+                try:
+                    if route is not None and route.delay:
+                        time.sleep(route.delay)
+                    if route is None:
+                        self._send(404, b"not found", "text/plain")
+                    elif route.etag is not None and self.headers.get("If-None-Match") == route.etag:
+                        self._send(304, b"", None, route.etag)
+                    else:
+                        self._send(200, route.body, route.content_type, route.etag)
+                finally:
+                    with site.lock:
+                        site.in_flight[host] -= 1
+
+            def _send(self, status: int, body: bytes, kind: str | None, etag: str | None = None) -> None:
+                self.send_response(status)
+                if kind:
+                    self.send_header("Content-Type", kind)
+                if etag:
+                    self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        for host in hosts:
+            server = ThreadingHTTPServer((host, 0), Handler)
+            server.daemon_threads = True
+            site.servers[host] = server
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        return site
+
+    def base(self, host: str) -> str:
+        return f"http://{host}:{self.servers[host].server_address[1]}"
+
+    def serve(self, host: str, path: str, body: bytes, content_type: str, *, delay: float = 0.0) -> str:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        with self.lock:
+            self.routes[(host, path)] = Route(body, content_type, etag, delay)
+        return self.base(host) + path
+
+    def article(self, host: str, slug: str, *, delay: float = 0.0) -> str:
+        page = article_page(f"Story {slug} from {host}").encode()
+        return self.serve(host, f"/news/{slug}.html", page, "text/html; charset=utf-8", delay=delay)
+
+    def feed(self, host: str, path: str, *slugs: str) -> str:
+        """An RSS feed at ``path`` listing ``slugs`` (new ones first), each with its page."""
+        listed = self.items.setdefault((host, path), [])
+        for slug in slugs:
+            when = START + timedelta(hours=len(listed))
+            listed.insert(0, (slug, self.article(host, slug), when))
+        entries = "".join(
+            f"<item><title>{html.escape(slug)}</title><link>{html.escape(url)}</link>"
+            f"<pubDate>{format_datetime(when)}</pubDate></item>"
+            for slug, url, when in listed
+        )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+            f"<title>{host}{path}</title>{entries}</channel></rss>"
+        ).encode()
+        return self.serve(host, path, body, "application/rss+xml")
+
+    def requests(self, host: str, path: str) -> list[tuple[float, dict[str, str]]]:
+        with self.lock:
+            return [(t, headers) for t, h, p, headers in self.hits if h == host and p == path]
+
+    def count(self, host: str, path: str) -> int:
+        return len(self.requests(host, path))
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+
+
+# --- fetcher instances as child processes ----------------------------------------------------------
+
+
+class Fetchers:
+    """Fetcher instances (``python -m wirewatch run fetcher``) sharing one feeds file."""
+
+    def __init__(self, servers: LocalServers, tmp: Path, **env: str) -> None:
+        self.servers = servers
+        self.tmp = tmp
+        self.feeds_file = tmp / "feeds.yaml"
+        self.settings: Settings = settings_for(servers, feeds_file=self.feeds_file)
+        self.env = {
+            **servers.env(),
+            "WIREWATCH_FEEDS_FILE": str(self.feeds_file),
+            "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.0/8",
+            "WIREWATCH_FETCH_HOST_DELAY": "0.02",
+            "WIREWATCH_FETCH_RETRIES": "0",
+            "WIREWATCH_LOG_FORMAT": "json",
+            **env,
+        }
+        self.instances: dict[str, Supervisor] = {}
+
+    def start(self, name: str, **env: str) -> Supervisor:
+        supervisor = Supervisor(
+            ["fetcher"],
+            {**self.env, "WIREWATCH_DATA_DIR": str(self.tmp / name), **env},
+            self.tmp / name / "logs",
+            restart=False,
+        )
+        supervisor.start()
+        self.instances[name] = supervisor
+        return supervisor
+
+    def wait_healthy(self, *names: str) -> None:
+        for name in names:
+            assert self.instances[name].wait_healthy(60), f"fetcher {name} not healthy"
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.instances[name].children['fetcher'].port}"
+
+    def page(self, name: str, path: str) -> Any:
+        try:
+            response = httpx.get(self.url(name) + path, timeout=5)
+        except httpx.HTTPError:
+            return None
+        return response.json() if response.status_code == 200 else None
+
+    def stop(self, name: str) -> None:
+        self.instances.pop(name).stop()
+
+    def kill(self, name: str) -> None:
+        supervisor = self.instances.pop(name)
+        supervisor.kill("fetcher", signal.SIGKILL)
+        supervisor.stop(timeout=5)
+
+    def stop_all(self) -> None:
+        for name in list(self.instances):
+            self.stop(name)
+
+    def log_lines(self, name: str) -> list[dict[str, Any]]:
+        lines = []
+        for raw in (self.tmp / name / "logs" / "fetcher.log").read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
+
+    def polled(self, name: str, polls: int) -> list[dict[str, Any]] | None:
+        """The instance's /feeds once every feed there was polled ``polls`` times, else None."""
+        health = self.page(name, "/feeds")
+        return health if health and all(r["polls"] >= polls for r in health) else None
+
+    def raw_articles(self) -> list[RawArticle]:
+        return [
+            RawArticle.from_bytes(value)
+            for _, value in run(read_topic(self.settings, self.settings.topic_raw, timeout=5))
+            if value is not None
+        ]
+
+
+# --- the parts ----------------------------------------------------------------------------------
+
+
+def test_seen_ids_are_kept_while_listed_then_expire() -> None:
+    table: dict[str, Any] = {}
+    seen = SeenIds(ttl=1000.0, cap=3, table=table)
+    seen.add("a.test", "x", now=0)
+    seen.add("a.test", "y", now=0)
+    assert seen.has("a.test", "x") and not seen.has("b.test", "x")
+    assert table == {"a.test x": 0, "a.test y": 0}
+    # Listed again after the refresh period (ttl / 10): the time is written again.
+    assert seen.listed("a.test", ["x", "unknown"], now=150) == 1
+    assert table["a.test x"] == 150
+    assert seen.listed("a.test", ["x"], now=200) == 0  # not again so soon
+    # y was last listed at 0: expired at 1001; x stays until 1150.
+    assert seen.sweep("a.test", now=1100, force=True) == 1
+    assert not seen.has("a.test", "y") and "a.test y" not in table and seen.has("a.test", "x")
+    # The cap: the ids unlisted for longest go first.
+    for n, aid in enumerate(["p", "q", "r"]):
+        seen.add("a.test", aid, now=1100 + n)
+    assert seen.sweep("a.test", now=1110, force=True) == 1
+    assert sorted(seen.by_shard["a.test"]) == ["p", "q", "r"]
+    assert sorted(table) == ["a.test p", "a.test q", "a.test r"]
+
+
+def test_seen_ids_are_written_only_for_owned_shards() -> None:
+    table: dict[str, Any] = {}
+    seen = SeenIds(ttl=1000.0, cap=10, table=table, writable=lambda shard: shard == "mine.test")
+    seen.add("mine.test", "a", now=1)
+    seen.add("theirs.test", "b", now=1)
+    assert table == {"mine.test a": 1}
+
+
+def test_a_ten_thousand_item_window_fits() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    seen = SeenIds(ttl=settings.fetch_seen_ttl_days * 86400, cap=settings.fetch_seen_max)
+    ids = [f"{n:032x}" for n in range(10_000)]
+    for aid in ids:
+        seen.add("big.test", aid, now=0)
+    assert seen.listed("big.test", ids, now=10 * 86400) == 10_000  # refreshed once, all of them
+    assert seen.sweep("big.test", now=35 * 86400, force=True) == 0  # listed 25 days ago: kept
+    assert seen.count("big.test") == 10_000
+    assert seen.sweep("big.test", now=41 * 86400, force=True) == 10_000  # gone from the feed 31 days
+
+
+def test_feed_state_survives_as_a_record() -> None:
+    state = FeedState(
+        next_poll=time.monotonic() + 120,
+        interval=90.0,
+        asked_interval=600.0,
+        etag='"v3"',
+        last_modified="Sun, 01 Mar 2026 10:00:00 GMT",
+        child_validators={"https://x.test/s1.xml": ('"c1"', None)},
+        failures=2,
+        last_error="HTTP 500 for https://x.test/rss.xml",
+        last_error_at=datetime(2026, 3, 1, 10, 0, 1, 5, tzinfo=UTC),
+        last_success=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+        polls=7,
+        last_new=1,
+        items_seen=12,
+        entries=20,
+        backlog=3,
+        format="rss rss20",
+    )
+    record = json.loads(json.dumps(state.to_record()))
+    back = FeedState.from_record(record)
+    assert abs(back.next_poll - state.next_poll) < 0.5
+    back.next_poll = state.next_poll
+    assert back == state
+    assert FeedState.from_record({}) == FeedState()
+
+
+def test_shards_and_partitions() -> None:
+    assert shard_of("https://www.Example.org/rss.xml") == "example.org"
+    assert shard_of("https://news.example.org:8443/feed") == "news.example.org"
+    assert partition_of("example.org", 4) == partition_of("example.org", 4)  # stable: a hash, not hash()
+    spread = {partition_of(f"site{n}.test", 4) for n in range(50)}
+    assert spread == {0, 1, 2, 3}
+    assert partition_of("anything", 1) == 0
+    # The table's changelog partition is the shard's, wherever the write comes from.
+    assert ShardedTable.partition_for_key(_FakeTable(4), table_key("example.org", "x")) == partition_of(
+        "example.org", 4
+    )
+
+
+class _FakeTable:
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+
+
+def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
+    settings = Settings(_env_file=None, topic_partitions=4)  # type: ignore[call-arg]
+    feeds: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
+    hosts = [f"h{n}.test" for n in range(40)]
+    mine = next(h for h in hosts if partition_of(h, 4) == 1)
+    theirs = next(h for h in hosts if partition_of(h, 4) == 2)
+    seen[table_key(mine, "a1")] = 100
+    seen[table_key(theirs, "b1")] = 100
+    store = FetcherState(settings, feeds=feeds, seen=seen)
+    assert not store.ready and not store.owns(mine)
+    for host in (mine, theirs):
+        store.put_feed(Feed(id=feed_id(f"http://{host}/rss.xml"), url=f"http://{host}/rss.xml"))
+    store.assign({1})
+    assert store.ready and store.owns(mine) and not store.owns(theirs)
+    assert [f.url for f, _ in store.owned_feeds()] == [f"http://{mine}/rss.xml"]
+    assert store.seen.has(mine, "a1") and not store.seen.has(theirs, "b1")
+    mine_feed = next(f for f, _ in store.owned_feeds())
+    store.save_state(mine_feed, FeedState(polls=3))
+    assert feeds[table_key(mine, mine_feed.id)]["state"]["polls"] == 3
+    theirs_feed = Feed(id=feed_id(f"http://{theirs}/rss.xml"), url=f"http://{theirs}/rss.xml")
+    store.save_state(theirs_feed, FeedState(polls=5))
+    assert feeds[table_key(theirs, theirs_feed.id)].get("state") is None  # not ours: not written
+    assert store.remove_feed(mine_feed.id) == mine_feed.url
+    store.save_state(mine_feed, FeedState(polls=4))  # a poll ending after the removal
+    assert table_key(mine, mine_feed.id) not in feeds  # does not bring the feed back
+    store.revoke()
+    assert not store.ready and not store.owns(mine)
+
+
+def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_path: Path) -> None:
+    from wirewatch.fetcher.service import build
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, kafka_bootstrap="127.0.0.1:9", table_store="rocksdb://", data_dir=tmp_path
+    )
+    made = build(settings)
+    for table in (made.store.feeds_table, made.store.seen_table, made.backfills.table):
+        assert isinstance(table, ShardedTable)
+        assert type(table.data).__module__ == "faust.stores.memory"  # the poll loop writes outside agents
+    assert made.service.app.conf.producer_max_batch_size == 1
+
+
+def test_bounded_set() -> None:
+    recent = BoundedSet(2)
+    recent.update(["a", "b", "c"])
+    assert "a" not in recent and "b" in recent and "c" in recent and len(recent) == 2
+
+
+async def test_live_requests_go_before_low_priority_ones() -> None:
+    gate = HostGate(1)
+    order: list[str] = []
+
+    async def request(name: str, low: bool) -> None:
+        async with gate.slot(0.01, low=low):
+            order.append(name)
+            await asyncio.sleep(0.02)
+
+    first = asyncio.create_task(request("live-1", False))
+    await asyncio.sleep(0)
+    tasks = [
+        asyncio.create_task(request("backfill-1", True)),
+        asyncio.create_task(request("backfill-2", True)),
+    ]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(request(f"live-{n}", False)) for n in (2, 3)]
+    await asyncio.gather(first, *tasks)
+    # The backfill requests waited for every live one that was waiting, and went one at a time.
+    assert order == ["live-1", "live-2", "live-3", "backfill-1", "backfill-2"]
+
+
+class _Topic:
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes | None, int | None]] = []
+
+    async def send(self, *, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
+        self.sent.append((key, value, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_the_publisher_sends_what_changed_and_tombstones_what_left(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, feeds_file=tmp_path / "feeds.yaml")  # type: ignore[call-arg]
+    topic = _Topic()
+    publisher = FeedsPublisher(settings, topic)
+    kept = Feed(id=feed_id("https://a.test/rss.xml"), url="https://a.test/rss.xml")
+    changed = Feed(id=feed_id("https://b.test/rss.xml"), url="https://b.test/rss.xml", interval=60)
+    gone = Feed(id=feed_id("https://c.test/rss.xml"), url="https://c.test/rss.xml")
+    new = Feed(id=feed_id("https://d.test/rss.xml"), url="https://d.test/rss.xml")
+    before = {kept.id: kept, changed.id: changed.model_copy(update={"interval": 30}), gone.id: gone}
+    assert await publisher.publish([kept, changed, new], before) == (2, 1)
+    assert [(k.decode(), v is None) for k, v, _ in topic.sent] == [
+        (changed.id, False),
+        (new.id, False),
+        (gone.id, True),
+    ]
+    assert [p for _, _, p in topic.sent] == [partition_of(shard_of(f.url), 4) for f in (changed, new, gone)]
+    # No feeds file: nothing published (an instance without the file follows the topic).
+    assert await publisher.sync() is False and len(topic.sent) == 3
+
+
+# --- restarts, on the real fetcher -----------------------------------------------------------------
+
+HOSTS = ["127.0.0.1", "127.0.0.2"]
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    news = Site.start(HOSTS)
+    yield news
+    news.close()
+
+
+def test_a_restart_re_emits_nothing_and_keeps_validators_and_health(
+    servers: LocalServers, site: Site, tmp_path: Path
+) -> None:
+    fetchers = Fetchers(
+        servers, tmp_path, WIREWATCH_POLL_INTERVAL="1", WIREWATCH_POLL_INTERVAL_MIN="1"
+    )
+    urls = [site.feed(host, "/rss.xml", *(f"s{n}" for n in range(3))) for host in HOSTS]
+    save_feeds(fetchers.feeds_file, [Feed(id=feed_id(u), url=u, interval=1) for u in urls])
+    try:
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: len(fetchers.raw_articles()) == 6, timeout=45, what="the 6 articles")
+        health = wait_for(lambda: fetchers.polled("one", 3), what="three polls of each feed")
+        fetchers.stop("one")  # SIGTERM
+        stopped = time.monotonic()
+
+        # While it is down, one feed publishes one more article.
+        site.feed(HOSTS[0], "/rss.xml", "late")
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: len(fetchers.raw_articles()) >= 7, timeout=30, what="the article added meanwhile")
+
+        # Killed (no goodbye at all), then started again: still nothing twice.
+        time.sleep(2.0)
+        fetchers.kill("one")
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        after = wait_for(lambda: fetchers.polled("one", 2), what="the restarted fetcher polling")
+        time.sleep(2.0)
+        articles = fetchers.raw_articles()
+
+        # A feed removed from the file (a tombstone on the feeds topic) is no longer polled.
+        save_feeds(fetchers.feeds_file, [Feed(id=feed_id(urls[0]), url=urls[0], interval=1)])
+        wait_for(
+            lambda: [r["url"] for r in fetchers.page("one", "/feeds") or []] == [urls[0]],
+            what="the removed feed gone from /feeds",
+        )
+        time.sleep(1.5)
+        removed_polls = site.count(HOSTS[1], "/rss.xml")
+        time.sleep(2.5)
+        assert site.count(HOSTS[1], "/rss.xml") == removed_polls
+    finally:
+        fetchers.stop_all()
+
+    ids = [a.id for a in articles]
+    assert len(ids) == len(set(ids)) == 7, f"articles produced more than once: {len(ids)} messages"
+    for host in HOSTS:
+        for slug in ("s0", "s1", "s2"):
+            assert site.count(host, f"/news/{slug}.html") == 1  # never fetched again
+    assert article_id(site.base(HOSTS[0]) + "/news/late.html") in ids
+    # The validators survived: the first request after each restart was conditional.
+    restarted = [(t, h) for t, h in site.requests(HOSTS[1], "/rss.xml") if t > stopped]
+    assert restarted and restarted[0][1].get("If-None-Match"), "first poll after a restart not conditional"
+    # ... and so did the health record and the schedule.
+    before = {r["url"]: r for r in health}
+    for record in after:
+        assert record["polls"] > before[record["url"]]["polls"]
+        assert record["items_seen"] >= 3 and record["format"] == "rss rss20"
+        assert record["last_success"] is not None
