@@ -24,6 +24,7 @@ from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import normalise
+from wirewatch.enricher.language import UNDETERMINED, detect_language
 
 log = get_logger(__name__)
 
@@ -38,10 +39,14 @@ def claim_id(text: str) -> str:
 
 
 def new_claim(text: str, **fields: Any) -> TrackedClaim:
-    """A claim to track; ``id`` defaults to :func:`claim_id`."""
+    """A claim to track; ``id`` defaults to :func:`claim_id`, ``language`` to the detected one
+    (the matcher treats a sentence in another language than the claim as a translation)."""
     text = text.strip()
     if not text:
         raise ValueError("a claim needs a text")
+    if not fields.get("language"):
+        detected = detect_language(text, None).code
+        fields["language"] = None if detected == UNDETERMINED else detected
     return TrackedClaim(id=fields.pop("id", None) or claim_id(text), text=text, **fields)
 
 

@@ -1,0 +1,84 @@
+"""Tracked claims without servers: making claims, reading claim files, and the alerts one
+article raises (the code the stream and the retroactive search share)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
+from wirewatch.alerts.detect import alert_id, alerts_for
+from wirewatch.alerts.watchlist import ClaimFileError, claim_id, new_claim, read_claims_file
+from wirewatch.core.models import EnrichedArticle, RawArticle
+from wirewatch.enricher.service import analyse
+from wirewatch.matching.matcher import ClaimMatcher
+
+
+def _article(n: int, text: str, title: str = "") -> EnrichedArticle:
+    url = f"https://outlet.example/{n}"
+    return analyse(
+        RawArticle(
+            id=f"{n:032x}",
+            url=url,
+            canonical_url=url,
+            source="Outlet",
+            source_domain="outlet.example",
+            title=title,
+            text=text,
+        )
+    )
+
+
+def test_a_claim_gets_a_stable_id_and_its_language() -> None:
+    claim = new_claim(f"  {CLAIM_EN} ", labels={"verdict": "false"})
+    assert claim.id == claim_id(CLAIM_EN) == new_claim(CLAIM_EN.upper()).id  # normalised text
+    assert claim.text == CLAIM_EN
+    assert claim.language == "en"
+    assert new_claim(CLAIM_EN, language="fr").language == "fr"  # given wins
+    with pytest.raises(ValueError, match="needs a text"):
+        new_claim("   ")
+
+
+def test_claims_file(tmp_path: Path) -> None:
+    path = tmp_path / "claims.jsonl"
+    lines = [json.dumps({"text": CLAIM_EN, "labels": {"verdict": "false"}}), "", '{"id": "c2", "text": "Autre"}']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first, second = read_claims_file(path)
+    assert first.labels == {"verdict": "false"} and second.id == "c2"
+    path.write_text('{"text": "ok"}\n{"labels": {}}\n', encoding="utf-8")
+    with pytest.raises(ClaimFileError, match=r"claims\.jsonl:2: a claim needs a text"):
+        read_claims_file(path)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> ClaimMatcher:
+    m = ClaimMatcher()
+    m.upsert(new_claim(CLAIM_EN, labels={"verdict": "unproven"}))
+    return m
+
+
+def test_reports_in_another_language_raise_one_alert_each(matcher: ClaimMatcher) -> None:
+    cid = claim_id(CLAIM_EN)
+    for n, text in enumerate((REPORT_FR, REPORT_FR_2), 1):
+        article = _article(n, text)
+        [alert] = alerts_for(article, matcher)
+        assert alert.id == alert_id(cid, article.id)
+        assert alert.claim_labels == {"verdict": "unproven"}
+        assert article.text[alert.sentence_start : alert.sentence_end] == alert.sentence
+        assert "3 000" in alert.sentence
+        assert 0.4 <= alert.score <= 1.0 and not alert.retroactive
+        # The same article again (a replay) gives the very same alert, not another one.
+        assert alerts_for(article, matcher)[0].id == alert.id
+
+
+def test_other_figures_and_places_raise_nothing(matcher: ClaimMatcher) -> None:
+    assert alerts_for(_article(3, OTHER_FR), matcher) == []
+
+
+def test_only_claim_and_retroactive_marks(matcher: ClaimMatcher) -> None:
+    article = _article(4, REPORT_FR)
+    assert alerts_for(article, matcher, only_claim="another") == []
+    [alert] = alerts_for(article, matcher, retroactive=True, only_claim=claim_id(CLAIM_EN))
+    assert alert.retroactive
