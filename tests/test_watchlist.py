@@ -43,7 +43,8 @@ def test_a_claim_gets_a_stable_id_and_its_language() -> None:
 
 def test_claims_file(tmp_path: Path) -> None:
     path = tmp_path / "claims.jsonl"
-    lines = [json.dumps({"text": CLAIM_EN, "labels": {"verdict": "false"}}), "", '{"id": "c2", "text": "Autre"}']
+    first_line = json.dumps({"text": CLAIM_EN, "labels": {"verdict": "false"}})
+    lines = [first_line, "", '{"id": "c2", "text": "Autre"}']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     first, second = read_claims_file(path)
     assert first.labels == {"verdict": "false"} and second.id == "c2"
