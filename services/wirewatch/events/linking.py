@@ -1,0 +1,374 @@
+"""Online event clustering: each new report joins the event it belongs to, or opens a new one.
+
+:class:`EventLinker` is single-pass and deterministic for a given input order (ties go to the
+older event). For each :class:`~wirewatch.events.profile.Report`:
+
+1. **Copies first.** A duplicate joins its original's event, a text reuse its (first known)
+   source's event — whatever their content scores.
+2. **Candidates.** Events whose time span is within ``window_days`` of the report's time; the
+   ``candidates`` nearest by centroid cosine are scored in full.
+3. **Score**: a weighted mean of five similarities between
+   the report's :class:`~wirewatch.events.profile.Profile` and the event —
+   sentence-vector cosine to the centroid, and cosines of the bags of title-and-lead terms and
+   keyphrases (same language only), entities and figures. A bag that either side lacks (no
+   entities found, no figures, a language the event has no words in) leaves the mean instead
+   of counting as 0, so a French report is compared with an English event on vectors, names and
+   figures (a report with fewer than ``full_figures`` figures gives its figures less weight).
+   Minus ``time_decay`` times the time gap in windows (at most 1). When nothing but
+   the vectors can be compared, the report joins only if the cosine alone reaches
+   ``vector_only_threshold`` (unrelated news is near 0.2 and two events of one kind near 0.5).
+4. **Decision.** The best event at or above ``threshold`` is joined; else a new event opens,
+   its id ``stable_id("event", first article id)``.
+5. **Merge.** When the report scores at least ``merge_threshold`` with two or more events, they
+   are one event: they merge into the oldest (first seen, then created), the others are
+   recorded as ``merged_into`` it, and their ids resolve to it from then on (:meth:`resolve`).
+
+Events leave the state ``window_days`` after their last report, articles (kept to find the
+event of a duplicate's original) ``window_days`` after their own time.
+
+State: :meth:`snapshot` gives a JSON-able dict of small records (one per live event, ~5 KB,
+plus one short triple per recent article and the merge map); :meth:`restore` takes it back and
+continues exactly as the linker it came from would have.
+
+Decisions depend on the order of reports, so the stream must run one linker over one ordered
+sequence: a single-partition stage after the enricher (as the enricher's copy linking does),
+its state in a table. Cost: one sentence encoding (a few milliseconds) plus about a
+millisecond of scoring per report (``benchmarks/RESULTS.md``).
+
+The defaults (:class:`LinkerConfig`) were chosen once and are used unchanged on every dataset
+and in the stream: weights and threshold on the train and dev topics of ECB+ only
+(``benchmarks/bench_clustering.py``); window, time decay, merge threshold and the vector-only
+bar set beforehand (ECB+ has no dates and never needed a merge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from wirewatch.core.ids import stable_id
+from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
+from wirewatch.events.bags import Bag, cosine
+from wirewatch.events.profile import Profile, Report, profile, vector_text
+from wirewatch.events.state import EventState
+
+SNAPSHOT_VERSION = 1
+DAY = 86400.0
+
+Reason = Literal["new", "similar", "duplicate", "reuse", "known"]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Weights of the similarities in the score (they need not sum to 1)."""
+
+    vector: float = 0.30
+    terms: float = 0.20
+    keyphrases: float = 0.10
+    entities: float = 0.25
+    numbers: float = 0.15
+
+
+@dataclass(frozen=True)
+class LinkerConfig:
+    """Every setting of the linker. The defaults are the production and benchmark defaults."""
+
+    #: Events a report can join: those with a report within this many days of it.
+    window_days: float = 7.0
+    #: Score a report needs to join an event (else it opens one).
+    threshold: float = 0.38
+    #: Score a report needs with each of two or more events to merge them.
+    merge_threshold: float = 0.60
+    #: Score lost at a time gap of one window (proportionally less for shorter gaps).
+    time_decay: float = 0.10
+    #: Cosine needed when only the sentence vectors can be compared.
+    vector_only_threshold: float = 0.66
+    #: Distinct figures a report needs for the figures to weigh in full (fewer: less).
+    full_figures: int = 3
+    #: Events, nearest by centroid cosine, whose full score is computed.
+    candidates: int = 48
+    weights: Weights = field(default_factory=Weights)
+
+
+@dataclass(frozen=True)
+class Link:
+    """What happened to one report: the event it is in now (a survivor id, never a merged one),
+    why, its score (None for copies and new events) and the events merged into it."""
+
+    article_id: str
+    event_id: str
+    reason: Reason
+    score: float | None = None
+    merged: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()
+
+
+class EventLinker:
+    """Online single-pass event clustering with its state (see the module doc)."""
+
+    def __init__(self, config: LinkerConfig | None = None, encoder: SentenceEncoder | None = None) -> None:
+        self.config = config or LinkerConfig()
+        self._encoder = encoder
+        self.events: dict[str, EventState] = {}
+        self.merged: dict[str, str] = {}
+        self.articles: dict[str, tuple[str, float]] = {}
+        self.clock = float("-inf")
+        self.next_seq = 0
+        # Unit centroids of live events, one row per slot, for the candidate search.
+        self._matrix = np.zeros((64, DIM), dtype=np.float32)
+        self._first = np.zeros(64, dtype=np.float64)
+        self._last = np.zeros(64, dtype=np.float64)
+        self._seq = np.zeros(64, dtype=np.int64)
+        self._alive = np.zeros(64, dtype=bool)
+        self._used = 0  # slots ever used (live or free)
+        self._slot: dict[str, int] = {}
+        self._free: list[int] = []
+        self._slot_event: dict[int, str] = {}
+
+    # --- public API -----------------------------------------------------------------------------
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The sentence encoder (the process-wide one unless another was given)."""
+        if self._encoder is None:
+            self._encoder = get_encoder()
+        return self._encoder
+
+    def vector(self, report: Report) -> Vectors:
+        """The sentence vector :meth:`link` uses for ``report``."""
+        return self.encoder.encode_one(vector_text(report))
+
+    def link(self, report: Report, vector: Vectors | None = None) -> Link:
+        """Link one report (``vector``: its :meth:`vector`, when already computed) and update
+        the state. A report already linked gets its event back and changes nothing."""
+        expired = self._advance(report.time)
+        known = self.articles.get(report.id)
+        if known is not None:
+            return Link(report.id, self.resolve(known[0]), "known", expired=expired)
+        features = profile(report, self.vector(report) if vector is None else vector)
+        source = self._copy_source(report)
+        if source is not None:
+            event, reason = source
+            self._join(event, report, features)
+            return Link(report.id, event.id, reason, expired=expired)
+        scored = self._score_candidates(features, report.time)
+        if not scored or scored[0][0] < self.config.threshold:
+            event = self._open(report, features)
+            return Link(report.id, event.id, "new", expired=expired)
+        best_score, _, best = scored[0]
+        strong = [e for s, _, e in scored if s >= self.config.merge_threshold]
+        merged: tuple[str, ...] = ()
+        if len(strong) > 1 and best in strong:
+            best, merged = self._merge(strong)
+        self._join(best, report, features)
+        return Link(report.id, best.id, "similar", round(best_score, 6), merged, expired)
+
+    def resolve(self, event_id: str) -> str:
+        """The live id of ``event_id``: itself, or the event it was merged into (transitively)."""
+        seen = 0
+        while event_id in self.merged and seen < 1000:
+            event_id = self.merged[event_id]
+            seen += 1
+        return event_id
+
+    def event_of(self, article_id: str) -> str | None:
+        """The (resolved) event of a recent article, or None."""
+        known = self.articles.get(article_id)
+        return self.resolve(known[0]) if known is not None else None
+
+    def event(self, event_id: str) -> EventState | None:
+        """The live state of an event (merged ids resolve to their survivor), or None."""
+        return self.events.get(self.resolve(event_id))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able records (see :meth:`restore`)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "config": asdict(self.config),
+            "clock": self.clock if self.clock != float("-inf") else None,
+            "next_seq": self.next_seq,
+            "events": [e.record() for e in sorted(self.events.values(), key=lambda e: e.seq)],
+            "merged": dict(self.merged),
+            "articles": [[aid, eid, t] for aid, (eid, t) in self.articles.items()],
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        snapshot: dict[str, Any],
+        config: LinkerConfig | None = None,
+        encoder: SentenceEncoder | None = None,
+    ) -> EventLinker:
+        """A linker in the state of ``snapshot``; it decides exactly as the one that made it."""
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown event-linker snapshot version: {snapshot.get('version')!r}")
+        linker = cls(config, encoder)
+        clock = snapshot.get("clock")
+        linker.clock = float(clock) if clock is not None else float("-inf")
+        linker.next_seq = int(snapshot["next_seq"])
+        for record in sorted(snapshot["events"], key=lambda r: int(r["seq"])):
+            linker._add_live(EventState.from_record(record))
+        linker.merged = {str(k): str(v) for k, v in snapshot["merged"].items()}
+        linker.articles = {str(a): (str(e), float(t)) for a, e, t in snapshot["articles"]}
+        return linker
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def _advance(self, at: float) -> tuple[str, ...]:
+        """Move the clock to ``at`` (never back) and drop what left the window."""
+        if at <= self.clock:
+            return ()
+        self.clock = at
+        horizon = at - self.config.window_days * DAY
+        used = self._used
+        old = np.flatnonzero(self._alive[:used] & (self._last[:used] < horizon))
+        expired = sorted((self.events[self._slot_event[int(s)]] for s in old), key=lambda e: e.seq)
+        for event in expired:
+            self._drop_live(event.id)
+            for merged_id in event.merged_from:
+                self.merged.pop(merged_id, None)
+        # Articles come roughly in time order: drop from the oldest insertion until a recent one.
+        stale: list[str] = []
+        for article_id, (_, t) in self.articles.items():
+            if t >= horizon:
+                break
+            stale.append(article_id)
+        for article_id in stale:
+            del self.articles[article_id]
+        return tuple(e.id for e in expired)
+
+    def _copy_source(self, report: Report) -> tuple[EventState, Reason] | None:
+        """The event of the report's original (duplicate) or first known reused source."""
+        links: list[tuple[str, Reason]] = []
+        if report.duplicate_of:
+            links.append((report.duplicate_of, "duplicate"))
+        links.extend((source, "reuse") for source in report.reused_from)
+        for article_id, reason in links:
+            event_id = self.event_of(article_id)
+            if event_id is not None and event_id in self.events:
+                return self.events[event_id], reason
+        return None
+
+    def _score_candidates(self, features: Profile, at: float) -> list[tuple[float, int, EventState]]:
+        """Candidates with their scores, best first (ties: older event first)."""
+        if not self.events:
+            return []
+        window = self.config.window_days * DAY
+        used = self._used
+        # Rounded, and ties to the older event: the same choice whatever the rows' layout.
+        near_all = np.round(self._matrix[:used] @ np.asarray(features.vector, dtype=np.float32), 5)
+        ok = self._alive[:used] & (self._last[:used] >= at - window) & (self._first[:used] <= at + window)
+        slots = np.flatnonzero(ok)
+        near = near_all[slots]
+        top = self.config.candidates
+        if len(slots) > top:  # keep every slot that ties with the last one kept, then sort those
+            bar = np.partition(near, len(near) - top)[len(near) - top]
+            keep = near >= bar
+            slots, near = slots[keep], near[keep]
+        order = np.lexsort((self._seq[slots], -near))[:top]
+        out: list[tuple[float, int, EventState]] = []
+        for position in order:
+            event = self.events[self._slot_event[int(slots[position])]]
+            gap = max(0.0, at - event.last_time, event.first_time - at)
+            out.append((self._score(features, event, gap / window), event.seq, event))
+        out.sort(key=lambda item: (-item[0], item[1]))
+        return out
+
+    def _score(self, features: Profile, event: EventState, gap: float) -> float:
+        """The fused score of ``features`` against ``event``; ``gap`` in windows."""
+        w = self.config.weights
+        centroid = event.centroid.astype(np.float64)
+        length = float(np.sqrt(centroid @ centroid))
+        vector = float(features.vector.astype(np.float64) @ centroid) / length if length > 0 else 0.0
+        parts: list[tuple[float, float]] = [(w.vector, vector)]
+        lang = features.language
+        for weight, mine, theirs in (
+            (w.terms, features.terms, event.terms.get(lang, {})),
+            (w.keyphrases, features.keyphrases, event.keyphrases.get(lang, {})),
+            (w.entities, features.entities, event.entities),
+            (
+                w.numbers * min(1.0, len(features.numbers) / self.config.full_figures),
+                features.numbers,
+                event.numbers,
+            ),
+        ):
+            if weight > 0 and mine and theirs:
+                parts.append((weight, _cosine(mine, theirs)))
+        if len(parts) == 1:  # nothing but the vector to go on: it must be close on its own
+            mean = vector - (self.config.vector_only_threshold - self.config.threshold)
+        else:
+            total = sum(weight for weight, _ in parts)
+            mean = sum(weight * value for weight, value in parts) / total
+        return mean - self.config.time_decay * min(1.0, gap)
+
+    def _open(self, report: Report, features: Profile) -> EventState:
+        event = EventState.open(stable_id("event", report.id), self.next_seq, report)
+        self.next_seq += 1
+        self._add_live(event)
+        self._join(event, report, features)
+        return event
+
+    def _join(self, event: EventState, report: Report, features: Profile) -> None:
+        event.add(report, features)
+        self.articles[report.id] = (event.id, report.time)
+        self._set_row(event)
+
+    def _merge(self, strong: list[EventState]) -> tuple[EventState, tuple[str, ...]]:
+        """Merge ``strong`` events into the oldest; the survivor and the merged ids."""
+        ordered = sorted(strong, key=lambda e: (e.first_time, e.seq))
+        survivor, others = ordered[0], ordered[1:]
+        for other in others:
+            survivor.absorb(other)
+            self.merged[other.id] = survivor.id
+            self._drop_live(other.id)
+        self._set_row(survivor)
+        return survivor, tuple(o.id for o in others)
+
+    # --- live events and their matrix rows -------------------------------------------------------
+
+    def _add_live(self, event: EventState) -> None:
+        self.events[event.id] = event
+        if self._free:
+            slot = self._free.pop()
+        else:
+            slot = self._used
+            self._used += 1
+            if slot >= len(self._matrix):
+                self._grow()
+        self._slot[event.id] = slot
+        self._slot_event[slot] = event.id
+        self._alive[slot] = True
+        self._set_row(event)
+
+    def _grow(self) -> None:
+        size = len(self._matrix)
+        matrix = np.zeros((size * 2, DIM), dtype=np.float32)
+        matrix[:size] = self._matrix
+        self._matrix = matrix
+        self._first = np.concatenate([self._first, np.zeros(size)])
+        self._last = np.concatenate([self._last, np.zeros(size)])
+        self._seq = np.concatenate([self._seq, np.zeros(size, dtype=np.int64)])
+        self._alive = np.concatenate([self._alive, np.zeros(size, dtype=bool)])
+
+    def _drop_live(self, event_id: str) -> None:
+        self.events.pop(event_id, None)
+        slot = self._slot.pop(event_id, None)
+        if slot is not None:
+            del self._slot_event[slot]
+            self._alive[slot] = False
+            self._matrix[slot] = 0.0
+            self._free.append(slot)
+
+    def _set_row(self, event: EventState) -> None:
+        slot = self._slot.get(event.id)
+        if slot is None:
+            return
+        length = float(np.linalg.norm(event.centroid))
+        self._matrix[slot] = event.centroid / length if length > 0 else 0.0
+        self._first[slot], self._last[slot], self._seq[slot] = event.first_time, event.last_time, event.seq
+
+
+def _cosine(a: Bag, b: Bag) -> float:
+    return max(0.0, min(1.0, cosine(a, b)))

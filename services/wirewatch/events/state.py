@@ -1,0 +1,184 @@
+"""One event as the linker keeps it, and its small JSON-able record.
+
+An :class:`EventState` is what a new article is compared with: the running mean of its members'
+sentence vectors (the centroid), and bags (:mod:`~wirewatch.events.bags`) summing its members'
+title-and-lead terms and keyphrases (per language: words only compare within a language),
+entities and figures (language-blind), each cut to its heaviest entries so an event never
+grows past a few kilobytes however many reports it gets. Around that, what the event document
+needs: first and last time, article count, languages and sources, the label (the first
+report's title) and the earliest report.
+
+``record()`` gives a plain dict (the centroid as base64 float32), ``from_record`` takes it
+back exactly, so a Faust table or an Elasticsearch document can hold the state.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wirewatch.core.vectors import DIM, Vectors
+from wirewatch.events.bags import Bag, add, prune
+from wirewatch.events.profile import Profile, Report
+
+#: Entries kept per bag of an event (per language for terms and keyphrases).
+BAG_SIZES = {"terms": 96, "keyphrases": 48, "entities": 64, "numbers": 48}
+#: Sources named in an event's state (the most frequent); the count is exact up to there.
+MAX_SOURCES = 100
+
+
+def encode_vector(vector: Vectors) -> str:
+    """A float32 vector as base64 (little-endian bytes)."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> Vectors:
+    """The float32 vector of :func:`encode_vector`."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+
+
+@dataclass
+class EventState:
+    """A cluster of reports about one event (see the module doc). ``seq`` is its creation rank,
+    the tie-breaker of every decision."""
+
+    id: str
+    seq: int
+    first_time: float
+    last_time: float
+    label: str
+    earliest_article_id: str
+    earliest_time: float
+    centroid: Vectors = field(default_factory=lambda: np.zeros(DIM, dtype=np.float32))
+    count: int = 0
+    terms: dict[str, Bag] = field(default_factory=dict)
+    keyphrases: dict[str, Bag] = field(default_factory=dict)
+    entities: Bag = field(default_factory=dict)
+    numbers: Bag = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
+    merged_from: list[str] = field(default_factory=list)
+    merged_into: str | None = None
+
+    @classmethod
+    def open(cls, event_id: str, seq: int, report: Report) -> EventState:
+        """A new, empty event started by ``report`` (add the report with :meth:`add`)."""
+        return cls(
+            id=event_id,
+            seq=seq,
+            first_time=report.time,
+            last_time=report.time,
+            label=report.title.strip()[:300],
+            earliest_article_id=report.id,
+            earliest_time=report.time,
+        )
+
+    def add(self, report: Report, features: Profile) -> None:
+        """Count ``report`` in: centroid, bags, times, languages, sources."""
+        self.count += 1
+        vector = np.asarray(features.vector, dtype=np.float32)
+        self.centroid = (self.centroid + (vector - self.centroid) / np.float32(self.count)).astype(np.float32)
+        lang = features.language
+        self.terms[lang] = _summed(self.terms.get(lang, {}), features.terms, BAG_SIZES["terms"])
+        self.keyphrases[lang] = _summed(
+            self.keyphrases.get(lang, {}), features.keyphrases, BAG_SIZES["keyphrases"]
+        )
+        self.entities = _summed(self.entities, features.entities, BAG_SIZES["entities"])
+        self.numbers = _summed(self.numbers, features.numbers, BAG_SIZES["numbers"])
+        self.first_time = min(self.first_time, report.time)
+        self.last_time = max(self.last_time, report.time)
+        if report.time < self.earliest_time:
+            self.earliest_time, self.earliest_article_id = report.time, report.id
+        self.languages[lang] = self.languages.get(lang, 0) + 1
+        if report.source:
+            self.sources[report.source] = self.sources.get(report.source, 0) + 1
+            if len(self.sources) > MAX_SOURCES:
+                self.sources = _top_counts(self.sources, MAX_SOURCES)
+
+    def absorb(self, other: EventState) -> None:
+        """Merge ``other`` into this event (this one survives; ``other`` is marked merged)."""
+        total = self.count + other.count
+        if total:
+            weighted = self.centroid * np.float32(self.count) + other.centroid * np.float32(other.count)
+            self.centroid = (weighted / np.float32(total)).astype(np.float32)
+        for name in ("terms", "keyphrases"):
+            mine: dict[str, Bag] = getattr(self, name)
+            for lang, bag in sorted(getattr(other, name).items()):
+                mine[lang] = _summed(mine.get(lang, {}), bag, BAG_SIZES[name])
+        self.entities = _summed(self.entities, other.entities, BAG_SIZES["entities"])
+        self.numbers = _summed(self.numbers, other.numbers, BAG_SIZES["numbers"])
+        self.count = total
+        self.first_time = min(self.first_time, other.first_time)
+        self.last_time = max(self.last_time, other.last_time)
+        if (other.earliest_time, other.seq) < (self.earliest_time, self.seq):
+            self.earliest_time, self.earliest_article_id = other.earliest_time, other.earliest_article_id
+        for lang, n in sorted(other.languages.items()):
+            self.languages[lang] = self.languages.get(lang, 0) + n
+        for source, n in sorted(other.sources.items()):
+            self.sources[source] = self.sources.get(source, 0) + n
+        self.sources = _top_counts(self.sources, MAX_SOURCES)
+        self.merged_from = [*self.merged_from, other.id, *other.merged_from]
+        other.merged_into = self.id
+
+    def record(self) -> dict[str, Any]:
+        """The event as a JSON-able dict (:meth:`from_record` gives it back exactly)."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "first_time": self.first_time,
+            "last_time": self.last_time,
+            "label": self.label,
+            "earliest_article_id": self.earliest_article_id,
+            "earliest_time": self.earliest_time,
+            "centroid": encode_vector(self.centroid),
+            "count": self.count,
+            "terms": self.terms,
+            "keyphrases": self.keyphrases,
+            "entities": self.entities,
+            "numbers": self.numbers,
+            "languages": self.languages,
+            "sources": self.sources,
+            "merged_from": self.merged_from,
+            "merged_into": self.merged_into,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EventState:
+        """The event of a :meth:`record`."""
+        return cls(
+            id=str(record["id"]),
+            seq=int(record["seq"]),
+            first_time=float(record["first_time"]),
+            last_time=float(record["last_time"]),
+            label=str(record["label"]),
+            earliest_article_id=str(record["earliest_article_id"]),
+            earliest_time=float(record["earliest_time"]),
+            centroid=decode_vector(record["centroid"]),
+            count=int(record["count"]),
+            terms={str(k): _bag(v) for k, v in record["terms"].items()},
+            keyphrases={str(k): _bag(v) for k, v in record["keyphrases"].items()},
+            entities=_bag(record["entities"]),
+            numbers=_bag(record["numbers"]),
+            languages={str(k): int(v) for k, v in record["languages"].items()},
+            sources={str(k): int(v) for k, v in record["sources"].items()},
+            merged_from=[str(x) for x in record.get("merged_from", [])],
+            merged_into=record.get("merged_into"),
+        )
+
+
+def _summed(total: Bag, bag: Bag, size: int) -> Bag:
+    out = dict(total)
+    add(out, bag)
+    return prune(out, size)
+
+
+def _top_counts(counts: dict[str, int], size: int) -> dict[str, int]:
+    kept = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:size]
+    return dict(sorted(kept))
+
+
+def _bag(value: dict[str, Any]) -> Bag:
+    return {str(k): float(v) for k, v in value.items()}

@@ -1,0 +1,313 @@
+"""Online event linking (``wirewatch.events``): decisions, copies, merges, windows, state.
+
+Every text here is invented for these tests. Reports carry the entities and keyphrases the
+enricher would have given them, so only the sentence encoder (loaded once per process) runs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wirewatch.cli import main
+from wirewatch.core.ids import stable_id
+from wirewatch.core.vectors import Vectors
+from wirewatch.events import EventLinker, Link, LinkerConfig, Report
+from wirewatch.events.bags import cosine, prune, unit
+from wirewatch.events.baseline import TfidfSinglePass
+from wirewatch.events.profile import lead, timestamp
+from wirewatch.events.state import EventState
+
+DAY = 86400.0
+T0 = 1_760_000_000.0
+
+FIRE_EN = Report(
+    id="fire-en",
+    title="Fire at Norvalis chemical plant near Lyon forces 2,400 residents from their homes",
+    text=(
+        "A fire broke out on Tuesday night at the Norvalis chemical plant in Saint-Fons, south of Lyon, "
+        "forcing 2,400 residents to leave their homes, the Rhône prefecture said. About 180 firefighters "
+        "were deployed and the blaze was under control by 4 a.m. Three workers were taken to hospital "
+        "with minor injuries. The plant makes solvents for the paint industry and is classified as a "
+        "high-risk site."
+    ),
+    time=T0,
+    language="en",
+    source="northern-ledger.example",
+    entities=("Norvalis", "Saint-Fons", "Lyon", "Rhône"),
+    keyphrases=("Norvalis chemical plant", "residents", "fire", "Saint-Fons"),
+)
+FIRE_FR = Report(
+    id="fire-fr",
+    title="Incendie à l'usine chimique Norvalis de Saint-Fons : 2 400 habitants évacués",
+    text=(
+        "Un incendie s'est déclaré mardi soir dans l'usine chimique Norvalis de Saint-Fons, au sud de Lyon, "
+        "obligeant 2 400 habitants à quitter leur domicile, a indiqué la préfecture du Rhône. Quelque 180 "
+        "pompiers ont été mobilisés et le feu était maîtrisé vers 4 heures du matin. Trois salariés ont été "
+        "hospitalisés, légèrement blessés. L'usine fabrique des solvants pour l'industrie de la peinture."
+    ),
+    time=T0 + 3 * 3600,
+    language="fr",
+    source="courrier-du-matin.example",
+    entities=("Norvalis", "Saint-Fons", "Lyon", "Rhône"),
+    keyphrases=("usine chimique Norvalis", "habitants", "incendie", "Saint-Fons"),
+)
+# Same kind of event, other place, other figures, four days later.
+FIRE_WALES = Report(
+    id="fire-wales",
+    title="Fire at Bexmoor paper mill in Port Talbot forces 300 residents to leave",
+    text=(
+        "A fire broke out on Saturday afternoon at the Bexmoor paper mill in Port Talbot, Wales, forcing "
+        "300 residents to leave their homes, South Wales Fire and Rescue said. Sixty firefighters fought "
+        "the blaze through the night. Nobody was hurt. The mill, which employs 90 people, had been due to "
+        "close in the spring."
+    ),
+    time=T0 + 4 * DAY,
+    language="en",
+    source="harbour-gazette.example",
+    entities=("Bexmoor", "Port Talbot", "Wales", "South Wales Fire and Rescue"),
+    keyphrases=("Bexmoor paper mill", "residents", "fire", "Port Talbot"),
+)
+ELECTION = Report(
+    id="election",
+    title="Vallmora votes in a tight presidential run-off",
+    text=(
+        "Voters in Vallmora went to the polls on Sunday for the second round of the presidential election, "
+        "with opinion polls giving Ines Carvel a lead of two points over Tomas Reyl. Turnout at noon was 31 "
+        "percent, the electoral commission said."
+    ),
+    time=T0 + 1 * DAY,
+    language="en",
+    source="global-wire.example",
+    entities=("Vallmora", "Ines Carvel", "Tomas Reyl"),
+    keyphrases=("presidential election", "Vallmora", "run-off", "Ines Carvel"),
+)
+# Two thin first reports of one event (nothing in common but the event), then one that has both.
+BLAST = Report(
+    id="blast",
+    title="Explosion heard at Norvalis solvent plant",
+    text="A loud explosion was heard at the Norvalis solvent plant early on Wednesday, witnesses said.",
+    time=T0 + 10 * DAY,
+    language="en",
+    entities=("Norvalis",),
+    keyphrases=("Norvalis solvent plant", "explosion"),
+)
+STAY_IN = Report(
+    id="stay-in",
+    title="Saint-Fons residents told to stay indoors",
+    text=(
+        "The Rhône prefecture told the 2,400 residents of Saint-Fons to stay indoors and keep their "
+        "windows shut on Wednesday morning."
+    ),
+    time=T0 + 10 * DAY + 1800,
+    language="en",
+    entities=("Saint-Fons", "Rhône"),
+    keyphrases=("Saint-Fons residents", "prefecture"),
+)
+BRIDGE = Report(
+    id="bridge",
+    title="Explosion at Norvalis plant: Saint-Fons residents told to stay indoors",
+    text=(
+        "An explosion at the Norvalis solvent plant early on Wednesday sent smoke over Saint-Fons, and the "
+        "Rhône prefecture told the town's 2,400 residents to stay indoors with their windows shut, "
+        "witnesses and officials said."
+    ),
+    time=T0 + 10 * DAY + 3600,
+    language="en",
+    entities=("Norvalis", "Saint-Fons", "Rhône"),
+    keyphrases=("Norvalis solvent plant", "Saint-Fons residents", "explosion"),
+)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> dict[str, Vectors]:
+    """Each fixture report's vector, encoded once for the module (the encoder loads here)."""
+    linker = EventLinker()
+    reports = (FIRE_EN, FIRE_FR, FIRE_WALES, ELECTION, BLAST, STAY_IN, BRIDGE)
+    return {r.id: linker.vector(r) for r in reports}
+
+
+def link_all(linker: EventLinker, reports: list[Report], vectors: dict[str, Vectors]) -> list[Link]:
+    return [linker.link(r, vectors.get(r.id)) for r in reports]
+
+
+def test_two_reports_of_one_event_in_two_languages_join(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    first, second = link_all(linker, [FIRE_EN, FIRE_FR], vectors)
+    assert first.reason == "new"
+    assert second.reason == "similar"
+    assert second.event_id == first.event_id
+    event = linker.event(first.event_id)
+    assert event is not None
+    assert event.count == 2
+    assert event.languages == {"en": 1, "fr": 1}
+    assert event.label == FIRE_EN.title
+    assert event.earliest_article_id == "fire-en"
+
+
+def test_same_kind_of_event_elsewhere_and_later_is_another_event(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    links = link_all(linker, [FIRE_EN, ELECTION, FIRE_FR, FIRE_WALES], vectors)
+    fire, election, fire_fr, wales = links
+    assert fire_fr.event_id == fire.event_id
+    assert len({fire.event_id, election.event_id, wales.event_id}) == 3
+    assert wales.reason == "new"
+
+
+def test_event_id_is_the_hash_of_its_first_article(vectors: dict[str, Vectors]) -> None:
+    link = EventLinker().link(FIRE_EN, vectors["fire-en"])
+    assert link.event_id == stable_id("event", "fire-en")
+
+
+def test_a_duplicate_joins_its_originals_event_whatever_its_content(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    original, _ = link_all(linker, [FIRE_EN, ELECTION], vectors)
+    # Text of the election, marked as a copy of the fire report: the copy link decides.
+    copy = replace(ELECTION, id="copy", duplicate_of="fire-en", time=T0 + 2 * DAY)
+    reuse = replace(ELECTION, id="reuse", reused_from=("unknown-article", "fire-en"), time=T0 + 2 * DAY)
+    assert linker.link(copy).reason == "duplicate"
+    assert linker.event_of("copy") == original.event_id
+    link = linker.link(reuse)
+    assert (link.reason, link.event_id) == ("reuse", original.event_id)
+
+
+def test_a_duplicate_of_an_unknown_article_is_scored_like_any_report(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    link_all(linker, [FIRE_EN], vectors)
+    link = linker.link(replace(FIRE_FR, duplicate_of="never-seen"), vectors["fire-fr"])
+    assert link.reason == "similar"
+
+
+def test_two_events_linked_strongly_by_one_report_merge_into_the_older(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    blast, stay_in, bridge = link_all(linker, [BLAST, STAY_IN, BRIDGE], vectors)
+    assert blast.event_id != stay_in.event_id
+    assert bridge.merged == (stay_in.event_id,)
+    assert bridge.event_id == blast.event_id  # the older event survives, its id stays
+    assert linker.resolve(stay_in.event_id) == blast.event_id
+    assert linker.event(stay_in.event_id) is linker.event(blast.event_id)
+    assert linker.event_of("stay-in") == blast.event_id
+    survivor = linker.event(blast.event_id)
+    assert survivor is not None
+    assert survivor.count == 3
+    assert survivor.merged_from == [stay_in.event_id]
+    assert linker.snapshot()["merged"] == {stay_in.event_id: blast.event_id}
+
+
+def test_events_leave_the_window(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker(LinkerConfig(window_days=7))
+    first = linker.link(FIRE_EN, vectors["fire-en"])
+    late = replace(FIRE_FR, time=T0 + 9 * DAY)
+    link = linker.link(late, vectors["fire-fr"])
+    assert link.expired == (first.event_id,)
+    assert link.reason == "new"
+    assert linker.event(first.event_id) is None
+    assert linker.event_of("fire-en") is None
+
+
+def test_a_replayed_report_gets_its_event_back_and_changes_nothing(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    _, second = link_all(linker, [FIRE_EN, FIRE_FR], vectors)
+    before = json.dumps(linker.snapshot(), sort_keys=True)
+    again = linker.link(FIRE_FR, vectors["fire-fr"])
+    assert (again.reason, again.event_id) == ("known", second.event_id)
+    assert json.dumps(linker.snapshot(), sort_keys=True) == before
+
+
+def test_restore_from_a_snapshot_continues_identically(vectors: dict[str, Vectors]) -> None:
+    stream = [FIRE_EN, ELECTION, BLAST, FIRE_FR, FIRE_WALES, STAY_IN, BRIDGE]
+    stream = [replace(r, time=T0 + i * 3600) for i, r in enumerate(stream)]
+    original = EventLinker()
+    link_all(original, stream[:3], vectors)
+    snapshot = json.loads(json.dumps(original.snapshot()))  # through JSON, as a table would
+    restored = EventLinker.restore(snapshot)
+    assert json.dumps(restored.snapshot(), sort_keys=True) == json.dumps(snapshot, sort_keys=True)
+    rest_original = link_all(original, stream[3:], vectors)
+    rest_restored = link_all(restored, stream[3:], vectors)
+    assert rest_original == rest_restored
+    assert any(link.merged for link in rest_original)
+    assert json.dumps(original.snapshot(), sort_keys=True) == json.dumps(restored.snapshot(), sort_keys=True)
+
+
+def test_event_records_are_small_and_exact(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    link = link_all(linker, [FIRE_EN, FIRE_FR], vectors)[0]
+    event = linker.event(link.event_id)
+    assert event is not None
+    record = json.loads(json.dumps(event.record()))
+    assert len(json.dumps(record)) < 8000
+    back = EventState.from_record(record)
+    assert back.record() == event.record()
+    assert (back.centroid == event.centroid).all()
+
+
+def test_a_snapshot_of_another_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version"):
+        EventLinker.restore({"version": 99})
+
+
+def test_bags_are_deterministic_and_bounded() -> None:
+    a = unit({"b": 1.0, "a": 1.0})
+    assert list(a) == ["a", "b"]
+    assert cosine(a, {"a": 2.0}) == pytest.approx(2**-0.5)
+    assert cosine({}, a) == 0.0
+    assert prune({"x": 1.0, "y": 3.0, "a": 1.0}, 2) == {"a": 1.0, "y": 3.0}
+
+
+def test_lead_skips_a_repeated_title_and_stops_near_the_limit() -> None:
+    text = "Title here.\nFirst sentence of the body. " + "Another sentence follows here. " * 30
+    got = lead("Title here.", text, limit=80)
+    assert got.startswith("First sentence of the body.")
+    assert len(got) <= 80
+    assert timestamp("2021-06-14") == timestamp("2021-06-14T00:00:00+00:00")
+    assert timestamp(None) is None
+
+
+def test_tfidf_baseline_groups_near_copies_only() -> None:
+    baseline = TfidfSinglePass(threshold=0.3)
+    a = baseline.add("a", FIRE_EN.title, FIRE_EN.text)
+    b = baseline.add("b", FIRE_EN.title, FIRE_EN.text.replace("Tuesday", "Monday"))
+    c = baseline.add("c", ELECTION.title, ELECTION.text)
+    assert a == b == "a"
+    assert c == "c"
+
+
+def test_eval_cluster_command(tmp_path: Path) -> None:
+    docs = [
+        {
+            "id": "en",
+            "title": FIRE_EN.title,
+            "text": FIRE_EN.text,
+            "published": "2025-10-09T08:00:00+00:00",
+            "lang": "en",
+        },
+        {
+            "id": "vote",
+            "title": ELECTION.title,
+            "text": ELECTION.text,
+            "published": "2025-10-09T09:00:00+00:00",
+            "lang": "en",
+        },
+        {
+            "id": "fr",
+            "title": FIRE_FR.title,
+            "text": FIRE_FR.text,
+            "published": "2025-10-09T11:00:00+00:00",
+            "lang": "fr",
+        },
+        {"id": "copy", "title": FIRE_EN.title, "text": FIRE_EN.text, "published": None, "lang": "en"},
+    ]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(main, ["eval", "cluster", "--input", str(source), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["en", "vote", "fr", "copy"]
+    cluster = {r["id"]: r["cluster"] for r in rows}
+    assert cluster["en"] == cluster["fr"] == cluster["copy"] != cluster["vote"]
+    assert "4 documents, 2 events" in result.output
