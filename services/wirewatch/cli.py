@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -530,17 +531,33 @@ def eval_claims(claims_path: Path, queries_path: Path, top: int, output: Path) -
     )
 
 
-@eval_group.command("dedup")
-@click.option(
+#: The input and output of the offline evaluations that replay documents through a stream stage.
+_documents_input = click.option(
     "--input",
     "input_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSON lines {"id","title","text","published","lang"}, in stream order.',
 )
-@click.option(
+_jsonl_output = click.option(
     "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSON lines to write."
 )
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write ``rows`` as JSON lines (creating the folder); return them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    with path.open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            written.append(row)
+    return written
+
+
+@eval_group.command("dedup")
+@_documents_input
+@_jsonl_output
 def eval_dedup(input_path: Path, output: Path) -> None:
     """Duplicates and text reuse, decided by the enricher's own code and defaults.
 
@@ -549,35 +566,22 @@ def eval_dedup(input_path: Path, output: Path) -> None:
     """
     from wirewatch.enricher.offline import DocumentError, dedup_rows, read_documents
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    counts = {"documents": 0, "duplicates": 0, "reusing": 0}
     try:
-        with output.open("w", encoding="utf-8") as out:
-            for row in dedup_rows(read_documents(input_path)):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                counts["documents"] += 1
-                counts["duplicates"] += row["duplicate_of"] is not None
-                counts["reusing"] += bool(row["reuses"])
+        rows = _write_jsonl(output, dedup_rows(read_documents(input_path)))
     except DocumentError as exc:
         _fail(str(exc))
+        return
+    duplicates = sum(row["duplicate_of"] is not None for row in rows)
+    reusing = sum(bool(row["reuses"]) for row in rows)
     click.echo(
-        f"{counts['documents']} documents, {counts['duplicates']} duplicates, "
-        f"{counts['reusing']} reusing earlier text; wrote {output}",
+        f"{len(rows)} documents, {duplicates} duplicates, {reusing} reusing earlier text; wrote {output}",
         err=True,
     )
 
 
 @eval_group.command("cluster")
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='JSON lines {"id","title","text","published","lang"}, in stream order.',
-)
-@click.option(
-    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="JSON lines to write."
-)
+@_documents_input
+@_jsonl_output
 def eval_cluster(input_path: Path, output: Path) -> None:
     """Events, decided by the indexer's own linking code and defaults (after the enricher's).
 
@@ -595,10 +599,7 @@ def eval_cluster(input_path: Path, output: Path) -> None:
     except DocumentError as exc:
         _fail(str(exc))
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    _write_jsonl(output, rows)
     click.echo(
         f"{len(rows)} documents, {len({r['cluster'] for r in rows})} events in "
         f"{time.perf_counter() - started:.1f} s; wrote {output}",

@@ -54,36 +54,13 @@ async def wait_for_kafka(settings: Settings, timeout: float = 60.0) -> None:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create wirewatch's topics that do not exist yet; return the ones created."""
-    await wait_for_kafka(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=15000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = []
-        for logical, name in settings.topics.items():
-            if name in existing:
-                continue
-            configs = {"cleanup.policy": "compact"} if logical in COMPACTED else {}
-            wanted.append(
-                NewTopic(
-                    name,
-                    num_partitions=settings.topic_partitions,
-                    replication_factor=settings.kafka_replication_factor,
-                    topic_configs=configs,
-                )
-            )
-        created = []
-        for topic in wanted:  # one by one: a concurrent creator must not fail the others
-            try:
-                await admin.create_topics([topic])
-                created.append(topic.name)
-            except TopicAlreadyExistsError:
-                pass
-        if created:
-            log.info("topics created", extra={"topics": created, "partitions": settings.topic_partitions})
-        return created
-    finally:
-        await admin.close()
+    return await create_topics(
+        settings,
+        {
+            name: {"cleanup.policy": "compact"} if logical in COMPACTED else {}
+            for logical, name in settings.topics.items()
+        },
+    )
 
 
 @dataclass(frozen=True)

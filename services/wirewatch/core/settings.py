@@ -174,30 +174,6 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="Longest time spent delivering one alert to one target."
     )
 
-    @field_validator("alert_webhook_urls", "alert_slack_urls", "alert_smtp_to", mode="before")
-    @classmethod
-    def _split_alert_lists(cls, value: object) -> object:
-        """``a,b`` or a JSON list from the environment; a list from code."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _read_alert_secret_files(self) -> Settings:
-        if self.alert_webhook_secret is None and self.alert_webhook_secret_file is not None:
-            text = self.alert_webhook_secret_file.read_text(encoding="utf-8").strip()
-            self.alert_webhook_secret = SecretStr(text)
-        if self.alert_smtp_password is None and self.alert_smtp_password_file is not None:
-            text = self.alert_smtp_password_file.read_text(encoding="utf-8").strip()
-            self.alert_smtp_password = SecretStr(text)
-        if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
-            lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
-            self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
-        return self
-
     # --- Tracked claims ----------------------------------------------------------------
     claims_retro_days: float = Field(
         default=90.0, ge=0, description="Days of indexed articles searched when a claim is newly tracked."
@@ -219,9 +195,11 @@ class Settings(BaseSettings):
         default=Path(".wirewatch"), description="Local data: servers (local mode), logs, Faust table stores."
     )
 
-    @field_validator("fetch_allow_hosts", mode="before")
+    @field_validator(
+        "fetch_allow_hosts", "alert_webhook_urls", "alert_slack_urls", "alert_smtp_to", mode="before"
+    )
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         """``a,b`` or a JSON list from the environment; a list from code."""
         if isinstance(value, str):
             text = value.strip()
@@ -232,8 +210,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        if self.es_password is None and self.es_password_file is not None:
-            self.es_password = SecretStr(self.es_password_file.read_text(encoding="utf-8").strip())
+        """A secret not given directly is read from its ``*_file`` (Docker/Kubernetes secrets)."""
+        for secret, path in (
+            ("es_password", self.es_password_file),
+            ("alert_webhook_secret", self.alert_webhook_secret_file),
+            ("alert_smtp_password", self.alert_smtp_password_file),
+        ):
+            if getattr(self, secret) is None and path is not None:
+                setattr(self, secret, SecretStr(path.read_text(encoding="utf-8").strip()))
+        if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
+            lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
+            self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
         return self
 
     @property
