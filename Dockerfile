@@ -3,6 +3,7 @@
 # One image for every wirewatch process:
 #   docker run wirewatch:local setup            # topics, index templates, aliases (one-shot)
 #   docker run wirewatch:local run fetcher      # or enricher | indexer | alerts
+#   docker run wirewatch:local kibana import --url http://kibana:5601   # dashboards (one-shot)
 # Configuration is environment only (WIREWATCH_*); see services/wirewatch/core/settings.py.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -18,9 +19,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# Only what the package build needs (README.md is the project's declared readme).
+# Only what the package build needs (README.md is the project's declared readme; the Kibana
+# saved objects are installed as data files, see pyproject.toml).
 COPY pyproject.toml README.md ./
 COPY services/ services/
+COPY deploy/kibana/ deploy/kibana/
 RUN pip install --no-cache-dir .
 
 # --- runtime -------------------------------------------------------------------------------

@@ -233,6 +233,7 @@ class Run:
     seconds_encode: float = 0.0  # sentence encoding
     seconds_enrich: float = 0.0  # the enricher (not the linker's cost)
     merges: int = 0
+    related: int = 0  # reports whose link named at least one related event
 
 
 def run_linker(docs: Sequence[Doc], order: str) -> Run:
@@ -256,6 +257,7 @@ def run_linker(docs: Sequence[Doc], order: str) -> Run:
         run.seconds_encode += t1 - t0
         run.seconds_link += t2 - t1
         run.merges += len(link.merged)
+        run.related += bool(link.related)
         clusters.add(str(doc["id"]), link)
     run.clusters = {row["id"]: row["cluster"] for row in clusters.rows()}
     return run
@@ -302,7 +304,8 @@ def table(
                 f"| {score.f1:.3f} | {_ms(run.seconds_link, n)} | {with_encoding} |"
             )
     notes = [
-        f"{r.system} ({r.order}): enrichment {_ms(r.seconds_enrich, len(docs))} ms/article, {r.merges} merges"
+        f"{r.system} ({r.order}): enrichment {_ms(r.seconds_enrich, len(docs))} ms/article, "
+        f"{r.merges} merges, {r.related} reports with related events"
         for r in runs
         if r.seconds_enrich
     ]

@@ -121,16 +121,19 @@ class NewsSite:
 
 
 def render_page(story: Story, outlet_name: str, url: str) -> str:
+    """The article page; a story without a title has no headline, like a bare text dump."""
     paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in story.paragraphs)
+    title = f"<title>{html.escape(story.title)} | {html.escape(outlet_name)}</title>" if story.title else ""
+    headline = f"<h1>{html.escape(story.title)}</h1>" if story.title else ""
     return f"""<!DOCTYPE html>
 <html lang="{story.language}"><head><meta charset="utf-8">
-<title>{html.escape(story.title)} | {html.escape(outlet_name)}</title>
+{title}
 <meta property="og:site_name" content="{html.escape(outlet_name)}">
 <meta property="article:published_time" content="{story.published.isoformat()}">
 <meta name="author" content="{html.escape(story.author)}">
 <link rel="canonical" href="{html.escape(url)}">
 </head><body>
 <header><nav><a href="/">Home</a> <a href="/world">World</a> <a href="/sport">Sport</a></nav></header>
-<main><article><h1>{html.escape(story.title)}</h1>{paragraphs}</article></main>
+<main><article>{headline}{paragraphs}</article></main>
 <footer><p>All rights reserved. Subscribe to our newsletter.</p></footer>
 </body></html>"""

@@ -230,17 +230,24 @@ def test_wirewatch_services_share_one_image(
 def test_wirewatch_commands_are_cli_commands(wirewatch_services: dict[str, dict[str, Any]]) -> None:
     runs: list[str] = []
     setups: list[str] = []
+    kibana_imports: list[str] = []
     for name, svc in wirewatch_services.items():
         cmd = command(svc)
         if cmd == ["setup"]:
             setups.append(name)
             continue
-        assert len(cmd) == 2 and cmd[0] == "run", f"{name}: command {cmd} is neither `setup` nor `run X`"
+        if cmd[:2] == ["kibana", "import"]:
+            kibana_imports.append(name)
+            continue
+        assert len(cmd) == 2 and cmd[0] == "run", (
+            f"{name}: command {cmd} is neither `setup`, `kibana import` nor `run X`"
+        )
         assert cmd[1] in SERVICES, f"{name}: `run {cmd[1]}` is not one of {SERVICES}"
         assert cmd[1] == name, f"service {name!r} runs {cmd[1]!r}"
         runs.append(cmd[1])
     assert sorted(runs) == sorted(SERVICES), f"every service must run exactly once: {runs}"
     assert setups == ["setup"], f"expected one `setup` job, found {setups}"
+    assert kibana_imports == ["kibana-setup"], f"expected one `kibana import` job, found {kibana_imports}"
 
 
 def test_restart_policies(
@@ -363,6 +370,32 @@ def test_kibana_uses_kibana_system_with_a_password_set_by_a_one_shot_job(
     assert "KIBANA_PASSWORD" in environment(job) and "ELASTIC_PASSWORD" in environment(job)
     assert depends_on(services["kibana"]).get("kibana-password") == "service_completed_successfully"
     assert 5601 in {int(str(p).rsplit(":", 1)[-1]) for p in services["kibana"].get("ports", [])}
+
+
+def test_kibana_setup_job_imports_the_dashboards(
+    services: dict[str, dict[str, Any]], wirewatch_services: dict[str, dict[str, Any]]
+) -> None:
+    from click.testing import CliRunner
+
+    from wirewatch.cli import main
+
+    job = wirewatch_services["kibana-setup"]
+    assert job.get("restart") == "no"
+    assert depends_on(job) == {"kibana": "service_healthy", "setup": "service_completed_successfully"}
+    cmd = command(job)
+    # The same arguments parse with the real CLI (--help stops before anything runs).
+    result = CliRunner().invoke(main, [*cmd, "--help"])
+    assert result.exit_code == 0, result.output
+    url = cmd[cmd.index("--url") + 1]
+    assert url == "http://kibana:5601", "the import must reach Kibana's container port by service name"
+    published = {int(str(p).rsplit(":", 1)[-1]) for p in services["kibana"].get("ports", [])}
+    assert 5601 in published
+    # The saved objects must be in the image: copied into the build stage, installed as data files.
+    copies = [i.arguments.split() for i in dockerfile_instructions() if i.keyword == "COPY"]
+    assert any(src.rstrip("/") == "deploy/kibana" for args in copies for src in args[:-1])
+    data_files = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"]["data-files"]
+    installed = [path for pattern in data_files["share/wirewatch/kibana"] for path in ROOT.glob(pattern)]
+    assert sorted(installed) == sorted((ROOT / "deploy" / "kibana").glob("*.ndjson"))
 
 
 # --- Kafka ------------------------------------------------------------------------------------

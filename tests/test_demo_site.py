@@ -185,8 +185,14 @@ def test_index_and_outlet_pages(site: DemoSite, client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/nope", "/global-wire/missing.html", "/unknown-outlet/rss.xml", "/global-wire/rss.xml/extra",
-     "/global-wire/voltera-battery-plant-dunkirk", "/global-wire/atom.xml"],
+    [
+        "/nope",
+        "/global-wire/missing.html",
+        "/unknown-outlet/rss.xml",
+        "/global-wire/rss.xml/extra",
+        "/global-wire/voltera-battery-plant-dunkirk",
+        "/global-wire/atom.xml",
+    ],
 )
 def test_unknown_paths_are_404(site: DemoSite, client: httpx.Client, path: str) -> None:
     response = client.get(site.url + path)
@@ -209,10 +215,17 @@ def test_text_is_escaped_in_pages_and_feeds(client: httpx.Client) -> None:
     nasty = 'Tom & "Jerry" <script>alert(1)</script>'
     content = DemoContent(
         outlets=(Outlet(slug="test-outlet", name="Test & <Co>", language="en"),),
-        articles=(DemoArticle(slug="nasty", outlet="test-outlet", title=nasty,
-                              published=datetime(2026, 3, 9, 12, 0, tzinfo=UTC), author="A <b>",
-                              summary=nasty,
-                              paragraphs=(nasty, "Second paragraph with enough words to be kept as text.")),),
+        articles=(
+            DemoArticle(
+                slug="nasty",
+                outlet="test-outlet",
+                title=nasty,
+                published=datetime(2026, 3, 9, 12, 0, tzinfo=UTC),
+                author="A <b>",
+                summary=nasty,
+                paragraphs=(nasty, "Second paragraph with enough words to be kept as text."),
+            ),
+        ),
     )
     with DemoSite.start(content=content) as demo:
         feed_url, name, _ = demo.feed_urls()[0]
@@ -244,9 +257,9 @@ def test_release_interval_publishes_progressively(client: httpx.Client) -> None:
         assert client.get(ordered[0]).status_code == 200
         assert client.get(ordered[-1]).status_code == 404  # not published yet
         now[0] += 60
-        assert _feed_items(demo, client) == set(ordered[:INITIAL_RELEASE + 1])
+        assert _feed_items(demo, client) == set(ordered[: INITIAL_RELEASE + 1])
         now[0] += 59
-        assert _feed_items(demo, client) == set(ordered[:INITIAL_RELEASE + 1])
+        assert _feed_items(demo, client) == set(ordered[: INITIAL_RELEASE + 1])
         now[0] += 3600
         assert _feed_items(demo, client) == set(ordered)
         assert client.get(ordered[-1]).status_code == 200

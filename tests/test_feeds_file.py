@@ -170,12 +170,32 @@ def _json(result: Result) -> Any:
 
 
 def test_feeds_commands_json(cli: CliRunner, path: Path) -> None:
-    added = _json(cli.invoke(main, ["feeds", "add", GAZETTE, "--name", "Harbour Gazette", "--lang", "en",
-                                    "--interval", "600", "--json"]))
+    added = _json(
+        cli.invoke(
+            main,
+            [
+                "feeds",
+                "add",
+                GAZETTE,
+                "--name",
+                "Harbour Gazette",
+                "--lang",
+                "en",
+                "--interval",
+                "600",
+                "--json",
+            ],
+        )
+    )
     assert added == {
         "added": True,
-        "feed": {"id": feed_id(GAZETTE), "url": GAZETTE, "name": "Harbour Gazette", "language": "en",
-                 "interval": 600.0},
+        "feed": {
+            "id": feed_id(GAZETTE),
+            "url": GAZETTE,
+            "name": "Harbour Gazette",
+            "language": "en",
+            "interval": 600.0,
+        },
     }
     again = _json(cli.invoke(main, ["feeds", "add", GAZETTE + "#again", "--json"]))
     assert again["added"] is False
@@ -190,8 +210,9 @@ def test_feeds_commands_json(cli: CliRunner, path: Path) -> None:
     assert [f.url for f in load_feeds(path)] == [GAZETTE, WIRE]
 
     removed = _json(cli.invoke(main, ["feeds", "remove", feed_id(WIRE), "--json"]))
-    assert removed == {"removed": {"id": feed_id(WIRE), "url": WIRE, "name": None, "language": None,
-                                   "interval": None}}
+    assert removed == {
+        "removed": {"id": feed_id(WIRE), "url": WIRE, "name": None, "language": None, "interval": None}
+    }
     assert [f["url"] for f in _json(cli.invoke(main, ["feeds", "list", "--json"]))] == [GAZETTE]
 
     unknown = cli.invoke(main, ["feeds", "remove", WIRE, "--json"])

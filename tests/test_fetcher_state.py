@@ -460,9 +460,7 @@ def site() -> Iterator[Site]:
 def test_a_restart_re_emits_nothing_and_keeps_validators_and_health(
     servers: LocalServers, site: Site, tmp_path: Path
 ) -> None:
-    fetchers = Fetchers(
-        servers, tmp_path, WIREWATCH_POLL_INTERVAL="1", WIREWATCH_POLL_INTERVAL_MIN="1"
-    )
+    fetchers = Fetchers(servers, tmp_path, WIREWATCH_POLL_INTERVAL="1", WIREWATCH_POLL_INTERVAL_MIN="1")
     urls = [site.feed(host, "/rss.xml", *(f"s{n}" for n in range(3))) for host in HOSTS]
     save_feeds(fetchers.feeds_file, [Feed(id=feed_id(u), url=u, interval=1) for u in urls])
     try:

@@ -24,8 +24,11 @@ from wirewatch.core.ids import (
 SETTINGS = settings(max_examples=200, deadline=None)
 
 _label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=12)
-hosts = st.builds(lambda labels, tld: ".".join([*labels, tld]), st.lists(_label, min_size=1, max_size=3),
-                  st.sampled_from(["com", "org", "fr", "example", "co.uk"]))
+hosts = st.builds(
+    lambda labels, tld: ".".join([*labels, tld]),
+    st.lists(_label, min_size=1, max_size=3),
+    st.sampled_from(["com", "org", "fr", "example", "co.uk"]),
+)
 _segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", min_size=1, max_size=15)
 paths = st.lists(_segment, max_size=4).map(lambda segs: "/" + "/".join(segs))
 _key = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
@@ -52,8 +55,14 @@ def _query(pairs: list[tuple[str, str]]) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def _url(scheme: str, host: str, path: str, pairs: list[tuple[str, str]], port: int | None = None,
-         fragment: str | None = None) -> str:
+def _url(
+    scheme: str,
+    host: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    port: int | None = None,
+    fragment: str | None = None,
+) -> str:
     netloc = host if port is None else f"{host}:{port}"
     url = f"{scheme}://{netloc}{path}"
     if pairs:
@@ -118,7 +127,11 @@ def test_lone_surrogates_are_an_invalid_url_error_not_a_crash(rest: str) -> None
 @SETTINGS
 @given(schemes, hosts, paths, params, tracking, st.randoms())
 def test_tracking_parameters_are_removed(
-    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], trackers: list[tuple[str, str]],
+    scheme: str,
+    host: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    trackers: list[tuple[str, str]],
     rnd: random.Random,
 ) -> None:
     mixed = [*pairs, *trackers]
@@ -225,8 +238,13 @@ def test_article_id_is_stable_hex(url: str) -> None:
 @SETTINGS
 @given(schemes, hosts, paths, params, tracking, fragments, st.randoms())
 def test_article_id_is_the_same_for_url_variants(
-    scheme: str, host: str, path: str, pairs: list[tuple[str, str]], trackers: list[tuple[str, str]],
-    fragment: str, rnd: random.Random,
+    scheme: str,
+    host: str,
+    path: str,
+    pairs: list[tuple[str, str]],
+    trackers: list[tuple[str, str]],
+    fragment: str,
+    rnd: random.Random,
 ) -> None:
     base = article_id(_url(scheme, host, path, pairs))
     variant_pairs = [*pairs, *trackers]
@@ -273,9 +291,14 @@ def test_source_domain() -> None:
         ("https://news.example/a?amp&id=7", "https://news.example/a?id=7"),
         ("https://news.example/a?AMP=true", "https://news.example/a"),
         ("https://news.example/a?outputType=amp", "https://news.example/a"),
-        ("https://news-example.cdn.ampproject.org/c/s/news.example/a/story.html?id=7",
-         "https://news.example/a/story.html?id=7"),
-        ("https://news-example.cdn.ampproject.org/v/news.example/a/story.html", "http://news.example/a/story.html"),
+        (
+            "https://news-example.cdn.ampproject.org/c/s/news.example/a/story.html?id=7",
+            "https://news.example/a/story.html?id=7",
+        ),
+        (
+            "https://news-example.cdn.ampproject.org/v/news.example/a/story.html",
+            "http://news.example/a/story.html",
+        ),
         ("https://www.google.com/amp/s/amp.news.example/a/story/amp/", "https://news.example/a/story/"),
         ("https://amp.news.example:443/a/amp/?amp=1&utm_source=x#top", "https://news.example/a/"),
     ],
@@ -307,8 +330,10 @@ _amp_segment = st.sampled_from(
 amp_paths = st.lists(st.one_of(_amp_segment, _segment), max_size=5).map(lambda segs: "/" + "/".join(segs))
 amp_hosts = st.builds(lambda n, host: "amp." * n + host, st.integers(0, 3), hosts)
 amp_params = st.lists(
-    st.tuples(st.sampled_from(["amp", "AMP", "_amp", "outputType", "output", "id", "p"]),
-              st.sampled_from(["", "1", "true", "amp", "0", "x"])),
+    st.tuples(
+        st.sampled_from(["amp", "AMP", "_amp", "outputType", "output", "id", "p"]),
+        st.sampled_from(["", "1", "true", "amp", "0", "x"]),
+    ),
     max_size=4,
 )
 

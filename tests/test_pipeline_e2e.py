@@ -12,6 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,89 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
     assert len({a["id"] for a in found}) == len(found)
     repost_alert = next(a for a in found if a["article_id"] == repost)
     assert repost_alert["reused_from"] == [korvath]
+
+
+def _events_of(pipeline: Pipeline, ids: list[str]) -> dict[str, str | None]:
+    docs = pipeline.articles()
+    return {i: docs[i].get("event_id") for i in ids}
+
+
+def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeline: Pipeline) -> None:
+    site = pipeline.site.url
+    korvath = [
+        article_id(f"{site}/{p}.html") for p in ("wire/korvath", "matin/korvath-copy", "matin/korvath-blog")
+    ]
+    wait_for(
+        lambda: all(e for e in _events_of(pipeline, list(pipeline.expected)).values()),
+        what="an event id on every article",
+    )
+    events = _events_of(pipeline, korvath)
+    assert len(set(events.values())) == 1, events  # the near-duplicate and the reuse join the original
+    event_id = events[korvath[0]]
+    links = {r["article_id"]: r for r in pipeline.search("event-links", {"term": {"event_id": event_id}})}
+    assert links[korvath[0]]["opened"] is True
+    assert links[korvath[1]]["reason"] == "duplicate" and links[korvath[2]]["reason"] == "reuse"
+    [event] = pipeline.search("events", {"ids": {"values": [event_id]}})
+    assert event["article_count"] == 3 and event["earliest_article_id"] == korvath[0]
+    assert event["label"] == "Korvath dam gates opened"
+    # The claim tracked in the previous test was found (retroactively) in the Korvath reports.
+    wait_for(
+        lambda: pipeline.search("events", {"ids": {"values": [event_id]}})[0]["claim_count"] >= 1,
+        what="the tracked claim on the Korvath event",
+    )
+    alerts = pipeline.search("alerts", {"terms": {"article_id": korvath}})
+    wait_for(
+        lambda: all(
+            a.get("event_id") == event_id
+            for a in pipeline.search("alerts", {"terms": {"article_id": korvath}})
+        ),
+        what="the event id on the Korvath alerts",
+    )
+    assert alerts
+    # Unrelated stories are in other events.
+    others = _events_of(pipeline, [article_id(f"{site}/wire/bridge-closure.html")])
+    assert set(others.values()).isdisjoint(events.values())
+
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+#: Publication dates of the seed texts (read from the texts), in the order they are published.
+SEED_DATES = {
+    "003": (2016, 10, 25),
+    "002": (2016, 10, 27),
+    "000": (2016, 12, 11),
+    "001": (2016, 12, 14),
+    "004": (2017, 4, 25),
+}
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds is not beside the repository")
+def test_seed_reports_of_one_event_share_it_and_the_later_one_does_not(pipeline: Pipeline) -> None:
+    """The five seed texts, as bare pages (no headline), each published on its date and
+    fetched in that order: 000-003 (fighters leaving Mosul, autumn 2016) are one event, 004
+    (the ISIS command in Mayadin, months later) another."""
+    pipeline.site.add_outlet("seeds", "Seeds")
+    add_feed(pipeline.feeds_file, f"{pipeline.site.url}/seeds/rss.xml")
+    ids: dict[str, str] = {}
+    for number, (year, month, day) in SEED_DATES.items():
+        [path] = SEEDS.glob(f"{number}_*.txt")
+        paragraphs = tuple(p.strip() for p in path.read_text(encoding="utf-8").split("\n") if p.strip())
+        story = stories.Story(
+            slug=f"seed-{number}",
+            title="",
+            language="fr",
+            published=datetime(year, month, day, 9, tzinfo=UTC),
+            paragraphs=paragraphs,
+        )
+        seed = ids[number] = article_id(pipeline.publish("seeds", story))
+        wait_for(
+            lambda seed=seed: seed in pipeline.articles() and pipeline.articles()[seed].get("event_id"),
+            timeout=120,
+            what=f"seed {number} linked to an event",
+        )
+    events = _events_of(pipeline, list(ids.values()))
+    by_seed = {n: events[i] for n, i in ids.items()}
+    assert len({by_seed[n] for n in ("000", "001", "002", "003")}) == 1, by_seed
+    assert by_seed["004"] != by_seed["000"], by_seed
+    [mosul] = pipeline.search("events", {"ids": {"values": [by_seed["000"]]}})
+    assert mosul["article_count"] == 4 and mosul["earliest_article_id"] == ids["003"]
+    assert mosul["merged_into"] is None

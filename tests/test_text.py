@@ -26,8 +26,19 @@ TRICKY = list(
     "\u0301\u0308\u030c\u0342\u0345"
 )
 tricky_text = st.text(alphabet=st.sampled_from(TRICKY), max_size=30)
-WORDS = ["Le", "maire", "a", "dit", "côte", "Straße", "\u201cbudget\u201d", "l\u2019usine", "5\u00a0000", "—",
-         "OK"]
+WORDS = [
+    "Le",
+    "maire",
+    "a",
+    "dit",
+    "côte",
+    "Straße",
+    "\u201cbudget\u201d",
+    "l\u2019usine",
+    "5\u00a0000",
+    "—",
+    "OK",
+]
 
 
 # --- normalise ------------------------------------------------------------------------------------
@@ -91,7 +102,7 @@ def test_decimals_and_other_numbers_are_left_alone(text: str, expected: str) -> 
 
 def test_quotes_dashes_and_spaces_are_plain() -> None:
     assert normalise("\u201cLe\u00a0maire\u201d \u2014 l\u2019usine\u2026  \u00abfin\u00bb") == (
-        "\"le maire\" - l'usine... \"fin\""
+        '"le maire" - l\'usine... "fin"'
     )
     assert normalise("a\u2013b\u2212c") == "a-b-c"
     assert normalise("  tab\there\nnew\u3000line ") == "tab here new line"
@@ -144,10 +155,14 @@ def test_content_hash_tells_different_texts_apart() -> None:
 
 # --- language -------------------------------------------------------------------------------------
 
-EN = ("The city council approved the new budget on Tuesday after a long debate about public transport, "
-      "schools and housing, and the mayor promised that taxes would not rise next year.")
-FR = ("Le conseil municipal a adopté mardi le nouveau budget après un long débat sur les transports publics, "
-      "les écoles et le logement, et le maire a promis que les impôts n'augmenteraient pas l'an prochain.")
+EN = (
+    "The city council approved the new budget on Tuesday after a long debate about public transport, "
+    "schools and housing, and the mayor promised that taxes would not rise next year."
+)
+FR = (
+    "Le conseil municipal a adopté mardi le nouveau budget après un long débat sur les transports publics, "
+    "les écoles et le logement, et le maire a promis que les impôts n'augmenteraient pas l'an prochain."
+)
 
 
 @pytest.mark.parametrize(("text", "code"), [(EN, "en"), (FR, "fr")])
@@ -158,8 +173,9 @@ def test_detects_english_and_french(text: str, code: str) -> None:
         assert MIN_CONFIDENCE <= detected.confidence <= 1.0
 
 
-@pytest.mark.parametrize(("hint", "expected"), [(None, UNDETERMINED), ("fr", "fr"), ("fr-FR", "fr"),
-                                                 ("EN_gb", "en")])
+@pytest.mark.parametrize(
+    ("hint", "expected"), [(None, UNDETERMINED), ("fr", "fr"), ("fr-FR", "fr"), ("EN_gb", "en")]
+)
 @pytest.mark.parametrize("text", ["", "   \n\t "])
 def test_empty_text_gives_the_hint_or_und(text: str, hint: str | None, expected: str) -> None:
     assert detect_language(text, hint) == Language(expected, 0.0)
@@ -202,7 +218,9 @@ class _FakeDetector:
     ],
 )
 def test_hint_only_breaks_low_confidence_ties(
-    monkeypatch: pytest.MonkeyPatch, result: list[dict[str, Any]] | Exception, hint: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    result: list[dict[str, Any]] | Exception,
+    hint: str | None,
     expected: Language,
 ) -> None:
     monkeypatch.setattr(language_module, "_detector", lambda: _FakeDetector(result))

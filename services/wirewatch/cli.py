@@ -81,6 +81,39 @@ def setup() -> None:
     )
 
 
+@main.group()
+def kibana() -> None:
+    """Kibana dashboards (deploy/kibana/)."""
+
+
+@kibana.command("import")
+@click.option("--url", required=True, help="Kibana base URL, e.g. http://localhost:5601.")
+@click.option("--space", help="Kibana space id (default: the default space).")
+@click.option("--wait", default=300.0, show_default=True, help="Seconds to wait for Kibana to be available.")
+@click.option("--ca-certs", type=click.Path(exists=True, dir_okay=False), help="CA bundle for an https URL.")
+@click.option(
+    "--dir", "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), help="*.ndjson here."
+)
+def kibana_import(
+    url: str, space: str | None, wait: float, ca_certs: str | None, directory: Path | None
+) -> None:
+    """Import the data views, visualisations and dashboards (overwrites them; idempotent).
+
+    Logs in with WIREWATCH_ES_API_KEY or WIREWATCH_ES_USERNAME/_PASSWORD; data views point at
+    the WIREWATCH_ES_INDEX_PREFIX aliases."""
+    from wirewatch.kibana import KibanaError, import_objects
+
+    try:
+        result = import_objects(
+            url, Settings(), directory=directory, space=space, wait=wait, verify=ca_certs or True
+        )
+    except KibanaError as exc:
+        _fail(str(exc))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"kibana: {result.success_count} of {result.objects} saved objects imported")
+
+
 # --- feeds --------------------------------------------------------------------------------------
 @main.group()
 def feeds() -> None:
@@ -382,6 +415,79 @@ def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: 
         click.echo(f"{pad}{alert['url']}")
     if not found:
         click.echo("no alerts")
+
+
+@main.command("events")
+@click.option(
+    "--since", default="now-7d", show_default=True, help="Last report on or after: a date or now-2d."
+)
+@click.option("--lang", help="Only events with reports in this language (ISO 639-1).")
+@click.option("--size", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def events_command(since: str, lang: str | None, size: int, as_json: bool) -> None:
+    """Events (clusters of reports), most recently active first."""
+    from wirewatch.search import list_events
+
+    try:
+        found = asyncio.run(list_events(_settings(), since=since, lang=lang, size=size))
+    except Exception as exc:
+        _fail(f"cannot read events: {exc}")
+    if as_json:
+        _emit_json(found)
+        return
+    for event in found:
+        growth = f"+{event.get('reports_last_hour', 0)}/h" if event.get("reports_last_hour") else ""
+        claims = f"  {event['claim_count']} tracked claim(s)" if event.get("claim_count") else ""
+        click.echo(
+            f"{event['id']}  {event['last_seen'][:16]}  {event['article_count']:>4} reports "
+            f"{event['source_count']:>3} sources  {','.join(event.get('languages', []))} {growth}"
+        )
+        click.echo(f"{'':34}{event['label'][:90]}{claims}")
+    if not found:
+        click.echo("no events")
+
+
+@main.command("event")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True)
+def event_command(event_id: str, as_json: bool) -> None:
+    """One event: what it is and its articles in time order, copies marked."""
+    from wirewatch.search import EventNotFoundError, event_report
+
+    try:
+        report = asyncio.run(event_report(_settings(), event_id))
+    except EventNotFoundError as exc:
+        _fail(str(exc))
+        return
+    except Exception as exc:
+        _fail(f"cannot read the event: {exc}")
+        return
+    if as_json:
+        _emit_json(report)
+        return
+    if report["requested_id"] != report["id"]:
+        click.echo(f"{report['requested_id']} was merged into {report['id']}")
+    click.echo(f"{report['label']}\n{report.get('summary', '')}")
+    click.echo(
+        f"{report['article_count']} reports from {report['source_count']} sources "
+        f"({', '.join(report.get('languages', []))}), "
+        f"{report['first_seen'][:16]} to {report['last_seen'][:16]}"
+    )
+    for claim in report.get("claims", []):
+        click.echo(f"  tracked claim: {claim[:100]}")
+    for article in report["articles"]:
+        when = (article.get("published") or article.get("fetched_at") or "")[:16]
+        if article.get("duplicate_of"):
+            mark = f"copy of {article['duplicate_of'][:12]}"
+        elif article.get("reused_from"):
+            mark = f"reuses {', '.join(r[:12] for r in article['reused_from'])}"
+        elif article["id"] == report.get("earliest_article_id"):
+            mark = "first"
+        else:
+            mark = ""
+        source, title = article["source"][:22], article["title"][:60]
+        click.echo(f"{when:<16}  {article['language']:<3} {source:<22} {title:<60} {mark}")
+        click.echo(f"{'':18}{article['url']}")
 
 
 @main.command()

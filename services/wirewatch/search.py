@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wirewatch.core.elastic import connect
+from wirewatch.core.mappings import text_query
 from wirewatch.core.settings import Settings
 
 ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "duplicate_of", "is_duplicate"]
@@ -15,9 +16,9 @@ async def search_articles(
 ) -> list[dict[str, Any]]:
     es = await connect(settings, wait=5)
     try:
-        must: list[dict[str, Any]] = [
-            {"multi_match": {"query": query, "fields": ["title^2", "description", "text"]}}
-        ]
+        # The multilingual fields, plus the French/English stemmed subfields (of the
+        # articles in that language, or all of them with ``lang``): see core/mappings.py.
+        must = [text_query(query, ["title^2", "description", "text"], lang)]
         filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
         response = await es.search(
             index=settings.index("articles"),
@@ -50,3 +51,95 @@ async def list_alerts(
     finally:
         await es.close()
     return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+EVENT_FIELDS = [
+    "id",
+    "label",
+    "summary",
+    "first_seen",
+    "last_seen",
+    "article_count",
+    "source_count",
+    "languages",
+    "earliest_source",
+    "reports_last_hour",
+    "reports_last_day",
+    "claim_count",
+    "related",
+]
+EVENT_ARTICLE_FIELDS = [
+    "id",
+    "title",
+    "url",
+    "source",
+    "source_domain",
+    "language",
+    "published",
+    "fetched_at",
+    "duplicate_of",
+    "reused_from",
+    "event_reason",
+    "event_score",
+]
+
+
+async def list_events(
+    settings: Settings, *, since: str | None = None, lang: str | None = None, size: int = 20
+) -> list[dict[str, Any]]:
+    """Live (not merged) events, most recently active first; ``since`` bounds their last report
+    (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language."""
+    filters: list[dict[str, Any]] = []
+    if since:
+        filters.append({"range": {"last_seen": {"gte": since}}})
+    if lang:
+        filters.append({"term": {"languages": lang}})
+    es = await connect(settings, wait=5)
+    try:
+        response = await es.search(
+            index=settings.index("events"),
+            query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
+            sort=[{"last_seen": {"order": "desc"}}, {"id": {"order": "asc"}}],
+            size=size,
+            source_includes=EVENT_FIELDS,
+        )
+    finally:
+        await es.close()
+    return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+class EventNotFoundError(LookupError):
+    """No event has that id."""
+
+
+async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
+    """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
+    articles in time order (publication time, else fetch time)."""
+    es = await connect(settings, wait=5)
+    try:
+        requested = event_id
+        event: dict[str, Any] | None = None
+        for _ in range(20):
+            found = await es.search(
+                index=settings.index("events"), query={"ids": {"values": [event_id]}}, size=1
+            )
+            hits = found["hits"]["hits"]
+            if not hits:
+                break
+            event = hits[0]["_source"]
+            if not event.get("merged_into"):
+                break
+            event_id = event["merged_into"]
+        if event is None:
+            raise EventNotFoundError(f"no event {requested!r}")
+        response = await es.search(
+            index=settings.index("articles"),
+            query={"term": {"event_id": event_id}},
+            size=size,
+            source_includes=EVENT_ARTICLE_FIELDS,
+        )
+    finally:
+        await es.close()
+    articles = [hit["_source"] for hit in response["hits"]["hits"]]
+    articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
+    return {**event, "requested_id": requested, "articles": articles}

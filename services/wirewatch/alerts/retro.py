@@ -16,6 +16,7 @@ from elasticsearch import AsyncElasticsearch
 
 from wirewatch.alerts.detect import alerts_for
 from wirewatch.core.logs import get_logger
+from wirewatch.core.mappings import text_query
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.enricher.analysis import analyse_text
@@ -29,9 +30,9 @@ def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:
     """The Elasticsearch query for articles that may state ``claim``."""
     language = claim.language or detect_language(claim.text, None).code
     found = analyse_text("", claim.text, language)
-    should: list[dict[str, Any]] = [
-        {"match": {"claims.text": {"query": claim.text}}},
-        {"match": {"title": {"query": claim.text}}},
+    should: list[dict[str, Any]] = [  # plus the claim's language subfields (stemmed), if any
+        text_query(claim.text, ["claims.text"], language),
+        text_query(claim.text, ["title"], language),
     ]
     for field, names in (
         ("people", found.people),

@@ -33,7 +33,14 @@ Prepare = Callable[[Settings], Awaitable[None]]
 class ServiceApp:
     """A wirewatch service: its Faust app, its settings and the dead-letter sink."""
 
-    def __init__(self, name: ServiceName, settings: Settings) -> None:
+    def __init__(
+        self, name: ServiceName, settings: Settings, *, one_record_per_request: bool = False
+    ) -> None:
+        """``one_record_per_request``: send each produced record in its own request. Table
+        recovery reads each changelog partition up to its end offset, and tansu (the test
+        suite's broker) reports the end of a partition as the last batch's base offset + 1,
+        which would cut recovery short of a batch's later records; services whose tables must
+        come back exactly, and which produce little, turn batching off."""
         self.name = name
         self.settings = settings
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
@@ -63,6 +70,8 @@ class ServiceApp:
             stream_wait_empty=True,
             table_standby_replicas=0,
         )
+        if one_record_per_request:
+            self.app.conf.producer_max_batch_size = 1
         self.ready = False
         self.dead_letter_topic = self.topic(settings.topic_dead_letters)
         self._prepare: list[Prepare] = []

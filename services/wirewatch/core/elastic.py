@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from elastic_transport import AiohttpHttpNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.logs import get_logger
-from wirewatch.core.mappings import all_templates
+from wirewatch.core.mappings import LANGUAGE_ANALYZERS, all_templates
 from wirewatch.core.settings import Settings
 
 log = get_logger(__name__)
@@ -117,10 +117,134 @@ async def connect(settings: Settings, *, wait: float = 60.0) -> AsyncElasticsear
     return AsyncElasticsearch(es_url(settings), **options)
 
 
+#: The stand-in (osmem-server) accepts the custom language analyzers and ``_analyze`` runs them
+#: right, but its searches on fields using them go wrong (``light_french`` and
+#: ``possessive_english`` fields match every document; ``l'armée`` finds nothing through the
+#: custom elision). Its built-in ``french`` and ``english`` analyzers (the same chains, without
+#: asciifolding) search right, so on it, and only there, they replace ours under the same names.
+STAND_IN_ANALYZERS: dict[str, str] = {LANGUAGE_ANALYZERS["fr"]: "french", LANGUAGE_ANALYZERS["en"]: "english"}
+
+
+def articles_policy_name(settings: Settings) -> str:
+    return settings.index("articles")
+
+
+def articles_lifecycle_policy(settings: Settings) -> dict[str, Any]:
+    """The ILM policy of the articles indices: roll over by size or age, delete after retention."""
+    phases: dict[str, Any] = {
+        "hot": {
+            "min_age": "0ms",
+            "actions": {
+                "rollover": {
+                    "max_primary_shard_size": settings.es_articles_rollover_size,
+                    "max_age": settings.es_articles_rollover_age,
+                }
+            },
+        }
+    }
+    if settings.es_articles_retention:
+        phases["delete"] = {"min_age": settings.es_articles_retention, "actions": {"delete": {}}}
+    return {"phases": phases, "_meta": {"managed_by": "wirewatch"}}
+
+
+def lifecycle_settings(settings: Settings) -> dict[str, str]:
+    """Index settings putting the articles indices under their policy, rolling their alias."""
+    return {
+        "index.lifecycle.name": articles_policy_name(settings),
+        "index.lifecycle.rollover_alias": settings.index("articles"),
+    }
+
+
+def adapt_analysis_for_stand_in(template: dict[str, Any]) -> list[str]:
+    """Swap in the built-in analyzers of :data:`STAND_IN_ANALYZERS` (in place); what changed."""
+    analysis = template["template"]["settings"].get("analysis", {})
+    analyzers = analysis.get("analyzer", {})
+    changes = []
+    for name, builtin in STAND_IN_ANALYZERS.items():
+        if name in analyzers:
+            analyzers[name] = {"type": builtin}
+            changes.append(f"{name} -> built-in {builtin}")
+    used = {f for analyzer in analyzers.values() for f in analyzer.get("filter", [])}
+    analysis["filter"] = {k: v for k, v in analysis.get("filter", {}).items() if k in used}
+    return changes
+
+
+def templates_for(
+    settings: Settings, *, elasticsearch: bool, lifecycle: bool
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The index templates ``ensure_indices`` puts, and the analysis changes made for the stand-in.
+
+    They are those of ``schemas/`` (which hold nothing environment-specific), plus the
+    lifecycle settings on the articles template when ILM is on, or with the analysis adapted
+    when the server is not Elasticsearch.
+    """
+    templates = all_templates(settings.es_index_prefix)
+    if lifecycle:
+        templates["articles"]["template"]["settings"].update(lifecycle_settings(settings))
+    changes: list[str] = []
+    if not elasticsearch:
+        for template in templates.values():
+            changes = adapt_analysis_for_stand_in(template)
+    return templates, changes
+
+
+def _api_unavailable(exc: ApiError) -> bool:
+    """The server has no such API (or refuses us it), as opposed to refusing the request body."""
+    return exc.status_code in (403, 404, 405, 501) or (
+        exc.status_code == 400 and "no handler found" in str(exc)
+    )
+
+
+async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasticsearch: bool) -> bool:
+    """Put the articles ILM policy; False (with a log line) where there is none to put."""
+    if not elasticsearch:
+        log.info(f"ILM skipped: {settings.es_url} is not Elasticsearch (stand-in); articles never roll over")
+        return False
+    if not settings.es_ilm:
+        log.info("ILM skipped: disabled by WIREWATCH_ES_ILM")
+        return False
+    policy = articles_lifecycle_policy(settings)
+    try:
+        await es.ilm.put_lifecycle(name=articles_policy_name(settings), policy=policy)
+    except ApiError as exc:
+        if not _api_unavailable(exc):
+            raise
+        log.warning(
+            "ILM unavailable: the server refused the lifecycle API; articles never roll over",
+            extra={"status": exc.status_code, "error": str(exc)[:300]},
+        )
+        return False
+    log.info(
+        "ILM policy put", extra={"policy": articles_policy_name(settings), "phases": sorted(policy["phases"])}
+    )
+    return True
+
+
+async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings) -> None:
+    """Put an articles write index created before ILM was on (or by an older wirewatch) under the
+    policy; the template does it for every index created since."""
+    alias = settings.index("articles")
+    aliases = (await es.indices.get_alias(name=alias)).body
+    for index, body in aliases.items():
+        if not body.get("aliases", {}).get(alias, {}).get("is_write_index", len(aliases) == 1):
+            continue
+        current = await es.indices.get_settings(index=index, name="index.lifecycle.name", flat_settings=True)
+        if current.body.get(index, {}).get("settings", {}).get("index.lifecycle.name"):
+            continue
+        await es.indices.put_settings(index=index, settings=lifecycle_settings(settings))
+        log.info("ILM policy applied to an existing index", extra={"index": index})
+
+
 async def ensure_indices(es: AsyncElasticsearch, settings: Settings) -> list[str]:
-    """Put the index templates and create each first versioned index behind its alias."""
+    """Put the ILM policy (Elasticsearch only) and index templates, and create each first
+    versioned index behind its alias. Idempotent: run it on every start."""
+    real = await is_elasticsearch(settings)
+    lifecycle = await ensure_lifecycle(es, settings, elasticsearch=real)
+    templates, changes = templates_for(settings, elasticsearch=real, lifecycle=lifecycle)
+    if changes:
+        log.info(f"analysis adapted for the stand-in (not Elasticsearch): {'; '.join(changes)}")
     created = []
-    for name, template in all_templates(settings.es_index_prefix).items():
+    for name, template in templates.items():
         await es.indices.put_index_template(
             name=f"{settings.es_index_prefix}-{name}",
             index_patterns=template["index_patterns"],
@@ -134,46 +258,66 @@ async def ensure_indices(es: AsyncElasticsearch, settings: Settings) -> list[str
             try:
                 await es.indices.create(index=index, aliases={alias: {"is_write_index": True}})
                 created.append(index)
-            except EsTransportError as exc:
+            except (ApiError, EsTransportError) as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
+        elif lifecycle and name == "articles":
+            await _adopt_write_index(es, settings)
     if created:
         log.info("indices created", extra={"indices": created})
     return created
 
 
+BulkAction = Literal["index", "update", "upsert"]
+
+
+@dataclass(frozen=True)
+class BulkOp:
+    """One write: ``index`` replaces the document, ``update`` changes some fields of an existing
+    one (a missing document is an error), ``upsert`` changes some fields or creates it."""
+
+    index: str
+    id: str
+    doc: dict[str, Any]
+    action: BulkAction = "index"
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The two lines of the bulk body."""
+        if self.action == "index":
+            return [{"index": {"_index": self.index, "_id": self.id}}, self.doc]
+        body: dict[str, Any] = {"doc": self.doc}
+        if self.action == "upsert":
+            body["doc_as_upsert"] = True
+        return [{"update": {"_index": self.index, "_id": self.id, "retry_on_conflict": 3}}, body]
+
+
 @dataclass
 class BulkResult:
     written: int = 0
-    #: (document id, reason) for documents Elasticsearch rejected for good (e.g. mapping errors).
-    rejected: list[tuple[str, str]] = field(default_factory=list)
+    #: Writes Elasticsearch refused for good (mapping errors, a missing document to update, …),
+    #: with the reason.
+    rejected: list[tuple[BulkOp, str]] = field(default_factory=list)
 
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
 
-async def bulk_index(
-    es: AsyncElasticsearch,
-    index: str,
-    docs: list[tuple[str, dict[str, Any]]],
-    *,
-    max_backoff: float = 30.0,
-) -> BulkResult:
-    """Index ``(id, document)`` pairs, retrying until every document is written or rejected.
+async def bulk_write(es: AsyncElasticsearch, ops: list[BulkOp], *, max_backoff: float = 30.0) -> BulkResult:
+    """Apply ``ops`` in order, retrying until every one is written or refused for good.
 
-    Writes are idempotent (``index`` by id). Connection failures, 429 and 5xx are retried
-    with capped exponential backoff and jitter, for as long as it takes: the caller is
-    blocked, which is the back-pressure (it stops consuming; nothing is dropped).
-    Documents Elasticsearch refuses for good come back in ``rejected``.
+    Writes are idempotent (by id). Connection failures, 429 and 5xx are retried with capped
+    exponential backoff and jitter, for as long as it takes: the caller is blocked, which is
+    the back-pressure (it stops consuming; nothing is dropped). Refused writes come back in
+    ``rejected``. When one batch holds several writes to a document, they are applied in
+    order in one request, and retried together.
     """
     result = BulkResult()
-    pending = {doc_id: doc for doc_id, doc in docs}
+    pending = list(ops)
     attempt = 0
     while pending:
         operations: list[dict[str, Any]] = []
-        for doc_id, doc in pending.items():
-            operations.append({"index": {"_index": index, "_id": doc_id}})
-            operations.append(doc)
+        for op in pending:
+            operations.extend(op.lines())
         try:
             response = await es.bulk(operations=operations, refresh=False)
         except (TimeoutError, EsTransportError, OSError) as exc:
@@ -181,7 +325,7 @@ async def bulk_index(
             if isinstance(status, int) and 400 <= status < 500 and status not in RETRYABLE_STATUS:
                 raise
             attempt += 1
-            delay = min(max_backoff, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+            delay = _backoff(attempt, max_backoff)
             log.warning(
                 "elasticsearch unavailable, retrying bulk",
                 extra={
@@ -193,22 +337,23 @@ async def bulk_index(
             )
             await asyncio.sleep(delay)
             continue
-        retry: dict[str, dict[str, Any]] = {}
-        for item in response["items"]:
+        retry: list[BulkOp] = []
+        for op, item in zip(pending, response["items"], strict=True):
             outcome = next(iter(item.values()))
-            doc_id = outcome["_id"]
             status = outcome.get("status", 500)
             if status < 300:
                 result.written += 1
             elif status in RETRYABLE_STATUS or status >= 500:
-                retry[doc_id] = pending[doc_id]
+                retry.append(op)
             else:
                 error = outcome.get("error", {})
-                result.rejected.append(
-                    (doc_id, f"{error.get('type', status)}: {error.get('reason', '')}"[:1000])
-                )
+                result.rejected.append((op, f"{error.get('type', status)}: {error.get('reason', '')}"[:1000]))
         pending = retry
         if pending:
             attempt += 1
-            await asyncio.sleep(min(max_backoff, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))
+            await asyncio.sleep(_backoff(attempt, max_backoff))
     return result
+
+
+def _backoff(attempt: int, cap: float) -> float:
+    return float(min(cap, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))

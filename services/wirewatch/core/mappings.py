@@ -6,6 +6,7 @@ regenerates it and fails on any difference, so models, schemas and templates can
 
 from __future__ import annotations
 
+import copy
 import json
 import types
 import typing
@@ -17,8 +18,57 @@ from pydantic import BaseModel
 
 from wirewatch.core.models import DOCUMENTS, MESSAGES, Es, Message
 
-#: Index settings shared by every wirewatch index (replicas are a deployment choice).
-INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "refresh_interval": "1s"}
+#: Analyzer of every text field: the multilingual fallback (no stemming, so any language).
+MULTILINGUAL = "wirewatch_multilingual"
+#: Language subfield (``title.fr``) -> its analyzer; every text field gets one of each.
+LANGUAGE_ANALYZERS: dict[str, str] = {"fr": "wirewatch_french", "en": "wirewatch_english"}
+
+#: Custom analyzers, after Elasticsearch's own ``french`` and ``english`` analyzers.
+#: The French chain lowercases *before* the elision filter so ``L'armée`` loses its ``L'`` on
+#: servers that ignore ``articles_case``; asciifolding comes after the stop words (they have
+#: accents) and the stemmer, so ``armees`` and ``armées`` meet.
+ANALYSIS: dict[str, Any] = {
+    "filter": {
+        "wirewatch_french_elision": {
+            "type": "elision",
+            "articles_case": True,
+            "articles": ["l", "m", "t", "qu", "n", "s", "j", "d", "c", "jusqu", "quoiqu", "lorsqu", "puisqu"],
+        },
+        "wirewatch_french_stop": {"type": "stop", "stopwords": "_french_"},
+        "wirewatch_french_stemmer": {"type": "stemmer", "language": "light_french"},
+        "wirewatch_english_possessive": {"type": "stemmer", "language": "possessive_english"},
+        "wirewatch_english_stop": {"type": "stop", "stopwords": "_english_"},
+        "wirewatch_english_stemmer": {"type": "stemmer", "language": "english"},
+    },
+    "analyzer": {
+        MULTILINGUAL: {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "asciifolding"]},
+        LANGUAGE_ANALYZERS["fr"]: {
+            "type": "custom",
+            "tokenizer": "standard",
+            "filter": [
+                "lowercase",
+                "wirewatch_french_elision",
+                "wirewatch_french_stop",
+                "wirewatch_french_stemmer",
+                "asciifolding",
+            ],
+        },
+        LANGUAGE_ANALYZERS["en"]: {
+            "type": "custom",
+            "tokenizer": "standard",
+            "filter": [
+                "wirewatch_english_possessive",
+                "lowercase",
+                "wirewatch_english_stop",
+                "wirewatch_english_stemmer",
+            ],
+        },
+    },
+}
+
+#: Index settings shared by every wirewatch index (replicas are a deployment choice;
+#: lifecycle settings are added at setup time, on Elasticsearch only: see core/elastic.py).
+INDEX_SETTINGS: dict[str, Any] = {"number_of_shards": 1, "refresh_interval": "1s", "analysis": ANALYSIS}
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -33,7 +83,7 @@ def _strip_optional(annotation: Any) -> Any:
 def _mapping_for(annotation: Any, metadata: list[Any]) -> dict[str, Any]:
     for item in metadata:
         if isinstance(item, Es):
-            return dict(item.mapping)
+            return with_languages(copy.deepcopy(item.mapping))
     annotation = _strip_optional(annotation)
     origin = get_origin(annotation)
     if origin is typing.Annotated:
@@ -65,6 +115,47 @@ def _mapping_for(annotation: Any, metadata: list[Any]) -> dict[str, Any]:
     raise TypeError(f"no Elasticsearch mapping for {annotation!r}; add Es(...) metadata")
 
 
+def with_languages(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A text field without its own analyzer: the multilingual analyzer, plus ``.fr``/``.en``."""
+    if mapping.get("type") != "text" or "analyzer" in mapping:
+        return mapping
+    languages = {lang: {"type": "text", "analyzer": name} for lang, name in LANGUAGE_ANALYZERS.items()}
+    return {**mapping, "analyzer": MULTILINGUAL, "fields": {**mapping.get("fields", {}), **languages}}
+
+
+def language_fields(fields: list[str], language: str) -> list[str]:
+    """``["title^2", "text"]``, ``"fr"`` -> ``["title.fr^2", "text.fr"]`` (boosts kept)."""
+    out = []
+    for field in fields:
+        name, caret, boost = field.partition("^")
+        out.append(f"{name}.{language}{caret}{boost}")
+    return out
+
+
+def text_query(query: str, fields: list[str], language: str | None = None) -> dict[str, Any]:
+    """Full-text query over multilingual text ``fields`` and their language subfields.
+
+    With ``language`` (the documents are known to be in it): the fields and that language's
+    subfields. Without: the fields (the multilingual analyzer, any language), and each
+    language's subfields only for documents whose ``language`` is that one, so French
+    stemming is never applied to English articles and the other way round.
+    """
+    if language is not None:
+        extra = language_fields(fields, language) if language in LANGUAGE_ANALYZERS else []
+        return {"multi_match": {"query": query, "fields": [*fields, *extra]}}
+    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": list(fields)}}]
+    for lang in LANGUAGE_ANALYZERS:
+        should.append(
+            {
+                "bool": {
+                    "filter": [{"term": {"language": lang}}],
+                    "must": [{"multi_match": {"query": query, "fields": language_fields(fields, lang)}}],
+                }
+            }
+        )
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
 def properties_for(model: type[BaseModel]) -> dict[str, Any]:
     return {
         name: _mapping_for(field.annotation, list(field.metadata))
@@ -78,7 +169,7 @@ def index_template(name: str, model: type[Message], prefix: str = "wirewatch") -
         "index_patterns": [f"{prefix}-{name}-*"],
         "priority": 200,
         "template": {
-            "settings": dict(INDEX_SETTINGS),
+            "settings": copy.deepcopy(INDEX_SETTINGS),
             "mappings": {"dynamic": "strict", "properties": properties_for(model)},
         },
         "_meta": {"managed_by": "wirewatch", "model": model.__name__, "schema_version": 1},

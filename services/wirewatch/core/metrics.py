@@ -20,3 +20,10 @@ INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch
 BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
 ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
 READY = Gauge("wirewatch_ready", "1 when the service is assigned partitions and running")
+EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, by reason", ["reason"])
+EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
+EVENT_LINK_SECONDS = Histogram(
+    "wirewatch_event_link_seconds",
+    "Time to link one report or claim sighting, Elasticsearch writes included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)

@@ -192,23 +192,87 @@ class EnrichedArticle(RawArticle):
     claims: list[Claim] = Field(default_factory=list)
     claim_count: int = Field(default=0, ge=0)
     enriched_at: datetime = Field(default_factory=utcnow)
+    # Set on the article document by the indexer's event linking, never by the enricher.
+    event_id: str | None = Field(
+        default=None, description="The article's event (a merged event's id is replaced by its survivor's)."
+    )
+    event_reason: Literal["new", "similar", "duplicate", "reuse", "known"] | None = Field(
+        default=None, description="Why it is in that event: it opened it, scored close, or copies a member."
+    )
+    event_score: float | None = Field(default=None, description="Its score against the event it joined.")
+
+
+class HourCount(BaseModel):
+    """Reports an event got in one hour (UTC, the hour's start)."""
+
+    hour: datetime
+    reports: int = Field(ge=0)
 
 
 class Event(Message):
-    """A cluster of reports about one event. Key: ``id``."""
+    """A cluster of reports about one event: the event document, rewritten on every change.
+    Key and id: ``stable_id("event", first article id)``. A merged event keeps its document
+    with ``merged_into`` set to the survivor, so links to it keep working."""
 
     schema_name: ClassVar[str] = "event"
 
     id: str
-    label: Annotated[str, FULL_TEXT]
-    first_seen: datetime
-    last_seen: datetime
+    label: Annotated[str, FULL_TEXT] = Field(description="Representative title (the first report's).")
+    summary: Annotated[str, BODY_TEXT] = Field(default="", description="The first report's lead sentence.")
+    first_seen: datetime = Field(description="Time of its earliest report.")
+    last_seen: datetime = Field(description="Time of its latest report.")
     article_count: int = Field(ge=0)
     source_count: int = Field(ge=0)
-    sources: list[str] = Field(default_factory=list)
-    languages: list[str] = Field(default_factory=list)
-    earliest_article_id: str
-    merged_into: str | None = None
+    sources: list[str] = Field(default_factory=list, description="Outlets, most reports first.")
+    languages: list[str] = Field(default_factory=list, description="Languages, most reports first.")
+    language_count: int = Field(default=0, ge=0)
+    entities: list[str] = Field(default_factory=list, description="Top entities (canonical names).")
+    keyphrases: list[str] = Field(default_factory=list, description="Top keyphrases.")
+    earliest_article_id: str = Field(description="The report that came first (by its time).")
+    earliest_source: str | None = None
+    earliest_title: Annotated[str, FULL_TEXT] = ""
+    growth: list[HourCount] = Field(
+        default_factory=list, description="Reports per hour over the last 48 hours of the event."
+    )
+    reports_last_hour: int = Field(default=0, ge=0, description="Reports in the hour before last_seen.")
+    reports_last_day: int = Field(default=0, ge=0, description="Reports in the 24 hours before last_seen.")
+    claim_ids: list[str] = Field(default_factory=list, description="Tracked claims seen in its reports.")
+    claims: Annotated[list[str], BODY_TEXT] = Field(default_factory=list, description="Their texts.")
+    claim_count: int = Field(
+        default=0, ge=0, description="Tracked claims seen (their alerts carry event_id)."
+    )
+    related: list[str] = Field(
+        default_factory=list, description="Events its reports came close to without joining (same story)."
+    )
+    merged_into: str | None = Field(default=None, description="Set when this event was merged into another.")
+    merged_from: list[str] = Field(default_factory=list)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class EventLink(Message):
+    """A report joined an event (one record per article, id = article id): what dashboards count
+    for "this event got 12 new reports in the last hour"."""
+
+    schema_name: ClassVar[str] = "event-link"
+
+    id: str = Field(description="The article id.")
+    article_id: str
+    event_id: str = Field(description="Its event now (updated when that event is merged).")
+    joined_event_id: str = Field(description="The event it joined at the time.")
+    event_label: Annotated[str, FULL_TEXT] = ""
+    reason: Literal["new", "similar", "duplicate", "reuse", "known"]
+    score: float | None = None
+    opened: bool = Field(default=False, description="This report opened the event.")
+    title: Annotated[str, FULL_TEXT] = ""
+    url: str = ""
+    source: str = ""
+    source_domain: str = ""
+    language: str = "und"
+    published: datetime | None = None
+    time: datetime = Field(description="The report's time in event linking (published, else fetched).")
+    linked_at: datetime = Field(default_factory=utcnow)
+    is_duplicate: bool = False
+    related: list[str] = Field(default_factory=list)
 
 
 class TrackedClaim(Message):
@@ -281,13 +345,15 @@ class DeadLetter(Message):
 
 #: Models that travel on Kafka, by schema name.
 MESSAGES: dict[str, type[Message]] = {
-    m.schema_name: m for m in (Feed, RawArticle, EnrichedArticle, Event, TrackedClaim, Alert, DeadLetter)
+    m.schema_name: m
+    for m in (Feed, RawArticle, EnrichedArticle, Event, EventLink, TrackedClaim, Alert, DeadLetter)
 }
 
 #: Models stored in Elasticsearch: index name (after the prefix) -> model.
 DOCUMENTS: dict[str, type[Message]] = {
     "articles": EnrichedArticle,
     "events": Event,
+    "event-links": EventLink,
     "claims": TrackedClaim,
     "alerts": Alert,
     "dead-letters": DeadLetter,

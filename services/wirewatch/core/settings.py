@@ -60,9 +60,31 @@ class Settings(BaseSettings):
     es_verify_certs: bool = True
     es_request_timeout: float = Field(default=30.0, gt=0)
     es_index_prefix: str = "wirewatch"
+    es_ilm: bool = Field(
+        default=True,
+        description="Manage an index lifecycle (ILM) policy for the articles indices, on real "
+        "Elasticsearch only (skipped with a log line on other servers).",
+    )
+    es_articles_rollover_size: str = Field(
+        default="50gb", description="ILM: roll the articles alias over when its primary shard reaches this."
+    )
+    es_articles_rollover_age: str = Field(
+        default="30d", description="ILM: roll the articles alias over when its write index is this old."
+    )
+    es_articles_retention: str | None = Field(
+        default=None,
+        description="ILM: delete an articles index this long after it rolled over (e.g. `365d`); "
+        "unset keeps every index.",
+    )
     index_batch_size: int = Field(default=500, ge=1)
     index_batch_seconds: float = Field(default=1.0, gt=0)
     index_retry_max_seconds: float = Field(default=30.0, gt=0)
+    event_window_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Event linking: days after its last report an event can still be joined "
+        "(default: the linker's, 7).",
+    )
 
     # --- Fetcher -----------------------------------------------------------------------
     feeds_file: Path = Path("feeds.yaml")

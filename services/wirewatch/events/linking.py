@@ -23,8 +23,17 @@ older event). For each :class:`~wirewatch.events.profile.Report`:
    are one event: they merge into the oldest (first seen, then created), the others are
    recorded as ``merged_into`` it, and their ids resolve to it from then on (:meth:`resolve`).
 
-Events leave the state ``window_days`` after their last report, articles (kept to find the
-event of a duplicate's original) ``window_days`` after their own time.
+6. **Related.** Other candidates scoring at least ``related_threshold`` (the joined and merged
+   events aside) are returned as ``Link.related``, at most ``max_related``, best first (ties:
+   older event): a story-level link for display. Nothing is joined or merged because of it.
+
+Opt-in (off by default, see ``benchmarks/RESULTS.md``): events of ``long_count`` reports or more
+stay joinable ``long_window_days`` after their last report (``late_decay`` per window of gap
+beyond the first); ``novelty_penalty`` lowers the score when the entities the report's title and
+lead spell out (``Profile.lead_entities``) are missing from the event, past ``novelty_floor``.
+
+Events leave the state ``window_days`` after their last report (or ``long_window_days``),
+articles (kept to find the event of a duplicate's original) ``window_days`` after their own time.
 
 State: :meth:`snapshot` gives a JSON-able dict of small records (one per live event, ~5 KB,
 plus one short triple per recent article and the merge map); :meth:`restore` takes it back and
@@ -89,6 +98,21 @@ class LinkerConfig:
     full_figures: int = 3
     #: Events, nearest by centroid cosine, whose full score is computed.
     candidates: int = 48
+    #: Events of at least ``long_count`` reports stay joinable this many days after their last
+    #: report (a single report: ``window_days``).
+    long_window_days: float = 7.0
+    long_count: int = 2
+    #: Score lost per window of time gap beyond the first window (the first costs ``time_decay``).
+    late_decay: float = 0.0
+    #: Score lost when none of the entities the report's title and lead name is in the event
+    #: (proportionally less when some are).
+    novelty_penalty: float = 0.0
+    #: Share of those entities that may be missing at no cost (the penalty grows from there).
+    novelty_floor: float = 0.0
+    #: Score (below the join) that makes another event *related* to the report; at most
+    #: ``max_related`` of them, best first.
+    related_threshold: float = 0.28
+    max_related: int = 3
     weights: Weights = field(default_factory=Weights)
 
 
@@ -103,6 +127,9 @@ class Link:
     score: float | None = None
     merged: tuple[str, ...] = ()
     expired: tuple[str, ...] = ()
+    #: Other live events the report came close to without joining (a story-level link, for
+    #: "related events"); never merged.
+    related: tuple[str, ...] = ()
 
 
 class EventLinker:
@@ -120,6 +147,7 @@ class EventLinker:
         self._matrix = np.zeros((64, DIM), dtype=np.float32)
         self._first = np.zeros(64, dtype=np.float64)
         self._last = np.zeros(64, dtype=np.float64)
+        self._until = np.zeros(64, dtype=np.float64)
         self._seq = np.zeros(64, dtype=np.int64)
         self._alive = np.zeros(64, dtype=bool)
         self._used = 0  # slots ever used (live or free)
@@ -155,15 +183,17 @@ class EventLinker:
             return Link(report.id, event.id, reason, expired=expired)
         scored = self._score_candidates(features, report.time)
         if not scored or scored[0][0] < self.config.threshold:
+            related = self._related(scored, ())
             event = self._open(report, features)
-            return Link(report.id, event.id, "new", expired=expired)
+            return Link(report.id, event.id, "new", expired=expired, related=related)
         best_score, _, best = scored[0]
         strong = [e for s, _, e in scored if s >= self.config.merge_threshold]
         merged: tuple[str, ...] = ()
         if len(strong) > 1 and best in strong:
             best, merged = self._merge(strong)
+        related = self._related(scored, (best.id, *merged))
         self._join(best, report, features)
-        return Link(report.id, best.id, "similar", round(best_score, 6), merged, expired)
+        return Link(report.id, best.id, "similar", round(best_score, 6), merged, expired, related)
 
     def resolve(self, event_id: str) -> str:
         """The live id of ``event_id``: itself, or the event it was merged into (transitively)."""
@@ -223,7 +253,7 @@ class EventLinker:
         self.clock = at
         horizon = at - self.config.window_days * DAY
         used = self._used
-        old = np.flatnonzero(self._alive[:used] & (self._last[:used] < horizon))
+        old = np.flatnonzero(self._alive[:used] & (self._until[:used] < at))
         expired = sorted((self.events[self._slot_event[int(s)]] for s in old), key=lambda e: e.seq)
         for event in expired:
             self._drop_live(event.id)
@@ -238,6 +268,19 @@ class EventLinker:
         for article_id in stale:
             del self.articles[article_id]
         return tuple(e.id for e in expired)
+
+    def _related(
+        self, scored: list[tuple[float, int, EventState]], taken: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """Ids of the best-scoring other events at or above ``related_threshold``."""
+        out = [e.id for s, _, e in scored if s >= self.config.related_threshold and e.id not in taken]
+        return tuple(out[: self.config.max_related])
+
+    def _lifetime(self, event: EventState) -> float:
+        """Seconds an event stays joinable after its last report."""
+        c = self.config
+        days = c.long_window_days if event.count >= c.long_count else c.window_days
+        return max(days, c.window_days) * DAY
 
     def _copy_source(self, report: Report) -> tuple[EventState, Reason] | None:
         """The event of the report's original (duplicate) or first known reused source."""
@@ -259,7 +302,7 @@ class EventLinker:
         used = self._used
         # Rounded, and ties to the older event: the same choice whatever the rows' layout.
         near_all = np.round(self._matrix[:used] @ np.asarray(features.vector, dtype=np.float32), 5)
-        ok = self._alive[:used] & (self._last[:used] >= at - window) & (self._first[:used] <= at + window)
+        ok = self._alive[:used] & (self._until[:used] >= at) & (self._first[:used] <= at + window)
         slots = np.flatnonzero(ok)
         near = near_all[slots]
         top = self.config.candidates
@@ -301,7 +344,12 @@ class EventLinker:
         else:
             total = sum(weight for weight, _ in parts)
             mean = sum(weight * value for weight, value in parts) / total
-        return mean - self.config.time_decay * min(1.0, gap)
+        c = self.config
+        if c.novelty_penalty > 0 and features.lead_entities and event.entities:
+            missing = sum(1 for key in features.lead_entities if key not in event.entities)
+            share = missing / len(features.lead_entities)
+            mean -= c.novelty_penalty * max(0.0, share - c.novelty_floor) / (1.0 - c.novelty_floor)
+        return mean - c.time_decay * min(1.0, gap) - c.late_decay * max(0.0, gap - 1.0)
 
     def _open(self, report: Report, features: Profile) -> EventState:
         event = EventState.open(stable_id("event", report.id), self.next_seq, report)
@@ -349,6 +397,7 @@ class EventLinker:
         self._matrix = matrix
         self._first = np.concatenate([self._first, np.zeros(size)])
         self._last = np.concatenate([self._last, np.zeros(size)])
+        self._until = np.concatenate([self._until, np.zeros(size)])
         self._seq = np.concatenate([self._seq, np.zeros(size, dtype=np.int64)])
         self._alive = np.concatenate([self._alive, np.zeros(size, dtype=bool)])
 
@@ -368,6 +417,7 @@ class EventLinker:
         length = float(np.linalg.norm(event.centroid))
         self._matrix[slot] = event.centroid / length if length > 0 else 0.0
         self._first[slot], self._last[slot], self._seq[slot] = event.first_time, event.last_time, event.seq
+        self._until[slot] = event.last_time + self._lifetime(event)
 
 
 def _cosine(a: Bag, b: Bag) -> float:

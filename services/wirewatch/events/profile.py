@@ -38,6 +38,8 @@ from wirewatch.matching.lexical import terms
 LEAD_CHARS = 400
 #: Characters of the text whose figures are compared.
 NUMBER_CHARS = 3000
+#: Weight of an entity the title or lead names in the entity bag (others weigh 1).
+LEAD_ENTITY_WEIGHT = 1.0
 #: Years are not figures of an event: within a week's window nearly every report names the
 #: current one.
 _YEAR = re.compile(r"(?:19|20)\d\d$")
@@ -91,11 +93,15 @@ class Profile:
     entities: Bag
     numbers: Bag
     language: str = "und"
+    #: Keys (as in ``entities``) of the entities the title and lead name: who and where the
+    #: report is about, sorted.
+    lead_entities: tuple[str, ...] = ()
 
 
-def lead(title: str, text: str, limit: int = LEAD_CHARS) -> str:
-    """The first sentences of ``text`` up to ``limit`` characters (at least one sentence),
-    without a first sentence that only repeats the title."""
+def lead(title: str, text: str, limit: int | None = None) -> str:
+    """The first sentences of ``text`` up to ``limit`` (default ``LEAD_CHARS``) characters (at
+    least one sentence), without a first sentence that only repeats the title."""
+    limit = LEAD_CHARS if limit is None else limit
     sentences = [s.text for s in split_sentences(text[: limit * 4])]
     if sentences and title.strip() and normalise(sentences[0]) == normalise(title):
         sentences = sentences[1:]
@@ -114,8 +120,25 @@ def vector_text(report: Report) -> str:
     return f"{report.title.strip()}\n{lead(report.title, report.text)}".strip()
 
 
-def _names(values: Iterable[str]) -> Bag:
-    return unit(Counter({key: 1.0 for key in (normalise(v) for v in values) if key}))
+def _names(values: Iterable[str], heavy: frozenset[str] = frozenset()) -> Bag:
+    weight = LEAD_ENTITY_WEIGHT
+    return unit(
+        Counter({key: weight if key in heavy else 1.0 for key in (normalise(v) for v in values) if key})
+    )
+
+
+def named_in(names: Iterable[str], words: Iterable[str]) -> tuple[str, ...]:
+    """Keys of the ``names`` whose every index term is among ``words`` (index terms of a
+    text), sorted: the names that text spells out (a translated name, ``Mossoul`` for
+    ``Mosul``, is not found)."""
+    present = set(words)
+    out = set()
+    for name in names:
+        key = normalise(name)
+        parts = terms(name)
+        if key and parts and all(p in present for p in parts):
+            out.add(key)
+    return tuple(sorted(out))
 
 
 def language_of(report: Report) -> str:
@@ -127,6 +150,7 @@ def language_of(report: Report) -> str:
 def profile(report: Report, vector: Vectors) -> Profile:
     """The features of ``report``; ``vector`` is the encoding of :func:`vector_text`."""
     lead_terms = terms(f"{report.title}\n{lead(report.title, report.text)}")
+    in_lead = named_in(report.entities, lead_terms)
     figures = [
         t
         for t in terms(f"{report.title}\n{report.text[:NUMBER_CHARS]}")
@@ -136,9 +160,10 @@ def profile(report: Report, vector: Vectors) -> Profile:
         vector=np.asarray(vector, dtype=np.float32),
         terms=unit(Counter(lead_terms)),
         keyphrases=_names(report.keyphrases),
-        entities=_names(report.entities),
+        entities=_names(report.entities, frozenset(in_lead)),
         numbers=unit(Counter(figures)),
         language=language_of(report),
+        lead_entities=in_lead,
     )
 
 

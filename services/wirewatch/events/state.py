@@ -5,8 +5,10 @@ sentence vectors (the centroid), and bags (:mod:`~wirewatch.events.bags`) summin
 title-and-lead terms and keyphrases (per language: words only compare within a language),
 entities and figures (language-blind), each cut to its heaviest entries so an event never
 grows past a few kilobytes however many reports it gets. Around that, what the event document
-needs: first and last time, article count, languages and sources, the label (the first
-report's title) and the earliest report.
+needs: first and last time, article count, languages and sources, the label and summary (the
+first report's title and lead sentence), the earliest report, reports per hour over the last
+``GROWTH_HOURS``, the tracked claims seen in it, related events, and the display form of the
+names and keyphrases its bags keep (bags hold normalised keys).
 
 ``record()`` gives a plain dict (the centroid as base64 float32), ``from_record`` takes it
 back exactly, so a Faust table or an Elasticsearch document can hold the state.
@@ -20,14 +22,22 @@ from typing import Any
 
 import numpy as np
 
+from wirewatch.core.text import normalise
 from wirewatch.core.vectors import DIM, Vectors
+from wirewatch.enricher.sentences import split_sentences
 from wirewatch.events.bags import Bag, add, prune
-from wirewatch.events.profile import Profile, Report
+from wirewatch.events.profile import Profile, Report, lead
 
 #: Entries kept per bag of an event (per language for terms and keyphrases).
 BAG_SIZES = {"terms": 96, "keyphrases": 48, "entities": 64, "numbers": 48}
 #: Sources named in an event's state (the most frequent); the count is exact up to there.
 MAX_SOURCES = 100
+#: Hours of per-hour report counts kept (before the event's last report).
+GROWTH_HOURS = 48
+#: Tracked claims and related events kept per event.
+MAX_CLAIMS = 50
+MAX_RELATED = 10
+HOUR = 3600
 
 
 def encode_vector(vector: Vectors) -> str:
@@ -62,18 +72,32 @@ class EventState:
     sources: dict[str, int] = field(default_factory=dict)
     merged_from: list[str] = field(default_factory=list)
     merged_into: str | None = None
+    summary: str = ""
+    earliest_source: str | None = None
+    earliest_title: str = ""
+    #: Reports per hour: hour start (seconds since the epoch, as a string) -> count.
+    hours: dict[str, int] = field(default_factory=dict)
+    #: Tracked claims seen in its reports: claim id -> claim text.
+    claims: dict[str, str] = field(default_factory=dict)
+    related: list[str] = field(default_factory=list)
+    #: Display form of the normalised entity and keyphrase keys of the bags.
+    names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(cls, event_id: str, seq: int, report: Report) -> EventState:
         """A new, empty event started by ``report`` (add the report with :meth:`add`)."""
+        first = split_sentences(lead(report.title, report.text))
         return cls(
             id=event_id,
             seq=seq,
             first_time=report.time,
             last_time=report.time,
-            label=report.title.strip()[:300],
+            label=(report.title.strip() or (first[0].text if first else ""))[:300],
             earliest_article_id=report.id,
             earliest_time=report.time,
+            summary=first[0].text[:500] if first else "",
+            earliest_source=report.source,
+            earliest_title=report.title.strip()[:300],
         )
 
     def add(self, report: Report, features: Profile) -> None:
@@ -92,11 +116,39 @@ class EventState:
         self.last_time = max(self.last_time, report.time)
         if report.time < self.earliest_time:
             self.earliest_time, self.earliest_article_id = report.time, report.id
+            self.earliest_source, self.earliest_title = report.source, report.title.strip()[:300]
         self.languages[lang] = self.languages.get(lang, 0) + 1
         if report.source:
             self.sources[report.source] = self.sources.get(report.source, 0) + 1
             if len(self.sources) > MAX_SOURCES:
                 self.sources = _top_counts(self.sources, MAX_SOURCES)
+        hour = str(int(report.time // HOUR * HOUR))
+        self.hours[hour] = self.hours.get(hour, 0) + 1
+        for name in (*report.entities, *report.keyphrases):
+            self.names.setdefault(normalise(name), name)
+        self._trim()
+
+    def add_claim(self, claim_id: str, text: str) -> None:
+        """A tracked claim was seen in one of its reports (idempotent)."""
+        self.claims[claim_id] = text[:500]
+        if len(self.claims) > MAX_CLAIMS:
+            self.claims = dict(sorted(self.claims.items())[:MAX_CLAIMS])
+
+    def add_related(self, event_ids: tuple[str, ...] | list[str]) -> None:
+        """Events a report of this one came close to (most recent first, without repeats)."""
+        fresh = [e for e in event_ids if e != self.id]
+        self.related = [*fresh, *(e for e in self.related if e not in fresh)][:MAX_RELATED]
+
+    def _trim(self) -> None:
+        """Drop hour counts older than ``GROWTH_HOURS`` and names no bag keeps."""
+        horizon = self.last_time - GROWTH_HOURS * HOUR
+        self.hours = {
+            h: n for h, n in sorted(self.hours.items(), key=lambda i: int(i[0])) if int(h) > horizon
+        }
+        keys = set(self.entities)
+        for bag in self.keyphrases.values():
+            keys.update(bag)
+        self.names = {k: v for k, v in sorted(self.names.items()) if k in keys}
 
     def absorb(self, other: EventState) -> None:
         """Merge ``other`` into this event (this one survives; ``other`` is marked merged)."""
@@ -115,6 +167,14 @@ class EventState:
         self.last_time = max(self.last_time, other.last_time)
         if (other.earliest_time, other.seq) < (self.earliest_time, self.seq):
             self.earliest_time, self.earliest_article_id = other.earliest_time, other.earliest_article_id
+            self.earliest_source, self.earliest_title = other.earliest_source, other.earliest_title
+        for hour, n in sorted(other.hours.items()):
+            self.hours[hour] = self.hours.get(hour, 0) + n
+        for claim_id, text in sorted(other.claims.items()):
+            self.claims.setdefault(claim_id, text)
+        self.related = [e for e in self.related if e != other.id]
+        for key, name in sorted(other.names.items()):
+            self.names.setdefault(key, name)
         for lang, n in sorted(other.languages.items()):
             self.languages[lang] = self.languages.get(lang, 0) + n
         for source, n in sorted(other.sources.items()):
@@ -122,6 +182,7 @@ class EventState:
         self.sources = _top_counts(self.sources, MAX_SOURCES)
         self.merged_from = [*self.merged_from, other.id, *other.merged_from]
         other.merged_into = self.id
+        self._trim()
 
     def record(self) -> dict[str, Any]:
         """The event as a JSON-able dict (:meth:`from_record` gives it back exactly)."""
@@ -143,6 +204,13 @@ class EventState:
             "sources": self.sources,
             "merged_from": self.merged_from,
             "merged_into": self.merged_into,
+            "summary": self.summary,
+            "earliest_source": self.earliest_source,
+            "earliest_title": self.earliest_title,
+            "hours": self.hours,
+            "claims": self.claims,
+            "related": self.related,
+            "names": self.names,
         }
 
     @classmethod
@@ -166,6 +234,13 @@ class EventState:
             sources={str(k): int(v) for k, v in record["sources"].items()},
             merged_from=[str(x) for x in record.get("merged_from", [])],
             merged_into=record.get("merged_into"),
+            summary=str(record.get("summary", "")),
+            earliest_source=record.get("earliest_source"),
+            earliest_title=str(record.get("earliest_title", "")),
+            hours={str(k): int(v) for k, v in record.get("hours", {}).items()},
+            claims={str(k): str(v) for k, v in record.get("claims", {}).items()},
+            related=[str(x) for x in record.get("related", [])],
+            names={str(k): str(v) for k, v in record.get("names", {}).items()},
         )
 
 

@@ -1,26 +1,50 @@
-"""The indexer stream: enriched articles, dead letters, alerts and tracked claims -> Elasticsearch.
+"""The indexer: enriched articles, dead letters, alerts and tracked claims -> Elasticsearch, and
+every article linked to its event.
 
-Batches of up to ``index_batch_size`` messages (or ``index_batch_seconds``) are written
-with one bulk request, each document by its id (so a redelivered message rewrites the
-same document: exactly one copy in Elasticsearch). Faust acknowledges a batch only after
-``bulk_index`` returned, and ``bulk_index`` retries for as long as Elasticsearch is down:
-the consumer stops, nothing is dropped. Documents Elasticsearch refuses for good become
-dead letters.
+Two stages:
+
+1. **Indexing** (parallel: one worker per partition of each topic). Batches of up to
+   ``index_batch_size`` messages (or ``index_batch_seconds``) are written with one bulk
+   request, each document by its id (a redelivered message rewrites the same document:
+   exactly one copy in Elasticsearch). Faust acknowledges a batch only after the bulk
+   request returned, and :func:`~wirewatch.core.elastic.bulk_write` retries for as long as
+   Elasticsearch is down: the consumer stops, nothing is dropped. Documents Elasticsearch
+   refuses for good become dead letters. Once written, articles and alerts are forwarded to
+   the internal ``event-reports`` topic.
+2. **Event linking** (``link_events``): that topic has **one partition**, so one linker sees
+   every report in one order (see :mod:`wirewatch.indexer.events`); its state is the
+   ``event-linker`` table, rebuilt after a restart or rebalance. It writes the articles'
+   ``event_id``, the "report joined event" records and the event documents. Cost: a
+   sentence encoding and a few milliseconds of scoring per article, plus one bulk request.
+
+Articles are written as partial upserts without the event fields, so re-indexing an article
+never erases the event the linking stage gave it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
+from elasticsearch import TransportError as EsTransportError
 from faust import StreamT
 
 from wirewatch.core import metrics
-from wirewatch.core.app import ServiceApp
-from wirewatch.core.elastic import bulk_index, connect, ensure_indices
+from wirewatch.core.app import ServiceApp, describe_exception
+from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices
+from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Message, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
+from wirewatch.events.linking import LinkerConfig
+from wirewatch.events.store import LinkerStore
+from wirewatch.indexer.events import ALERT_KEY, ARTICLE_KEY, EventIndexing, for_linking
+
+log = get_logger(__name__)
+
+#: Fields of the article document that only the linking stage writes.
+EVENT_FIELDS = frozenset({"event_id", "event_reason", "event_score"})
 
 
 class Indexer:
@@ -34,49 +58,61 @@ class Indexer:
             self._es = await connect(self.settings, wait=3600)
         return self._es
 
-    async def write(self, kind: str, model: type[Message], events: list[Any]) -> None:
-        docs: list[tuple[str, dict[str, Any]]] = []
+    async def write(self, kind: str, model: type[Message], events: list[Any]) -> list[Message]:
+        """Write the messages of ``events`` as documents of ``kind``; the ones written."""
+        docs: list[Message] = []
         for event in events:
             if event.value is None:  # a tombstone on a compacted topic: nothing to write
                 continue
             try:
-                doc = model.from_bytes(event.value)
+                docs.append(model.from_bytes(event.value))
             except MessageError as exc:
                 if model is DeadLetter:  # a broken dead letter is logged, not looped
                     metrics.MESSAGES.labels(service="indexer", outcome="invalid").inc()
                     continue
                 await self.service.dead_letter(f"indexer.{kind}", exc, payload=event.value, event=event)
-                continue
-            docs.append((doc.id, doc.model_dump(mode="json")))  # type: ignore[attr-defined]
-        if not docs:
-            return
+        index = self.settings.index(kind)
+        ops = [
+            BulkOp(index, doc.id, doc.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert")  # type: ignore[attr-defined]
+            if isinstance(doc, EnrichedArticle)
+            else BulkOp(index, doc.id, doc.model_dump(mode="json"))  # type: ignore[attr-defined]
+            for doc in docs
+        ]
+        rejected = await self.bulk(ops, stage=f"indexer.{kind}", quiet=model is DeadLetter)
+        metrics.INDEXED.labels(index=kind).inc(len(ops) - len(rejected))
+        return [doc for doc in docs if doc.id not in rejected]  # type: ignore[attr-defined]
+
+    async def bulk(self, ops: list[BulkOp], *, stage: str, quiet: bool = False) -> set[str]:
+        """Apply ``ops``; dead-letter the refused ones (only count them when ``quiet``); their ids."""
+        if not ops:
+            return set()
         es = await self.es()
         started = time.perf_counter()
-        result = await bulk_index(
-            es, self.settings.index(kind), docs, max_backoff=self.settings.index_retry_max_seconds
-        )
+        result = await bulk_write(es, ops, max_backoff=self.settings.index_retry_max_seconds)
         metrics.BULK_SECONDS.observe(time.perf_counter() - started)
-        metrics.INDEXED.labels(index=kind).inc(result.written)
         metrics.MESSAGES.labels(service="indexer", outcome="ok").inc(result.written)
-        by_id = {doc_id: doc for doc_id, doc in docs}
-        for doc_id, reason in result.rejected:
-            if model is DeadLetter:
+        for op, reason in result.rejected:
+            if quiet:
                 metrics.MESSAGES.labels(service="indexer", outcome="rejected").inc()
                 continue
             await self.service.dead_letter(
-                f"indexer.{kind}",
-                f"rejected by Elasticsearch: {reason}",
-                key=doc_id,
-                payload=str(by_id.get(doc_id))[:65536],
+                stage,
+                f"rejected by Elasticsearch ({op.action} {op.index}/{op.id}): {reason}",
+                key=op.id,
+                payload=str(op.doc)[:65536],
             )
+        return {op.id for op, _ in result.rejected}
 
 
 def create(settings: Settings) -> ServiceApp:
-    service = ServiceApp("indexer", settings)
+    service = ServiceApp("indexer", settings, one_record_per_request=True)
     app = service.app
     indexer = Indexer(service)
     enriched_topic = service.topic(settings.topic_enriched)
-    dead_letter_topic = service.dead_letter_topic
+    reports_topic = service.topic(f"{app.conf.id}-event-reports", internal=True, partitions=1)
+    linker_table = app.Table("event-linker", default=None, partitions=1, key_type=str, value_type=None)
+    config = LinkerConfig(window_days=settings.event_window_days) if settings.event_window_days else None
+    linking = EventIndexing(LinkerStore(linker_table, config), settings)
 
     @service.on_prepare
     async def setup_indices(settings: Settings) -> None:
@@ -86,18 +122,29 @@ def create(settings: Settings) -> ServiceApp:
         finally:
             await es.close()
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
+        linking.store.reset()
+
     async def consume(stream: StreamT[bytes], kind: str, model: type[Message]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
             settings.index_batch_size, within=settings.index_batch_seconds
         )
         async for batch in batches:
-            await indexer.write(kind, model, list(batch))
+            written = await indexer.write(kind, model, list(batch))
+            for doc in written:
+                if isinstance(doc, EnrichedArticle):
+                    await reports_topic.send(
+                        key=(ARTICLE_KEY + doc.id).encode(), value=for_linking(doc).to_bytes()
+                    )
+                elif isinstance(doc, Alert):
+                    await reports_topic.send(key=(ALERT_KEY + doc.id).encode(), value=doc.to_bytes())
 
     @app.agent(enriched_topic)
     async def index_articles(stream: StreamT[bytes]) -> None:
         await consume(stream, "articles", EnrichedArticle)
 
-    @app.agent(dead_letter_topic)
+    @app.agent(service.dead_letter_topic)
     async def index_dead_letters(stream: StreamT[bytes]) -> None:
         await consume(stream, "dead-letters", DeadLetter)
 
@@ -108,5 +155,41 @@ def create(settings: Settings) -> ServiceApp:
     @app.agent(service.topic(settings.topic_claims))
     async def index_claims(stream: StreamT[bytes]) -> None:
         await consume(stream, "claims", TrackedClaim)
+
+    async def old_alert_ops(alert: Alert) -> list[BulkOp]:
+        attempt = 0
+        while True:  # Elasticsearch down: wait (back-pressure), never drop the sighting
+            try:
+                return await linking.old_alert_ops(await indexer.es(), alert)
+            except (TimeoutError, EsTransportError, OSError) as exc:
+                attempt += 1
+                log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(min(settings.index_retry_max_seconds, 0.5 * 2 ** min(attempt, 10)))
+
+    @app.agent(reports_topic)
+    async def link_events(stream: StreamT[bytes]) -> None:
+        # One event at a time: the table is written from within each event (Faust needs it).
+        async for event in stream.events():
+            key = (event.key or b"").decode("utf-8", "replace")
+            started = time.perf_counter()
+            try:
+                if key.startswith(ALERT_KEY):
+                    alert = Alert.from_bytes(event.value)
+                    ops = linking.alert_ops(alert)
+                    if ops is None:
+                        ops = await old_alert_ops(alert)
+                else:
+                    ops = linking.article_ops(EnrichedArticle.from_bytes(event.value))
+            except MessageError as exc:
+                await service.dead_letter("indexer.events", exc, payload=event.value, event=event)
+                continue
+            except Exception as exc:
+                metrics.MESSAGES.labels(service="indexer", outcome="error").inc()
+                await service.dead_letter(
+                    "indexer.events", describe_exception(exc), payload=event.value, event=event
+                )
+                continue
+            await indexer.bulk(ops, stage="indexer.events")
+            metrics.EVENT_LINK_SECONDS.observe(time.perf_counter() - started)
 
     return service

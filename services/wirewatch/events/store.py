@@ -1,0 +1,188 @@
+"""An :class:`~wirewatch.events.linking.EventLinker` whose state lives in a table.
+
+The indexer's linking stage keeps the linker in memory and every change in a key-value table
+(a Faust table backed by a compacted changelog topic, or a plain dict in tests), so a restart
+or a rebalance rebuilds exactly the linker it had:
+
+- ``event:<id>`` — one live event's record (:meth:`EventState.record`, ~5 KB);
+- ``article:<id>`` — ``[event id, time, reason, score]`` for each article of the window: the
+  event and time the linker needs, and how the article was linked, so a report seen again
+  after a crash gets its original decision back (not "known");
+- ``meta`` — the clock, the next event rank, the merge map, and tracked-claim sightings
+  waiting for their article.
+
+After each decision only what changed is written: the article, the event it joined, events
+merged or expired (deleted), the meta record. Articles leave the table when they leave the
+linker's window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from wirewatch.core.logs import get_logger
+from wirewatch.core.vectors import SentenceEncoder
+from wirewatch.events.linking import SNAPSHOT_VERSION, EventLinker, Link, LinkerConfig
+from wirewatch.events.profile import Report
+from wirewatch.events.state import EventState
+
+log = get_logger(__name__)
+
+META = "meta"
+EVENT = "event:"
+ARTICLE = "article:"
+#: Claim sightings kept while waiting for their article (the oldest go first).
+MAX_PENDING = 10_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A report's link, and the states of the events merged into its event by it (with
+    ``merged_into`` set) — their documents must say where they went."""
+
+    link: Link
+    merged: tuple[EventState, ...] = ()
+    moved: tuple[str, ...] = ()  # recent articles whose event changed because of the merge
+
+
+class LinkerStore:
+    """The stream's event linker (see the module doc). Not thread-safe; one per stage."""
+
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        config: LinkerConfig | None = None,
+        encoder: SentenceEncoder | None = None,
+    ) -> None:
+        self.table = table
+        self.config = config or LinkerConfig()
+        self._encoder = encoder
+        self._linker: EventLinker | None = None
+        self._articles: dict[str, None] = {}  # article keys in the table, in the linker's order
+        self._pending: dict[str, list[list[Any]]] = {}
+
+    @property
+    def linker(self) -> EventLinker:
+        """The linker, rebuilt from the table on first use after a start or a rebalance."""
+        if self._linker is None:
+            self._linker = self._restore()
+        return self._linker
+
+    def reset(self) -> None:
+        """Forget the in-memory linker (partitions moved); it is rebuilt on next use."""
+        self._linker = None
+
+    def link(self, report: Report) -> Decision:
+        """Link ``report`` and write what changed."""
+        linker = self.linker
+        if report.id in linker.articles:  # seen before (a replay): its original decision
+            return Decision(self._replayed(report.id))
+        link = linker.link(report)
+        merged: list[EventState] = []
+        for event_id in link.merged:  # gone from the linker; the table still has their records
+            record = self.table.get(EVENT + event_id)
+            if record is not None:
+                state = EventState.from_record(record)
+                state.merged_into = link.event_id
+                merged.append(state)
+            self.table.pop(EVENT + event_id, None)
+        for event_id in link.expired:
+            self.table.pop(EVENT + event_id, None)
+        event = linker.events[link.event_id]
+        if link.related:
+            event.add_related(link.related)
+        for claim_id, text in self._pending.pop(report.id, []):
+            event.add_claim(claim_id, text)
+        self.table[EVENT + event.id] = event.record()
+        self.table[ARTICLE + report.id] = [link.event_id, report.time, link.reason, link.score]
+        self._articles[report.id] = None
+        self._forget_old_articles()
+        self._write_meta()
+        moved: tuple[str, ...] = ()
+        if link.merged:
+            gone = set(link.merged)
+            moved = tuple(a for a, (e, _) in linker.articles.items() if e in gone)
+        return Decision(link, tuple(merged), moved)
+
+    def note_claim(self, article_id: str, claim_id: str, text: str, *, wait: bool) -> EventState | None:
+        """A tracked claim was seen in ``article_id``: add it to the article's event and return
+        that event, or None when the article is not in the window. With ``wait``, the sighting
+        is kept until the article is linked (alerts can overtake their article)."""
+        linker = self.linker
+        event_id = linker.event_of(article_id)
+        event = linker.events.get(event_id) if event_id is not None else None
+        if event is not None:
+            event.add_claim(claim_id, text)
+            self.table[EVENT + event.id] = event.record()
+            return event
+        if wait:
+            sightings = self._pending.setdefault(article_id, [])
+            if [claim_id, text] not in sightings:
+                sightings.append([claim_id, text])
+            while len(self._pending) > MAX_PENDING:
+                del self._pending[next(iter(self._pending))]
+            self._write_meta()
+        return None
+
+    def event(self, event_id: str) -> EventState | None:
+        """A live event (a merged id resolves to its survivor), or None."""
+        return self.linker.event(event_id)
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _replayed(self, article_id: str) -> Link:
+        linker = self.linker
+        entry = self.table.get(ARTICLE + article_id)
+        event_id = linker.event_of(article_id) or (entry[0] if entry else "")
+        if not entry:
+            return Link(article_id, event_id, "known")
+        return replace(Link(article_id, event_id, entry[2]), score=entry[3])
+
+    def _forget_old_articles(self) -> None:
+        kept = self.linker.articles
+        while self._articles:
+            oldest = next(iter(self._articles))
+            if oldest in kept:
+                break
+            del self._articles[oldest]
+            self.table.pop(ARTICLE + oldest, None)
+
+    def _write_meta(self) -> None:
+        linker = self.linker
+        self.table[META] = {
+            "version": SNAPSHOT_VERSION,
+            "clock": linker.clock if linker.clock != float("-inf") else None,
+            "next_seq": linker.next_seq,
+            "merged": dict(linker.merged),
+            "pending": self._pending,
+        }
+
+    def _restore(self) -> EventLinker:
+        meta = self.table.get(META)
+        events: list[dict[str, Any]] = []
+        articles: list[tuple[str, list[Any]]] = []
+        for key, value in list(self.table.items()):
+            if value is None:
+                continue
+            if key.startswith(EVENT):
+                events.append(value)
+            elif key.startswith(ARTICLE):
+                articles.append((key[len(ARTICLE) :], value))
+        articles.sort(key=lambda item: (float(item[1][1]), item[0]))
+        self._articles = {article_id: None for article_id, _ in articles}
+        self._pending = {str(k): list(v) for k, v in (meta or {}).get("pending", {}).items()}
+        if meta is None:
+            return EventLinker(self.config, self._encoder)
+        snapshot = {
+            "version": meta.get("version", SNAPSHOT_VERSION),
+            "clock": meta.get("clock"),
+            "next_seq": meta.get("next_seq", 0),
+            "events": events,
+            "merged": meta.get("merged", {}),
+            "articles": [[a, entry[0], entry[1]] for a, entry in articles],
+        }
+        linker = EventLinker.restore(snapshot, self.config, self._encoder)
+        log.info("events.rebuilt", extra={"events": len(events), "articles": len(articles)})
+        return linker

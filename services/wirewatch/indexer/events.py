@@ -1,0 +1,147 @@
+"""The indexer's event-linking stage: one ordered sequence of reports and claim sightings in,
+Elasticsearch writes out.
+
+The stage reads an internal topic with **one partition** (so one linker sees every report in
+one order; decisions depend on the order). Its input:
+
+- ``article/<id>``: an enriched article, forwarded by the indexer once its document is written
+  (text cut to what linking reads). It is linked (:class:`~wirewatch.events.store.LinkerStore`),
+  then the article document gets ``event_id``/``event_reason``/``event_score`` (partial update),
+  its "report joined event" record is written, and the event document is rewritten. A merge
+  rewrites the merged events' documents (``merged_into`` the survivor) and moves their recent
+  articles and records to the survivor.
+- ``alert/<id>``: an alert, forwarded once indexed. Its claim is added to the article's event
+  and the alert document gets the ``event_id``. An alert can overtake its article (then the
+  sighting waits for it); a retroactive alert is about an older article, whose event is read
+  back from Elasticsearch when it has left the linker's window.
+
+Every write is by id, so a replay rewrites the same documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+
+from wirewatch.core import metrics
+from wirewatch.core.elastic import BulkOp
+from wirewatch.core.logs import get_logger
+from wirewatch.core.models import Alert, EnrichedArticle, Event
+from wirewatch.core.settings import Settings
+from wirewatch.events.documents import event_document, link_record
+from wirewatch.events.profile import NUMBER_CHARS, Report
+from wirewatch.events.state import EventState
+from wirewatch.events.store import LinkerStore
+
+log = get_logger(__name__)
+
+ARTICLE_KEY = "article/"
+ALERT_KEY = "alert/"
+
+
+def for_linking(article: EnrichedArticle) -> EnrichedArticle:
+    """``article`` cut to what event linking reads (the head of the text, no passages)."""
+    return article.model_copy(
+        update={"text": article.text[:NUMBER_CHARS], "reuses": [], "attributions": [], "claims": []}
+    )
+
+
+class EventIndexing:
+    """Turns linking decisions into Elasticsearch writes (see the module doc)."""
+
+    def __init__(self, store: LinkerStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
+        """Link ``article``; the writes that record it."""
+        report = Report.from_article(article)
+        decision = self.store.link(report)
+        link = decision.link
+        metrics.EVENT_LINKS.labels(reason=link.reason).inc()
+        metrics.EVENT_MERGES.inc(len(link.merged))
+        event = self.store.event(link.event_id)
+        if event is None:  # only when a replayed article's event has since expired
+            return []
+        articles, links, events = (self.settings.index(n) for n in ("articles", "event-links", "events"))
+        ops = [
+            BulkOp(
+                articles,
+                article.id,
+                {"event_id": event.id, "event_reason": link.reason, "event_score": link.score},
+                "update",
+            ),
+            BulkOp(links, article.id, link_record(article, report, link, event).model_dump(mode="json")),
+            self._event_op(event),
+        ]
+        for merged in decision.merged:
+            ops.append(BulkOp(events, merged.id, event_document(merged).model_dump(mode="json")))
+        for article_id in decision.moved:
+            ops.append(BulkOp(articles, article_id, {"event_id": event.id}, "update"))
+            ops.append(
+                BulkOp(links, article_id, {"event_id": event.id, "event_label": event.label}, "update")
+            )
+        return ops
+
+    def alert_ops(self, alert: Alert) -> list[BulkOp] | None:
+        """The writes for a claim seen in an article of the window (or soon to be); None when
+        the article has left the window (see :meth:`old_alert_ops`)."""
+        event = self.store.note_claim(
+            alert.article_id, alert.claim_id, alert.claim_text, wait=not alert.retroactive
+        )
+        if event is None:
+            return None if alert.retroactive else []
+        return [
+            BulkOp(self.settings.index("alerts"), alert.id, {"event_id": event.id}, "update"),
+            self._event_op(event),
+        ]
+
+    async def old_alert_ops(self, es: AsyncElasticsearch, alert: Alert) -> list[BulkOp]:
+        """The writes for a claim seen (retroactively) in an article older than the window:
+        its event, as stored, gets the claim."""
+        found = await es.search(
+            index=self.settings.index("articles"),
+            query={"ids": {"values": [alert.article_id]}},
+            source_includes=["event_id"],
+            size=1,
+        )
+        hits = found["hits"]["hits"]
+        event_id = hits[0]["_source"].get("event_id") if hits else None
+        if not event_id:
+            log.info("events.alert_without_event", extra={"alert": alert.id, "article": alert.article_id})
+            return []
+        live = self.store.event(event_id)
+        if live is not None:  # merged into a live event since
+            self.store.note_claim(alert.article_id, alert.claim_id, alert.claim_text, wait=False)
+            event_doc = event_document(live)
+        else:
+            stored = await _event_doc(es, self.settings.index("events"), event_id)
+            if stored is None:
+                return []
+            if alert.claim_id not in stored.claim_ids:
+                stored.claim_ids = [*stored.claim_ids, alert.claim_id]
+                stored.claims = [*stored.claims, alert.claim_text[:500]]
+                stored.claim_count = len(stored.claim_ids)
+            event_doc = stored
+        return [
+            BulkOp(self.settings.index("alerts"), alert.id, {"event_id": event_doc.id}, "update"),
+            BulkOp(self.settings.index("events"), event_doc.id, event_doc.model_dump(mode="json")),
+        ]
+
+    def _event_op(self, event: EventState) -> BulkOp:
+        return BulkOp(self.settings.index("events"), event.id, event_document(event).model_dump(mode="json"))
+
+
+async def _event_doc(es: AsyncElasticsearch, index: str, event_id: str) -> Event | None:
+    """The stored event document, following ``merged_into`` to the survivor."""
+    for _ in range(20):
+        found = await es.search(index=index, query={"ids": {"values": [event_id]}}, size=1)
+        hits: list[dict[str, Any]] = found["hits"]["hits"]
+        if not hits:
+            return None
+        event: Event = Event.model_validate(hits[0]["_source"])
+        if not event.merged_into:
+            return event
+        event_id = event.merged_into
+    return None

@@ -1,0 +1,411 @@
+"""Index setup: language analyzers, versioned indices behind aliases, the articles ILM policy.
+
+Three servers, three depths:
+
+* osmem-server (the in-memory stand-in, ``servers`` fixture): the templates are accepted,
+  ``ensure_indices`` is idempotent, ILM is skipped with a log line, and the French and
+  English subfields search right. The stand-in mis-searches fields using our custom
+  language analyzers (see ``STAND_IN_ANALYZERS``), so there the built-in ``french`` and
+  ``english`` analyzers stand in for them; that swap is logged and asserted here.
+* noida-db (speaks the Elasticsearch 8 API): the real custom analyzers, unchanged, search
+  right; it has no ILM API, which ``ensure_indices`` reports and gets past; it accepts the
+  lifecycle index settings and rolls an alias over.
+* no server: the bodies the Elasticsearch path sends (policy, templates, adoption of an
+  existing write index), through a recording fake client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+from elasticsearch import AsyncElasticsearch, BadRequestError
+
+from conftest import settings_for
+from wirewatch.core import elastic
+from wirewatch.core.elastic import (
+    articles_lifecycle_policy,
+    connect,
+    ensure_indices,
+    lifecycle_settings,
+    templates_for,
+)
+from wirewatch.core.mappings import LANGUAGE_ANALYZERS, MULTILINGUAL, all_templates, text_query
+from wirewatch.core.settings import Settings
+from wirewatch.local.servers import LocalServerError, LocalServers, start_servers
+from wirewatch.search import search_articles
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "elasticsearch"
+
+FRENCH = {"id": "fr1", "language": "fr", "title": "L'armée française entre dans la ville", "text": "x"}
+ENGLISH = {"id": "en1", "language": "en", "title": "The ministers' armies were running late", "text": "y"}
+OTHER = {"id": "fr2", "language": "fr", "title": "Une ville tranquille au bord de l'eau", "text": "z"}
+
+
+async def _index_and_search(settings: Settings, queries: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Index the three documents into the articles alias; ids found by each query."""
+    es = await connect(settings, wait=10)
+    try:
+        alias = settings.index("articles")
+        for doc in (FRENCH, ENGLISH, OTHER):
+            await es.index(index=alias, id=doc["id"], document=doc)
+        await es.indices.refresh(index=alias)
+        found = {}
+        for name, query in queries.items():
+            response = await es.search(index=alias, query=query)
+            found[name] = sorted(hit["_id"] for hit in response["hits"]["hits"])
+        return found
+    finally:
+        await es.close()
+
+
+LANGUAGE_QUERIES: dict[str, dict[str, Any]] = {
+    "fr elision + plural": {"match": {"title.fr": "armées"}},
+    "fr elided query": {"match": {"title.fr": "l'armée"}},
+    "fr unaccented": {"match": {"title.fr": "armee"}},
+    "fr nothing": {"match": {"title.fr": "zzzz"}},
+    "en possessive + stem": {"match": {"title.en": "minister army"}},
+    "multilingual folds accents": {"match": {"title": "francaise"}},
+    "multilingual does not stem": {"match": {"title": "armées"}},
+    "any language, by article language": text_query("armées", ["title^2", "text"]),
+    "any language, English": text_query("minister", ["title^2", "text"]),
+}
+
+EXPECTED = {
+    "fr elision + plural": ["fr1"],
+    "fr elided query": ["fr1"],
+    "fr unaccented": ["fr1"],
+    "fr nothing": [],
+    "en possessive + stem": ["en1"],
+    "multilingual folds accents": ["fr1"],
+    "multilingual does not stem": [],
+    "any language, by article language": ["fr1"],
+    "any language, English": ["en1"],
+}
+
+
+# --- the stand-in (osmem-server) ---------------------------------------------------------------
+
+
+async def test_stand_in_accepts_the_templates_and_skips_ilm(
+    servers: LocalServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(servers, es_index_prefix="setup-osmem")
+    es = await connect(settings, wait=10)
+    try:
+        with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+            created = await ensure_indices(es, settings)
+        assert sorted(created) == sorted(f"setup-osmem-{name}-000001" for name in all_templates())
+        messages = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("ILM skipped: ") and "not Elasticsearch" in m for m in messages), messages
+        assert any(
+            "analysis adapted for the stand-in" in m and "wirewatch_french -> built-in french" in m
+            for m in messages
+        ), messages
+
+        index = "setup-osmem-articles-000001"
+        mapping = (await es.indices.get_mapping(index=index))[index]["mappings"]["properties"]
+        assert mapping["title"]["analyzer"] == MULTILINGUAL
+        assert set(mapping["title"]["fields"]) == {"keyword", "fr", "en"}
+        assert mapping["text"]["fields"]["fr"]["analyzer"] == LANGUAGE_ANALYZERS["fr"]
+        index_settings = (await es.indices.get_settings(index=index))[index]["settings"]["index"]
+        assert "lifecycle" not in index_settings
+        assert index_settings["analysis"]["analyzer"][LANGUAGE_ANALYZERS["fr"]]["type"] == "french"
+
+        # Idempotent: nothing created the second time, the first indices still take the writes.
+        assert await ensure_indices(es, settings) == []
+        aliases = await es.indices.get_alias(name="setup-osmem-articles")
+        assert aliases.body == {index: {"aliases": {"setup-osmem-articles": {"is_write_index": True}}}}
+    finally:
+        await es.close()
+
+
+async def test_stand_in_searches_french_and_english_subfields(servers: LocalServers) -> None:
+    settings = settings_for(servers, es_index_prefix="setup-osmem-search")
+    es = await connect(settings, wait=10)
+    try:
+        await ensure_indices(es, settings)
+    finally:
+        await es.close()
+    assert await _index_and_search(settings, LANGUAGE_QUERIES) == EXPECTED
+    # ``wirewatch search`` goes through the same subfields.
+    assert [hit["id"] for hit in await search_articles(settings, "armées")] == ["fr1"]
+    assert [hit["id"] for hit in await search_articles(settings, "armées", lang="fr")] == ["fr1"]
+    assert await search_articles(settings, "armées", lang="en") == []
+
+
+# --- noida-db (the Elasticsearch 8 API) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def noida(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
+    try:
+        stack = start_servers("noida", data_dir=tmp_path_factory.mktemp("noida"))
+    except (LocalServerError, ImportError, OSError) as exc:
+        pytest.skip(f"noida-db is not available: {exc}")
+    yield stack
+    stack.stop()
+
+
+async def test_noida_runs_the_real_analyzers_and_reports_missing_ilm(
+    noida: LocalServers, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(noida, es_index_prefix="setup-noida")
+    es = await connect(settings, wait=30)
+    try:
+        assert await elastic.is_elasticsearch(settings)
+        with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+            assert len(await ensure_indices(es, settings)) == len(all_templates())
+            assert await ensure_indices(es, settings) == []
+        messages = [r.getMessage() for r in caplog.records]
+        # noida-db has no ILM API: said (not silently), and setup carries on.
+        assert any(m.startswith("ILM unavailable") for m in messages), messages
+        assert not any("adapted for the stand-in" in m for m in messages)
+        index = "setup-noida-articles-000001"
+        analysis = (await es.indices.get_settings(index=index))[index]["settings"]["index"]["analysis"]
+        assert analysis["filter"]["wirewatch_french_stemmer"]["language"] == "light_french"
+    finally:
+        await es.close()
+    assert await _index_and_search(settings, LANGUAGE_QUERIES) == EXPECTED
+
+
+async def test_noida_accepts_the_lifecycle_template_and_rolls_over(noida: LocalServers) -> None:
+    """The articles template as Elasticsearch gets it with ILM on (lifecycle settings), put by
+    hand since noida-db refuses the policy itself; the alias then rolls over to ``-000002``."""
+    settings = settings_for(noida, es_index_prefix="setup-ilm")
+    templates, changes = templates_for(settings, elasticsearch=True, lifecycle=True)
+    assert changes == []
+    template = templates["articles"]
+    es = await connect(settings, wait=30)
+    alias = settings.index("articles")
+    try:
+        await es.indices.put_index_template(
+            name=alias,
+            index_patterns=template["index_patterns"],
+            priority=template["priority"],
+            template=template["template"],
+            meta=template["_meta"],
+        )
+        await es.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": True}})
+        got = await es.indices.get_settings(index=f"{alias}-000001", flat_settings=True)
+        flat = got[f"{alias}-000001"]["settings"]
+        assert flat["index.lifecycle.name"] == "setup-ilm-articles"
+        assert flat["index.lifecycle.rollover_alias"] == alias
+        rolled = await es.indices.rollover(alias=alias)
+        assert rolled["rolled_over"] and rolled["new_index"] == f"{alias}-000002"
+    finally:
+        await es.close()
+
+
+async def test_noida_accepts_putting_an_existing_write_index_under_the_policy(noida: LocalServers) -> None:
+    """What ``ensure_indices`` does, with ILM on, to an articles write index made before it."""
+    settings = settings_for(noida, es_index_prefix="setup-adopt")
+    alias = settings.index("articles")
+    es = await connect(settings, wait=30)
+    try:
+        await es.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": False}})
+        await es.indices.create(index=f"{alias}-000002", aliases={alias: {"is_write_index": True}})
+        await elastic._adopt_write_index(es, settings)
+        await elastic._adopt_write_index(es, settings)  # a no-op the second time
+        got = await es.indices.get_settings(index=f"{alias}-*", flat_settings=True)
+        assert got[f"{alias}-000002"]["settings"]["index.lifecycle.name"] == "setup-adopt-articles"
+        assert got[f"{alias}-000002"]["settings"]["index.lifecycle.rollover_alias"] == alias
+        assert "index.lifecycle.name" not in got[f"{alias}-000001"]["settings"]
+    finally:
+        await es.close()
+
+
+# --- the Elasticsearch path, without a server ----------------------------------------------------
+
+
+def test_schema_templates_hold_nothing_environment_specific() -> None:
+    for path in SCHEMAS.glob("*.template.json"):
+        settings = json.loads(path.read_text(encoding="utf-8"))["template"]["settings"]
+        assert not any("lifecycle" in key for key in settings), path
+        assert settings["analysis"]["filter"]["wirewatch_french_stemmer"]["language"] == "light_french"
+
+
+def test_lifecycle_policy_body() -> None:
+    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    assert articles_lifecycle_policy(settings) == {
+        "phases": {
+            "hot": {
+                "min_age": "0ms",
+                "actions": {"rollover": {"max_primary_shard_size": "50gb", "max_age": "30d"}},
+            }
+        },
+        "_meta": {"managed_by": "wirewatch"},
+    }
+    kept = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        es_articles_retention="365d",
+        es_articles_rollover_size="10gb",
+        es_articles_rollover_age="7d",
+    )
+    phases = articles_lifecycle_policy(kept)["phases"]
+    assert phases["hot"]["actions"]["rollover"] == {"max_primary_shard_size": "10gb", "max_age": "7d"}
+    assert phases["delete"] == {"min_age": "365d", "actions": {"delete": {}}}
+    assert lifecycle_settings(settings) == {
+        "index.lifecycle.name": "news-articles",
+        "index.lifecycle.rollover_alias": "news-articles",
+    }
+
+
+def test_templates_for_elasticsearch_and_for_the_stand_in() -> None:
+    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    real, changes = templates_for(settings, elasticsearch=True, lifecycle=True)
+    assert changes == []
+    assert real["articles"]["template"]["settings"]["index.lifecycle.name"] == "news-articles"
+    assert real["articles"]["template"]["settings"]["index.lifecycle.rollover_alias"] == "news-articles"
+    assert all(
+        "index.lifecycle.name" not in t["template"]["settings"] for n, t in real.items() if n != "articles"
+    )
+    # Apart from the lifecycle settings, exactly the templates of schemas/.
+    del real["articles"]["template"]["settings"]["index.lifecycle.name"]
+    del real["articles"]["template"]["settings"]["index.lifecycle.rollover_alias"]
+    assert real == all_templates("news")
+
+    no_ilm, _ = templates_for(settings, elasticsearch=True, lifecycle=False)
+    assert no_ilm == all_templates("news")
+
+    stand_in, changes = templates_for(settings, elasticsearch=False, lifecycle=False)
+    assert changes == ["wirewatch_french -> built-in french", "wirewatch_english -> built-in english"]
+    analysis = stand_in["articles"]["template"]["settings"]["analysis"]
+    assert analysis["analyzer"]["wirewatch_french"] == {"type": "french"}
+    assert analysis["analyzer"]["wirewatch_english"] == {"type": "english"}
+    assert analysis["analyzer"][MULTILINGUAL]["filter"] == ["lowercase", "asciifolding"]
+    assert analysis["filter"] == {}  # the custom filters only served the replaced analyzers
+    # The mappings (analyzer names, subfields) are the same everywhere.
+    assert (
+        stand_in["articles"]["template"]["mappings"]
+        == all_templates("news")["articles"]["template"]["mappings"]
+    )
+
+
+def test_text_query_shapes() -> None:
+    assert text_query("q", ["title^2", "text"], "fr") == {
+        "multi_match": {"query": "q", "fields": ["title^2", "text", "title.fr^2", "text.fr"]}
+    }
+    assert text_query("q", ["title"], "de") == {"multi_match": {"query": "q", "fields": ["title"]}}
+    should = text_query("q", ["title^2"])["bool"]["should"]
+    assert should[0] == {"multi_match": {"query": "q", "fields": ["title^2"]}}
+    assert should[1]["bool"]["filter"] == [{"term": {"language": "fr"}}]
+    assert should[2]["bool"]["must"] == [{"multi_match": {"query": "q", "fields": ["title.en^2"]}}]
+
+
+class _Recorder:
+    """Enough of AsyncElasticsearch for ensure_indices, recording each call."""
+
+    def __init__(self, *, aliases: set[str] | None = None, ilm_error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.aliases = aliases or set()
+        self.ilm_error = ilm_error
+        self.indices = self
+        self.ilm = self
+
+    async def put_lifecycle(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("put_lifecycle", kwargs))
+        if self.ilm_error is not None:
+            raise self.ilm_error
+        return {"acknowledged": True}
+
+    async def put_index_template(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("put_index_template", kwargs))
+        return {"acknowledged": True}
+
+    async def exists_alias(self, *, name: str) -> bool:
+        return name in self.aliases
+
+    async def create(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("create", kwargs))
+        return {"acknowledged": True}
+
+    async def get_alias(self, *, name: str) -> SimpleNamespace:
+        return SimpleNamespace(
+            body={
+                f"{name}-000001": {"aliases": {name: {"is_write_index": False}}},
+                f"{name}-000002": {"aliases": {name: {"is_write_index": True}}},
+            }
+        )
+
+    async def get_settings(self, **kwargs: Any) -> SimpleNamespace:
+        return SimpleNamespace(body={kwargs["index"]: {"settings": {}}})
+
+    async def put_settings(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("put_settings", kwargs))
+        return {"acknowledged": True}
+
+
+@pytest.fixture
+def elasticsearch(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def yes(settings: Settings) -> bool:
+        return True
+
+    monkeypatch.setattr(elastic, "is_elasticsearch", yes)
+
+
+def _fake(recorder: _Recorder) -> AsyncElasticsearch:
+    return recorder  # type: ignore[return-value]
+
+
+@pytest.mark.usefixtures("elasticsearch")
+async def test_ensure_indices_on_elasticsearch_puts_policy_then_templates() -> None:
+    settings = Settings(_env_file=None, es_index_prefix="news", es_articles_retention="90d")  # type: ignore[call-arg]
+    recorder = _Recorder()
+    created = await ensure_indices(_fake(recorder), settings)
+    assert "news-articles-000001" in created
+    kind, policy = recorder.calls[0]
+    assert kind == "put_lifecycle"
+    assert policy == {"name": "news-articles", "policy": articles_lifecycle_policy(settings)}
+    templates = {c["name"]: c for k, c in recorder.calls if k == "put_index_template"}
+    articles = templates["news-articles"]["template"]["settings"]
+    assert articles["index.lifecycle.name"] == "news-articles"
+    assert articles["index.lifecycle.rollover_alias"] == "news-articles"
+    assert "index.lifecycle.name" not in templates["news-events"]["template"]["settings"]
+    assert (
+        "create",
+        {"index": "news-articles-000001", "aliases": {"news-articles": {"is_write_index": True}}},
+    ) in (recorder.calls)
+
+
+@pytest.mark.usefixtures("elasticsearch")
+async def test_ensure_indices_puts_an_existing_write_index_under_the_policy() -> None:
+    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    recorder = _Recorder(aliases={settings.index(name) for name in all_templates()})
+    assert await ensure_indices(_fake(recorder), settings) == []
+    assert [c for k, c in recorder.calls if k == "put_settings"] == [
+        {"index": "news-articles-000002", "settings": lifecycle_settings(settings)}
+    ]
+
+
+@pytest.mark.usefixtures("elasticsearch")
+async def test_ensure_indices_without_ilm(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
+    refused = BadRequestError("no handler found for uri [/_ilm/policy/news-articles]", meta, {})
+    recorder = _Recorder(ilm_error=refused)
+    with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+        await ensure_indices(_fake(recorder), settings)
+    assert any(r.getMessage().startswith("ILM unavailable") for r in caplog.records)
+    templates = {c["name"]: c for k, c in recorder.calls if k == "put_index_template"}
+    assert "index.lifecycle.name" not in templates["news-articles"]["template"]["settings"]
+
+    # A policy the server refuses for its content is an error, not a missing feature.
+    invalid = BadRequestError("x_content_parse_exception: [max_age] failed to parse", meta, {})
+    with pytest.raises(BadRequestError):
+        await ensure_indices(_fake(_Recorder(ilm_error=invalid)), settings)
+
+    # Turned off: no policy request at all.
+    off = Settings(_env_file=None, es_index_prefix="news", es_ilm=False)  # type: ignore[call-arg]
+    recorder = _Recorder()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+        await ensure_indices(_fake(recorder), off)
+    assert not any(k == "put_lifecycle" for k, _ in recorder.calls)
+    assert any(r.getMessage() == "ILM skipped: disabled by WIREWATCH_ES_ILM" for r in caplog.records)

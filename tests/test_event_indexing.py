@@ -1,0 +1,171 @@
+"""The indexer's event-linking stage without Kafka: the table-backed linker
+(``wirewatch.events.store``), the documents it writes (``wirewatch.events.documents``) and the
+Elasticsearch writes of ``wirewatch.indexer.events``.
+
+The reports are the invented ones of ``test_events_linking``, made into enriched articles.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
+from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
+from wirewatch.core.settings import Settings
+from wirewatch.events import Report
+from wirewatch.events.linking import EventLinker
+from wirewatch.events.state import EventState
+from wirewatch.events.store import ARTICLE, EVENT, META, LinkerStore
+from wirewatch.indexer.events import EventIndexing, for_linking
+
+SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def article(report: Report, **fields: Any) -> EnrichedArticle:
+    when = datetime.fromtimestamp(report.time, UTC)
+    values: dict[str, Any] = {
+        "id": report.id,
+        "url": f"https://{report.source}/{report.id}",
+        "canonical_url": f"https://{report.source}/{report.id}",
+        "source": report.source or "",
+        "source_domain": report.source or "",
+        "title": report.title,
+        "text": report.text,
+        "published": when,
+        "fetched_at": when,
+        "language": report.language,
+        "language_confidence": 0.99,
+        "content_hash": f"hash-{report.id}",
+        "keyphrases": list(report.keyphrases),
+        "entities": [{"name": n, "label": "other", "mentions": 1} for n in report.entities],
+    }
+    values.update(fields)
+    return EnrichedArticle(**values)
+
+
+def ops_by(ops: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(op.index, op.id, op.action): op.doc for op in ops}
+
+
+def test_each_article_gets_its_event_a_link_record_and_an_event_document() -> None:
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    first = ops_by(stage.article_ops(article(FIRE_EN)))
+    second = ops_by(stage.article_ops(article(FIRE_FR)))
+    other = ops_by(stage.article_ops(article(ELECTION)))
+
+    update = second[("wirewatch-articles", "fire-fr", "update")]
+    opened = first[("wirewatch-articles", "fire-en", "update")]
+    assert update["event_id"] == opened["event_id"]
+    assert (opened["event_reason"], update["event_reason"]) == ("new", "similar")
+    assert update["event_score"] > 0.38
+    assert other[("wirewatch-articles", "election", "update")]["event_id"] != opened["event_id"]
+
+    record = EventLink.model_validate(second[("wirewatch-event-links", "fire-fr", "index")])
+    assert record.event_id == opened["event_id"] and not record.opened and record.language == "fr"
+    event = Event.model_validate(second[("wirewatch-events", opened["event_id"], "index")])
+    assert event.article_count == 2 and event.source_count == 2
+    assert set(event.languages) == {"en", "fr"}
+    assert event.label == FIRE_EN.title and event.earliest_article_id == "fire-en"
+    assert event.summary.startswith("A fire broke out on Tuesday night")
+    assert "Norvalis" in event.entities  # display form, not the normalised key
+    assert sum(h.reports for h in event.growth) == 2 and event.reports_last_day == 2
+
+
+def test_table_restores_the_same_linker_and_a_replay_gets_its_original_decision() -> None:
+    table: dict[str, Any] = {}
+    stage = EventIndexing(LinkerStore(table), SETTINGS)
+    for report in (FIRE_EN, FIRE_FR, ELECTION):
+        stage.article_ops(article(report))
+    assert {k.split(":")[0] for k in table} == {"meta", "event", "article"}
+    assert json.loads(json.dumps(table)) == table  # what a Faust table's changelog carries
+
+    reference = EventLinker()
+    for report in (FIRE_EN, FIRE_FR, ELECTION):
+        reference.link(Report.from_article(article(report)))
+
+    restarted = EventIndexing(LinkerStore(table), SETTINGS)  # a restart: rebuilt from the table
+    replay = ops_by(restarted.article_ops(article(FIRE_FR)))
+    record = EventLink.model_validate(replay[("wirewatch-event-links", "fire-fr", "index")])
+    assert record.reason == "similar" and record.score is not None  # not "known"
+    wales = restarted.store.link(Report.from_article(article(FIRE_WALES))).link
+    expected = reference.link(Report.from_article(article(FIRE_WALES)))
+    assert (wales.event_id, wales.reason, wales.score) == (expected.event_id, expected.reason, expected.score)
+
+
+def test_articles_and_events_leave_the_table_with_the_window() -> None:
+    table: dict[str, Any] = {}
+    store = LinkerStore(table)
+    store.link(Report.from_article(article(FIRE_EN)))
+    later = Report.from_article(
+        article(ELECTION, published=None, fetched_at=datetime(2030, 1, 1, tzinfo=UTC))
+    )
+    link = store.link(later).link
+    assert link.expired  # the fire event left the window
+    assert ARTICLE + "fire-en" not in table and not any(k.startswith(EVENT + "x") for k in table)
+    assert [k for k in table if k.startswith(EVENT)] == [EVENT + link.event_id]
+    assert table[META]["clock"] == later.time
+
+
+def test_a_duplicate_joins_its_originals_event() -> None:
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    original = ops_by(stage.article_ops(article(FIRE_EN)))
+    copy = article(ELECTION, id="copy", duplicate_of="fire-en", is_duplicate=True)
+    ops = ops_by(stage.article_ops(copy))
+    event_id = original[("wirewatch-articles", "fire-en", "update")]["event_id"]
+    assert ops[("wirewatch-articles", "copy", "update")] == {
+        "event_id": event_id,
+        "event_reason": "duplicate",
+        "event_score": None,
+    }
+    assert EventLink.model_validate(ops[("wirewatch-event-links", "copy", "index")]).is_duplicate
+
+
+def _alert(article_id: str, *, retroactive: bool = False) -> Alert:
+    return Alert(
+        id=f"alert-{article_id}",
+        claim_id="claim-evacuated",
+        claim_text="2,400 residents were evacuated near Lyon",
+        article_id=article_id,
+        url="https://example.org/a",
+        source="example.org",
+        language="en",
+        sentence="forcing 2,400 residents to leave their homes",
+        sentence_start=0,
+        sentence_end=10,
+        score=0.8,
+        retroactive=retroactive,
+    )
+
+
+def test_tracked_claims_reach_the_event_even_when_the_alert_comes_first() -> None:
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    assert stage.alert_ops(_alert("fire-fr")) == []  # the article is not linked yet: it waits
+    stage.article_ops(article(FIRE_EN))
+    ops = ops_by(stage.article_ops(article(FIRE_FR)))
+    event = next(Event.model_validate(d) for (i, _, _), d in ops.items() if i == "wirewatch-events")
+    assert event.claim_ids == ["claim-evacuated"] and event.claim_count == 1
+
+    again = ops_by(stage.alert_ops(_alert("fire-en")) or [])
+    assert again[("wirewatch-alerts", "alert-fire-en", "update")] == {"event_id": event.id}
+    assert Event.model_validate(again[("wirewatch-events", event.id, "index")]).claim_count == 1
+    assert stage.alert_ops(_alert("not-in-window", retroactive=True)) is None  # read from Elasticsearch
+
+
+def test_event_state_record_round_trips_with_the_document_fields() -> None:
+    store = LinkerStore({})
+    store.link(Report.from_article(article(FIRE_EN)))
+    store.link(Report.from_article(article(FIRE_FR)))
+    store.note_claim("fire-en", "c1", "claim text", wait=False)
+    (event,) = store.linker.events.values()
+    again = EventState.from_record(json.loads(json.dumps(event.record())))
+    assert again.record() == event.record()
+    assert again.claims == {"c1": "claim text"} and again.names and sum(again.hours.values()) == 2
+
+
+def test_for_linking_keeps_what_linking_reads() -> None:
+    long = article(FIRE_EN, text=FIRE_EN.text * 50)
+    cut = for_linking(long)
+    assert len(cut.text) < len(long.text) and long.text.startswith(cut.text)
+    assert Report.from_article(cut).entities == Report.from_article(long).entities
