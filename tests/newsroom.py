@@ -19,7 +19,7 @@ class Story:
     slug: str
     title: str
     language: str
-    published: datetime
+    published: datetime | None  # None: an undated page (and feed item)
     paragraphs: tuple[str, ...]
     author: str = "Staff reporter"
 
@@ -101,8 +101,9 @@ class NewsSite:
     def _render_feed(self, outlet: str) -> None:
         items = "".join(
             f"<item><title>{html.escape(story.title)}</title><link>{html.escape(link)}</link>"
-            f"<guid>{html.escape(link)}</guid><pubDate>{format_datetime(story.published)}</pubDate>"
-            f"<description>{html.escape(story.paragraphs[0][:120])}</description></item>"
+            f"<guid>{html.escape(link)}</guid>"
+            + (f"<pubDate>{format_datetime(story.published)}</pubDate>" if story.published else "")
+            + f"<description>{html.escape(story.paragraphs[0][:120])}</description></item>"
             for story, link in self.feeds[outlet]
         )
         body = (
@@ -125,11 +126,13 @@ def render_page(story: Story, outlet_name: str, url: str) -> str:
     paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in story.paragraphs)
     title = f"<title>{html.escape(story.title)} | {html.escape(outlet_name)}</title>" if story.title else ""
     headline = f"<h1>{html.escape(story.title)}</h1>" if story.title else ""
+    when = story.published.isoformat() if story.published else ""
+    dated = f'<meta property="article:published_time" content="{when}">' if when else ""
     return f"""<!DOCTYPE html>
 <html lang="{story.language}"><head><meta charset="utf-8">
 {title}
 <meta property="og:site_name" content="{html.escape(outlet_name)}">
-<meta property="article:published_time" content="{story.published.isoformat()}">
+{dated}
 <meta name="author" content="{html.escape(story.author)}">
 <link rel="canonical" href="{html.escape(url)}">
 </head><body>

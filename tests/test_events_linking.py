@@ -384,7 +384,7 @@ def test_lead_entities_and_the_novelty_penalty(vectors: dict[str, Vectors]) -> N
     assert gap == pytest.approx(0.3 / 3)
 
 
-SEEDS = Path("/work/shared/seeds")
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 #: Publication dates of the seed texts of issue #6 (read from the texts).
 SEED_DATES = {
     "003": "2016-10-25",
