@@ -11,7 +11,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from click.testing import CliRunner
+
+from conftest import run, settings_for
 from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
+from wirewatch.cli import main
+from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
 from wirewatch.core.settings import Settings
 from wirewatch.events import Report
@@ -19,6 +24,8 @@ from wirewatch.events.linking import EventLinker
 from wirewatch.events.state import EventState
 from wirewatch.events.store import ARTICLE, EVENT, META, LinkerStore
 from wirewatch.indexer.events import EventIndexing, for_linking
+from wirewatch.indexer.service import EVENT_FIELDS
+from wirewatch.search import stored_event
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
 
@@ -169,3 +176,62 @@ def test_for_linking_keeps_what_linking_reads() -> None:
     cut = for_linking(long)
     assert len(cut.text) < len(long.text) and long.text.startswith(cut.text)
     assert Report.from_article(cut).entities == Report.from_article(long).entities
+
+
+def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monkeypatch: Any) -> None:
+    """The stage's writes for three reports in the stand-in, read back by ``wirewatch events``
+    and ``wirewatch event ID`` (a merged id leads to its survivor)."""
+    settings = settings_for(servers)
+    stage = EventIndexing(LinkerStore({}), settings)
+    reports = (FIRE_EN, FIRE_FR, ELECTION)
+    ops = [
+        BulkOp(
+            settings.index("articles"), a.id, a.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert"
+        )
+        for a in (article(r) for r in reports)
+    ]
+    for report in reports:
+        ops += stage.article_ops(article(report))
+    fire = stage.store.linker.event_of("fire-en")
+    assert fire is not None
+    merged = Event(
+        id="merged-away",
+        label="an event merged into the fire",
+        first_seen=datetime(2025, 10, 9, tzinfo=UTC),
+        last_seen=datetime(2025, 10, 9, tzinfo=UTC),
+        article_count=1,
+        source_count=1,
+        earliest_article_id="gone",
+        merged_into=fire,
+    )
+    ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
+
+    async def write() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            await ensure_indices(es, settings)
+            result = await bulk_write(es, ops)
+            assert not result.rejected, result.rejected
+            await es.indices.refresh(index=settings.index("*"))
+            survivor = await stored_event(es, settings, "merged-away")
+            assert survivor is not None and survivor.id == fire and survivor.article_count == 2
+            assert await stored_event(es, settings, "no-such-event") is None
+        finally:
+            await es.close()
+
+    run(write())
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    listed = CliRunner().invoke(main, ["events", "--since", "2000-01-01", "--json"])
+    assert listed.exit_code == 0, listed.output
+    events = json.loads(listed.output)
+    assert {e["id"] for e in events} == {fire, stage.store.linker.event_of("election")}  # not the merged one
+    shown = CliRunner().invoke(main, ["event", "merged-away", "--json"])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["id"] == fire and report["requested_id"] == "merged-away"
+    assert [a["id"] for a in report["articles"]] == ["fire-en", "fire-fr"]  # in time order
+    text = CliRunner().invoke(main, ["event", fire])
+    assert "first" in text.output and FIRE_EN.title[:40] in text.output
+    missing = CliRunner().invoke(main, ["event", "no-such-event"])
+    assert missing.exit_code != 0 and "no event" in missing.output

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from elasticsearch import AsyncElasticsearch
+
 from wirewatch.core.elastic import connect
 from wirewatch.core.mappings import text_query
+from wirewatch.core.models import Event
 from wirewatch.core.settings import Settings
 
 ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "duplicate_of", "is_duplicate"]
@@ -112,29 +115,36 @@ class EventNotFoundError(LookupError):
     """No event has that id."""
 
 
+#: Merges followed at most from an event id to its survivor.
+MAX_MERGE_HOPS = 20
+
+
+async def stored_event(es: AsyncElasticsearch, settings: Settings, event_id: str) -> Event | None:
+    """The stored event document of ``event_id``, following ``merged_into`` to the survivor;
+    None when an id on the way has no document."""
+    for _ in range(MAX_MERGE_HOPS):
+        found = await es.search(index=settings.index("events"), query={"ids": {"values": [event_id]}}, size=1)
+        hits = found["hits"]["hits"]
+        if not hits:
+            return None
+        event: Event = Event.model_validate(hits[0]["_source"])
+        if not event.merged_into:
+            return event
+        event_id = event.merged_into
+    return None
+
+
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
     articles in time order (publication time, else fetch time)."""
     es = await connect(settings, wait=5)
     try:
-        requested = event_id
-        event: dict[str, Any] | None = None
-        for _ in range(20):
-            found = await es.search(
-                index=settings.index("events"), query={"ids": {"values": [event_id]}}, size=1
-            )
-            hits = found["hits"]["hits"]
-            if not hits:
-                break
-            event = hits[0]["_source"]
-            if not event.get("merged_into"):
-                break
-            event_id = event["merged_into"]
+        event = await stored_event(es, settings, event_id)
         if event is None:
-            raise EventNotFoundError(f"no event {requested!r}")
+            raise EventNotFoundError(f"no event {event_id!r}")
         response = await es.search(
             index=settings.index("articles"),
-            query={"term": {"event_id": event_id}},
+            query={"term": {"event_id": event.id}},
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,
         )
@@ -142,4 +152,4 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
         await es.close()
     articles = [hit["_source"] for hit in response["hits"]["hits"]]
     articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
-    return {**event, "requested_id": requested, "articles": articles}
+    return {**event.model_dump(mode="json"), "requested_id": event_id, "articles": articles}

@@ -325,7 +325,7 @@ async def bulk_write(es: AsyncElasticsearch, ops: list[BulkOp], *, max_backoff: 
             if isinstance(status, int) and 400 <= status < 500 and status not in RETRYABLE_STATUS:
                 raise
             attempt += 1
-            delay = _backoff(attempt, max_backoff)
+            delay = backoff_delay(attempt, max_backoff)
             log.warning(
                 "elasticsearch unavailable, retrying bulk",
                 extra={
@@ -351,9 +351,10 @@ async def bulk_write(es: AsyncElasticsearch, ops: list[BulkOp], *, max_backoff: 
         pending = retry
         if pending:
             attempt += 1
-            await asyncio.sleep(_backoff(attempt, max_backoff))
+            await asyncio.sleep(backoff_delay(attempt, max_backoff))
     return result
 
 
-def _backoff(attempt: int, cap: float) -> float:
+def backoff_delay(attempt: int, cap: float) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, …): exponential from 1 s, capped, jittered."""
     return float(min(cap, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0))

@@ -20,19 +20,18 @@ Every write is by id, so a replay rewrites the same documents.
 
 from __future__ import annotations
 
-from typing import Any
-
 from elasticsearch import AsyncElasticsearch
 
 from wirewatch.core import metrics
 from wirewatch.core.elastic import BulkOp
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Alert, EnrichedArticle, Event
+from wirewatch.core.models import Alert, EnrichedArticle
 from wirewatch.core.settings import Settings
 from wirewatch.events.documents import event_document, link_record
 from wirewatch.events.profile import NUMBER_CHARS, Report
 from wirewatch.events.state import EventState
 from wirewatch.events.store import LinkerStore
+from wirewatch.search import stored_event
 
 log = get_logger(__name__)
 
@@ -116,7 +115,7 @@ class EventIndexing:
             self.store.note_claim(alert.article_id, alert.claim_id, alert.claim_text, wait=False)
             event_doc = event_document(live)
         else:
-            stored = await _event_doc(es, self.settings.index("events"), event_id)
+            stored = await stored_event(es, self.settings, event_id)
             if stored is None:
                 return []
             if alert.claim_id not in stored.claim_ids:
@@ -131,17 +130,3 @@ class EventIndexing:
 
     def _event_op(self, event: EventState) -> BulkOp:
         return BulkOp(self.settings.index("events"), event.id, event_document(event).model_dump(mode="json"))
-
-
-async def _event_doc(es: AsyncElasticsearch, index: str, event_id: str) -> Event | None:
-    """The stored event document, following ``merged_into`` to the survivor."""
-    for _ in range(20):
-        found = await es.search(index=index, query={"ids": {"values": [event_id]}}, size=1)
-        hits: list[dict[str, Any]] = found["hits"]["hits"]
-        if not hits:
-            return None
-        event: Event = Event.model_validate(hits[0]["_source"])
-        if not event.merged_into:
-            return event
-        event_id = event.merged_into
-    return None

@@ -33,7 +33,7 @@ from faust import StreamT
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
-from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices
+from wirewatch.core.elastic import BulkOp, backoff_delay, bulk_write, connect, ensure_indices
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Message, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
@@ -164,7 +164,7 @@ def create(settings: Settings) -> ServiceApp:
             except (TimeoutError, EsTransportError, OSError) as exc:
                 attempt += 1
                 log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
-                await asyncio.sleep(min(settings.index_retry_max_seconds, 0.5 * 2 ** min(attempt, 10)))
+                await asyncio.sleep(backoff_delay(attempt, settings.index_retry_max_seconds))
 
     @app.agent(reports_topic)
     async def link_events(stream: StreamT[bytes]) -> None:
