@@ -328,10 +328,16 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     korvath = [
         article_id(f"{site}/{p}.html") for p in ("wire/korvath", "matin/korvath-copy", "matin/korvath-blog")
     ]
-    wait_for(
-        lambda: all(e for e in _events_of(pipeline, list(pipeline.expected)).values()),
-        what="an event id on every article",
-    )
+
+    def unlinked() -> list[str]:
+        return [
+            pipeline.expected[i] for i, e in _events_of(pipeline, list(pipeline.expected)).items() if not e
+        ]
+
+    try:
+        wait_for(lambda: not unlinked(), what="an event id on every article")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nwithout an event: {unlinked()}") from None
     events = _events_of(pipeline, korvath)
     assert len(set(events.values())) == 1, events  # the near-duplicate and the reuse join the original
     event_id = events[korvath[0]]
