@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from wirewatch.core.ids import stable_id
-from wirewatch.core.kafka import bootstrap, produce, read_topic
+from wirewatch.core.kafka import client_options, produce, read_topic
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
@@ -121,7 +121,7 @@ class Watchlist:
         """Read the topic from the beginning, then follow it until cancelled."""
         topic = self.settings.topic_claims
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap(self.settings),
+            **client_options(self.settings),
             enable_auto_commit=False,
             group_id=None,
             auto_offset_reset="earliest",

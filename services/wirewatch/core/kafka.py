@@ -7,15 +7,30 @@ Only requests valid on Apache Kafka 3.x/4.x are used. Topics are created explici
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.helpers import create_ssl_context
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import Settings
+
+if TYPE_CHECKING:  # Faust is imported by the services only, not by every command
+    import faust
 
 log = get_logger(__name__)
 
@@ -27,6 +42,11 @@ class KafkaUnavailableError(RuntimeError):
     """The broker did not answer within the allowed time."""
 
 
+class KafkaSecurityError(KafkaUnavailableError):
+    """TLS or SASL refused the connection (CA, certificate, host name, mechanism or password):
+    retrying does not help."""
+
+
 def bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise KafkaUnavailableError(
@@ -35,16 +55,141 @@ def bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of ``SSL`` and ``SASL_SSL`` (None otherwise): the brokers' certificates are
+    verified against ``kafka_ssl_cafile`` (else the system CAs), with an optional client certificate."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    key_password = settings.kafka_ssl_key_password
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+        password=key_password.get_secret_value if key_password is not None else None,
+    )
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client is built with: the bootstrap servers and the
+    security settings (protocol, TLS context, SASL mechanism and credentials).
+
+    The one place settings become client configuration; :func:`faust_credentials` is the same
+    for Faust. The result holds the SASL password: never log it."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap(settings),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    context = ssl_context(settings)
+    if context is not None:
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # checked by Settings
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+def faust_credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """Faust's ``broker_credentials`` for the same settings as :func:`client_options` (None for
+    PLAINTEXT). Faust hands them to its aiokafka clients; the broker URLs stay ``kafka://``."""
+    import faust
+
+    protocol = settings.kafka_security_protocol
+    context = ssl_context(settings)
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # checked by Settings
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,  # with a context: SASL_SSL
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+async def security_failure(settings: Settings) -> KafkaSecurityError | None:
+    """Connect to each bootstrap server as the clients do and name the TLS or SASL failure, if
+    that is what stops them (None: security is not the problem, or not in use).
+
+    aiokafka only logs why it could not bootstrap and raises "Unable to bootstrap from ..."."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    options = client_options(settings)
+    servers = str(options.pop("bootstrap_servers"))
+    mechanism = settings.kafka_sasl_mechanism
+    who = f"as {settings.kafka_sasl_username!r} with {mechanism}"
+    for server in (part.strip() for part in servers.split(",") if part.strip()):
+        host, _, port = server.rpartition(":")
+        if not host or not port.isdigit():
+            continue  # aiokafka refuses such an address by itself
+        try:
+            conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=5000, **options)
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message or str(exc)
+            hint = (
+                "WIREWATCH_KAFKA_SSL_CHECK_HOSTNAME=false skips the name check (not advised)"
+                if "mismatch" in reason.lower()  # "Hostname mismatch", "IP address mismatch"
+                else "is WIREWATCH_KAFKA_SSL_CAFILE the CA that signed the broker's certificate?"
+            )
+            return KafkaSecurityError(f"TLS to {server} failed: certificate not trusted: {reason}; {hint}")
+        except ssl.SSLError as exc:
+            return KafkaSecurityError(
+                f"TLS to {server} failed: {exc.reason or exc}; is it a TLS listener "
+                f"(WIREWATCH_KAFKA_SECURITY_PROTOCOL={protocol}), and does it accept the client certificate?"
+            )
+        except (
+            AuthenticationFailedError,
+            SaslAuthenticationFailed,
+            UnsupportedSaslMechanismError,
+            IllegalSaslStateError,
+        ) as exc:
+            return KafkaSecurityError(f"SASL authentication {who} at {server} failed: {exc}")
+        except (KeyError, ValueError) as exc:
+            if not (mechanism or "").startswith("SCRAM-"):
+                raise
+            # aiokafka's SCRAM client fails so when the server's last message is a refusal ("e=...")
+            return KafkaSecurityError(
+                f"SASL authentication {who} at {server} failed: the server refused the SCRAM "
+                f"exchange ({exc!r})"
+            )
+        except (KafkaError, OSError):
+            continue  # down or unreachable (timeouts included): not a security failure
+        conn.close()
+    return None
+
+
+async def _start_failed(settings: Settings, exc: Exception) -> NoReturn:
+    """Raise the error for a client that could not start: the TLS or SASL cause when it is one,
+    else ``KafkaUnavailableError`` for a connection error (anything else as it is)."""
+    failure = await security_failure(settings)
+    if failure is not None:
+        raise failure from exc
+    if isinstance(exc, (KafkaError, OSError)):
+        raise KafkaUnavailableError(str(exc)) from exc
+    raise exc
+
+
 async def wait_for_kafka(settings: Settings, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=5000)
         try:
             await admin.start()
             await admin.list_topics()
             return
-        except (KafkaError, OSError) as exc:
+        except Exception as exc:
+            failure = await security_failure(settings)
+            if failure is not None:
+                raise failure from exc  # a wrong CA or password does not get better by waiting
+            if not isinstance(exc, (KafkaError, OSError)):
+                raise
             last = exc
             await asyncio.sleep(0.5)
         finally:
@@ -87,7 +232,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 async def topic_stats(settings: Settings) -> list[TopicStats]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(settings), request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(**client_options(settings), request_timeout_ms=10000)
     await consumer.start()
     try:
         out = []
@@ -110,7 +255,7 @@ async def consumer_lag(settings: Settings, groups: list[str]) -> list[GroupLag]:
     out = []
     for group in groups:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap(settings),
+            **client_options(settings),
             group_id=group,
             enable_auto_commit=False,
             request_timeout_ms=10000,
@@ -137,12 +282,16 @@ async def read_topic(
     """Every (key, value) currently in a topic, from the beginning (for CLI and tests)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap(settings),
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except Exception as exc:
+        await consumer.stop()
+        await _start_failed(settings, exc)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
         ends = await consumer.end_offsets(tps) if tps else {}
@@ -173,11 +322,12 @@ async def _position_reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end:
 
 async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes | None]]) -> None:
     """Send ``(key, value)`` messages and wait until the broker has them all (acks=all)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     try:
         await producer.start()
-    except KafkaConnectionError as exc:
-        raise KafkaUnavailableError(str(exc)) from exc
+    except Exception as exc:
+        await producer.stop()
+        await _start_failed(settings, exc)
     try:
         sent = [await producer.send(topic, key=key, value=value) for key, value in messages]
         await asyncio.gather(*sent)
@@ -189,7 +339,7 @@ async def create_topics(settings: Settings, wanted: dict[str, dict[str, str]]) -
     """Create the topics named in ``wanted`` (name -> topic configs) that do not exist yet, each
     with ``topic_partitions`` partitions; return the ones created."""
     await wait_for_kafka(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap(settings), request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

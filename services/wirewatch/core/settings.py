@@ -17,6 +17,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SERVICES: tuple[ServiceName, ...] = ("fetcher", "enricher", "indexer", "alerts")
 
 
@@ -26,6 +28,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # A model-level error would otherwise print every input, secrets included.
+        hide_input_in_errors=True,
     )
 
     # --- Kafka -------------------------------------------------------------------------
@@ -46,6 +50,27 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
     kafka_rebalance_timeout: float = Field(default=10.0, gt=0)
     kafka_commit_interval: float = Field(default=2.0, gt=0)
+    # Security: TLS and SASL, for every Kafka client (services, commands, Faust). Checked
+    # together by ``_check_kafka_security``; ``wirewatch.core.kafka.client_options`` applies them.
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols only)."
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle (PEM) for the brokers' certificates; unset: the system CAs."
+    )
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (PEM), mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="The client certificate's key (PEM).")
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_key_password_file: Path | None = None
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Check that the broker's certificate names the host connected to."
+    )
 
     # --- Elasticsearch -----------------------------------------------------------------
     es_url: str | None = Field(
@@ -237,12 +262,83 @@ class Settings(BaseSettings):
             ("es_password", self.es_password_file),
             ("alert_webhook_secret", self.alert_webhook_secret_file),
             ("alert_smtp_password", self.alert_smtp_password_file),
+            ("kafka_sasl_password", self.kafka_sasl_password_file),
+            ("kafka_ssl_key_password", self.kafka_ssl_key_password_file),
         ):
             if getattr(self, secret) is None and path is not None:
                 setattr(self, secret, SecretStr(path.read_text(encoding="utf-8").strip()))
         if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
             lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
             self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
+        return self
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        """``sasl_ssl`` and ``scram-sha-512`` are accepted too."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        """Refuse Kafka security settings that cannot work together, naming the variables.
+
+        Runs after ``_read_secret_files``, so a password may come from its ``*_FILE``."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        var = "WIREWATCH_KAFKA_"
+        if sasl:
+            missing = [
+                f"{var}{name}"
+                for name, value in (
+                    ("SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("SASL_USERNAME", self.kafka_sasl_username),
+                    ("SASL_PASSWORD (or _FILE)", self.kafka_sasl_password),
+                )
+                if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
+            ]
+            if missing:
+                raise ValueError(f"{var}SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        else:
+            stray = [
+                f"{var}{name}"
+                for name, value in (
+                    ("SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("SASL_USERNAME", self.kafka_sasl_username),
+                    ("SASL_PASSWORD", self.kafka_sasl_password),
+                    ("SASL_PASSWORD_FILE", self.kafka_sasl_password_file),
+                )
+                if value is not None
+            ]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but {var}SECURITY_PROTOCOL={protocol} does not use SASL "
+                    "(SASL_SSL or SASL_PLAINTEXT does)"
+                )
+        files = (
+            ("SSL_CAFILE", self.kafka_ssl_cafile),
+            ("SSL_CERTFILE", self.kafka_ssl_certfile),
+            ("SSL_KEYFILE", self.kafka_ssl_keyfile),
+        )
+        if not tls:
+            stray = [f"{var}{name}" for name, value in files if value is not None]
+            stray += [f"{var}SSL_KEY_PASSWORD"] if self.kafka_ssl_key_password is not None else []
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but {var}SECURITY_PROTOCOL={protocol} does not use TLS "
+                    "(SSL or SASL_SSL does)"
+                )
+            return self
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                f"a client certificate needs both {var}SSL_CERTFILE and {var}SSL_KEYFILE "
+                "(the same file if it holds both)"
+            )
+        if self.kafka_ssl_key_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError(f"{var}SSL_KEY_PASSWORD is set without {var}SSL_KEYFILE")
+        for name, path in files:
+            if path is not None and not path.is_file():
+                raise ValueError(f"{var}{name}={path}: no such file")
         return self
 
     @property

@@ -36,7 +36,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, feed_id, stable_id
-from wirewatch.core.kafka import bootstrap, ensure_fetcher_topics
+from wirewatch.core.kafka import client_options, ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Feed, MessageError
 from wirewatch.core.settings import Settings
@@ -113,7 +113,7 @@ async def request_backfill(settings: Settings, url: str, since: datetime) -> Bac
     """Put a backfill request on the backfill topic, in the partition of the URL's site."""
     request = new_request(url, since)
     await ensure_fetcher_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(settings), acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

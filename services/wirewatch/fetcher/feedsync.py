@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from wirewatch.core.feeds import FeedsFileError, load_feeds
-from wirewatch.core.kafka import bootstrap
+from wirewatch.core.kafka import client_options
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Feed, MessageError
 from wirewatch.core.settings import Settings
@@ -43,7 +43,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 async def read_feeds_topic(settings: Settings, timeout: float = 10.0) -> dict[str, Feed]:
     """The feeds currently on the topic (latest record per key, tombstones applied)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap(settings),
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -1,0 +1,609 @@
+"""Kafka security (issue 7): the TLS and SASL settings, the one place they become client options
+(``wirewatch.core.kafka.client_options`` and, for Faust, ``faust_credentials``), and real
+connections through TLS and to an authenticating broker.
+
+TLS: tansu (the test broker) has no TLS listener (its ``--cert`` flag is accepted, but the
+listener stays plain TCP), so each TLS broker here is a tansu whose advertised listener is the
+port of a TLS-terminating proxy in front of it (asyncio + ssl, on loopback). Every connection
+the clients make, bootstrap and then the advertised broker's, goes through TLS: a plain client
+is refused, and the proxy counts the handshakes. Certificates are made with the openssl
+command, as in test_alert_delivery.py (the TLS tests are skipped without it).
+
+SASL: tansu ``--authentication`` runs real SCRAM-SHA-256/512 exchanges (it offers no PLAIN), but
+its users can only be created through the broker itself (AlterUserScramCredentials), which an
+authenticating broker refuses before login, and its memory store cannot be shared with an
+open second broker. So no login can succeed there: the test shows the client's SCRAM exchange
+being refused with a clear error, and the options handed to aiokafka and Faust are checked
+field by field.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import logging
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from pydantic import ValidationError
+
+from wirewatch.core.app import ServiceApp
+from wirewatch.core.kafka import (
+    KafkaSecurityError,
+    KafkaUnavailableError,
+    client_options,
+    create_topics,
+    faust_credentials,
+    produce,
+    read_topic,
+    topic_stats,
+    wait_for_kafka,
+)
+from wirewatch.core.settings import Settings
+from wirewatch.fetcher.backfill import request_backfill
+from wirewatch.fetcher.feedsync import read_feeds_topic
+from wirewatch.local.servers import die_with_parent, free_port, tansu_binary, wait_for_tcp
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "s3cret-Scram-pw"
+KEY_PASSWORD = "client-key-pass"
+HOST = "127.0.0.1"
+
+
+def make_settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+# --- certificates ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificates:
+    server: Path  # self-signed (its own CA), for IP 127.0.0.1 only
+    server_key: Path
+    other_ca: Path  # an unrelated CA: the wrong one
+    client: Path  # self-signed client certificate, trusted by the mutual-TLS proxy
+    client_key: Path  # encrypted with KEY_PASSWORD
+    key_password_file: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    folder = tmp_path_factory.mktemp("kafka-tls")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-days", "1"]
+    _openssl("req", "-x509", *ec, "-nodes", "-keyout", str(folder / "server-key.pem"),
+             "-out", str(folder / "server.pem"), "-subj", "/CN=wirewatch test broker",
+             "-addext", f"subjectAltName=IP:{HOST}")  # fmt: skip
+    _openssl("req", "-x509", *ec, "-nodes", "-keyout", str(folder / "other-key.pem"),
+             "-out", str(folder / "other.pem"), "-subj", "/CN=some other CA")  # fmt: skip
+    _openssl("req", "-x509", *ec, "-keyout", str(folder / "client-key.pem"),
+             "-passout", f"pass:{KEY_PASSWORD}",
+             "-out", str(folder / "client.pem"), "-subj", "/CN=wirewatch")  # fmt: skip
+    (folder / "key-password").write_text(KEY_PASSWORD + "\n")
+    return Certificates(
+        server=folder / "server.pem",
+        server_key=folder / "server-key.pem",
+        other_ca=folder / "other.pem",
+        client=folder / "client.pem",
+        client_key=folder / "client-key.pem",
+        key_password_file=folder / "key-password",
+    )
+
+
+# --- a TLS-terminating proxy in front of tansu ---------------------------------------------
+
+
+class TlsProxy:
+    """Accepts TLS on ``port`` (in a thread of its own) and pipes the plain bytes to ``target``."""
+
+    def __init__(self, port: int, target: tuple[str, int], context: ssl.SSLContext) -> None:
+        self.target = target
+        self.handshakes = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"tls-proxy-{port}", daemon=True)
+        self.thread.start()
+        self.server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._handle, HOST, port, ssl=context), self.loop
+        ).result(10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.handshakes += 1  # called once the TLS handshake succeeded
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:  # ssl.SSLError included
+            pass
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def start_tansu(listen: int, advertise: int, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [tansu_binary(), "broker", "--listener-url", f"tcp://{HOST}:{listen}",
+         "--advertised-listener-url", f"tcp://{HOST}:{advertise}", "--storage-engine", "memory://tansu/",
+         *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
+    )  # fmt: skip
+    try:
+        wait_for_tcp(HOST, listen, 30, proc)
+    except Exception:
+        stop_process(proc)
+        raise
+    return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@dataclass
+class TlsBroker:
+    port: int  # the proxy's: the only address clients are given and told about
+    proxy: TlsProxy
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def close(self) -> None:
+        self.proxy.close()
+        stop_process(self.process)
+
+
+def start_tls_broker(certs: Certificates, *, client_ca: Path | None = None) -> TlsBroker:
+    inner, outer = free_port(), free_port()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.server, certs.server_key)
+    if client_ca is not None:  # mutual TLS: a client certificate signed by client_ca is required
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
+    process = start_tansu(inner, outer)
+    try:
+        proxy = TlsProxy(outer, (HOST, inner), context)
+    except Exception:
+        stop_process(process)
+        raise
+    return TlsBroker(outer, proxy, process)
+
+
+@pytest.fixture(scope="module")
+def tls_broker(certs: Certificates) -> Iterator[TlsBroker]:
+    broker = start_tls_broker(certs)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(certs: Certificates) -> Iterator[TlsBroker]:
+    broker = start_tls_broker(certs, client_ca=certs.client)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture(scope="module")
+def sasl_broker() -> Iterator[str]:
+    """A tansu that requires SASL (SCRAM-SHA-256/512) authentication; its bootstrap address."""
+    port = free_port()
+    process = start_tansu(port, port, "--authentication")
+    yield f"{HOST}:{port}"
+    stop_process(process)
+
+
+def tls_settings(broker: TlsBroker | str, cafile: Path, tmp_path: Path, **values: Any) -> Settings:
+    bootstrap = broker if isinstance(broker, str) else broker.bootstrap
+    return make_settings(
+        kafka_bootstrap=bootstrap,
+        kafka_security_protocol="SSL",
+        kafka_ssl_cafile=cafile,
+        topic_partitions=1,
+        data_dir=tmp_path / "data",
+        **values,
+    )
+
+
+def sasl_values(tmp_path: Path, mechanism: str = "SCRAM-SHA-512", **values: Any) -> dict[str, Any]:
+    secret = tmp_path / "kafka-password"
+    secret.write_text(PASSWORD + "\n")
+    return {
+        "kafka_security_protocol": "SASL_PLAINTEXT",
+        "kafka_sasl_mechanism": mechanism,
+        "kafka_sasl_username": "alice",
+        "kafka_sasl_password_file": secret,
+        **values,
+    }
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+def test_plaintext_is_the_default_and_adds_nothing() -> None:
+    settings = make_settings(kafka_bootstrap="k1:9092,k2:9092")
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert client_options(settings) == {
+        "bootstrap_servers": "k1:9092,k2:9092",
+        "security_protocol": "PLAINTEXT",
+    }
+    assert faust_credentials(settings) is None
+
+
+def test_sasl_ssl_from_the_environment_with_the_password_in_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "kafka-password"
+    secret.write_text(PASSWORD + "\n")  # as `echo ... > file` or a Kubernetes secret leaves it
+    ca = tmp_path / "ca.pem"
+    ca.write_text("unused here")
+    for name, value in {
+        "KAFKA_BOOTSTRAP": "kafka.example.org:9093",
+        "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",  # case does not matter
+        "KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "KAFKA_SASL_USERNAME": "wirewatch",
+        "KAFKA_SASL_PASSWORD_FILE": str(secret),
+        "KAFKA_SSL_CAFILE": str(ca),
+    }.items():
+        monkeypatch.setenv(f"WIREWATCH_{name}", value)
+    settings = make_settings()
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == PASSWORD
+    assert settings.kafka_ssl_cafile == ca
+    assert settings.kafka_ssl_check_hostname is True
+
+
+def test_a_password_given_directly_wins_over_its_file(tmp_path: Path) -> None:
+    settings = make_settings(**sasl_values(tmp_path), kafka_sasl_password="direct")
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "direct"
+
+
+def _invalid_cases(tmp_path: Path) -> list[tuple[dict[str, Any], list[str]]]:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    pem = tmp_path / "some.pem"
+    pem.write_text("x")
+    sasl = {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-256"}
+    return [
+        ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u", "kafka_sasl_password": PASSWORD},
+         ["SECURITY_PROTOCOL=SASL_SSL needs WIREWATCH_KAFKA_SASL_MECHANISM"]),
+        ({**sasl}, ["WIREWATCH_KAFKA_SASL_USERNAME", "WIREWATCH_KAFKA_SASL_PASSWORD (or _FILE)"]),
+        ({**sasl, "kafka_sasl_username": "u", "kafka_sasl_password_file": empty},
+         ["needs WIREWATCH_KAFKA_SASL_PASSWORD (or _FILE)"]),
+        ({"kafka_sasl_username": "u", "kafka_sasl_password": PASSWORD},
+         ["WIREWATCH_KAFKA_SASL_USERNAME, WIREWATCH_KAFKA_SASL_PASSWORD set", "PLAINTEXT does not use SASL"]),
+        ({"kafka_ssl_cafile": pem}, ["WIREWATCH_KAFKA_SSL_CAFILE set", "PLAINTEXT does not use TLS"]),
+        ({"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "PLAIN",
+          "kafka_sasl_username": "u", "kafka_sasl_password": PASSWORD, "kafka_ssl_cafile": pem},
+         ["SASL_PLAINTEXT does not use TLS"]),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_certfile": pem},
+         ["needs both WIREWATCH_KAFKA_SSL_CERTFILE and WIREWATCH_KAFKA_SSL_KEYFILE"]),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_keyfile": pem}, ["needs both"]),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_key_password": KEY_PASSWORD},
+         ["WIREWATCH_KAFKA_SSL_KEY_PASSWORD is set without WIREWATCH_KAFKA_SSL_KEYFILE"]),
+        ({"kafka_security_protocol": "SSL", "kafka_ssl_cafile": tmp_path / "missing.pem"},
+         ["WIREWATCH_KAFKA_SSL_CAFILE=", "missing.pem: no such file"]),
+        ({"kafka_security_protocol": "TLS"}, ["kafka_security_protocol"]),
+        ({**sasl, "kafka_sasl_mechanism": "GSSAPI", "kafka_sasl_username": "u",
+          "kafka_sasl_password": PASSWORD},
+         ["kafka_sasl_mechanism"]),
+    ]  # fmt: skip
+
+
+def test_impossible_combinations_are_refused_naming_the_variables(tmp_path: Path) -> None:
+    for values, fragments in _invalid_cases(tmp_path):
+        with pytest.raises(ValidationError) as caught:
+            make_settings(kafka_bootstrap="k:9093", es_password="es-secret-pw", **values)
+        text = str(caught.value)
+        for fragment in fragments:
+            assert fragment in text, (values, text)
+        # Validation errors are printed and logged: no input value (secrets!) may be in them.
+        assert PASSWORD not in text and KEY_PASSWORD not in text and "es-secret-pw" not in text, text
+
+
+def test_secrets_never_show_in_reprs(tmp_path: Path, certs: Certificates) -> None:
+    settings = make_settings(
+        kafka_bootstrap="k:9093",
+        **sasl_values(tmp_path, kafka_security_protocol="SASL_SSL"),
+        kafka_ssl_cafile=certs.server,
+        kafka_ssl_certfile=certs.client,
+        kafka_ssl_keyfile=certs.client_key,
+        kafka_ssl_key_password_file=certs.key_password_file,
+    )
+    credentials = faust_credentials(settings)
+    for text in (repr(settings), str(settings), settings.model_dump_json(), repr(credentials)):
+        assert PASSWORD not in text and KEY_PASSWORD not in text, text
+
+
+# --- the one place: aiokafka and Faust get the same options ---------------------------------
+
+
+async def test_client_options_carry_tls_and_sasl(tmp_path: Path, certs: Certificates) -> None:
+    settings = make_settings(
+        kafka_bootstrap="k1:9093,k2:9093",
+        **sasl_values(tmp_path, kafka_security_protocol="SASL_SSL"),
+        kafka_ssl_cafile=certs.server,
+        kafka_ssl_certfile=certs.client,
+        kafka_ssl_keyfile=certs.client_key,
+        kafka_ssl_key_password_file=certs.key_password_file,
+    )
+    options = client_options(settings)
+    context = options.pop("ssl_context")
+    assert options == {
+        "bootstrap_servers": "k1:9093,k2:9093",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD,
+    }
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    subjects = [ca["subject"] for ca in context.get_ca_certs()]
+    assert subjects == [((("commonName", "wirewatch test broker"),),)]
+    # aiokafka takes them as they are (it validates protocol/mechanism/credentials at construction)
+    producer = AIOKafkaProducer(**client_options(settings))
+    client = producer.client
+    assert (client._security_protocol, client._sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (client._sasl_plain_username, client._sasl_plain_password) == ("alice", PASSWORD)
+    assert isinstance(client._ssl_context, ssl.SSLContext)
+
+
+def test_an_encrypted_client_key_needs_its_password(certs: Certificates) -> None:
+    values: dict[str, Any] = {
+        "kafka_bootstrap": "k:9093",
+        "kafka_security_protocol": "SSL",
+        "kafka_ssl_certfile": certs.client,
+        "kafka_ssl_keyfile": certs.client_key,
+    }
+    assert client_options(make_settings(**values, kafka_ssl_key_password_file=certs.key_password_file))
+    with pytest.raises(ssl.SSLError):
+        client_options(make_settings(**values, kafka_ssl_key_password="wrong"))
+
+
+def test_hostname_check_can_be_turned_off(certs: Certificates) -> None:
+    settings = make_settings(
+        kafka_bootstrap="k:9093", kafka_security_protocol="SSL", kafka_ssl_check_hostname=False
+    )
+    context = client_options(settings)["ssl_context"]
+    assert context.check_hostname is False and context.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("protocol", "with_ca", "expected_protocol"),
+    [("SASL_SSL", True, "SASL_SSL"), ("SASL_PLAINTEXT", False, "SASL_PLAINTEXT")],
+)
+def test_faust_gets_the_same_sasl_credentials(
+    tmp_path: Path, certs: Certificates, protocol: str, with_ca: bool, expected_protocol: str
+) -> None:
+    settings = make_settings(
+        kafka_bootstrap="k1:9093",
+        **sasl_values(tmp_path, kafka_security_protocol=protocol),
+        **({"kafka_ssl_cafile": certs.server} if with_ca else {}),
+        data_dir=tmp_path / "data",
+    )
+    app = ServiceApp("enricher", settings).app
+    # What Faust's consumers and producers are built with (faust.transport.drivers.aiokafka).
+    auth = dict(credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context))
+    context = auth.pop("ssl_context")
+    assert auth == {
+        "security_protocol": expected_protocol,
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD,
+    }
+    assert isinstance(context, ssl.SSLContext) if with_ca else context is None
+    assert [str(url) for url in app.conf.broker] == ["kafka://k1:9093"]
+
+
+def test_faust_gets_tls_without_sasl(tmp_path: Path, certs: Certificates) -> None:
+    settings = make_settings(
+        kafka_bootstrap="k1:9093",
+        kafka_security_protocol="SSL",
+        kafka_ssl_cafile=certs.server,
+        data_dir=tmp_path / "data",
+    )
+    app = ServiceApp("indexer", settings).app
+    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context)
+    assert auth["security_protocol"] == "SSL" and isinstance(auth["ssl_context"], ssl.SSLContext)
+    assert "sasl_mechanism" not in auth
+
+
+KAFKA_CLIENTS = {"AIOKafkaProducer", "AIOKafkaConsumer", "AIOKafkaAdminClient", "AIOKafkaClient"}
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def test_every_kafka_client_in_the_code_base_uses_client_options() -> None:
+    """A new client that forgets the security options would fail only against a secured cluster."""
+    found: list[str] = []
+    for path in sorted((ROOT / "services" / "wirewatch").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _called_name(node)
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            if name in KAFKA_CLIENTS:
+                found.append(where)
+                spread = [
+                    kw.value for kw in node.keywords if kw.arg is None and isinstance(kw.value, ast.Call)
+                ]
+                assert any(_called_name(call) == "client_options" for call in spread), (
+                    f"{where}: {name}(...) must take **client_options(settings)"
+                )
+                assert "bootstrap_servers" not in {kw.arg for kw in node.keywords}, where
+            if name == "App" and isinstance(node.func, ast.Attribute):  # faust.App(...)
+                found.append(where)
+                credentials = [kw.value for kw in node.keywords if kw.arg == "broker_credentials"]
+                assert credentials and isinstance(credentials[0], ast.Call), where
+                assert _called_name(credentials[0]) == "faust_credentials", where
+    # The test does see them: core/kafka.py's six, backfill, feedsync, watchlist and the Faust app.
+    files = {where.rsplit(":", 1)[0].removeprefix("services/wirewatch/") for where in found}
+    assert files >= {"core/kafka.py", "core/app.py", "fetcher/backfill.py", "fetcher/feedsync.py",
+                     "alerts/watchlist.py"}, found  # fmt: skip
+    assert len(found) >= 10, found
+
+
+# --- real TLS --------------------------------------------------------------------------------
+
+
+async def test_produce_and_read_through_tls(
+    tls_broker: TlsBroker, certs: Certificates, tmp_path: Path
+) -> None:
+    settings = tls_settings(tls_broker, certs.server, tmp_path)
+    before = tls_broker.proxy.handshakes
+    assert await create_topics(settings, {"secure.articles": {}}) == ["secure.articles"]
+    await produce(settings, "secure.articles", [(b"a1", b"first"), (b"a2", b"second")])
+    assert sorted(await read_topic(settings, "secure.articles")) == [(b"a1", b"first"), (b"a2", b"second")]
+    stats = {
+        s.topic: s for s in await topic_stats(settings.model_copy(update={"topic_raw": "secure.articles"}))
+    }
+    # (tansu reports a partition's end as its last batch's base offset + 1: one batch, one "message")
+    assert stats["secure.articles"].partitions == 1 and stats["secure.articles"].messages >= 1
+    # The fetcher's own clients (feedsync's consumer, the backfill producer) go through TLS too.
+    assert await read_feeds_topic(settings, timeout=5) == {}
+    request = await request_backfill(
+        settings, "https://news.example.org/sitemap.xml", datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert [key for key, _ in await read_topic(settings, settings.topic_backfill)] == [request.id.encode()]
+    assert tls_broker.proxy.handshakes > before  # every byte above went through TLS
+
+
+async def test_a_plain_client_gets_nothing_from_the_tls_listener(tls_broker: TlsBroker) -> None:
+    plain = make_settings(kafka_bootstrap=tls_broker.bootstrap)
+    with pytest.raises(KafkaUnavailableError) as caught:
+        await wait_for_kafka(plain, timeout=2)
+    assert not isinstance(caught.value, KafkaSecurityError)  # no TLS or SASL configured to blame
+
+
+async def test_faust_producer_through_tls(tls_broker: TlsBroker, certs: Certificates, tmp_path: Path) -> None:
+    settings = tls_settings(tls_broker, certs.server, tmp_path)
+    await create_topics(settings, {"secure.faust": {}})
+    app = ServiceApp("fetcher", settings).app
+    producer = app.producer
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "secure.faust", b"k", b"from faust", partition=None, timestamp=None, headers=None
+        )
+    finally:
+        await producer.stop()
+    assert await read_topic(settings, "secure.faust") == [(b"k", b"from faust")]
+
+
+async def test_a_wrong_ca_fails_at_once_with_a_clear_error(
+    tls_broker: TlsBroker, certs: Certificates, tmp_path: Path
+) -> None:
+    settings = tls_settings(tls_broker, certs.other_ca, tmp_path)
+    started = time.monotonic()
+    with pytest.raises(KafkaSecurityError) as caught:
+        await wait_for_kafka(settings, timeout=30)
+    assert time.monotonic() - started < 10  # not retried for the whole timeout
+    message = str(caught.value)
+    assert f"TLS to {tls_broker.bootstrap} failed: certificate not trusted" in message
+    assert "self-signed certificate" in message and "WIREWATCH_KAFKA_SSL_CAFILE" in message
+    with pytest.raises(KafkaSecurityError, match="certificate not trusted"):
+        await produce(settings, "secure.articles", [(b"k", b"v")])
+    with pytest.raises(KafkaSecurityError, match="certificate not trusted"):
+        await read_topic(settings, "secure.articles")
+
+
+async def test_the_broker_name_is_checked_unless_turned_off(
+    tls_broker: TlsBroker, certs: Certificates, tmp_path: Path
+) -> None:
+    """The broker's certificate names 127.0.0.1 only; bootstrapping through "localhost" is a mismatch."""
+    by_name = f"localhost:{tls_broker.port}"
+    with pytest.raises(KafkaSecurityError) as caught:
+        await wait_for_kafka(tls_settings(by_name, certs.server, tmp_path), timeout=30)
+    assert "localhost" in str(caught.value) and "WIREWATCH_KAFKA_SSL_CHECK_HOSTNAME" in str(caught.value)
+    unchecked = tls_settings(by_name, certs.server, tmp_path, kafka_ssl_check_hostname=False)
+    await wait_for_kafka(unchecked, timeout=30)
+
+
+async def test_mutual_tls_with_an_encrypted_client_key(
+    mtls_broker: TlsBroker, certs: Certificates, tmp_path: Path
+) -> None:
+    settings = tls_settings(
+        mtls_broker,
+        certs.server,
+        tmp_path,
+        kafka_ssl_certfile=certs.client,
+        kafka_ssl_keyfile=certs.client_key,
+        kafka_ssl_key_password_file=certs.key_password_file,
+    )
+    await create_topics(settings, {"secure.mtls": {}})
+    await produce(settings, "secure.mtls", [(b"k", b"with a client certificate")])
+    assert await read_topic(settings, "secure.mtls") == [(b"k", b"with a client certificate")]
+    without = tls_settings(mtls_broker, certs.server, tmp_path)
+    with pytest.raises(KafkaUnavailableError):
+        await wait_for_kafka(without, timeout=3)
+
+
+# --- real SASL ---------------------------------------------------------------------------------
+
+
+async def test_scram_is_spoken_to_an_authenticating_broker(
+    sasl_broker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(KafkaUnavailableError) as refused:  # it wants a login
+        await wait_for_kafka(make_settings(kafka_bootstrap=sasl_broker), timeout=2)
+    assert not isinstance(refused.value, KafkaSecurityError)
+    for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+        settings = make_settings(kafka_bootstrap=sasl_broker, **sasl_values(tmp_path, mechanism))
+        started = time.monotonic()
+        with pytest.raises(KafkaSecurityError) as caught:
+            await wait_for_kafka(settings, timeout=30)
+        assert time.monotonic() - started < 10
+        message = str(caught.value)
+        assert f"SASL authentication as 'alice' with {mechanism} at {sasl_broker} failed" in message
+        assert "SCRAM" in message and PASSWORD not in message
+        with pytest.raises(KafkaSecurityError, match="SASL authentication as 'alice'"):
+            await produce(settings, "anything", [(b"k", b"v")])
+    assert any(record.name.startswith("aiokafka") for record in caplog.records)  # attempts were logged
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert PASSWORD not in logged
