@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -64,3 +65,15 @@ def wait_for(
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def search_docs(es_url: str, index: str, query: dict[str, Any] | None = None, size: int = 1000) -> list[Any]:
+    """The ``_source`` of every hit of ``query`` on ``wirewatch-<index>``, after a refresh."""
+    httpx.post(f"{es_url}/wirewatch-{index}/_refresh", timeout=10)
+    response = httpx.post(
+        f"{es_url}/wirewatch-{index}/_search",
+        json={"query": query or {"match_all": {}}, "size": size},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [hit["_source"] for hit in response.json()["hits"]["hits"]]

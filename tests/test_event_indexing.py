@@ -153,6 +153,8 @@ def test_tracked_claims_reach_the_event_even_when_the_alert_comes_first() -> Non
     ops = ops_by(stage.article_ops(article(FIRE_FR)))
     event = next(Event.model_validate(d) for (i, _, _), d in ops.items() if i == "wirewatch-events")
     assert event.claim_ids == ["claim-evacuated"] and event.claim_count == 1
+    # The alert that waited gets the event id with its article.
+    assert ops[("wirewatch-alerts", "alert-fire-fr", "update")] == {"event_id": event.id}
 
     again = ops_by(stage.alert_ops(_alert("fire-en")) or [])
     assert again[("wirewatch-alerts", "alert-fire-en", "update")] == {"event_id": event.id}

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import run, settings_for, wait_for
+from conftest import run, search_docs, settings_for, wait_for
 from wirewatch.core.ids import article_id
 from wirewatch.core.kafka import produce, read_topic
 from wirewatch.core.models import DeadLetter, EnrichedArticle
@@ -221,15 +221,7 @@ class Stack:
     def search(
         self, index: str, query: dict[str, Any] | None = None, size: int = 1000
     ) -> list[dict[str, Any]]:
-        es = self.servers.es_url
-        httpx.post(f"{es}/wirewatch-{index}/_refresh", timeout=10)
-        response = httpx.post(
-            f"{es}/wirewatch-{index}/_search",
-            json={"query": query or {"match_all": {}}, "size": size},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return [hit["_source"] for hit in response.json()["hits"]["hits"]]
+        return search_docs(self.servers.es_url, index, query, size)
 
     def count(self, index: str) -> int:
         response = httpx.post(

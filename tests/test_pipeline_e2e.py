@@ -7,7 +7,6 @@ and build on each other: first ingestion, then duplicates, bad input, crashes, r
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import time
@@ -15,101 +14,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import stories
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR
-from conftest import run, settings_for, wait_for
+from conftest import run, wait_for
 from newsroom import NewsSite
+from pipeline import Pipeline
 from reuse_texts import REPOST_EN, WIRE_EN, change_words
 from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
-from wirewatch.core.kafka import consumer_lag, read_topic
+from wirewatch.core.kafka import read_topic
 from wirewatch.core.models import DeadLetter
-from wirewatch.core.settings import SERVICES, Settings
+from wirewatch.core.settings import SERVICES
 from wirewatch.local.servers import LocalServers
-from wirewatch.local.supervisor import Supervisor
 from wirewatch.runner import setup
 
 pytestmark = pytest.mark.e2e
-
-
-class Pipeline:
-    def __init__(self, servers: LocalServers, site: NewsSite, tmp: Path) -> None:
-        self.servers = servers
-        self.site = site
-        self.tmp = tmp
-        self.feeds_file = tmp / "feeds.yaml"
-        self.settings: Settings = settings_for(servers, feeds_file=self.feeds_file)
-        self.env = {
-            **servers.env(),
-            "WIREWATCH_FEEDS_FILE": str(self.feeds_file),
-            "WIREWATCH_POLL_INTERVAL": "1",
-            "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
-            "WIREWATCH_LOG_FORMAT": "json",
-            "WIREWATCH_DATA_DIR": str(tmp / "data"),
-            "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
-            "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
-        }
-        self.supervisor: Supervisor | None = None
-        self.expected: dict[str, str] = {}  # article id -> url
-
-    def start(self) -> None:
-        self.supervisor = Supervisor(list(SERVICES), self.env, self.tmp / "logs")
-        self.supervisor.start()
-        assert self.supervisor.wait_healthy(90), f"services not healthy: {self.supervisor.healthy()}"
-
-    def stop(self) -> None:
-        if self.supervisor is not None:
-            self.supervisor.stop()
-            self.supervisor = None
-
-    def publish(self, outlet: str, story: stories.Story) -> str:
-        url = self.site.publish(outlet, story)
-        self.expected[article_id(url)] = url
-        return url
-
-    def search(
-        self, index: str, query: dict[str, Any] | None = None, size: int = 1000
-    ) -> list[dict[str, Any]]:
-        es = self.servers.es_url
-        httpx.post(f"{es}/wirewatch-{index}/_refresh", timeout=10)
-        response = httpx.post(
-            f"{es}/wirewatch-{index}/_search",
-            json={"query": query or {"match_all": {}}, "size": size},
-            timeout=10,
-        )
-        response.raise_for_status()
-        return [hit["_source"] for hit in response.json()["hits"]["hits"]]
-
-    def articles(self) -> dict[str, dict[str, Any]]:
-        docs = self.search("articles")
-        by_id = {d["id"]: d for d in docs}
-        assert len(by_id) == len(docs), "one article id stored twice"
-        return by_id
-
-    def wait_for_articles(self, timeout: float = 90) -> dict[str, dict[str, Any]]:
-        try:
-            return wait_for(
-                lambda: (lambda a: a if set(a) == set(self.expected) else None)(self.articles()),
-                timeout=timeout,
-                what=f"exactly the {len(self.expected)} published articles in Elasticsearch",
-            )
-        except AssertionError as exc:
-            missing = sorted(self.expected[i] for i in set(self.expected) - set(self.articles()))
-            lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
-            raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
-
-    def log_lines(self, service: str) -> list[dict[str, Any]]:
-        lines = []
-        for raw in (self.tmp / "logs" / f"{service}.log").read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-        return lines
 
 
 def closed_port() -> int:
@@ -335,7 +257,7 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
         ]
 
     try:
-        wait_for(lambda: not unlinked(), what="an event id on every article")
+        wait_for(lambda: not unlinked(), timeout=120, what="an event id on every article")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nwithout an event: {unlinked()}") from None
     events = _events_of(pipeline, korvath)

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wirewatch.core import metrics
 from wirewatch.core.ids import stable_id
+from wirewatch.core.kafka import faust_credentials
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter
 from wirewatch.core.settings import ServiceName, Settings
@@ -51,6 +52,7 @@ class ServiceApp:
             broker=[
                 f"kafka://{hp.strip()}" for hp in (settings.kafka_bootstrap or "").split(",") if hp.strip()
             ],
+            broker_credentials=faust_credentials(settings),  # TLS / SASL, as every other client
             store=settings.table_store,
             datadir=str(datadir),
             autodiscover=False,
@@ -185,6 +187,10 @@ class ServiceApp:
         @self.app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def _assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
             service.ready = True
+            metrics.ASSIGNED_PARTITIONS.clear()
+            for topic in {tp.topic for tp in assigned}:
+                count = sum(1 for tp in assigned if tp.topic == topic)
+                metrics.ASSIGNED_PARTITIONS.labels(topic=topic).set(count)
 
         @self.app.on_rebalance_complete.connect  # type: ignore[arg-type]
         async def _rebalanced(sender: Any, **_: Any) -> None:

@@ -20,6 +20,9 @@ INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch
 BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
 ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
 READY = Gauge("wirewatch_ready", "1 when the service is assigned partitions and running")
+ASSIGNED_PARTITIONS = Gauge(
+    "wirewatch_assigned_partitions", "Partitions this worker currently consumes, by topic", ["topic"]
+)
 EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, by reason", ["reason"])
 EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
 EVENT_LINK_SECONDS = Histogram(

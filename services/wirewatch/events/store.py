@@ -45,6 +45,7 @@ class Decision:
     link: Link
     merged: tuple[EventState, ...] = ()
     moved: tuple[str, ...] = ()  # recent articles whose event changed because of the merge
+    alerts: tuple[str, ...] = ()  # alerts that overtook this article and waited: now in its event
 
 
 class LinkerStore:
@@ -93,8 +94,11 @@ class LinkerStore:
         event = linker.events[link.event_id]
         if link.related:
             event.add_related(link.related)
-        for claim_id, text in self._pending.pop(report.id, []):
+        waited: list[str] = []
+        for sighting in self._pending.pop(report.id, []):
+            claim_id, text = sighting[0], sighting[1]
             event.add_claim(claim_id, text)
+            waited.extend(sighting[2:3])  # the alert's id (absent from records of older versions)
         self.table[EVENT + event.id] = event.record()
         self.table[ARTICLE + report.id] = [link.event_id, report.time, link.reason, link.score]
         self._articles[report.id] = None
@@ -104,12 +108,15 @@ class LinkerStore:
         if link.merged:
             gone = set(link.merged)
             moved = tuple(a for a, (e, _) in linker.articles.items() if e in gone)
-        return Decision(link, tuple(merged), moved)
+        return Decision(link, tuple(merged), moved, tuple(waited))
 
-    def note_claim(self, article_id: str, claim_id: str, text: str, *, wait: bool) -> EventState | None:
+    def note_claim(
+        self, article_id: str, claim_id: str, text: str, *, wait: bool, alert_id: str | None = None
+    ) -> EventState | None:
         """A tracked claim was seen in ``article_id``: add it to the article's event and return
         that event, or None when the article is not in the window. With ``wait``, the sighting
-        is kept until the article is linked (alerts can overtake their article)."""
+        is kept until the article is linked (alerts can overtake their article); the article's
+        :class:`Decision` then names ``alert_id``, whose document needs the event too."""
         linker = self.linker
         event_id = linker.event_of(article_id)
         event = linker.events.get(event_id) if event_id is not None else None
@@ -119,8 +126,9 @@ class LinkerStore:
             return event
         if wait:
             sightings = self._pending.setdefault(article_id, [])
-            if [claim_id, text] not in sightings:
-                sightings.append([claim_id, text])
+            sighting = [claim_id, text, *([alert_id] if alert_id else [])]
+            if sighting not in sightings:
+                sightings.append(sighting)
             while len(self._pending) > MAX_PENDING:
                 del self._pending[next(iter(self._pending))]
             self._write_meta()

@@ -12,7 +12,8 @@ one order; decisions depend on the order). Its input:
   articles and records to the survivor.
 - ``alert/<id>``: an alert, forwarded once indexed. Its claim is added to the article's event
   and the alert document gets the ``event_id``. An alert can overtake its article (then the
-  sighting waits for it); a retroactive alert is about an older article, whose event is read
+  sighting waits for it, and the alert document gets the event id with the article's); a
+  retroactive alert is about an older article, whose event is read
   back from Elasticsearch when it has left the linker's window.
 
 Every write is by id, so a replay rewrites the same documents.
@@ -76,6 +77,8 @@ class EventIndexing:
         ]
         for merged in decision.merged:
             ops.append(BulkOp(events, merged.id, event_document(merged).model_dump(mode="json")))
+        for alert_id in decision.alerts:  # alerts that overtook the article get its event now
+            ops.append(BulkOp(self.settings.index("alerts"), alert_id, {"event_id": event.id}, "update"))
         for article_id in decision.moved:
             ops.append(BulkOp(articles, article_id, {"event_id": event.id}, "update"))
             ops.append(
@@ -87,7 +90,7 @@ class EventIndexing:
         """The writes for a claim seen in an article of the window (or soon to be); None when
         the article has left the window (see :meth:`old_alert_ops`)."""
         event = self.store.note_claim(
-            alert.article_id, alert.claim_id, alert.claim_text, wait=not alert.retroactive
+            alert.article_id, alert.claim_id, alert.claim_text, wait=not alert.retroactive, alert_id=alert.id
         )
         if event is None:
             return None if alert.retroactive else []

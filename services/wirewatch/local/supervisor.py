@@ -27,7 +27,9 @@ log = get_logger(__name__)
 
 @dataclass
 class Child:
-    name: ServiceName
+    #: ``enricher`` for a service's first worker, ``enricher-2`` … for further replicas.
+    name: str
+    service: ServiceName
     port: int
     process: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
@@ -49,7 +51,8 @@ class Child:
 
 @dataclass
 class Supervisor:
-    """Keeps one process per service alive, with ``env`` added to each one's environment."""
+    """Keeps one process per service (or ``replicas[service]`` processes, which share the
+    service's consumer group: scale-out) alive, with ``env`` added to each one's environment."""
 
     services: list[ServiceName]
     env: dict[str, str]
@@ -57,16 +60,19 @@ class Supervisor:
     #: Restart a crashed service by itself. Off when the owner must act first (noida-db never
     #: evicts a killed group member, so ``wirewatch up`` restarts the servers, then every service).
     restart: bool = True
+    replicas: dict[ServiceName, int] = field(default_factory=dict)
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in self.services:
-            child = Child(name, free_port())
-            self.children[name] = child
-            self._spawn(child)
+        for service in self.services:
+            for replica in range(1, self.replicas.get(service, 1) + 1):
+                name = service if replica == 1 else f"{service}-{replica}"
+                child = Child(name, service, free_port())
+                self.children[name] = child
+                self._spawn(child)
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
 
@@ -80,7 +86,7 @@ class Supervisor:
         if child.log_file is None:
             child.log_file = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "wirewatch", "run", child.name],
+            [sys.executable, "-m", "wirewatch", "run", child.service],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=child.log_file,

@@ -1,0 +1,97 @@
+"""The whole pipeline on real servers, as the end-to-end tests drive it: a feeds file, a
+loopback news site and the four services as child processes under the supervisor that
+``wirewatch up`` uses (optionally several workers of a service: scale-out)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import stories
+from conftest import run, search_docs, settings_for, wait_for
+from newsroom import NewsSite
+from wirewatch.core.ids import article_id
+from wirewatch.core.kafka import consumer_lag
+from wirewatch.core.settings import SERVICES, ServiceName, Settings
+from wirewatch.local.servers import LocalServers
+from wirewatch.local.supervisor import Supervisor
+
+
+class Pipeline:
+    def __init__(
+        self,
+        servers: LocalServers,
+        site: NewsSite,
+        tmp: Path,
+        replicas: dict[ServiceName, int] | None = None,
+    ) -> None:
+        self.servers = servers
+        self.site = site
+        self.tmp = tmp
+        self.replicas = replicas or {}
+        self.feeds_file = tmp / "feeds.yaml"
+        self.settings: Settings = settings_for(servers, feeds_file=self.feeds_file)
+        self.env = {
+            **servers.env(),
+            "WIREWATCH_FEEDS_FILE": str(self.feeds_file),
+            # Poll every feed every second or two (adaptive polling would stretch it to minutes).
+            "WIREWATCH_POLL_INTERVAL": "1",
+            "WIREWATCH_POLL_INTERVAL_MIN": "1",
+            "WIREWATCH_POLL_INTERVAL_MAX": "2",
+            "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
+            "WIREWATCH_LOG_FORMAT": "json",
+            "WIREWATCH_DATA_DIR": str(tmp / "data"),
+            "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
+            "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
+        }
+        self.supervisor: Supervisor | None = None
+        self.expected: dict[str, str] = {}  # article id -> url
+
+    def start(self) -> None:
+        self.supervisor = Supervisor(list(SERVICES), self.env, self.tmp / "logs", replicas=self.replicas)
+        self.supervisor.start()
+        assert self.supervisor.wait_healthy(90), f"services not healthy: {self.supervisor.healthy()}"
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+
+    def publish(self, outlet: str, story: stories.Story) -> str:
+        url = self.site.publish(outlet, story)
+        self.expected[article_id(url)] = url
+        return url
+
+    def search(
+        self, index: str, query: dict[str, Any] | None = None, size: int = 1000
+    ) -> list[dict[str, Any]]:
+        return search_docs(self.servers.es_url, index, query, size)
+
+    def articles(self) -> dict[str, dict[str, Any]]:
+        docs = self.search("articles")
+        by_id = {d["id"]: d for d in docs}
+        assert len(by_id) == len(docs), "one article id stored twice"
+        return by_id
+
+    def wait_for_articles(self, timeout: float = 90) -> dict[str, dict[str, Any]]:
+        try:
+            return wait_for(
+                lambda: (lambda a: a if set(a) == set(self.expected) else None)(self.articles()),
+                timeout=timeout,
+                what=f"exactly the {len(self.expected)} published articles in Elasticsearch",
+            )
+        except AssertionError as exc:
+            missing = sorted(self.expected[i] for i in set(self.expected) - set(self.articles()))
+            lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
+            raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
+
+    def log_lines(self, worker: str) -> list[dict[str, Any]]:
+        """The JSON log lines of one worker (``enricher``, ``enricher-2`` …)."""
+        lines = []
+        for raw in (self.tmp / "logs" / f"{worker}.log").read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
