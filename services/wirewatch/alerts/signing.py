@@ -68,7 +68,11 @@ def verify(
     timestamp = lower.get(TIMESTAMP_HEADER.lower(), "")
     alert_id = lower.get(ALERT_ID_HEADER.lower(), "")
     given = lower.get(SIGNATURE_HEADER.lower(), "")
-    if not timestamp.isdigit() or not alert_id or not given:
+    # ASCII digits only (str.isdigit() also says yes to "²", which int() refuses), and not more of
+    # them than int() parses: whatever the headers hold, the answer is yes or no, never an exception.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 20):
+        return False
+    if not alert_id or not given:
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
         return False

@@ -78,7 +78,7 @@ async def current(settings: Settings) -> dict[str, TrackedClaim]:
         if key is None:
             continue
         if value is None:
-            out.pop(key.decode(), None)
+            out.pop(key.decode("utf-8", "replace"), None)
             continue
         try:
             claim = TrackedClaim.from_bytes(value)
@@ -151,8 +151,9 @@ class Watchlist:
 
     def _record(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:
-            if key is not None and key.decode() in self.active:
-                self.apply(TrackedClaim(id=key.decode(), text="(removed)", active=False))
+            removed = key.decode("utf-8", "replace") if key is not None else None  # never raises
+            if removed is not None and removed in self.active:
+                self.apply(TrackedClaim(id=removed, text="(removed)", active=False))
             return
         try:
             claim = TrackedClaim.from_bytes(value)

@@ -45,10 +45,20 @@ def load_feeds(path: Path) -> list[Feed]:
             entry = {"url": entry}
         if not isinstance(entry, dict) or "url" not in entry:
             raise FeedsFileError(f"{path}: feed #{n} needs a 'url'")
+        if not isinstance(entry["url"], str):  # (never str() it: a YAML alias bomb expands)
+            raise FeedsFileError(f"{path}: feed #{n}: 'url' must be a string")
+        # The id is always the URL's (an ``id:`` in the file is not used); keys that are not
+        # strings (``1: 2``) are ignored like any unknown key.
+        fields = {str(key): value for key, value in entry.items()}
         try:
-            feeds.append(Feed(id=feed_id(str(entry["url"])), **entry))
-        except (InvalidURLError, ValidationError) as exc:
+            feeds.append(Feed.model_validate({**fields, "id": feed_id(entry["url"])}))
+        except InvalidURLError as exc:
             raise FeedsFileError(f"{path}: feed #{n}: {exc}") from exc
+        except ValidationError as exc:  # named by field; pydantic's text would repr the whole input
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:5]
+            )
+            raise FeedsFileError(f"{path}: feed #{n}: {problems}") from exc
     return feeds
 
 

@@ -31,6 +31,10 @@ NOT_INDEXED = Es({"type": "keyword", "index": False, "doc_values": False})
 STORED_ONLY = Es({"type": "object", "enabled": False})
 
 SCHEMA_VERSION: Literal[1] = 1
+#: Largest message a service reads or writes (a little under the producers' 4 MiB request cap, for
+#: the key and the record overhead). Anything larger did not come from wirewatch, and whatever a
+#: service made of it could not be sent on: it is refused before parsing (a dead letter).
+MAX_MESSAGE_BYTES = 4_000_000
 
 
 def utcnow() -> datetime:
@@ -51,8 +55,15 @@ class Message(BaseModel):
         return self.model_dump_json(exclude_none=False).encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes | str) -> Any:
+    def from_bytes(cls, data: bytes | str | None) -> Any:
         """Parse a message; raises ``MessageError`` with a readable reason."""
+        if data is None:
+            raise MessageError(f"invalid {cls.schema_name} message: no value (a tombstone)")
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise MessageError(
+                f"invalid {cls.schema_name} message: {len(data)} bytes, "
+                f"larger than the {MAX_MESSAGE_BYTES}-byte message limit"
+            )
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:

@@ -109,7 +109,11 @@ _HONORIFICS = re.compile(
     r"ministre|General|Colonel|Lt\.|Col\.|Capt\.|Sgt\.|Adm\.|President|Minister|Sen\.|Senator|Rep\.|Gov\.|"
     r"Governor|Secretary|Sheikh|cheikh)\s+(?=\S)",
 )
-_LEADING_ARTICLE = re.compile(r"^(?:[lLdD]['’]\s*|(?:le|la|les|du|des|de la|de l['’]|the|The)\s+)")
+#: An apostrophe, as typed: every character ``normalise`` turns into ``'`` that can follow ``l``/``d``.
+_APOSTROPHE = "['’‘`´′]"
+_LEADING_ARTICLE = re.compile(
+    rf"^(?:[lLdD]{_APOSTROPHE}\s*|(?:le|la|les|du|des|de la|de l{_APOSTROPHE}|the|The)\s+)"
+)
 _CAPITAL_ARTICLE = re.compile(r"^(?:L['’]\s*|(?:Le|La|Les|The)\s+)(?=\w)")
 _JOINED = re.compile(r"\s*[–—/]\s*|\s+-\s+|-(?=[A-Z]{2,}\b)")
 _EDGE_PUNCT = "\"'’‘«»“”()[]{},;:!?*•·|/\\–—-_ "

@@ -22,6 +22,7 @@ enriched topic keyed by article id.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -30,7 +31,7 @@ from faust import StreamT
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import EnrichedArticle, MessageError, RawArticle
+from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, MessageError, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
 from wirewatch.enricher.analysis import analyse_text, preload
@@ -114,6 +115,13 @@ class CopyLinker:
             self.table.pop(article_id, None)
 
 
+def too_large(value: bytes, what: str) -> str | None:
+    """Why ``value`` cannot be sent on (larger than any message a service reads), or None."""
+    if len(value) <= MAX_MESSAGE_BYTES:
+        return None
+    return f"{what} of {len(value)} bytes is larger than the {MAX_MESSAGE_BYTES}-byte message limit"
+
+
 def create(settings: Settings) -> ServiceApp:
     service = ServiceApp("enricher", settings)
     app = service.app
@@ -136,7 +144,9 @@ def create(settings: Settings) -> ServiceApp:
         async for event in stream.events():
             try:
                 raw = RawArticle.from_bytes(event.value)
-                article = analyse(raw)
+                # In a thread: a long text takes seconds, and the consumer's heartbeats must go on
+                # meanwhile (a missed session would redeliver the article, again and again).
+                article = await asyncio.to_thread(analyse, raw)
             except MessageError as exc:
                 metrics.MESSAGES.labels(service="enricher", outcome="invalid").inc()
                 await service.dead_letter("enricher.parse", exc, payload=event.value, event=event)
@@ -147,7 +157,13 @@ def create(settings: Settings) -> ServiceApp:
                     "enricher.analyse", describe_exception(exc), payload=event.value, event=event
                 )
                 continue
-            await copies_topic.send(key=article.id.encode(), value=article.to_bytes())
+            value = article.to_bytes()
+            problem = too_large(value, "enriched article")
+            if problem is not None:
+                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
+                await service.dead_letter("enricher.analyse", problem, payload=event.value, event=event)
+                continue
+            await copies_topic.send(key=article.id.encode(), value=value)
 
     @app.agent(copies_topic)
     async def link_copies(stream: StreamT[bytes]) -> None:
@@ -167,7 +183,13 @@ def create(settings: Settings) -> ServiceApp:
                 continue
             if article.is_duplicate:
                 metrics.DUPLICATES.inc()
+            value = article.to_bytes()
+            problem = too_large(value, "enriched article")
+            if problem is not None:
+                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
+                await service.dead_letter("enricher.link", problem, payload=event.value, event=event)
+                continue
             metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
-            await enriched_topic.send(key=article.id.encode(), value=article.to_bytes())
+            await enriched_topic.send(key=article.id.encode(), value=value)
 
     return service

@@ -158,7 +158,21 @@ def extract_article(html: str, url: str | None = None) -> Extracted:
     that finds nothing or less than ``SHORT_TEXT`` characters, trafilatura's full balanced pipeline
     (with its readability / jusText rescue) runs instead. Then the headline, kept apart as the title,
     is removed from the start of the body. Measured in benchmarks/RESULTS.md.
+
+    Raises ``ExtractionError`` and nothing else: the extractors crashing on hostile markup
+    (htmldate's cleaning asserts on ``<svg><html>``) is one more page without extractable text.
     """
+    try:
+        return _extract_article(html, url)
+    except ExtractionError:
+        raise
+    except Exception as exc:
+        raise ExtractionError(
+            f"cannot extract the article: the extractor failed ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _extract_article(html: str, url: str | None) -> Extracted:
     tree = trafilatura.load_html(html) if html else None
     if tree is None:
         raise ExtractionError("no article text found (not HTML)")

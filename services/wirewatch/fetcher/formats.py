@@ -19,12 +19,14 @@ with ``problem`` set.
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wirewatch.fetcher.errors import FetchError
@@ -42,9 +44,13 @@ SY_PERIODS = {
     "yearly": 31536000.0,
 }
 
+#: The root element after the prolog (declaration, PIs, comments, doctype). Each prolog item is an
+#: atomic group, repeated possessively: once matched it is never re-split (``.*?`` could otherwise
+#: run on into the next item, and a prolog of n items be tried 2**n ways: a 200-byte body of
+#: ``<?a?>`` repeated took hours).
 _SITEMAP_ROOT = re.compile(
-    rb"""\A(?:\s|<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>)*<(?:[A-Za-z_][\w.-]*:)?"""
-    rb"""(urlset|sitemapindex)[\s>/]""",
+    rb"""\A(?:\s|(?><\?.*?\?>)|(?><!--.*?-->)|(?><!DOCTYPE[^\[>]*(?:\[(?:[^\]"']|"[^"]*"|'[^']*')*\])?\s*>))*+"""
+    rb"""<(?:[A-Za-z_][\w.-]*:)?(urlset|sitemapindex)[\s>/]""",
     re.DOTALL,
 )
 #: How much of a body is searched for its root element.
@@ -106,7 +112,23 @@ def parse_feed(body: bytes, content_type: str | None = None, *, max_bytes: int, 
         from wirewatch.fetcher.sitemaps import parse_sitemap
 
         return parse_sitemap(body)
+    try:
+        hostile = declares_entities(body)
+    except (LookupError, UnicodeError) as exc:  # feedparser itself raises these: ``encoding="undefined"``
+        raise FeedFormatError(f"malformed feed: cannot read it in its declared encoding ({exc})") from exc
+    if hostile:
+        raise FeedFormatError("feed refused: its DOCTYPE declares entities (entity expansion is not allowed)")
     return _parse_with_feedparser(body)
+
+
+def declares_entities(body: bytes) -> bool:
+    """Whether an XML body declares entities in a DOCTYPE, where entity bombs (billion laughs) and
+    external entities (``SYSTEM "file:///etc/passwd"``) live. Looked for in the body as feedparser
+    will read it (converted to UTF-8 from whatever encoding it declares), so no encoding hides them.
+    (expat's own amplification limit would stop a bomb, but only after seconds and tens of MB.)"""
+    data: bytes = convert_to_utf8({}, body, {})
+    doctype = data.find(b"<!DOCTYPE")
+    return doctype >= 0 and data.find(b"<!ENTITY", doctype) >= 0
 
 
 # --- RSS and Atom ---------------------------------------------------------------------------------
@@ -146,11 +168,16 @@ def feed_min_interval(feed: Any) -> float | None:
     if period is not None:
         frequency = _seconds(feed.get("sy_updatefrequency")) or 1.0
         asked.append(period / max(frequency, 1.0))
+    asked = [seconds for seconds in asked if math.isfinite(seconds)]  # a ttl of 1e307 minutes
     return max(asked) if asked else None
 
 
 def _parse_with_feedparser(body: bytes) -> ParsedFeed:
-    parsed = feedparser.parse(body)
+    try:
+        parsed = feedparser.parse(body)
+    except Exception as exc:  # its tolerant parser is not always: ``&#x110000;`` raises ValueError
+        reason = f"{type(exc).__name__}: {exc}"
+        raise FeedFormatError(f"malformed feed: the feed parser failed ({reason})") from exc
     problem = parsed.get("bozo_exception") if parsed.bozo else None
     if isinstance(problem, HARMLESS_FEED_ERRORS):
         problem = None

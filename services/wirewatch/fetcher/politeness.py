@@ -39,7 +39,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not str.isdigit() alone: it says yes to "²"
         seconds = float(value)
     else:
         try:

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import unquote
 from urllib.robotparser import RobotFileParser
 
 import httpx
@@ -60,9 +61,26 @@ def robots_url(url: httpx.URL) -> str:
     return str(httpx.URL(scheme=url.scheme, host=url.host, port=url.port, path="/robots.txt"))
 
 
+def _int_safe(value: str) -> bool:
+    """False for what ``RobotFileParser`` would pass to ``int()`` and see raise: digits ``str.isdigit``
+    accepts but ``int`` does not (``²``), or more of them than ``int`` parses (a 5,000-digit delay)."""
+    value = value.strip()
+    return not value.isdigit() or (value.isascii() and len(value) <= 10)
+
+
 def parse_robots(body: bytes) -> RobotFileParser:
+    """The rules of a robots.txt body; never raises. A ``Crawl-delay`` or ``Request-rate`` value the
+    standard parser would crash on is ignored, like any other malformed value."""
+    lines = []
+    for line in body.decode("utf-8", "replace").splitlines():
+        field, colon, value = line.split("#", 1)[0].partition(":")
+        name = field.strip().lower()
+        numbers = unquote(value.strip()).split("/")
+        if colon and name in ("crawl-delay", "request-rate") and not all(map(_int_safe, numbers)):
+            line = f"{name}: invalid"
+        lines.append(line)
     parser = RobotFileParser()
-    parser.parse(body.decode("utf-8", "replace").splitlines())
+    parser.parse(lines)
     return parser
 
 

@@ -34,6 +34,7 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +50,7 @@ from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, source_domain
 from wirewatch.core.kafka import ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Feed, MessageError, RawArticle
+from wirewatch.core.models import MAX_MESSAGE_BYTES, Feed, MessageError, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.backfill import BackfillRequest, Backfills
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
@@ -136,13 +137,19 @@ class Fetcher:
         self._saved: dict[str, dict[str, Any] | None] = {}  # feed id -> its state as saved
         self._swept = 0.0
         self._pool: ProcessPoolExecutor | None = None
+        self.pool_workers = max(1, multiprocessing.cpu_count())
 
     # -- the loop ----------------------------------------------------------------------------
+    def new_pool(self) -> ProcessPoolExecutor:
+        """The extraction processes, started now (imports, models), not at the first article."""
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=self.pool_workers, mp_context=context)
+        for _ in range(self.pool_workers):
+            pool.submit(extract_article, WARM_UP_PAGE, "https://warm-up.invalid/")
+        return pool
+
     async def run(self) -> None:
-        workers = max(1, multiprocessing.cpu_count())
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        for _ in range(workers):  # start the workers (imports, models) now, not at the first article
-            self._pool.submit(extract_article, WARM_UP_PAGE, "https://warm-up.invalid/")
+        self._pool = self.new_pool()
         self.service.ready = True
         lane: asyncio.Task[None] | None = None
         try:
@@ -489,7 +496,16 @@ class Fetcher:
             html = decode_html_bytes(page.body, page.content_type)
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
-            extracted: Extracted = await loop.run_in_executor(self._pool, extract_article, html, page.url)
+            pool = self._pool
+            try:
+                extracted: Extracted = await loop.run_in_executor(pool, extract_article, html, page.url)
+            except BrokenProcessPool as exc:
+                # A worker died (a parser crash, the OOM killer): without a new pool every later
+                # article would fail the same way. The first to notice replaces it.
+                if pool is not None and self._pool is pool:
+                    self._pool = self.new_pool()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise ExtractionError(f"the extraction process died on this page ({exc})") from exc
             metrics.EXTRACTION_SECONDS.observe(time.perf_counter() - started)
         except RobotsDisallowedError as exc:
             metrics.FETCHES.labels(kind="article", status="robots").inc()
@@ -501,7 +517,12 @@ class Fetcher:
             await self.article_failed(feed, link, aid, reason)
             return 0
         article = self.build_article(feed, entry, aid, page, extracted, feed_title, feed_language)
-        delivery = await self.raw_topic.send(key=article.id.encode(), value=article.to_bytes())
+        value = article.to_bytes()
+        if len(value) > MAX_MESSAGE_BYTES:  # the producer would refuse it, failing the whole poll
+            reason = f"article of {len(value)} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
+            await self.article_failed(feed, link, aid, reason)
+            return 0
+        delivery = await self.raw_topic.send(key=article.id.encode(), value=value)
         await delivery  # the broker has it: only now is it "seen"
         amp = amp_alias(page.url, extracted.amp_url)
         # the page's own id, and its AMP version's: the same article, never fetched as another
