@@ -37,6 +37,7 @@ from wirewatch.core.elastic import BulkOp, backoff_delay, bulk_write, connect, e
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Message, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
+from wirewatch.core.vectors import get_encoder
 from wirewatch.events.linking import LinkerConfig
 from wirewatch.events.store import LinkerStore
 from wirewatch.indexer.events import ALERT_KEY, ARTICLE_KEY, EventIndexing, for_linking
@@ -121,6 +122,12 @@ def create(settings: Settings) -> ServiceApp:
             await ensure_indices(es, settings)
         finally:
             await es.close()
+
+    @service.on_prepare
+    async def _load_model(_: Settings) -> None:
+        # The sentence encoder, before the first report: loading it inside the linking stage
+        # holds the event loop for seconds, longer than a short consumer-group session.
+        get_encoder().encode(["warm up"])
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
