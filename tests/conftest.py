@@ -44,6 +44,7 @@ def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
         "kafka_session_timeout": session,
         "kafka_heartbeat_interval": heartbeat,
         "kafka_rebalance_timeout": rebalance,
+        "kafka_producer_batching": servers.producer_batching,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

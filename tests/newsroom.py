@@ -31,11 +31,22 @@ class Route:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Received:
+    """A POST the site received (it doubles as the alerts' webhook receiver)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 @dataclass
 class NewsSite:
-    """Serves ``/<outlet>/rss.xml`` and ``/<outlet>/<slug>.html``; add stories while it runs."""
+    """Serves ``/<outlet>/rss.xml`` and ``/<outlet>/<slug>.html``; add stories while it runs.
+    Every POST is answered 200 and kept in ``posts`` (a webhook receiver for alerts)."""
 
     server: ThreadingHTTPServer
+    posts: list[Received] = field(default_factory=list)
     routes: dict[str, Route] = field(default_factory=dict)
     feeds: dict[str, list[tuple[Story, str]]] = field(default_factory=dict)
     outlet_names: dict[str, str] = field(default_factory=dict)
@@ -57,6 +68,14 @@ class NewsSite:
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
                 self.wfile.write(route.body)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with site.lock:
+                    site.posts.append(Received(self.path, dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -92,6 +111,10 @@ class NewsSite:
         self.feeds[outlet].insert(0, (story, link or url))
         self._render_feed(outlet)
         return link or url
+
+    def posted(self, path: str) -> list[Received]:
+        with self.lock:
+            return [p for p in self.posts if p.path == path]
 
     def serve(self, path: str, body: bytes, content_type: str = "application/xml", status: int = 200) -> str:
         with self.lock:

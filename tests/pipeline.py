@@ -17,6 +17,8 @@ from wirewatch.core.settings import SERVICES, ServiceName, Settings
 from wirewatch.local.servers import LocalServers
 from wirewatch.local.supervisor import Supervisor
 
+WEBHOOK_PATH = "/hooks/alerts"
+
 
 class Pipeline:
     def __init__(
@@ -44,6 +46,10 @@ class Pipeline:
             "WIREWATCH_DATA_DIR": str(tmp / "data"),
             "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
             "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
+            # Alerts are also POSTed to the news site, each at once (no digest window).
+            "WIREWATCH_ALERT_WEBHOOK_URLS": site.url + WEBHOOK_PATH,
+            "WIREWATCH_ALERT_WEBHOOK_SECRET": "e2e-secret",
+            "WIREWATCH_ALERT_DIGEST_SECONDS": "0",
         }
         self.supervisor: Supervisor | None = None
         self.expected: dict[str, str] = {}  # article id -> url
@@ -85,6 +91,14 @@ class Pipeline:
             missing = sorted(self.expected[i] for i in set(self.expected) - set(self.articles()))
             lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
             raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
+
+    def delivered(self) -> dict[str, int]:
+        """Webhook POSTs received so far, by alert id."""
+        counts: dict[str, int] = {}
+        for post in self.site.posted(WEBHOOK_PATH):
+            alert_id = post.headers.get("X-Wirewatch-Alert-Id", "")
+            counts[alert_id] = counts.get(alert_id, 0) + 1
+        return counts
 
     def log_lines(self, worker: str) -> list[dict[str, Any]]:
         """The JSON log lines of one worker (``enricher``, ``enricher-2`` …)."""

@@ -7,6 +7,7 @@ and build on each other: first ingestion, then duplicates, bad input, crashes, r
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -25,7 +26,7 @@ from reuse_texts import REPOST_EN, WIRE_EN, change_words
 from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
-from wirewatch.core.kafka import read_topic
+from wirewatch.core.kafka import consumer_lag, read_topic
 from wirewatch.core.models import DeadLetter
 from wirewatch.core.settings import SERVICES
 from wirewatch.local.servers import LocalServers
@@ -156,6 +157,33 @@ def test_restarting_every_service_keeps_the_index_exact(pipeline: Pipeline) -> N
     assert sum(1 for d in docs.values() if d["is_duplicate"]) == 1
 
 
+def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
+    """The Kafka broker frozen (SIGSTOP: connections hang, as behind a dead network) for a
+    minute while articles are published: the fetcher and the services wait and resume."""
+    [broker] = [p for p in pipeline.servers.processes if "tansu" in Path(str(p.args[0])).name]
+    pipeline.publish("wire", stories.copy_of(stories.STRIKE, "strike-update"))
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        pipeline.publish("matin", stories.copy_of(stories.PARK, "parc-rouvert"))
+        pipeline.publish("wire", stories.copy_of(stories.LIBRARY, "library-reopens"))
+        time.sleep(60)
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    docs = pipeline.wait_for_articles(timeout=180)
+    assert len(docs) == len(pipeline.expected)
+    # (Each is a copy of an earlier story at a new URL, and still recognised as one.)
+    site = pipeline.site.url
+    for copy, original in (
+        ("wire/strike-update", "wire/port-strike"),
+        ("matin/parc-rouvert", "wire/city-park"),
+        ("wire/library-reopens", "wire/library-hours"),
+    ):
+        assert docs[article_id(f"{site}/{copy}.html")]["duplicate_of"] == article_id(
+            f"{site}/{original}.html"
+        )
+    assert pipeline.supervisor is not None and pipeline.supervisor.wait_healthy(60)
+
+
 def _story(slug: str, title: str, text: str, language: str) -> stories.Story:
     paragraphs = tuple(p for p in text.strip().split("\n") if p)
     return stories.Story(
@@ -173,6 +201,11 @@ def test_near_duplicate_and_reuse_are_linked_across_an_enricher_crash(pipeline: 
     before = supervisor.children["enricher"].pid
     supervisor.kill("enricher", signal.SIGKILL)
     wait_for(lambda: supervisor.children["enricher"].pid != before, what="the enricher restarted")
+    # ... and killed again while it loads its models and recovers its copies table.
+    restarted = supervisor.children["enricher"].pid
+    time.sleep(1.0)
+    supervisor.kill("enricher", signal.SIGKILL)
+    wait_for(lambda: supervisor.children["enricher"].pid != restarted, what="the enricher restarted again")
     near = pipeline.publish(
         "matin", _story("korvath-copy", "Korvath: gates open", change_words(WIRE_EN, 0.03), "en")
     )
@@ -217,8 +250,18 @@ def test_tracked_claim_raises_one_alert_on_a_report_in_another_language(pipeline
     assert "3 000 combattants rebelles" in alert["sentence"]
     text = docs[report]["text"]
     assert text[alert["sentence_start"] : alert["sentence_end"]] == alert["sentence"]
-    time.sleep(2.0)  # give a wrong alert on the other article time to show up
+    # Delivered to the webhook once; a kill -9 of the alerts service re-reads what it had not
+    # committed, and neither raises nor sends the alert again.
+    wait_for(lambda: pipeline.delivered().get(alert["id"]), what="the alert POSTed to the webhook")
+    supervisor = pipeline.supervisor
+    assert supervisor is not None
+    before = supervisor.children["alerts"].pid
+    supervisor.kill("alerts", signal.SIGKILL)
+    wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
+    assert supervisor.wait_healthy(90)
+    time.sleep(3.0)  # give a wrong alert on the other article, or a second delivery, time to show up
     assert [a["article_id"] for a in _alerts(pipeline, claim_id)] == [report]
+    assert pipeline.delivered()[alert["id"]] == 1
     assert other in docs
 
 
@@ -236,6 +279,10 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
     )
     assert all(a["retroactive"] for a in found)
     assert len({a["id"] for a in found}) == len(found)
+    wait_for(
+        lambda: all(pipeline.delivered().get(a["id"]) for a in found), what="the retroactive alerts POSTed"
+    )
+    assert all(pipeline.delivered()[a["id"]] == 1 for a in found)
     repost_alert = next(a for a in found if a["article_id"] == repost)
     assert repost_alert["reused_from"] == [korvath]
 
@@ -259,7 +306,14 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     try:
         wait_for(lambda: not unlinked(), timeout=120, what="an event id on every article")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\nwithout an event: {unlinked()}") from None
+        missing = [article_id(url) for url in unlinked()]
+        letters = [(d["stage"], d["reason"][:200]) for d in pipeline.search("dead-letters")]
+        records = pipeline.search("event-links", {"terms": {"article_id": missing}})
+        lag = run(consumer_lag(pipeline.settings, ["wirewatch-indexer"]))
+        raise AssertionError(
+            f"{exc}\nwithout an event: {unlinked()}\nlink records: {records}\n"
+            f"dead letters: {letters}\nindexer lag: {lag}"
+        ) from None
     events = _events_of(pipeline, korvath)
     assert len(set(events.values())) == 1, events  # the near-duplicate and the reuse join the original
     event_id = events[korvath[0]]

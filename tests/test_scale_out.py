@@ -181,6 +181,11 @@ def _assigned(metrics_text: str, topic: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _lags(metrics_text: str, topic: str) -> list[float]:
+    pattern = rf'^wirewatch_consumer_lag\{{partition="\d+",topic="{re.escape(topic)}"\}} (\S+)$'
+    return [float(v) for v in re.findall(pattern, metrics_text, re.MULTILINE)]
+
+
 def test_two_workers_of_each_give_the_same_day_as_one(
     reference: Outcome, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -198,6 +203,9 @@ def test_two_workers_of_each_give_the_same_day_as_one(
     ):
         shares = [_assigned(day.worker_metrics[name], topic) for name in (service, f"{service}-2")]
         assert sum(shares) == day.partitions and all(shares), (service, shares)
+        # ... and each reports its lag on its own partitions: nothing left to read at the end.
+        lags = [_lags(day.worker_metrics[name], topic) for name in (service, f"{service}-2")]
+        assert [len(lag) for lag in lags] == shares and not any(any(lag) for lag in lags), (service, lags)
 
 
 def test_noida_backend_gives_the_same_day(

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -31,19 +32,37 @@ MAX_PAYLOAD_CHARS = 64 * 1024
 Prepare = Callable[[Settings], Awaitable[None]]
 
 
+def _seek_to_committed_zero_too() -> None:
+    """Make aiokafka's ``seek_to_committed`` seek to a committed offset of 0, and to the start
+    of a partition the group never committed, as well (it does neither: aio-libs/aiokafka#1003).
+    Faust drops what its fetcher read while tables recovered and counts on that seek to rewind
+    the stream partitions: without it a partition committed at 0 (``wirewatch replay`` back to
+    a partition's first message), or one whose previous owner died before its first commit,
+    would skip the messages read meanwhile."""
+    if getattr(AIOKafkaConsumer.seek_to_committed, "_wirewatch", False):
+        return
+    upstream = AIOKafkaConsumer.seek_to_committed
+
+    async def seek_to_committed(self: AIOKafkaConsumer, *partitions: TopicPartition) -> Any:
+        committed = await upstream(self, *partitions)
+        for tp, offset in committed.items():
+            if offset == 0:
+                self.seek(tp, 0)
+            elif offset is None:  # never committed: from the start (auto_offset_reset=earliest)
+                await self.seek_to_beginning(tp)
+        return committed
+
+    seek_to_committed._wirewatch = True  # type: ignore[attr-defined]
+    AIOKafkaConsumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+
+
 class ServiceApp:
     """A wirewatch service: its Faust app, its settings and the dead-letter sink."""
 
-    def __init__(
-        self, name: ServiceName, settings: Settings, *, one_record_per_request: bool = False
-    ) -> None:
-        """``one_record_per_request``: send each produced record in its own request. Table
-        recovery reads each changelog partition up to its end offset, and tansu (the test
-        suite's broker) reports the end of a partition as the last batch's base offset + 1,
-        which would cut recovery short of a batch's later records; services whose tables must
-        come back exactly, and which produce little, turn batching off."""
+    def __init__(self, name: ServiceName, settings: Settings) -> None:
         self.name = name
         self.settings = settings
+        _seek_to_committed_zero_too()
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
         datadir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +91,10 @@ class ServiceApp:
             stream_wait_empty=True,
             table_standby_replicas=0,
         )
-        if one_record_per_request:
+        if not settings.kafka_producer_batching:
+            # One record per produce request: table recovery reads each changelog partition up
+            # to its end offset, and tansu (the local and test broker) reports that end as the
+            # last batch's base offset + 1, which would cut recovery short of a batch's records.
             self.app.conf.producer_max_batch_size = 1
         self.ready = False
         self.dead_letter_topic = self.topic(settings.topic_dead_letters)
@@ -160,6 +182,20 @@ class ServiceApp:
         await self.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
         return letter
 
+    async def measure_lag(self) -> None:
+        """Set ``wirewatch_consumer_lag`` for each partition this worker consumes now."""
+        metrics.CONSUMER_LAG.clear()
+        if not self.ready or self.app.rebalancing:
+            return
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            position = await consumer.position(tp)
+            if end is not None and position is not None:
+                metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, end - position)
+                )
+
     def _add_web_views(self) -> None:
         service = self
 
@@ -182,6 +218,7 @@ class ServiceApp:
         class Metrics(View):
             async def get(self, request: Request) -> Response:
                 metrics.READY.set(1 if service.ready else 0)
+                await service.measure_lag()
                 return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
         @self.app.on_partitions_assigned.connect  # type: ignore[arg-type]

@@ -20,6 +20,11 @@ INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch
 BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
 ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
 READY = Gauge("wirewatch_ready", "1 when the service is assigned partitions and running")
+CONSUMER_LAG = Gauge(
+    "wirewatch_consumer_lag",
+    "Messages not yet read by this worker (end offset - read position), by assigned partition",
+    ["topic", "partition"],
+)
 ASSIGNED_PARTITIONS = Gauge(
     "wirewatch_assigned_partitions", "Partitions this worker currently consumes, by topic", ["topic"]
 )

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
     kafka_rebalance_timeout: float = Field(default=10.0, gt=0)
     kafka_commit_interval: float = Field(default=2.0, gt=0)
+    kafka_producer_batching: bool = Field(
+        default=True,
+        description="Batch produced records. `wirewatch up` and the tests turn it off on tansu, which "
+        "reports a partition's end as its last batch's base offset + 1 (table recovery would stop short).",
+    )
     # Security: TLS and SASL, for every Kafka client (services, commands, Faust). Checked
     # together by ``_check_kafka_security``; ``wirewatch.core.kafka.client_options`` applies them.
     kafka_security_protocol: KafkaSecurityProtocol = Field(

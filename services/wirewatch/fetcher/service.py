@@ -614,9 +614,7 @@ def create(settings: Settings) -> ServiceApp:
 def build(settings: Settings) -> Fetcher:
     """The fetcher service: the feeds topic followed into the ``feeds`` table, the poll loop and
     the backfill lane as a Faust task, and the ``/feeds`` and ``/backfills`` pages."""
-    # One record per produce request (see ServiceApp): the fetcher sends few messages
-    # (articles, state changes), so batching buys little anyway.
-    service = ServiceApp("fetcher", settings, one_record_per_request=True)
+    service = ServiceApp("fetcher", settings)
     app = service.app
     partitions = settings.topic_partitions
 

@@ -106,7 +106,7 @@ class Indexer:
 
 
 def create(settings: Settings) -> ServiceApp:
-    service = ServiceApp("indexer", settings, one_record_per_request=True)
+    service = ServiceApp("indexer", settings)
     app = service.app
     indexer = Indexer(service)
     enriched_topic = service.topic(settings.topic_enriched)

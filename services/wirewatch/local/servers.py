@@ -100,6 +100,11 @@ class LocalServers:
     def timing(self) -> tuple[float, float, float]:
         return TIMING[self.backend]
 
+    @property
+    def producer_batching(self) -> bool:
+        """False on tansu, whose end offsets would cut table recovery short of batched records."""
+        return self.backend != "ephemeral"
+
     def env(self) -> dict[str, str]:
         """``WIREWATCH_*`` variables pointing a service at these servers."""
         session, heartbeat, rebalance = self.timing
@@ -109,6 +114,7 @@ class LocalServers:
             "WIREWATCH_KAFKA_SESSION_TIMEOUT": str(session),
             "WIREWATCH_KAFKA_HEARTBEAT_INTERVAL": str(heartbeat),
             "WIREWATCH_KAFKA_REBALANCE_TIMEOUT": str(rebalance),
+            "WIREWATCH_KAFKA_PRODUCER_BATCHING": str(self.producer_batching).lower(),
         }
 
     def alive(self) -> bool:
