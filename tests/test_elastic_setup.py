@@ -30,7 +30,9 @@ from elasticsearch import AsyncElasticsearch, BadRequestError
 from conftest import settings_for
 from wirewatch.core import elastic
 from wirewatch.core.elastic import (
+    BulkOp,
     articles_lifecycle_policy,
+    bulk_write,
     connect,
     ensure_indices,
     lifecycle_settings,
@@ -122,6 +124,32 @@ async def test_stand_in_accepts_the_templates_and_skips_ilm(
         assert await ensure_indices(es, settings) == []
         aliases = await es.indices.get_alias(name="setup-osmem-articles")
         assert aliases.body == {index: {"aliases": {"setup-osmem-articles": {"is_write_index": True}}}}
+    finally:
+        await es.close()
+
+
+async def test_upserts_merge_and_keep_what_only_the_first_write_sets(servers: LocalServers) -> None:
+    """How the indexer writes alerts: a second write (a replay) changes the fields it carries,
+    keeps the creation time of the first and a field written by another stage (event_id)."""
+    settings = settings_for(servers, es_index_prefix="setup-upsert")
+    es = await connect(settings, wait=10)
+    index = "setup-upsert-things"
+    try:
+        first = BulkOp(
+            index, "a1", {"score": 0.5}, "upsert", on_create={"created_at": "2026-01-01T00:00:00Z"}
+        )
+        assert first.lines()[1] == {
+            "doc": {"score": 0.5},
+            "upsert": {"score": 0.5, "created_at": "2026-01-01T00:00:00Z"},
+        }
+        assert (await bulk_write(es, [first])).written == 1
+        assert (await bulk_write(es, [BulkOp(index, "a1", {"event_id": "e1"}, "update")])).written == 1
+        again = BulkOp(
+            index, "a1", {"score": 0.7}, "upsert", on_create={"created_at": "2026-06-01T00:00:00Z"}
+        )
+        assert (await bulk_write(es, [again])).written == 1
+        doc = (await es.get(index=index, id="a1"))["_source"]
+        assert doc == {"score": 0.7, "created_at": "2026-01-01T00:00:00Z", "event_id": "e1"}
     finally:
         await es.close()
 

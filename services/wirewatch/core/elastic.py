@@ -274,19 +274,23 @@ BulkAction = Literal["index", "update", "upsert"]
 @dataclass(frozen=True)
 class BulkOp:
     """One write: ``index`` replaces the document, ``update`` changes some fields of an existing
-    one (a missing document is an error), ``upsert`` changes some fields or creates it."""
+    one (a missing document is an error), ``upsert`` changes some fields or creates it (with
+    the fields of ``on_create`` too: kept from the first write, e.g. a creation time)."""
 
     index: str
     id: str
     doc: dict[str, Any]
     action: BulkAction = "index"
+    on_create: dict[str, Any] | None = None
 
     def lines(self) -> list[dict[str, Any]]:
         """The two lines of the bulk body."""
         if self.action == "index":
             return [{"index": {"_index": self.index, "_id": self.id}}, self.doc]
         body: dict[str, Any] = {"doc": self.doc}
-        if self.action == "upsert":
+        if self.action == "upsert" and self.on_create:
+            body["upsert"] = {**self.doc, **self.on_create}
+        elif self.action == "upsert":
             body["doc_as_upsert"] = True
         return [{"update": {"_index": self.index, "_id": self.id, "retry_on_conflict": 3}}, body]
 

@@ -73,15 +73,22 @@ class Indexer:
                     continue
                 await self.service.dead_letter(f"indexer.{kind}", exc, payload=event.value, event=event)
         index = self.settings.index(kind)
-        ops = [
-            BulkOp(index, doc.id, doc.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert")  # type: ignore[attr-defined]
-            if isinstance(doc, EnrichedArticle)
-            else BulkOp(index, doc.id, doc.model_dump(mode="json"))  # type: ignore[attr-defined]
-            for doc in docs
-        ]
+        ops = [self._op(index, doc) for doc in docs]
         rejected = await self.bulk(ops, stage=f"indexer.{kind}", quiet=model is DeadLetter)
         metrics.INDEXED.labels(index=kind).inc(len(ops) - len(rejected))
         return [doc for doc in docs if doc.id not in rejected]  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _op(index: str, doc: Message) -> BulkOp:
+        """Articles and alerts are merged into what is there (a replay must not erase the event
+        the linking stage wrote, nor move an alert's creation time); the rest is replaced."""
+        if isinstance(doc, EnrichedArticle):
+            return BulkOp(index, doc.id, doc.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert")
+        if isinstance(doc, Alert):
+            fields = doc.model_dump(mode="json", exclude={"event_id", "created_at"})
+            first = {"created_at": doc.model_dump(mode="json", include={"created_at"})["created_at"]}
+            return BulkOp(index, doc.id, fields, "upsert", on_create=first)
+        return BulkOp(index, doc.id, doc.model_dump(mode="json"))  # type: ignore[attr-defined]
 
     async def bulk(self, ops: list[BulkOp], *, stage: str, quiet: bool = False) -> set[str]:
         """Apply ``ops``; dead-letter the refused ones (only count them when ``quiet``); their ids."""
