@@ -4,14 +4,16 @@ article raises (the code the stream and the retroactive search share)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
 from wirewatch.alerts.detect import alert_id, alerts_for
-from wirewatch.alerts.watchlist import ClaimFileError, claim_id, new_claim, read_claims_file
+from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
 from wirewatch.core.models import EnrichedArticle, RawArticle
+from wirewatch.core.settings import Settings
 from wirewatch.enricher.service import analyse
 from wirewatch.matching.matcher import ClaimMatcher
 
@@ -83,3 +85,26 @@ def test_only_claim_and_retroactive_marks(matcher: ClaimMatcher) -> None:
     assert alerts_for(article, matcher, only_claim="another") == []
     [alert] = alerts_for(article, matcher, retroactive=True, only_claim=claim_id(CLAIM_EN))
     assert alert.retroactive
+
+
+def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search() -> None:
+    """At load, a claim tracked recently is passed on for the retroactive search (it was new to
+    nobody if tracked while the alerts service was down); an old one, an untracked one and
+    those applied once loaded (passed on as they come) are not passed on by the catch-up."""
+    settings = Settings(_env_file=None, claims_retro_catchup_hours=24)  # type: ignore[call-arg]
+    passed: list[str] = []
+    watchlist = Watchlist(settings, on_change=lambda _: None, on_new=lambda c: passed.append(c.id))
+    now = datetime.now(UTC)
+    recent = new_claim("The bridge will stay closed until March.", created_at=now - timedelta(hours=2))
+    old = new_claim("The vaccine was tested on 40,000 people.", created_at=now - timedelta(days=3))
+    dropped = new_claim("The mayor resigned on Tuesday.", created_at=now)
+    for claim in (recent, old, dropped):
+        watchlist.apply(claim)
+    watchlist.apply(dropped.model_copy(update={"active": False}))
+    assert passed == []  # nothing while loading
+    watchlist.ready.set()
+    watchlist._catch_up()
+    assert passed == [recent.id]
+    later = new_claim("The strike ended after nine days.")
+    watchlist.apply(later)
+    assert passed == [recent.id, later.id]

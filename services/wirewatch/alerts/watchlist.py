@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,11 @@ class Watchlist:
         self.on_new = on_new
         self.ready = asyncio.Event()
         self.active: set[str] = set()
+        self.recent: dict[str, TrackedClaim] = {}
 
     def apply(self, claim: TrackedClaim) -> None:
+        if not self.ready.is_set() and claim.created_at >= self._catch_up_since():
+            self.recent[claim.id] = claim  # (only while loading, the recent ones: for the catch-up)
         new = claim.active and claim.id not in self.active
         if claim.active:
             self.active.add(claim.id)
@@ -142,12 +146,25 @@ class Watchlist:
                 if not self.ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                     self.ready.set()
                     log.info("watchlist loaded", extra={"claims": len(self.active)})
+                    self._catch_up()
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     for record in records:
                         self._record(record.key, record.value)
         finally:
             await consumer.stop()
+
+    def _catch_up(self) -> None:
+        """Pass the claims tracked in the last ``claims_retro_catchup_hours`` to ``on_new``: one
+        tracked while this service was down was "new" to nobody. Searching again is harmless
+        (an alert's id hashes claim and article; a delivered id is never sent again)."""
+        recent, self.recent = self.recent, {}
+        for claim in recent.values():
+            if self.on_new is not None and claim.id in self.active:
+                self.on_new(claim)
+
+    def _catch_up_since(self) -> datetime:
+        return datetime.now(UTC) - timedelta(hours=self.settings.claims_retro_catchup_hours)
 
     def _record(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:

@@ -233,6 +233,12 @@ class Settings(BaseSettings):
     claims_retro_candidates: int = Field(
         default=500, ge=1, description="Articles the retroactive search checks closely per new claim."
     )
+    claims_retro_catchup_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="At start, claims tracked within this many hours get their retroactive search "
+        "(again): one tracked while the alerts service was down or restarting is not missed.",
+    )
 
     # --- Services ------------------------------------------------------------------------
     table_store: str = Field(
