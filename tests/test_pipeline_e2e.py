@@ -157,33 +157,6 @@ def test_restarting_every_service_keeps_the_index_exact(pipeline: Pipeline) -> N
     assert sum(1 for d in docs.values() if d["is_duplicate"]) == 1
 
 
-def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
-    """The Kafka broker frozen (SIGSTOP: connections hang, as behind a dead network) for a
-    minute while articles are published: the fetcher and the services wait and resume."""
-    [broker] = [p for p in pipeline.servers.processes if "tansu" in Path(str(p.args[0])).name]
-    pipeline.publish("wire", stories.copy_of(stories.STRIKE, "strike-update"))
-    os.kill(broker.pid, signal.SIGSTOP)
-    try:
-        pipeline.publish("matin", stories.copy_of(stories.PARK, "parc-rouvert"))
-        pipeline.publish("wire", stories.copy_of(stories.LIBRARY, "library-reopens"))
-        time.sleep(60)
-    finally:
-        os.kill(broker.pid, signal.SIGCONT)
-    docs = pipeline.wait_for_articles(timeout=180)
-    assert len(docs) == len(pipeline.expected)
-    # (Each is a copy of an earlier story at a new URL, and still recognised as one.)
-    site = pipeline.site.url
-    for copy, original in (
-        ("wire/strike-update", "wire/port-strike"),
-        ("matin/parc-rouvert", "wire/city-park"),
-        ("wire/library-reopens", "wire/library-hours"),
-    ):
-        assert docs[article_id(f"{site}/{copy}.html")]["duplicate_of"] == article_id(
-            f"{site}/{original}.html"
-        )
-    assert pipeline.supervisor is not None and pipeline.supervisor.wait_healthy(60)
-
-
 def _story(slug: str, title: str, text: str, language: str) -> stories.Story:
     paragraphs = tuple(p for p in text.strip().split("\n") if p)
     return stories.Story(
@@ -379,3 +352,32 @@ def test_seed_reports_of_one_event_share_it_and_the_later_one_does_not(pipeline:
     if mosul_reports != {"000", "001", "002", "003"}:
         pytest.xfail(f"issue #6 seed criterion not met with the defaults: events {by_seed}")
     assert mosul["article_count"] == 4
+
+
+def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
+    """The Kafka broker frozen (SIGSTOP: connections hang, as behind a dead network) for a
+    minute while articles are published: the fetcher and the services wait and resume.
+    Last in the module: it asserts the articles only (after the outage the alerts and the
+    event-linking stages were once seen to stall; see issue #7)."""
+    [broker] = [p for p in pipeline.servers.processes if "tansu" in Path(str(p.args[0])).name]
+    pipeline.publish("wire", stories.copy_of(stories.STRIKE, "strike-update"))
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        pipeline.publish("matin", stories.copy_of(stories.PARK, "parc-rouvert"))
+        pipeline.publish("wire", stories.copy_of(stories.LIBRARY, "library-reopens"))
+        time.sleep(60)
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    docs = pipeline.wait_for_articles(timeout=180)
+    assert len(docs) == len(pipeline.expected)
+    # (Each is a copy of an earlier story at a new URL, and still recognised as one.)
+    site = pipeline.site.url
+    for copy, original in (
+        ("wire/strike-update", "wire/port-strike"),
+        ("matin/parc-rouvert", "wire/city-park"),
+        ("wire/library-reopens", "wire/library-hours"),
+    ):
+        assert docs[article_id(f"{site}/{copy}.html")]["duplicate_of"] == article_id(
+            f"{site}/{original}.html"
+        )
+    assert pipeline.supervisor is not None and pipeline.supervisor.wait_healthy(60)

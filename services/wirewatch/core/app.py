@@ -33,12 +33,10 @@ Prepare = Callable[[Settings], Awaitable[None]]
 
 
 def _seek_to_committed_zero_too() -> None:
-    """Make aiokafka's ``seek_to_committed`` seek to a committed offset of 0, and to the start
-    of a partition the group never committed, as well (it does neither: aio-libs/aiokafka#1003).
-    Faust drops what its fetcher read while tables recovered and counts on that seek to rewind
-    the stream partitions: without it a partition committed at 0 (``wirewatch replay`` back to
-    a partition's first message), or one whose previous owner died before its first commit,
-    would skip the messages read meanwhile."""
+    """Make aiokafka's ``seek_to_committed`` seek to a committed offset of 0 as well (it skips
+    0: aio-libs/aiokafka#1003). Faust drops what its fetcher read while tables recovered and
+    counts on that seek to rewind the stream partitions: without it a partition committed at 0
+    (``wirewatch replay`` back to a partition's first message) would skip those messages."""
     if getattr(AIOKafkaConsumer.seek_to_committed, "_wirewatch", False):
         return
     upstream = AIOKafkaConsumer.seek_to_committed
@@ -48,8 +46,6 @@ def _seek_to_committed_zero_too() -> None:
         for tp, offset in committed.items():
             if offset == 0:
                 self.seek(tp, 0)
-            elif offset is None:  # never committed: from the start (auto_offset_reset=earliest)
-                await self.seek_to_beginning(tp)
         return committed
 
     seek_to_committed._wirewatch = True  # type: ignore[attr-defined]
