@@ -383,7 +383,9 @@ def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_pat
     for table in (made.store.feeds_table, made.store.seen_table, made.backfills.table):
         assert isinstance(table, ShardedTable)
         assert type(table.data).__module__ == "faust.stores.memory"  # the poll loop writes outside agents
-    assert made.service.app.conf.producer_max_batch_size == 1
+    assert made.service.app.conf.producer_max_batch_size > 1  # batching: real Kafka's end offsets are right
+    tansu = build(settings.model_copy(update={"kafka_producer_batching": False}))
+    assert tansu.service.app.conf.producer_max_batch_size == 1  # one record per request on tansu
 
 
 def test_bounded_set() -> None:
