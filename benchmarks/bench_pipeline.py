@@ -46,9 +46,10 @@ What it does, in one run:
 Environment given to the services: ``WIREWATCH_POLL_INTERVAL`` / ``_MIN`` = ``--poll`` (and the same
 ``interval`` on every feed of the feeds file), ``WIREWATCH_FETCH_ALLOW_HOSTS=127.0.0.0/8``,
 ``WIREWATCH_FETCH_HOST_DELAY`` = ``--host-delay``, ``WIREWATCH_TABLE_STORE`` = ``--table-store``;
-all else default. ``OPENBLAS_NUM_THREADS`` = ``--blas-threads`` (default 1; 0 leaves it unset, as
-the services ship): numpy's OpenBLAS starts one thread per core in every service, and on a loaded
-2-core machine those threads spin against each other (see RESULTS.md).
+all else default. ``WIREWATCH_COMPUTE_THREADS`` = ``--blas-threads`` (default 1, the services' own
+default); 0 gives numpy's OpenBLAS its own default, one thread per core in every service (how the
+services shipped before ``compute_threads``): on a loaded 2-core machine those threads spin against
+each other (see RESULTS.md).
 """
 
 from __future__ import annotations
@@ -689,7 +690,9 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
         "WIREWATCH_DATA_DIR": str(tmp / "data"),
     }
     if args.blas_threads > 0:
-        env["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
+        env["WIREWATCH_COMPUTE_THREADS"] = str(args.blas_threads)
+    else:
+        env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
     supervisor = Supervisor(list(SERVICES), env, tmp / "logs")
     n_of_url: dict[str, int] = {}
     run = Run(
@@ -837,8 +840,8 @@ def report(run: Run, ref_cpu: float) -> list[str]:
         f"{run.load[0]:.1f} at start, {run.load[1]:.1f} at end",
         f"# {len(run.pages)} pages, {args.feeds} feeds (one loopback host each), poll {args.poll:g} s, "
         f"{run.claims} tracked claims, backend {run.servers.backend}, tables {args.table_store}, "
-        f"warm-up {args.warmup} articles (not counted), OPENBLAS_NUM_THREADS "
-        f"{args.blas_threads if args.blas_threads > 0 else 'unset'}",
+        f"warm-up {args.warmup} articles (not counted), BLAS threads per service "
+        f"{args.blas_threads if args.blas_threads > 0 else f'{os.cpu_count()} (one per core)'}",
         "",
         "| articles | offered/s | searchable | copies found | sustained articles/s | linking articles/s | "
         "s to last searchable | s until quiet | alerts (articles, claims) |",
@@ -926,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
         "--blas-threads",
         type=int,
         default=1,
-        help="OPENBLAS_NUM_THREADS for the services (0: unset, as they ship; see RESULTS.md).",
+        help="WIREWATCH_COMPUTE_THREADS for the services (0: one per core, numpy's default; see RESULTS.md).",
     )
     parser.add_argument("--idle", type=float, default=10.0, help="Seconds of idle baseline (0: none).")
     parser.add_argument("--limit", type=int, help="Use only the first LIMIT pages.")

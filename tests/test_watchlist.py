@@ -4,15 +4,17 @@ article raises (the code the stream and the retroactive search share)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
+from conftest import run
 from wirewatch.alerts.detect import alert_id, alerts_for
 from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
-from wirewatch.core.models import EnrichedArticle, RawArticle
+from wirewatch.core.models import EnrichedArticle, RawArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.enricher.service import analyse
 from wirewatch.matching.matcher import ClaimMatcher
@@ -98,13 +100,36 @@ def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search(
     recent = new_claim("The bridge will stay closed until March.", created_at=now - timedelta(hours=2))
     old = new_claim("The vaccine was tested on 40,000 people.", created_at=now - timedelta(days=3))
     dropped = new_claim("The mayor resigned on Tuesday.", created_at=now)
-    for claim in (recent, old, dropped):
-        watchlist.apply(claim)
-    watchlist.apply(dropped.model_copy(update={"active": False}))
+    run(watchlist.apply([recent, old, dropped]))
+    run(watchlist.apply([dropped.model_copy(update={"active": False})]))
     assert passed == []  # nothing while loading
     watchlist.ready.set()
     watchlist._catch_up()
     assert passed == [recent.id]
     later = new_claim("The strike ended after nine days.")
-    watchlist.apply(later)
+    run(watchlist.apply([later]))
     assert passed == [recent.id, later.id]
+
+
+def test_a_poll_of_claims_reaches_the_matcher_as_one_batch_and_a_tombstone_untracks() -> None:
+    """Loading thousands of claims embeds them together (one encoder call per poll, not one per
+    claim); a tombstone on the topic takes its claim off the matcher."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    matcher = ClaimMatcher()
+    batches: list[int] = []
+
+    def on_change(claims: Sequence[TrackedClaim]) -> None:
+        batches.append(len(claims))
+        matcher.upsert_many(claims)
+
+    watchlist = Watchlist(settings, on_change=on_change)
+    claims = [new_claim(f"The council approved {n} new homes in Ostrel.") for n in range(1, 41)]
+    run(watchlist.apply(claims))
+    assert batches == [40]
+    assert len(matcher.claims()) == 40 and watchlist.active == {c.id for c in claims}
+    tombstone = Watchlist._claim(claims[0].id.encode(), None)
+    assert tombstone is not None and not tombstone.active
+    run(watchlist.apply([tombstone]))
+    assert claims[0].id not in {c.id for c in matcher.claims()}
+    assert claims[0].id not in watchlist.active
+    assert Watchlist._claim(None, b"not json") is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import sys
 
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import ensure_fetcher_topics, ensure_topics
@@ -19,8 +21,23 @@ def build(name: ServiceName, settings: Settings) -> ServiceApp:
     return service
 
 
+COMPUTE_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_compute_threads(threads: int) -> None:
+    """Cap the threads numpy's BLAS and OpenMP start, unless the environment already does.
+
+    They read these variables once, when numpy is first imported, so this must run before; child
+    processes (the fetcher's extraction pool) inherit them."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("limit_compute_threads() must run before numpy is imported")
+    for variable in COMPUTE_THREAD_VARIABLES:
+        os.environ.setdefault(variable, str(threads))
+
+
 def run(name: ServiceName, settings: Settings) -> None:
     """Create topics, run the service's preparation, then the Faust worker until stopped."""
+    limit_compute_threads(settings.compute_threads)
     setup_logging(settings.log_level, settings.log_format, name)
     service = build(name, settings)
 

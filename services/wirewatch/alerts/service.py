@@ -53,13 +53,8 @@ def create(settings: Settings) -> ServiceApp:
     matcher = ClaimMatcher()
     newly_tracked: asyncio.Queue[TrackedClaim] = asyncio.Queue()
 
-    def apply(claim: TrackedClaim) -> None:
-        if claim.active:
-            matcher.upsert(claim)
-        else:
-            matcher.remove(claim.id)
-
-    watchlist = Watchlist(settings, on_change=apply, on_new=newly_tracked.put_nowait)
+    # Claims are embedded in batches as they are read (an untracked one leaves the matcher).
+    watchlist = Watchlist(settings, on_change=matcher.upsert_many, on_new=newly_tracked.put_nowait)
 
     # Delivery: per-claim throttling state in a table co-partitioned with the alerts topic
     # (keyed by claim id); digests fall due on a timer, which asks the partition's owner,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,14 +92,15 @@ async def current(settings: Settings) -> dict[str, TrackedClaim]:
 class Watchlist:
     """Follows the claims topic and tells ``on_change`` about every claim, as it is now.
 
-    ``ready`` is set once everything the topic held at start has been read; claims seen after
-    that are also passed to ``on_new`` (newly tracked: the retroactive search wants them).
+    Claims come in batches (one per poll), so loading thousands embeds them together rather than
+    one by one. ``ready`` is set once everything the topic held at start has been read; claims
+    seen after that are also passed to ``on_new`` (newly tracked: the retroactive search wants them).
     """
 
     def __init__(
         self,
         settings: Settings,
-        on_change: Callable[[TrackedClaim], None],
+        on_change: Callable[[Sequence[TrackedClaim]], None],
         on_new: Callable[[TrackedClaim], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -109,17 +110,22 @@ class Watchlist:
         self.active: set[str] = set()
         self.recent: dict[str, TrackedClaim] = {}
 
-    def apply(self, claim: TrackedClaim) -> None:
-        if not self.ready.is_set() and claim.created_at >= self._catch_up_since():
-            self.recent[claim.id] = claim  # (only while loading, the recent ones: for the catch-up)
-        new = claim.active and claim.id not in self.active
-        if claim.active:
-            self.active.add(claim.id)
-        else:
-            self.active.discard(claim.id)
-        self.on_change(claim)
-        if new and self.ready.is_set() and self.on_new is not None:
-            self.on_new(claim)
+    async def apply(self, claims: Sequence[TrackedClaim]) -> None:
+        """Pass ``claims`` to ``on_change`` (in a thread: embedding thousands takes seconds, longer
+        than a consumer session may go unanswered), then note which are tracked and which new."""
+        if not claims:
+            return
+        await asyncio.to_thread(self.on_change, claims)
+        for claim in claims:
+            if not self.ready.is_set() and claim.created_at >= self._catch_up_since():
+                self.recent[claim.id] = claim  # (only while loading, the recent ones: for the catch-up)
+            new = claim.active and claim.id not in self.active
+            if claim.active:
+                self.active.add(claim.id)
+            else:
+                self.active.discard(claim.id)
+            if new and self.ready.is_set() and self.on_new is not None:
+                self.on_new(claim)
 
     async def run(self) -> None:
         """Read the topic from the beginning, then follow it until cancelled."""
@@ -148,9 +154,8 @@ class Watchlist:
                     log.info("watchlist loaded", extra={"claims": len(self.active)})
                     self._catch_up()
                 batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        self._record(record.key, record.value)
+                claims = [self._claim(r.key, r.value) for records in batch.values() for r in records]
+                await self.apply([c for c in claims if c is not None])
         finally:
             await consumer.stop()
 
@@ -166,15 +171,16 @@ class Watchlist:
     def _catch_up_since(self) -> datetime:
         return datetime.now(UTC) - timedelta(hours=self.settings.claims_retro_catchup_hours)
 
-    def _record(self, key: bytes | None, value: bytes | None) -> None:
+    @staticmethod
+    def _claim(key: bytes | None, value: bytes | None) -> TrackedClaim | None:
+        """The claim a record carries; a tombstone untracks its key; None for a malformed one."""
         if value is None:
-            removed = key.decode("utf-8", "replace") if key is not None else None  # never raises
-            if removed is not None and removed in self.active:
-                self.apply(TrackedClaim(id=removed, text="(removed)", active=False))
-            return
+            if key is None:
+                return None
+            return TrackedClaim(id=key.decode("utf-8", "replace"), text="(removed)", active=False)
         try:
-            claim = TrackedClaim.from_bytes(value)
+            claim: TrackedClaim = TrackedClaim.from_bytes(value)
         except MessageError as exc:
             log.warning("ignoring a malformed claim on the watchlist", extra={"reason": str(exc)})
-            return
-        self.apply(claim)
+            return None
+        return claim

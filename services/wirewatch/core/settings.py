@@ -245,6 +245,13 @@ class Settings(BaseSettings):
         default="memory://",
         description="Faust table store: memory:// (rebuilt from the changelog) or rocksdb:// (on disk).",
     )
+    compute_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Threads numpy's BLAS (and OpenMP) may use in each service process. One: a service "
+        "is one worker, and scale-out is more processes; a thread per core in every service made them "
+        "spin against each other (benchmarks/RESULTS.md). OPENBLAS_NUM_THREADS etc., when set, win.",
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535, description="Health and metrics port.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
