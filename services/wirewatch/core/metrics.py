@@ -32,6 +32,10 @@ EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, 
 EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
 EVENT_LINK_SECONDS = Histogram(
     "wirewatch_event_link_seconds",
-    "Time to link one report or claim sighting, Elasticsearch writes included",
+    "Time to link one report or claim sighting (its batch's Elasticsearch writes not included)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+STALE_EVENTS = Counter(
+    "wirewatch_stale_events_total",
+    "Events read before a rebalance and left unacknowledged, to be read again from the committed offset",
 )
