@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import run, settings_for
 from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
 from wirewatch.cli import main
-from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices
+from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
 from wirewatch.core.settings import Settings
 from wirewatch.events import Report
@@ -78,6 +78,29 @@ def test_each_article_gets_its_event_a_link_record_and_an_event_document() -> No
     assert event.summary.startswith("A fire broke out on Tuesday night")
     assert "Norvalis" in event.entities  # display form, not the normalised key
     assert sum(h.reports for h in event.growth) == 2 and event.reports_last_day == 2
+
+
+def test_a_batch_of_reports_sends_each_event_document_once_and_every_other_write() -> None:
+    """The linking stage sends a batch's writes in one bulk: an event document rewritten by each
+    report of the batch goes once, as the last report left it; nothing else is dropped."""
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    ops = [op for a in (FIRE_EN, FIRE_FR, ELECTION, FIRE_WALES) for op in stage.article_ops(article(a))]
+    sent = without_superseded(ops)
+    events = [op for op in sent if op.index == "wirewatch-events"]
+    assert (
+        len({op.id for op in events})
+        == len(events)
+        < len([op for op in ops if op.index == "wirewatch-events"])
+    )
+    for op in events:  # the last version of each event document
+        assert op.doc == [o.doc for o in ops if (o.index, o.id) == (op.index, op.id)][-1]
+    assert [op for op in sent if op.index != "wirewatch-events"] == [
+        op for op in ops if op.index != "wirewatch-events"
+    ]
+    # A partial update after a full rewrite is kept, in its place; one before it is not.
+    a, b = BulkOp("i", "1", {"x": 1}, "update"), BulkOp("i", "1", {"x": 2})
+    c = BulkOp("i", "1", {"y": 3}, "update")
+    assert without_superseded([a, b, c]) == [b, c]
 
 
 def test_table_restores_the_same_linker_and_a_replay_gets_its_original_decision() -> None:

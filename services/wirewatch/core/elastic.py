@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -293,6 +294,21 @@ class BulkOp:
         elif self.action == "upsert":
             body["doc_as_upsert"] = True
         return [{"update": {"_index": self.index, "_id": self.id, "retry_on_conflict": 3}}, body]
+
+
+def without_superseded(ops: Sequence[BulkOp]) -> list[BulkOp]:
+    """``ops`` less the writes a later ``index`` of the same document replaces, in their order (a
+    batch of linked reports rewrites an event's document once per report: the last one is enough)."""
+    replaced: set[tuple[str, str]] = set()
+    kept: list[BulkOp] = []
+    for op in reversed(ops):
+        if (op.index, op.id) in replaced:
+            continue
+        if op.action == "index":
+            replaced.add((op.index, op.id))
+        kept.append(op)
+    kept.reverse()
+    return kept
 
 
 @dataclass

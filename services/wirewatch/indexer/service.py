@@ -15,7 +15,8 @@ Two stages:
    every report in one order (see :mod:`wirewatch.indexer.events`); its state is the
    ``event-linker`` table, rebuilt after a restart or rebalance. It writes the articles'
    ``event_id``, the "report joined event" records and the event documents. Cost: a
-   sentence encoding and a few milliseconds of scoring per article, plus one bulk request.
+   sentence encoding and a few milliseconds of scoring per article, plus one bulk request
+   per batch (same size and wait as the indexing batches).
 
 Articles are written as partial upserts without the event fields, so re-indexing an article
 never erases the event the linking stage gave it.
@@ -33,7 +34,14 @@ from faust import StreamT
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
-from wirewatch.core.elastic import BulkOp, backoff_delay, bulk_write, connect, ensure_indices
+from wirewatch.core.elastic import (
+    BulkOp,
+    backoff_delay,
+    bulk_write,
+    connect,
+    ensure_indices,
+    without_superseded,
+)
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Message, MessageError, TrackedClaim
 from wirewatch.core.settings import Settings
@@ -180,30 +188,43 @@ def create(settings: Settings) -> ServiceApp:
                 log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
                 await asyncio.sleep(backoff_delay(attempt, settings.index_retry_max_seconds))
 
+    async def link_ops(event: Any) -> list[BulkOp]:
+        """The writes that record one report or claim sighting (a broken one: a dead letter)."""
+        key = (event.key or b"").decode("utf-8", "replace")
+        started = time.perf_counter()
+        try:
+            if key.startswith(ALERT_KEY):
+                alert = Alert.from_bytes(event.value)
+                ops = linking.alert_ops(alert)
+                if ops is None:
+                    ops = await old_alert_ops(alert)
+            else:
+                ops = linking.article_ops(EnrichedArticle.from_bytes(event.value))
+        except MessageError as exc:
+            await service.dead_letter("indexer.events", exc, payload=event.value, event=event)
+            return []
+        except Exception as exc:
+            metrics.MESSAGES.labels(service="indexer", outcome="error").inc()
+            await service.dead_letter(
+                "indexer.events", describe_exception(exc), payload=event.value, event=event
+            )
+            return []
+        metrics.EVENT_LINK_SECONDS.observe(time.perf_counter() - started)
+        return ops
+
     @app.agent(reports_topic)
     async def link_events(stream: StreamT[bytes]) -> None:
-        # One event at a time: the table is written from within each event (Faust needs it).
-        async for event in stream.events():
-            key = (event.key or b"").decode("utf-8", "replace")
-            started = time.perf_counter()
-            try:
-                if key.startswith(ALERT_KEY):
-                    alert = Alert.from_bytes(event.value)
-                    ops = linking.alert_ops(alert)
-                    if ops is None:
-                        ops = await old_alert_ops(alert)
-                else:
-                    ops = linking.article_ops(EnrichedArticle.from_bytes(event.value))
-            except MessageError as exc:
-                await service.dead_letter("indexer.events", exc, payload=event.value, event=event)
-                continue
-            except Exception as exc:
-                metrics.MESSAGES.labels(service="indexer", outcome="error").inc()
-                await service.dead_letter(
-                    "indexer.events", describe_exception(exc), payload=event.value, event=event
-                )
-                continue
-            await indexer.bulk(ops, stage="indexer.events")
-            metrics.EVENT_LINK_SECONDS.observe(time.perf_counter() - started)
+        # Reports are linked one by one, in order, and their writes sent in one bulk request per
+        # batch (a later rewrite of an event's document replaces the earlier ones); the batch is
+        # acknowledged once written. The table is written from each report's own event context.
+        batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
+            settings.index_batch_size, within=settings.index_batch_seconds
+        )
+        async for batch in batches:
+            ops: list[BulkOp] = []
+            for event in batch:
+                stream._set_current_event(event)  # type: ignore[attr-defined]
+                ops += await link_ops(event)
+            await indexer.bulk(without_superseded(ops), stage="indexer.events")
 
     return service
