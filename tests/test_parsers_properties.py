@@ -35,6 +35,7 @@ from wirewatch.core.ids import stable_id
 from wirewatch.core.models import (
     MAX_MESSAGE_BYTES,
     MESSAGES,
+    BackfillRequest,
     DeadLetter,
     EnrichedArticle,
     Feed,
@@ -44,7 +45,6 @@ from wirewatch.core.models import (
 from wirewatch.core.text import normalise
 from wirewatch.enricher.entities import clean_name, name_key
 from wirewatch.enricher.language import detect_language
-from wirewatch.fetcher.backfill import BackfillRequest
 from wirewatch.fetcher.discover import feed_links
 from wirewatch.fetcher.errors import FetchError
 from wirewatch.fetcher.extract import ExtractionError, charset_from_content_type, extract_article

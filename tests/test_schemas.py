@@ -19,6 +19,7 @@ from wirewatch.core.models import (
     DOCUMENTS,
     MESSAGES,
     Alert,
+    BackfillRequest,
     DeadLetter,
     EnrichedArticle,
     Event,
@@ -62,6 +63,12 @@ EXAMPLES: dict[str, Message] = {
         name="Harbour Gazette",
         language="en",
         interval=600.0,
+    ),
+    "backfill-request": BackfillRequest(
+        id="9a0364b9e99bb480dd25e1f0284c8555",
+        url="https://www.harbour-gazette.example/sitemap_index.xml",
+        since=datetime(2026, 10, 1, tzinfo=UTC),
+        requested_at=datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
     ),
     "raw-article": RawArticle(**RAW),
     "article": EnrichedArticle(

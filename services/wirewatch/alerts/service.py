@@ -34,7 +34,7 @@ from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.elastic import connect
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Alert, EnrichedArticle, MessageError, TrackedClaim
+from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import get_encoder
 from wirewatch.matching.matcher import ClaimMatcher
@@ -110,10 +110,8 @@ def create(settings: Settings) -> ServiceApp:
     async def match_articles(stream: StreamT[bytes]) -> None:
         await watchlist.ready.wait()
         async for event in stream.events():
-            try:
-                article = EnrichedArticle.from_bytes(event.value)
-            except MessageError as exc:
-                await service.dead_letter("alerts.parse", exc, payload=event.value, event=event)
+            article = await service.parse(EnrichedArticle, event, "alerts.parse")
+            if article is None:
                 continue
             try:
                 alerts = await asyncio.to_thread(alerts_for, article, matcher)
@@ -127,11 +125,9 @@ def create(settings: Settings) -> ServiceApp:
     @app.agent(alerts_topic)
     async def deliver(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                alert = Alert.from_bytes(event.value)
-            except MessageError as exc:
+            alert = await service.parse(Alert, event, "alerts.parse")
+            if alert is None:
                 metrics.ALERTS.labels(outcome="invalid").inc()
-                await service.dead_letter("alerts.parse", exc, payload=event.value, event=event)
                 continue
             log.warning(
                 "tracked claim seen",

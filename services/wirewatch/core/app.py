@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,7 +22,7 @@ from wirewatch.core import metrics
 from wirewatch.core.ids import stable_id
 from wirewatch.core.kafka import faust_credentials
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import DeadLetter
+from wirewatch.core.models import DeadLetter, Message, MessageError
 from wirewatch.core.settings import ServiceName, Settings
 
 log = get_logger(__name__)
@@ -30,6 +30,7 @@ log = get_logger(__name__)
 MAX_PAYLOAD_CHARS = 64 * 1024
 
 Prepare = Callable[[Settings], Awaitable[None]]
+M = TypeVar("M", bound=Message)
 
 
 def _seek_to_committed_zero_too() -> None:
@@ -214,6 +215,17 @@ class ServiceApp:
         metrics.DEAD_LETTERS.labels(stage=stage).inc()
         await self.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
         return letter
+
+    async def parse(self, model: type[M], event: faust.EventT[Any], stage: str) -> M | None:
+        """The ``model`` message ``event`` carries; None when it does not parse (then it is counted
+        and recorded on the dead-letter topic under ``stage``, and the stream goes on)."""
+        try:
+            message: M = model.from_bytes(event.value)
+        except MessageError as exc:
+            metrics.MESSAGES.labels(service=self.name, outcome="invalid").inc()
+            await self.dead_letter(stage, exc, payload=event.value, event=event)
+            return None
+        return message
 
     async def measure_lag(self) -> None:
         """Set ``wirewatch_consumer_lag`` for each partition this worker consumes now."""

@@ -97,6 +97,18 @@ class Feed(Message):
     )
 
 
+class BackfillRequest(Message):
+    """One ``wirewatch backfill`` request, on the backfill topic (key: ``id``): fetch the archive
+    of a site since a date."""
+
+    schema_name: ClassVar[str] = "backfill-request"
+
+    id: str
+    url: str = Field(description="A sitemap index, a sitemap or a feed.")
+    since: datetime = Field(description="Only articles dated this or later.")
+    requested_at: datetime
+
+
 class RawArticle(Message):
     """An article as fetched and extracted, before enrichment. Key: ``id``."""
 
@@ -357,7 +369,17 @@ class DeadLetter(Message):
 #: Models that travel on Kafka, by schema name.
 MESSAGES: dict[str, type[Message]] = {
     m.schema_name: m
-    for m in (Feed, RawArticle, EnrichedArticle, Event, EventLink, TrackedClaim, Alert, DeadLetter)
+    for m in (
+        Feed,
+        BackfillRequest,
+        RawArticle,
+        EnrichedArticle,
+        Event,
+        EventLink,
+        TrackedClaim,
+        Alert,
+        DeadLetter,
+    )
 }
 
 #: Models stored in Elasticsearch: index name (after the prefix) -> model.

@@ -31,7 +31,7 @@ from faust import StreamT
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, MessageError, RawArticle
+from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
 from wirewatch.enricher.analysis import analyse_text, preload
@@ -142,15 +142,13 @@ def create(settings: Settings) -> ServiceApp:
     @app.agent(raw_topic)
     async def analyse_articles(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
+            raw = await service.parse(RawArticle, event, "enricher.parse")
+            if raw is None:
+                continue
             try:
-                raw = RawArticle.from_bytes(event.value)
                 # In a thread: a long text takes seconds, and the consumer's heartbeats must go on
                 # meanwhile (a missed session would redeliver the article, again and again).
                 article = await asyncio.to_thread(analyse, raw)
-            except MessageError as exc:
-                metrics.MESSAGES.labels(service="enricher", outcome="invalid").inc()
-                await service.dead_letter("enricher.parse", exc, payload=event.value, event=event)
-                continue
             except Exception as exc:
                 metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
                 await service.dead_letter(
@@ -168,10 +166,8 @@ def create(settings: Settings) -> ServiceApp:
     @app.agent(copies_topic)
     async def link_copies(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                article = EnrichedArticle.from_bytes(event.value)
-            except MessageError as exc:
-                await service.dead_letter("enricher.link", exc, payload=event.value, event=event)
+            article = await service.parse(EnrichedArticle, event, "enricher.link")
+            if article is None:
                 continue
             try:
                 article = linker.link(article)

@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, feed_id, stable_id
 from wirewatch.core.kafka import client_options, ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Feed, MessageError
+from wirewatch.core.models import BackfillRequest, Feed
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.errors import FetchError
 from wirewatch.fetcher.formats import FeedEntry, ParsedFeed, SitemapChild
@@ -66,30 +65,6 @@ KEEP_FINISHED = 7 * 86400.0
 
 Status = Literal["queued", "running", "done", "failed"]
 _OLDEST = datetime.min.replace(tzinfo=UTC)
-
-
-class BackfillRequest(BaseModel):
-    """One ``wirewatch backfill`` request, on the backfill topic (key: ``id``).
-
-    A local model until ``core.models`` has one (the JSON has the same shape)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    schema_version: Literal[1] = 1
-    id: str
-    url: str = Field(description="A sitemap index, a sitemap or a feed.")
-    since: datetime = Field(description="Only articles dated this or later.")
-    requested_at: datetime
-
-    def to_bytes(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> BackfillRequest:
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as exc:
-            raise MessageError(f"invalid backfill request: {exc.errors()[0]['msg']}") from exc
 
 
 def aware(when: datetime) -> datetime:

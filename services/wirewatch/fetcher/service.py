@@ -50,9 +50,9 @@ from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, source_domain
 from wirewatch.core.kafka import ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import MAX_MESSAGE_BYTES, Feed, MessageError, RawArticle
+from wirewatch.core.models import MAX_MESSAGE_BYTES, BackfillRequest, Feed, RawArticle
 from wirewatch.core.settings import Settings
-from wirewatch.fetcher.backfill import BackfillRequest, Backfills
+from wirewatch.fetcher.backfill import Backfills
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
 from wirewatch.fetcher.feedsync import FeedsPublisher
@@ -670,10 +670,8 @@ def build(settings: Settings) -> Fetcher:
                 fetcher.state.pop(fid, None)
                 log.info("feed removed", extra={"feed_id": fid, "feed_url": url})
                 continue
-            try:
-                feed = Feed.from_bytes(event.value)
-            except MessageError as exc:
-                await service.dead_letter("fetcher.feeds", exc, payload=event.value, event=event)
+            feed = await service.parse(Feed, event, "fetcher.feeds")
+            if feed is None:
                 continue
             if partition_of(shard_of(feed.url), partitions) != event.message.partition:
                 log.warning(
@@ -686,10 +684,8 @@ def build(settings: Settings) -> Fetcher:
     @app.agent(backfill_topic)
     async def follow_backfills(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            try:
-                request = BackfillRequest.from_bytes(event.value)
-            except MessageError as exc:
-                await service.dead_letter("fetcher.backfill", exc, payload=event.value, event=event)
+            request = await service.parse(BackfillRequest, event, "fetcher.backfill")
+            if request is None:
                 continue
             if partition_of(shard_of(request.url), partitions) != event.message.partition:
                 await service.dead_letter(
