@@ -10,7 +10,7 @@ registers its agents, timers and tasks on ``service.app``.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import faust
@@ -54,39 +54,107 @@ def _seek_to_committed_zero_too() -> None:
 
 
 def _never_ack_a_stale_event() -> None:
-    """Make Faust leave unacknowledged an event read before the current rebalance.
+    """Make Faust leave unacknowledged an event it skipped because a rebalance came between its
+    fetch and its turn.
 
     Faust's stream skips an event fetched in an earlier consumer generation (or read while the
     flow is suspended for a rebalance) and *acknowledges* it, so the next commit can move the
-    group's offset past a message nobody processed: after a worker was killed, the commit made
-    while its successor recovered its tables skipped an article for good (e2e, issue #7). Left
-    unacknowledged, the message is read again from the committed offset once the rebalance is
-    over; one processed across a rebalance may so be processed twice, which ids make harmless.
+    group's offset past a message nobody processed. Left unacknowledged, it is read again from
+    the committed offset once the rebalance is over. Only skipped events are concerned: they are
+    the ones never handed to an agent (``message.tracked`` is set when one is); an event an agent
+    handled is acknowledged as ever (a rebalance waits for those).
     """
     if getattr(faust.Event.ack, "_wirewatch", False):
         return
     upstream = faust.Event.ack
 
     def ack(self: faust.Event) -> bool:
-        app = self.app
-        generation = getattr(self.message, "generation_id", None)
-        if (generation is not None and generation != app.consumer_generation_id) or not (
+        app, message = self.app, self.message
+        generation = getattr(message, "generation_id", None)
+        stale = (generation is not None and generation != app.consumer_generation_id) or not (
             app.flow_control.is_active()
-        ):
+        )
+        if stale and not message.tracked:
             metrics.STALE_EVENTS.inc()
             log.info(
-                "event from before a rebalance left unacknowledged (it is read again)",
-                extra={
-                    "topic": self.message.topic,
-                    "partition": self.message.partition,
-                    "offset": self.message.offset,
-                },
+                "event skipped across a rebalance left unacknowledged (it is read again)",
+                extra={"topic": message.topic, "partition": message.partition, "offset": message.offset},
             )
             return False
         return upstream(self)
 
     ack._wirewatch = True  # type: ignore[attr-defined]
     faust.Event.ack = ack  # type: ignore[method-assign]
+
+
+def _commit_only_what_was_handled() -> None:
+    """Make Faust's consumer never commit past a message that was not acknowledged.
+
+    Faust commits the first run of consecutive acknowledged offsets, after checking that it starts
+    where the last commit ended, but with an off-by-one: the committed offset is the next one to
+    read, and Faust accepted a head one past it. So when a rebalance race dropped a fetched
+    message and the ones after it were handled, the commit moved past the dropped one for good
+    (e2e: one article per run never enriched, always the one after the partition's committed
+    offset). With the check made exact, the commit waits at the dropped message, and
+    :class:`DroppedMessages` has it read again. Compaction gaps still count as handled.
+    """
+    from faust.transport.consumer import Consumer
+    from faust.utils.functional import consecutive_numbers
+
+    if getattr(Consumer._new_offset, "_wirewatch", False):
+        return
+
+    def _new_offset(self: Consumer, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        gaps = self._gap[tp]
+        if gaps:  # offsets a compacted topic no longer has count as acknowledged
+            max_offset = max(acked)
+            filled = [
+                o
+                for g in sorted(gaps.overlap(0, max_offset), key=lambda g: g.begin)
+                for o in range(g.begin, g.end)
+            ]
+            if filled:
+                acked.extend(filled)
+                gaps.chop(0, max(filled[-1], max_offset + 1))
+        acked.sort()
+        committed = self._committed_offset[tp]
+        if committed is not None and acked[0] > committed:
+            return None  # the next offset to read was not handled: commit nothing yet
+        batch = next(consecutive_numbers(acked))
+        acked[: len(batch)] = []
+        self._acked_index[tp].difference_update(batch)
+        return int(batch[-1]) + 1
+
+    _new_offset._wirewatch = True  # type: ignore[attr-defined]
+    Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+
+
+class DroppedMessages:
+    """Finds partitions whose fetched messages were dropped rather than handled.
+
+    A partition is *behind* when the consumer's position is past the group's committed offset.
+    That is normal while messages are queued or being processed, and for a commit interval after;
+    it is a drop when nothing is queued or in progress and neither offset moved between two looks
+    (Faust loses a fetched batch in some rebalance races, and never fetches it again by itself).
+    """
+
+    def __init__(self) -> None:
+        self._behind: dict[Any, tuple[int, int]] = {}
+
+    def look(self, offsets: Mapping[Any, tuple[int, int]], busy: bool) -> list[Any]:
+        """``offsets``: partition -> (committed, position). The partitions found dropped."""
+        if busy:
+            self._behind = {}
+            return []
+        behind = {
+            tp: (committed, position) for tp, (committed, position) in offsets.items() if committed < position
+        }
+        dropped = [tp for tp, seen in behind.items() if self._behind.get(tp) == seen]
+        self._behind = {tp: seen for tp, seen in behind.items() if tp not in dropped}
+        return dropped
 
 
 class ServiceApp:
@@ -97,6 +165,7 @@ class ServiceApp:
         self.settings = settings
         _seek_to_committed_zero_too()
         _never_ack_a_stale_event()
+        _commit_only_what_was_handled()
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
         datadir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +202,9 @@ class ServiceApp:
         self.ready = False
         self.dead_letter_topic = self.topic(settings.topic_dead_letters)
         self._prepare: list[Prepare] = []
+        self._dropped = DroppedMessages()
         self._add_web_views()
+        self.app.timer(settings.kafka_stall_check_seconds)(self.read_dropped_again)
 
     def topic(self, name: str, *, internal: bool = False, partitions: int | None = None) -> faust.TopicT:
         """A topic carrying raw bytes (keys and values); parsing is the service's job.
@@ -240,6 +311,41 @@ class ServiceApp:
                 metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, end - position)
                 )
+
+    async def read_dropped_again(self) -> list[Any]:
+        """Seek the partitions :class:`DroppedMessages` finds back to their committed offsets
+        (what Faust does after a rebalance): their messages are read again, none is lost."""
+        app = self.app
+        consumer = app.consumer
+        if not self.ready or app.rebalancing or not app.flow_control.is_active():
+            self._dropped.look({}, busy=True)
+            return []
+        in_progress = any(not m.acked for m in list(consumer._unacked_messages))  # type: ignore[attr-defined]
+        queued = any(
+            not actor.stream.channel.empty() for agent in app.agents.values() for actor in list(agent._actors)
+        )
+        offsets: dict[Any, tuple[int, int]] = {}
+        for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog") or "__assignor" in tp.topic:
+                continue  # tables and Faust's own: read by recovery, not by agents
+            position = await consumer.position(tp)
+            if position is not None:
+                offsets[tp] = (consumer._committed_offset.get(tp) or 0, position)  # type: ignore[attr-defined]
+        dropped = self._dropped.look(offsets, busy=in_progress or queued)
+        for tp in dropped:
+            committed, position = offsets[tp]
+            metrics.DROPPED_REREAD.inc()
+            log.warning(
+                "messages fetched but never handled: reading them again from the committed offset",
+                extra={
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "committed": committed,
+                    "position": position,
+                },
+            )
+            await consumer.seek(tp, committed)
+        return dropped
 
     def _add_web_views(self) -> None:
         service = self

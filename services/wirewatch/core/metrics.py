@@ -39,3 +39,7 @@ STALE_EVENTS = Counter(
     "wirewatch_stale_events_total",
     "Events read before a rebalance and left unacknowledged, to be read again from the committed offset",
 )
+DROPPED_REREAD = Counter(
+    "wirewatch_dropped_partitions_reread_total",
+    "Partitions found read past their committed offset with nothing in progress, sought back to it",
+)

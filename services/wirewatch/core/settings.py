@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
     kafka_rebalance_timeout: float = Field(default=10.0, gt=0)
     kafka_commit_interval: float = Field(default=2.0, gt=0)
+    kafka_stall_check_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often a service looks for partitions whose fetched messages were never "
+        "handled (read past the committed offset, nothing in progress, no change since the last "
+        "look) and reads them again from the committed offset.",
+    )
     kafka_producer_batching: bool = Field(
         default=True,
         description="Batch produced records. `wirewatch up` and the tests turn it off on tansu, which "

@@ -139,6 +139,20 @@ def create(settings: Settings) -> ServiceApp:
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
         linker.reset()
 
+    async def failed(stage: str, reason: str, event: Any) -> None:
+        metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
+        await service.dead_letter(stage, reason, payload=event.value, event=event)
+
+    async def send_on(topic: Any, article: EnrichedArticle, stage: str, event: Any) -> bool:
+        """Send ``article`` on ``topic``, or dead-letter ``event`` when it has grown too large."""
+        value = article.to_bytes()
+        problem = too_large(value, "enriched article")
+        if problem is not None:
+            await failed(stage, problem, event)
+            return False
+        await topic.send(key=article.id.encode(), value=value)
+        return True
+
     @app.agent(raw_topic)
     async def analyse_articles(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -150,18 +164,9 @@ def create(settings: Settings) -> ServiceApp:
                 # meanwhile (a missed session would redeliver the article, again and again).
                 article = await asyncio.to_thread(analyse, raw)
             except Exception as exc:
-                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
-                await service.dead_letter(
-                    "enricher.analyse", describe_exception(exc), payload=event.value, event=event
-                )
+                await failed("enricher.analyse", describe_exception(exc), event)
                 continue
-            value = article.to_bytes()
-            problem = too_large(value, "enriched article")
-            if problem is not None:
-                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
-                await service.dead_letter("enricher.analyse", problem, payload=event.value, event=event)
-                continue
-            await copies_topic.send(key=article.id.encode(), value=value)
+            await send_on(copies_topic, article, "enricher.analyse", event)
 
     @app.agent(copies_topic)
     async def link_copies(stream: StreamT[bytes]) -> None:
@@ -172,20 +177,11 @@ def create(settings: Settings) -> ServiceApp:
             try:
                 article = linker.link(article)
             except Exception as exc:
-                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
-                await service.dead_letter(
-                    "enricher.link", describe_exception(exc), payload=event.value, event=event
-                )
+                await failed("enricher.link", describe_exception(exc), event)
                 continue
             if article.is_duplicate:
                 metrics.DUPLICATES.inc()
-            value = article.to_bytes()
-            problem = too_large(value, "enriched article")
-            if problem is not None:
-                metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
-                await service.dead_letter("enricher.link", problem, payload=event.value, event=event)
-                continue
-            metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
-            await enriched_topic.send(key=article.id.encode(), value=value)
+            if await send_on(enriched_topic, article, "enricher.link", event):
+                metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
 
     return service
