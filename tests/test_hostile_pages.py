@@ -139,6 +139,26 @@ async def test_a_hostile_feed_is_one_dead_letter_and_nothing_of_it_is_fetched(se
     assert server.count("/news/a.html") == 1
 
 
+async def news_site(serve: Serve, slug: str, handler: Any) -> Any:
+    """A site whose feed (``/rss.xml``) lists ``/news/<slug>.html`` (served by ``handler``), then a
+    fine article; any other path is a 404 (robots.txt among others: a 404 allows everything)."""
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<item><title>{slug}</title><link>{{base}}/news/{slug}.html</link></item>"
+        "<item><title>Fine</title><link>{base}/news/a.html</link></item></channel></rss>"
+    )
+    routes: dict[str, Any] = {**pages("a"), f"/news/{slug}.html": handler}
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        if request.path not in routes:
+            raise web.HTTPNotFound()
+        return await routes[request.path](request)
+
+    server = await serve({"/{name}": route, "/news/{slug}": route})
+    routes["/rss.xml"] = respond(rss.format(base=server.url), "application/rss+xml")
+    return server
+
+
 # --- a 100 MB single-line page ----------------------------------------------------------------------
 
 PAGE_BYTES = 100 * 1024 * 1024
@@ -166,20 +186,7 @@ async def test_a_100_mb_single_line_page_is_cut_at_the_cap_with_a_dead_letter(se
             finished.set()
         return response
 
-    rss = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
-        "<item><title>Huge</title><link>{base}/news/huge.html</link></item>"
-        "<item><title>Fine</title><link>{base}/news/a.html</link></item></channel></rss>"
-    )
-    routes: dict[str, Any] = {**pages("a"), "/news/huge.html": endless_line}
-
-    async def route(request: web.Request) -> web.StreamResponse:
-        if request.path not in routes:  # robots.txt among others: a 404 allows everything
-            raise web.HTTPNotFound()
-        return await routes[request.path](request)
-
-    server = await serve({"/{name}": route, "/news/{slug}": route})
-    routes["/rss.xml"] = respond(rss.format(base=server.url), "application/rss+xml")
+    server = await news_site(serve, "huge", endless_line)
     made, service = fetcher(fetch_max_bytes=CAP, fetch_timeout=20.0)
     assert service.settings.fetch_max_bytes == CAP
     tracemalloc.start()
@@ -249,20 +256,7 @@ HOSTILE_PAGES: dict[str, tuple[bytes, str]] = {
 @pytest.mark.parametrize("name", sorted(HOSTILE_PAGES))
 async def test_html_that_breaks_parsers_gives_text_or_a_clear_dead_letter(serve: Serve, name: str) -> None:
     body, content_type = HOSTILE_PAGES[name]
-    rss = (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
-        "<item><title>Hostile</title><link>{base}/news/hostile.html</link></item>"
-        "<item><title>Fine</title><link>{base}/news/a.html</link></item></channel></rss>"
-    )
-    routes: dict[str, Any] = {**pages("a"), "/news/hostile.html": respond(body, content_type)}
-
-    async def route(request: web.Request) -> web.StreamResponse:
-        if request.path not in routes:  # robots.txt among others: a 404 allows everything
-            raise web.HTTPNotFound()
-        return await routes[request.path](request)
-
-    server = await serve({"/{name}": route, "/news/{slug}": route})
-    routes["/rss.xml"] = respond(rss.format(base=server.url), "application/rss+xml")
+    server = await news_site(serve, "hostile", respond(body, content_type))
     made, service = fetcher(fetch_timeout=10.0)
     async with HttpFetcher(service.settings) as http:
         produced = await made.poll_feed(http, feed(server.url + "/rss.xml"), FeedState())
