@@ -99,34 +99,21 @@ def _commit_only_what_was_handled() -> None:
     :class:`DroppedMessages` has it read again. Compaction gaps still count as handled.
     """
     from faust.transport.consumer import Consumer
-    from faust.utils.functional import consecutive_numbers
 
     if getattr(Consumer._new_offset, "_wirewatch", False):
         return
+    upstream = Consumer._new_offset
 
     def _new_offset(self: Consumer, tp: Any) -> int | None:
-        acked = self._acked[tp]
-        if not acked:
-            return None
-        gaps = self._gap[tp]
-        if gaps:  # offsets a compacted topic no longer has count as acknowledged
-            max_offset = max(acked)
-            filled = [
-                o
-                for g in sorted(gaps.overlap(0, max_offset), key=lambda g: g.begin)
-                for o in range(g.begin, g.end)
-            ]
-            if filled:
-                acked.extend(filled)
-                gaps.chop(0, max(filled[-1], max_offset + 1))
-        acked.sort()
-        committed = self._committed_offset[tp]
-        if committed is not None and acked[0] > committed:
-            return None  # the next offset to read was not handled: commit nothing yet
-        batch = next(consecutive_numbers(acked))
-        acked[: len(batch)] = []
-        self._acked_index[tp].difference_update(batch)
-        return int(batch[-1]) + 1
+        acked, committed = self._acked[tp], self._committed_offset[tp]
+        if (
+            acked
+            and committed is not None
+            and min(acked) > committed
+            and not self._gap[tp].overlaps(committed)
+        ):
+            return None  # the next offset to read was neither handled nor compacted away: wait
+        return upstream(self, tp)
 
     _new_offset._wirewatch = True  # type: ignore[attr-defined]
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
