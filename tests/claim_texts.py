@@ -17,6 +17,11 @@ D'après plusieurs témoins joints par téléphone, l'armée a laissé partir de
 Le ministère de la Défense n'a ni confirmé ni démenti ces informations. Un député de l'opposition réclame une commission d'enquête.
 """
 
+REPORT_EN = """\
+Some 3,000 rebel fighters were allowed to leave the besieged city of Tarvos and drive to Kelmar, a town on the border, without the army stopping them, two officers told the Nordpress agency on Wednesday.
+The defence ministry declined to comment. Residents of Kelmar said the convoy arrived shortly before dawn.
+"""
+
 OTHER_FR = """\
 Environ 300 combattants rebelles ont atteint dimanche la ville de Dorvan, dans le sud du pays, après une marche de trois jours à travers les collines, selon l'agence Nordpress.
 Les autorités locales ont ouvert deux gymnases pour accueillir les familles qui fuient les combats autour de la ville.

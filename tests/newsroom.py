@@ -43,10 +43,13 @@ class Received:
 @dataclass
 class NewsSite:
     """Serves ``/<outlet>/rss.xml`` and ``/<outlet>/<slug>.html``; add stories while it runs.
-    Every POST is answered 200 and kept in ``posts`` (a webhook receiver for alerts)."""
+    Every POST is answered 200 and kept in ``posts`` (a webhook receiver for alerts); a POST to a
+    path in ``refusing`` is answered 503 and kept in ``refused`` instead (a receiver that is down)."""
 
     server: ThreadingHTTPServer
     posts: list[Received] = field(default_factory=list)
+    refused: list[Received] = field(default_factory=list)
+    refusing: set[str] = field(default_factory=set)
     routes: dict[str, Route] = field(default_factory=dict)
     feeds: dict[str, list[tuple[Story, str]]] = field(default_factory=dict)
     outlet_names: dict[str, str] = field(default_factory=dict)
@@ -72,8 +75,10 @@ class NewsSite:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with site.lock:
-                    site.posts.append(Received(self.path, dict(self.headers.items()), body))
-                self.send_response(200)
+                    down = self.path in site.refusing
+                    kept = site.refused if down else site.posts
+                    kept.append(Received(self.path, dict(self.headers.items()), body))
+                self.send_response(503 if down else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -112,9 +117,10 @@ class NewsSite:
         self._render_feed(outlet)
         return link or url
 
-    def posted(self, path: str) -> list[Received]:
+    def posted(self, path: str, *, refused: bool = False) -> list[Received]:
+        """POSTs to ``path`` answered 200 (or, with ``refused``, 503)."""
         with self.lock:
-            return [p for p in self.posts if p.path == path]
+            return [p for p in (self.refused if refused else self.posts) if p.path == path]
 
     def serve(self, path: str, body: bytes, content_type: str = "application/xml", status: int = 200) -> str:
         with self.lock:

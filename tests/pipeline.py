@@ -18,6 +18,8 @@ from wirewatch.local.servers import LocalServers
 from wirewatch.local.supervisor import Supervisor
 
 WEBHOOK_PATH = "/hooks/alerts"
+#: A second webhook: it stays up while a test takes the first one down.
+AUDIT_WEBHOOK_PATH = "/hooks/audit"
 
 
 class Pipeline:
@@ -46,10 +48,16 @@ class Pipeline:
             "WIREWATCH_DATA_DIR": str(tmp / "data"),
             "WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32",  # the news site is on loopback
             "WIREWATCH_FETCH_HOST_DELAY": "0.1",  # one loopback host serves every outlet
-            # Alerts are also POSTed to the news site, each at once (no digest window).
-            "WIREWATCH_ALERT_WEBHOOK_URLS": site.url + WEBHOOK_PATH,
+            # Alerts are also POSTed to the news site (two webhooks), each at once (no digest window).
+            "WIREWATCH_ALERT_WEBHOOK_URLS": f"{site.url}{WEBHOOK_PATH},{site.url}{AUDIT_WEBHOOK_PATH}",
             "WIREWATCH_ALERT_WEBHOOK_SECRET": "e2e-secret",
             "WIREWATCH_ALERT_DIGEST_SECONDS": "0",
+            # A webhook that is down: two quick tries in line, then parked deliveries tried every
+            # second or two (the defaults: three tries in 30 s, then every minute at most).
+            "WIREWATCH_ALERT_RETRY_ATTEMPTS": "2",
+            "WIREWATCH_ALERT_RETRY_BACKOFF": "0.2",
+            "WIREWATCH_ALERT_RETRY_MAX_SECONDS": "2",
+            "WIREWATCH_ALERT_REDELIVER_MAX_DELAY": "1.5",
         }
         self.supervisor: Supervisor | None = None
         self.expected: dict[str, str] = {}  # article id -> url
@@ -92,10 +100,10 @@ class Pipeline:
             lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
             raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
 
-    def delivered(self) -> dict[str, int]:
-        """Webhook POSTs received so far, by alert id."""
+    def delivered(self, *, path: str = WEBHOOK_PATH, refused: bool = False) -> dict[str, int]:
+        """Webhook POSTs received so far (or refused while the receiver was down), by alert id."""
         counts: dict[str, int] = {}
-        for post in self.site.posted(WEBHOOK_PATH):
+        for post in self.site.posted(path, refused=refused):
             alert_id = post.headers.get("X-Wirewatch-Alert-Id", "")
             counts[alert_id] = counts.get(alert_id, 0) + 1
         return counts

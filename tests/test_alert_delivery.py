@@ -41,8 +41,9 @@ from wirewatch.alerts.delivery import (
     dead_letter_for,
     http_client,
 )
+from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.render import email_subject, email_text, slack_message
-from wirewatch.alerts.retry import Attempt, RetryPolicy, run_with_retries
+from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
 from wirewatch.alerts.signing import verify
 from wirewatch.alerts.throttle import ClaimState, Throttle
 from wirewatch.core.ids import stable_id
@@ -191,7 +192,9 @@ async def test_webhook_retries_after_two_503s(receiver: Receiver) -> None:
 
 
 @pytest.mark.parametrize("down", ["refused", "always-500"])
-async def test_target_down_for_good_becomes_a_dead_letter(receiver: Receiver, down: str) -> None:
+async def test_target_down_past_its_tries_is_retryable_and_its_dead_letter_keeps_the_payload(
+    receiver: Receiver, down: str
+) -> None:
     if down == "refused":
         url = f"http://127.0.0.1:{closed_port()}/hook"
     else:
@@ -203,6 +206,7 @@ async def test_target_down_for_good_becomes_a_dead_letter(receiver: Receiver, do
     assert not result.ok and result.attempts == FAST.attempts
     assert ("connection error" if down == "refused" else "HTTP 500") in result.reason
     assert "gave up after 4 attempts" in result.reason
+    assert result.retryable  # parked for later, not given up (see the redelivery tests below)
     letter = dead_letter_for(batch, result)
     assert isinstance(letter, DeadLetter)
     assert letter.stage == "alerts.deliver"
@@ -220,7 +224,7 @@ async def test_client_errors_are_not_retried(receiver: Receiver) -> None:
             AlertBatch.single(make_alert())
         )
     assert not result.ok and result.attempts == 1 and result.status == 400
-    assert "not retryable" in result.reason
+    assert "not retryable" in result.reason and not result.retryable
 
 
 async def test_redirects_to_other_hosts_are_refused(receiver: Receiver) -> None:
@@ -293,6 +297,88 @@ async def test_slack_payload_shape(receiver: Receiver) -> None:
 def test_slack_text_is_escaped() -> None:
     message = slack_message(AlertBatch.single(make_alert(sentence="<!channel> & co")))
     assert "&lt;!channel&gt; &amp; co" in json.dumps(message)
+
+
+# --- Parked deliveries (a target down for longer than its in-line tries) ---------------
+
+
+def failure(
+    target: str = "webhook http://127.0.0.1:9/hook", *, attempts: int = 2, retryable: bool = True
+) -> DeliveryResult:
+    return DeliveryResult(target, False, attempts, 1.0, "HTTP 503: busy", "HTTPStatus", 503, retryable)
+
+
+def test_a_parked_delivery_waits_longer_each_round_up_to_the_cap_then_is_given_up() -> None:
+    policy = RedeliveryPolicy(backoff=1.0, max_delay=60.0, give_up_seconds=600.0)
+    batch = AlertBatch.single(make_alert())
+    parked = policy.park(batch, failure(attempts=3), now=1000.0)
+    assert parked.tries == 3 and parked.first_failed_at == 1000.0
+    assert 1000.0 + 2.0 <= parked.not_before < 1000.0 + 6.0  # 1 s * 2**2, jittered by [0.5, 1.5)
+    assert ParkedDelivery.from_bytes(parked.to_bytes()) == parked  # what the redeliveries topic carries
+    assert parked.key() == b"webhook http://127.0.0.1:9/hook"
+    waits, now, rounds = [], parked.not_before, 0
+    current: ParkedDelivery | None = parked
+    while current is not None:
+        rounds += 1
+        current = policy.after_failure(current, failure(attempts=1), now)
+        if current is not None:
+            waits.append(current.not_before - now)
+            now = current.not_before
+    assert max(waits) <= 60.0 and waits[-1] == 60.0  # capped
+    assert waits[0] < waits[2]  # growing
+    assert 600.0 - 60.0 <= now - 1000.0 <= 600.0  # given up at the horizon, not before
+    assert 10 <= rounds <= 20  # ten minutes of tries at most a minute apart
+
+
+def test_a_parked_delivery_that_meets_a_client_error_is_given_up_at_once() -> None:
+    policy = RedeliveryPolicy()
+    parked = policy.park(AlertBatch.single(make_alert()), failure(), now=0.0)
+    assert policy.after_failure(parked, failure(attempts=1, retryable=False), now=5.0) is None
+
+
+def test_a_down_target_is_probed_by_one_delivery_at_a_time() -> None:
+    policy = RedeliveryPolicy(backoff=1.0, max_delay=30.0, give_up_seconds=100.0)
+    outages = Outages()
+    target = "webhook http://127.0.0.1:9/hook"
+    first = policy.park(AlertBatch.single(make_alert(1)), failure(target), now=0.0)
+    outages.down(target, first.not_before)
+    # A batch raised meanwhile is parked behind, untried, due with the first one.
+    until = outages.until(target, now=0.5)
+    assert until == first.not_before
+    behind = policy.park_behind(AlertBatch.single(make_alert(2)), target, until, now=0.5)
+    assert behind.tries == 0 and behind.not_before == first.not_before
+    # The first one fails again: the one behind waits for the next round without a request.
+    again = policy.after_failure(first, failure(target, attempts=1), now=first.not_before)
+    assert again is not None
+    outages.down(target, again.not_before)
+    assert outages.until(target, now=first.not_before + 0.01) == again.not_before
+    waiting = policy.wait_again(behind, again.not_before, now=first.not_before + 0.01)
+    assert waiting is not None and waiting.not_before == again.not_before and waiting.tries == 0
+    # Past the horizon it is given up; once the target answers, nothing waits.
+    assert policy.wait_again(behind, 200.0, now=150.0) is None
+    outages.up(target)
+    assert outages.until(target, now=first.not_before) is None
+    assert outages.until("smtp mail.example:587", now=0.0) is None
+
+
+def test_copies_of_a_delivered_parked_record_are_recognised() -> None:
+    lately = DeliveredLately(size=3)
+    for n in range(4):
+        lately.add("webhook a", f"alert-{n}")
+    assert ("webhook a", "alert-3") in lately and ("webhook a", "alert-1") in lately
+    assert ("webhook a", "alert-0") not in lately  # the oldest is forgotten
+    assert ("webhook b", "alert-3") not in lately  # per target
+
+
+async def test_deliverer_sends_to_the_targets_it_is_given(receiver: Receiver) -> None:
+    async with Deliverer.from_settings(
+        settings(alert_webhook_urls=[receiver.url("/one"), receiver.url("/two")])
+    ) as deliverer:
+        _, two = deliverer.targets
+        assert deliverer.target(two.name) is two and deliverer.target("webhook http://elsewhere/") is None
+        results = await deliverer.deliver(AlertBatch.single(make_alert()), [two])
+    assert [r.target for r in results] == [two.name] and results[0].ok
+    assert [r.path for r in receiver.requests] == ["/two"]
 
 
 # --- E-mail ------------------------------------------------------------------------------

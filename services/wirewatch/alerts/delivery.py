@@ -365,9 +365,17 @@ class Deliverer:
         client = client or http_client(settings)
         return cls(targets_from_settings(settings, client), client)
 
-    async def deliver(self, batch: AlertBatch) -> list[DeliveryResult]:
-        """Send ``batch`` to every target concurrently; one result per target, in order."""
-        results = list(await asyncio.gather(*(_safe_send(target, batch) for target in self.targets)))
+    def target(self, name: str) -> Target | None:
+        """The configured target called ``name``, or None (no longer configured)."""
+        return next((target for target in self.targets if target.name == name), None)
+
+    async def deliver(
+        self, batch: AlertBatch, targets: Sequence[Target] | None = None
+    ) -> list[DeliveryResult]:
+        """Send ``batch`` to ``targets`` (default: every target) concurrently; one result per
+        target, in order."""
+        chosen = self.targets if targets is None else targets
+        results = list(await asyncio.gather(*(_safe_send(target, batch) for target in chosen)))
         for result in results:
             extra = {
                 "target": result.target,

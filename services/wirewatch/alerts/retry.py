@@ -25,9 +25,9 @@ Clock = Callable[[], float]
 class RetryPolicy:
     """How hard one delivery to one target is tried."""
 
-    attempts: int = 5
+    attempts: int = 3
     backoff: float = 1.0
-    max_seconds: float = 120.0
+    max_seconds: float = 30.0
     timeout: float = 10.0
 
     @classmethod
@@ -84,6 +84,7 @@ class DeliveryResult:
     reason: str = ""
     error_type: str = ""
     status: int | None = None
+    retryable: bool = False  # failed with an error worth another try later (the target may come back)
 
 
 async def run_with_retries(
@@ -133,4 +134,6 @@ async def run_with_retries(
 
 def _failed(target: str, attempts: int, elapsed: float, last: Attempt, note: str) -> DeliveryResult:
     reason = f"{last.reason} ({note}; {attempts} attempt{'s' if attempts != 1 else ''}, {elapsed:.1f} s)"
-    return DeliveryResult(target, False, attempts, elapsed, reason, last.error_type, last.status)
+    return DeliveryResult(
+        target, False, attempts, elapsed, reason, last.error_type, last.status, last.retryable
+    )

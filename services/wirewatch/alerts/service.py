@@ -13,8 +13,11 @@
   webhooks and e-mail addresses configured (:mod:`~wirewatch.alerts.delivery`), through the
   per-claim throttle (:mod:`~wirewatch.alerts.throttle`): the first alert of a claim goes out at
   once, the rest of its window as one digest; an alert id already delivered is never sent
-  again. A target that keeps failing gives a dead letter. The indexer writes the same topic to
-  the alerts index.
+  again. A delivery still failing after its in-line tries is parked on the service's
+  redeliveries topic and ``redeliver`` tries it again later, without holding up the alerts
+  behind it (:mod:`~wirewatch.alerts.redelivery`); a target that fails for good (a 4xx, or down
+  past ``alert_redeliver_give_up_seconds``) gives a dead letter. The indexer writes the alerts
+  topic to the alerts index.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from faust import StreamT
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import Deliverer, dead_letter_for
 from wirewatch.alerts.detect import alerts_for
+from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.retro import retroactive_alerts
+from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
 from wirewatch.alerts.watchlist import Watchlist
 from wirewatch.core import metrics
@@ -65,16 +70,74 @@ def create(settings: Settings) -> ServiceApp:
     throttle = Throttle.from_settings(settings, states=throttle_states)
     digest_ticks = service.topic(f"{app.conf.id}-digest-ticks", internal=True)
     deliverer = Deliverer.from_settings(settings)
+    # A target still failing after its in-line tries gets the batch later, from this topic
+    # (keyed by target): the alerts behind it go on (wirewatch.alerts.redelivery).
+    redeliveries = service.topic(f"{app.conf.id}-redeliveries", internal=True)
+    redelivery = RedeliveryPolicy.from_settings(settings)
+    outages = Outages()
+    delivered_lately = DeliveredLately()
+
+    async def give_up(batch: AlertBatch, result: DeliveryResult) -> None:
+        metrics.ALERTS.labels(outcome="failed").inc()
+        letter = dead_letter_for(batch, result)
+        log.error("alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id})
+        await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+
+    async def park(parked: ParkedDelivery, *, tried: bool = True) -> None:
+        outages.down(parked.target, parked.not_before)
+        await redeliveries.send(key=parked.key(), value=parked.to_bytes())
+        if tried:
+            metrics.ALERTS.labels(outcome="parked").inc()
+            log.warning(
+                "alert delivery parked",
+                extra={
+                    "target": parked.target,
+                    "alert_id": parked.batch.id,
+                    "claim_id": parked.batch.claim_id,
+                    "tries": parked.tries,
+                    "next_try_in": round(parked.not_before - time.time(), 1),
+                    "reason": parked.reason,
+                },
+            )
+
+    async def settle(batch: AlertBatch, result: DeliveryResult, parked: ParkedDelivery | None) -> None:
+        """After a try: delivered, parked (again) for a later try, or given up."""
+        if result.ok:
+            metrics.ALERTS.labels(outcome="delivered").inc()
+            outages.up(result.target)
+            return
+        now = time.time()
+        if parked is not None:
+            following = redelivery.after_failure(parked, result, now)
+        elif result.retryable:
+            following = redelivery.park(batch, result, now)
+        else:
+            following = None
+        if following is None:
+            await give_up(batch, result)
+        else:
+            await park(following)
 
     async def send_batch(batch: AlertBatch) -> None:
-        for result in await deliverer.deliver(batch):
-            metrics.ALERTS.labels(outcome="delivered" if result.ok else "failed").inc()
-            if not result.ok:
-                letter = dead_letter_for(batch, result)
-                log.error(
-                    "alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id}
-                )
-                await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+        now = time.time()
+        ready = []
+        for target in deliverer.targets:
+            until = outages.until(target.name, now)
+            if until is None:
+                ready.append(target)
+            else:  # down: behind its parked deliveries, without a request
+                await park(redelivery.park_behind(batch, target.name, until, now), tried=False)
+                metrics.ALERTS.labels(outcome="parked").inc()
+        for result in await deliverer.deliver(batch, ready):
+            await settle(batch, result, None)
+
+    async def wait_until(moment: float) -> bool:
+        """Sleep until ``moment``; False when a rebalance cut the wait short."""
+        while (remaining := moment - time.time()) > 0:
+            if app.rebalancing:
+                return False
+            await asyncio.sleep(min(remaining, 0.5))
+        return True
 
     async def send(alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -164,5 +227,34 @@ def create(settings: Settings) -> ServiceApp:
             throttle.states[claim_id] = state.to_dict()
             if batch is not None:
                 await send_batch(batch)
+
+    @app.agent(redeliveries)
+    async def redeliver(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            parked = await service.parse(ParkedDelivery, event, "alerts.redeliver")
+            if parked is None:
+                continue
+            target = deliverer.target(parked.target)
+            if target is None:
+                await give_up(parked.batch, parked.as_result("the target is no longer configured"))
+                continue
+            if (parked.target, parked.batch.id) in delivered_lately:
+                continue  # a copy of a record delivered already (read again after a crash)
+            if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
+                await redeliveries.send(key=parked.key(), value=parked.to_bytes())
+                continue
+            now = time.time()
+            until = outages.until(parked.target, now)
+            if until is not None:  # another parked delivery found it still down: the next round
+                following = redelivery.wait_again(parked, until, now)
+                if following is None:
+                    await give_up(parked.batch, parked.as_result("gave up: the target stayed down"))
+                else:
+                    await park(following, tried=False)
+                continue
+            for result in await deliverer.deliver(parked.batch, [target]):
+                if result.ok:
+                    delivered_lately.add(parked.target, parked.batch.id)
+                await settle(parked.batch, result, parked)
 
     return service

@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         "unset keeps every index.",
     )
     index_batch_size: int = Field(default=500, ge=1)
-    index_batch_seconds: float = Field(default=1.0, gt=0)
+    index_batch_seconds: float = Field(default=0.25, gt=0)
     index_retry_max_seconds: float = Field(default=30.0, gt=0)
     event_window_days: float | None = Field(
         default=None,
@@ -225,12 +225,27 @@ class Settings(BaseSettings):
     alert_smtp_from: str | None = None
     alert_smtp_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_timeout: float = Field(default=10.0, gt=0, description="Seconds per delivery attempt.")
-    alert_retry_attempts: int = Field(default=5, ge=1, description="Attempts per target before giving up.")
+    alert_retry_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries per target in line, before a delivery is parked (or dead-lettered).",
+    )
     alert_retry_backoff: float = Field(
         default=1.0, ge=0, description="Seconds before the first retry; doubles each retry, with jitter."
     )
     alert_retry_max_seconds: float = Field(
-        default=120.0, gt=0, description="Longest time spent delivering one alert to one target."
+        default=30.0,
+        gt=0,
+        description="Longest time one delivery to one target is tried in line (holding up its partition) "
+        "before it is parked.",
+    )
+    alert_redeliver_max_delay: float = Field(
+        default=60.0, gt=0, description="Longest wait between two tries of a parked delivery."
+    )
+    alert_redeliver_give_up_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a target may keep failing before its parked deliveries become dead letters.",
     )
 
     # --- Tracked claims ----------------------------------------------------------------
