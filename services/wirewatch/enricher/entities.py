@@ -14,6 +14,8 @@ the article go through the model: the title, the first sentence, then the senten
 introduce the most new capitalised words (see ``ner_input``). Names the model did not read
 are still counted where they recur, and curated aliases are found anywhere (below); a name
 that first appears in a sentence the model skipped is missed: that is the price of speed.
+The model reads each text inside ``Language.memory_zone``, so its vocabulary does not grow
+with the stream (a service reads new words, numbers and names for months).
 
 Every name found is then counted over the whole title and text, and names that refer to
 the same thing are merged:
@@ -458,9 +460,15 @@ def extract_entities(
         )
 
     budget = NER_MAX_CHARS[language] if ner_max_chars is None else ner_max_chars
-    for ent in nlp(ner_input(title, text, sentences, budget, known)).ents:
-        label = _LABELS.get(ent.label_)
-        name = clean_name(ent.text)
+    # The strings spaCy adds to its vocabulary for this text (every new word, number, name) are
+    # dropped when the zone ends: without it, the enricher grows with every article it reads
+    # (about 7 KB per article of new words; tests/test_enricher_analysis.py). Nothing of the Doc
+    # is kept past the zone: only plain strings leave it.
+    with nlp.memory_zone():
+        names = [(ent.text, ent.label_) for ent in nlp(ner_input(title, text, sentences, budget, known)).ents]
+    for text_of_entity, spacy_label in names:
+        label = _LABELS.get(spacy_label)
+        name = clean_name(text_of_entity)
         if label is not None and _plausible(name, stop_words):
             found.add(name, label)
     for start, end, entry in found.table.scan(found.full):
