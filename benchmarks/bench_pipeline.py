@@ -226,13 +226,17 @@ def page_claims(pages: Sequence[Page], count: int) -> list[tuple[str, str]]:
     return found
 
 
-def make_claims(pages: Sequence[Page], count: int, matching: int) -> tuple[list[TrackedClaim], list[str]]:
+def make_claims(
+    pages: Sequence[Page], count: int, matching: int, *, fresh: bool = False
+) -> tuple[list[TrackedClaim], list[str]]:
     rng = random.Random(11)
     matched = page_claims(pages, min(matching, count))
     texts = [t for _, t in matched] + invented_claims(count - len(matched))
     # An established watchlist, tracked a month ago: put on the topic before the services start, so
     # no claim is "newly tracked" (no retroactive search, at tracking or at the alerts' start-up).
-    tracked = datetime.now(UTC) - timedelta(days=30)
+    # ``fresh``: tracked just now (a watchlist imported at once), so the alerts service starts with
+    # a retroactive search for every claim while the articles flow.
+    tracked = datetime.now(UTC) - (timedelta(0) if fresh else timedelta(days=30))
     claims: dict[str, TrackedClaim] = {}
     for text in texts:
         claim = new_claim(text, labels={"verdict": rng.choice(VERDICTS)}, created_at=tracked)
@@ -649,8 +653,9 @@ def drive(run: Run, first: int, count: int, rate: float, window: int, stall: flo
 
 
 def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
-    claims, matching = make_claims(pages, args.claims, args.matching)
-    print(f"# {len(claims)} tracked claims ({len(matching)} taken from pages)", file=sys.stderr)
+    claims, matching = make_claims(pages, args.claims, args.matching, fresh=args.fresh_claims)
+    when = "tracked just now" if args.fresh_claims else "tracked a month ago"
+    print(f"# {len(claims)} tracked claims ({len(matching)} taken from pages), {when}", file=sys.stderr)
     servers = start_servers(args.backend, data_dir=tmp / "servers", log_dir=tmp / "logs")
     site = NewsFeeds(pages, args.feeds, args.feed_items)
     site.start()
@@ -916,6 +921,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="Articles/s offered; 0: as fast as taken.")
     parser.add_argument("--claims", type=int, default=5000, help="Tracked claims on the watchlist.")
     parser.add_argument("--matching", type=int, default=10, help="Of which taken from pages (alerts fire).")
+    parser.add_argument(
+        "--fresh-claims",
+        action="store_true",
+        help="Claims tracked just now: the alerts service starts with a retroactive search for each.",
+    )
     parser.add_argument("--feeds", type=int, default=8, help="Feeds, each on its own loopback address.")
     parser.add_argument("--feed-items", type=int, default=50, help="Items listed per feed.")
     parser.add_argument("--poll", type=float, default=1.0, help="Seconds between polls of a feed.")

@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
-from conftest import run
+from conftest import run, settings_for
 from wirewatch.alerts.detect import alert_id, alerts_for
+from wirewatch.alerts.retro import CANDIDATES_PER_STEP, Pacer, retroactive_alerts
 from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
+from wirewatch.core.elastic import connect
 from wirewatch.core.models import EnrichedArticle, RawArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.enricher.service import analyse
+from wirewatch.local.servers import LocalServers
 from wirewatch.matching.matcher import ClaimMatcher
+from wirewatch.runner import setup
 
 
 def _article(n: int, text: str, title: str = "") -> EnrichedArticle:
@@ -87,6 +91,57 @@ def test_only_claim_and_retroactive_marks(matcher: ClaimMatcher) -> None:
     assert alerts_for(article, matcher, only_claim="another") == []
     [alert] = alerts_for(article, matcher, retroactive=True, only_claim=claim_id(CLAIM_EN))
     assert alert.retroactive
+
+
+def test_the_pacer_keeps_background_work_to_its_share() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def steps() -> None:
+        await Pacer(0.25, sleep).rest(1.0)
+        await Pacer(0.5, sleep).rest(0.2)
+        await Pacer(1.0, sleep).rest(5.0)  # all of the time: no rest
+
+    run(steps())
+    assert slept == pytest.approx([3.0, 0.2])
+    with pytest.raises(ValueError):
+        Pacer(0.0)
+
+
+def test_retroactive_search_matches_in_steps_and_rests_between_them(servers: LocalServers) -> None:
+    """Over a real search server: the reports already indexed are found, the others are not, and
+    the matching runs in steps of CANDIDATES_PER_STEP with a rest after each."""
+    settings = settings_for(servers)
+    run(setup(settings))
+    reports = [_article(100 + n, REPORT_FR if n % 2 else REPORT_FR_2) for n in range(CANDIDATES_PER_STEP + 5)]
+    others = [_article(200 + n, OTHER_FR) for n in range(3)]
+    claim = new_claim(CLAIM_EN, id="claim-retro-steps")
+    matcher = ClaimMatcher()
+    matcher.upsert(claim)
+    rests: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        rests.append(seconds)
+
+    async def search() -> list[str]:
+        es = await connect(settings)
+        try:
+            for article in reports + others:
+                await es.index(
+                    index=settings.index("articles"), id=article.id, document=article.model_dump(mode="json")
+                )
+            await es.indices.refresh(index=settings.index("articles"))
+            found = await retroactive_alerts(es, settings, matcher, claim, Pacer(0.25, sleep))
+        finally:
+            await es.close()
+        assert all(alert.retroactive and alert.claim_id == claim.id for alert in found)
+        return [alert.article_id for alert in found]
+
+    found = run(search())
+    assert sorted(found) == sorted(article.id for article in reports)
+    assert len(rests) >= 2 and all(rest > 0 for rest in rests)  # two steps at least, a rest after each
 
 
 def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search() -> None:

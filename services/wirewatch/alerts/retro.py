@@ -10,6 +10,9 @@ exactly as on arrival, for that claim only; its alerts are marked ``retroactive`
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -52,10 +55,39 @@ def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:
     }
 
 
+#: Candidates matched per step: a step runs in a thread, then the search rests (see Pacer).
+CANDIDATES_PER_STEP = 25
+
+
+class Pacer:
+    """Keeps background work to a ``share`` of the time: after a step that was busy ``t``
+    seconds, it rests ``t * (1 - share) / share`` (share 0.25: three times as long). Live
+    articles are matched meanwhile, so a large watchlist imported at once does not starve them.
+    """
+
+    def __init__(self, share: float, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("a share of the time is in (0, 1]")
+        self.share = share
+        self._sleep = sleep
+
+    async def rest(self, busy: float) -> None:
+        if self.share < 1 and busy > 0:
+            await self._sleep(busy * (1 - self.share) / self.share)
+
+
 async def retroactive_alerts(
-    es: AsyncElasticsearch, settings: Settings, matcher: ClaimMatcher, claim: TrackedClaim
+    es: AsyncElasticsearch,
+    settings: Settings,
+    matcher: ClaimMatcher,
+    claim: TrackedClaim,
+    pacer: Pacer | None = None,
 ) -> list[Alert]:
-    """Alerts for ``claim`` among the articles already indexed."""
+    """Alerts for ``claim`` among the articles already indexed. The candidates are matched in
+    threads, a step at a time, resting between steps as ``pacer`` says (default: the share of
+    ``claims_retro_share``)."""
+    pacer = pacer or Pacer(settings.claims_retro_share)
+    began = time.monotonic()  # the search counts as the first step's work (the server is busy too)
     response = await es.search(
         index=settings.index("articles"),
         query=candidate_query(claim, settings.claims_retro_days),
@@ -63,11 +95,24 @@ async def retroactive_alerts(
     )
     alerts: list[Alert] = []
     hits = response["hits"]["hits"]
-    for hit in hits:
-        article = EnrichedArticle.model_validate(hit["_source"])
-        alerts.extend(alerts_for(article, matcher, retroactive=True, only_claim=claim.id))
+    for start in range(0, len(hits), CANDIDATES_PER_STEP):
+        step = [
+            EnrichedArticle.model_validate(hit["_source"])
+            for hit in hits[start : start + CANDIDATES_PER_STEP]
+        ]
+        alerts.extend(await asyncio.to_thread(_match, step, matcher, claim.id))
+        await pacer.rest(time.monotonic() - began)
+        began = time.monotonic()
     log.info(
         "retroactive search done",
         extra={"claim_id": claim.id, "candidates": len(hits), "alerts": len(alerts)},
     )
     return alerts
+
+
+def _match(articles: list[EnrichedArticle], matcher: ClaimMatcher, claim_id: str) -> list[Alert]:
+    return [
+        alert
+        for article in articles
+        for alert in alerts_for(article, matcher, retroactive=True, only_claim=claim_id)
+    ]

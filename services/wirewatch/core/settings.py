@@ -255,6 +255,13 @@ class Settings(BaseSettings):
     claims_retro_candidates: int = Field(
         default=500, ge=1, description="Articles the retroactive search checks closely per new claim."
     )
+    claims_retro_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Largest share of the time the alerts service spends on retroactive searches "
+        "(between steps it rests, and live articles are matched).",
+    )
     claims_retro_catchup_hours: float = Field(
         default=24.0,
         ge=0,
