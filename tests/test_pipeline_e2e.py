@@ -125,9 +125,6 @@ def test_broken_feed_and_unreachable_article_are_dead_lettered(pipeline: Pipelin
     assert set(pipeline.articles()) == set(pipeline.expected)
 
 
-KILL_TEST_PAGES = ("wire/port-strike", "matin/tramway-b", "wire/city-park", "matin/marche-couvert")
-
-
 def test_killed_services_lose_and_duplicate_nothing(pipeline: Pipeline) -> None:
     supervisor = pipeline.supervisor
     assert supervisor is not None
@@ -280,9 +277,8 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
             pipeline.expected[i] for i, e in _events_of(pipeline, list(pipeline.expected)).items() if not e
         ]
 
-    # Published around the kill -9 of the indexer (test_killed_services_lose_and_duplicate_nothing).
-    around_the_kill = {f"{site}/{p}.html" for p in KILL_TEST_PAGES}
-    known_bug: list[str] = []
+    # Including the reports published around the kill -9 of the indexer
+    # (test_killed_services_lose_and_duplicate_nothing).
     try:
         wait_for(lambda: not unlinked(), timeout=120, what="an event id on every article")
     except AssertionError as exc:
@@ -290,13 +286,10 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
         letters = [(d["stage"], d["reason"][:200]) for d in pipeline.search("dead-letters")]
         records = pipeline.search("event-links", {"terms": {"article_id": missing}})
         lag = run(consumer_lag(pipeline.settings, ["wirewatch-indexer"]))
-        report = (
+        raise AssertionError(
             f"{exc}\nwithout an event: {unlinked()}\nlink records: {records}\n"
             f"dead letters: {letters}\nindexer lag: {lag}"
-        )
-        if not set(unlinked()) <= around_the_kill or records:
-            raise AssertionError(report) from None
-        known_bug = unlinked()  # expected failure (below), once the rest is checked
+        ) from None
     events = _events_of(pipeline, korvath)
     assert len(set(events.values())) == 1, events  # the near-duplicate and the reuse join the original
     event_id = events[korvath[0]]
@@ -323,11 +316,6 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     # Unrelated stories are in other events.
     others = _events_of(pipeline, [article_id(f"{site}/wire/bridge-closure.html")])
     assert set(others.values()).isdisjoint(events.values())
-    if known_bug:
-        pytest.xfail(
-            "issue #7: a report indexed around a kill -9 of the indexer sometimes never reaches the "
-            f"event-linking stage (no link record, no dead letter): {known_bug}"
-        )
 
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
