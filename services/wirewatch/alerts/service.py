@@ -83,22 +83,26 @@ def create(settings: Settings) -> ServiceApp:
         log.error("alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id})
         await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
 
-    async def park(parked: ParkedDelivery, *, tried: bool = True) -> None:
+    async def park(parked: ParkedDelivery) -> None:
+        """Write ``parked`` to the redeliveries topic; its target counts as down until then."""
         outages.down(parked.target, parked.not_before)
         await redeliveries.send(key=parked.key(), value=parked.to_bytes())
-        if tried:
-            metrics.ALERTS.labels(outcome="parked").inc()
-            log.warning(
-                "alert delivery parked",
-                extra={
-                    "target": parked.target,
-                    "alert_id": parked.batch.id,
-                    "claim_id": parked.batch.claim_id,
-                    "tries": parked.tries,
-                    "next_try_in": round(parked.not_before - time.time(), 1),
-                    "reason": parked.reason,
-                },
-            )
+
+    async def park_new(parked: ParkedDelivery) -> None:
+        """A batch that leaves the alerts stream for the redeliveries topic (counted once)."""
+        metrics.ALERTS.labels(outcome="parked").inc()
+        log.warning(
+            "alert delivery parked",
+            extra={
+                "target": parked.target,
+                "alert_id": parked.batch.id,
+                "claim_id": parked.batch.claim_id,
+                "tries": parked.tries,
+                "next_try_in": round(parked.not_before - time.time(), 1),
+                "reason": parked.reason,
+            },
+        )
+        await park(parked)
 
     async def settle(batch: AlertBatch, result: DeliveryResult, parked: ParkedDelivery | None) -> None:
         """After a try: delivered, parked (again) for a later try, or given up."""
@@ -109,14 +113,13 @@ def create(settings: Settings) -> ServiceApp:
         now = time.time()
         if parked is not None:
             following = redelivery.after_failure(parked, result, now)
+            if following is not None:
+                await park(following)
+                return
         elif result.retryable:
-            following = redelivery.park(batch, result, now)
-        else:
-            following = None
-        if following is None:
-            await give_up(batch, result)
-        else:
-            await park(following)
+            await park_new(redelivery.park(batch, result, now))
+            return
+        await give_up(batch, result)
 
     async def send_batch(batch: AlertBatch) -> None:
         now = time.time()
@@ -126,8 +129,7 @@ def create(settings: Settings) -> ServiceApp:
             if until is None:
                 ready.append(target)
             else:  # down: behind its parked deliveries, without a request
-                await park(redelivery.park_behind(batch, target.name, until, now), tried=False)
-                metrics.ALERTS.labels(outcome="parked").inc()
+                await park_new(redelivery.park_behind(batch, target.name, until, now))
         for result in await deliverer.deliver(batch, ready):
             await settle(batch, result, None)
 
@@ -241,7 +243,7 @@ def create(settings: Settings) -> ServiceApp:
             if (parked.target, parked.batch.id) in delivered_lately:
                 continue  # a copy of a record delivered already (read again after a crash)
             if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
-                await redeliveries.send(key=parked.key(), value=parked.to_bytes())
+                await park(parked)
                 continue
             now = time.time()
             until = outages.until(parked.target, now)
@@ -250,7 +252,7 @@ def create(settings: Settings) -> ServiceApp:
                 if following is None:
                     await give_up(parked.batch, parked.as_result("gave up: the target stayed down"))
                 else:
-                    await park(following, tried=False)
+                    await park(following)
                 continue
             for result in await deliverer.deliver(parked.batch, [target]):
                 if result.ok:
