@@ -65,6 +65,37 @@ class Server:
 Serve = Callable[..., Awaitable[Server]]
 
 
+@dataclass
+class EndlessBody:
+    """A page whose handler (:meth:`respond`) streams ``chunk`` after ``prefix`` until ``total``
+    bytes are sent or the client hangs up (``finished`` is set then); ``sent`` counts the chunks'
+    bytes. With ``declare_length`` the response says its length up front; without, it is chunked."""
+
+    total: int
+    chunk: bytes
+    prefix: bytes = b""
+    declare_length: bool = True
+    sent: int = 0
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def respond(self, request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "text/html"}
+        if self.declare_length:
+            headers["Content-Length"] = str(len(self.prefix) + self.total)
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        try:
+            await response.write(self.prefix)
+            while self.sent < self.total:
+                await response.write(self.chunk)
+                self.sent += len(self.chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self.finished.set()
+        return response
+
+
 @pytest.fixture
 async def serve() -> AsyncIterator[Serve]:
     runners: list[web.AppRunner] = []
@@ -283,32 +314,15 @@ async def test_too_many_redirects(serve: Serve) -> None:
 
 async def test_a_huge_body_is_cut_at_the_cap_without_reading_it_all(serve: Serve) -> None:
     total = 50 * 1024 * 1024
-    sent = 0
-    finished = asyncio.Event()
-
-    async def huge(request: web.Request) -> web.StreamResponse:
-        nonlocal sent
-        response = web.StreamResponse(headers={"Content-Type": "text/html", "Content-Length": str(total)})
-        await response.prepare(request)
-        chunk = b"x" * 65536
-        try:
-            while sent < total:
-                await response.write(chunk)
-                sent += len(chunk)
-        except (ConnectionError, RuntimeError):
-            pass
-        finally:
-            finished.set()
-        return response
-
-    server = await serve({"/huge": huge})
+    huge = EndlessBody(total, b"x" * 65536)
+    server = await serve({"/huge": huge.respond})
     started = time.monotonic()
     async with HttpFetcher(settings(fetch_max_bytes=1_000_000)) as http:
         with pytest.raises(BodyTooLargeError, match="larger than 1000000 bytes"):
             await http.get(server.url + "/huge", "article")
     assert time.monotonic() - started < 2
-    await asyncio.wait_for(finished.wait(), 5)
-    assert sent < total / 2  # the client hung up long before the end
+    await asyncio.wait_for(huge.finished.wait(), 5)
+    assert huge.sent < total / 2  # the client hung up long before the end
 
 
 def _gzip_bomb(decompressed: int) -> bytes:

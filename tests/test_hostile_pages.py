@@ -22,7 +22,7 @@ from aiohttp import web
 
 import test_fetcher_http
 from test_fetcher_feeds import PARAGRAPHS, article_page, feed, fetcher, pages, respond
-from test_fetcher_http import Serve
+from test_fetcher_http import EndlessBody, Serve
 from wirewatch.fetcher.formats import FeedFormatError, parse_feed
 from wirewatch.fetcher.http import HttpFetcher
 from wirewatch.fetcher.schedule import FeedState
@@ -166,27 +166,9 @@ CAP = 10_000_000  # the default fetch_max_bytes
 
 
 async def test_a_100_mb_single_line_page_is_cut_at_the_cap_with_a_dead_letter(serve: Serve) -> None:
-    sent = 0
-    finished = asyncio.Event()
-
-    async def endless_line(request: web.Request) -> web.StreamResponse:
-        """One line of 100 MB, streamed in 64 KiB chunks (chunked: no Content-Length)."""
-        nonlocal sent
-        response = web.StreamResponse(headers={"Content-Type": "text/html"})
-        await response.prepare(request)
-        chunk = b"word " * (65536 // 5)
-        try:
-            await response.write(b"<html><body><p>")
-            while sent < PAGE_BYTES:
-                await response.write(chunk)
-                sent += len(chunk)
-        except (ConnectionError, RuntimeError):
-            pass
-        finally:
-            finished.set()
-        return response
-
-    server = await news_site(serve, "huge", endless_line)
+    # One line of 100 MB, streamed in 64 KiB chunks (chunked: no Content-Length).
+    endless_line = EndlessBody(PAGE_BYTES, b"word " * (65536 // 5), b"<html><body><p>", declare_length=False)
+    server = await news_site(serve, "huge", endless_line.respond)
     made, service = fetcher(fetch_max_bytes=CAP, fetch_timeout=20.0)
     assert service.settings.fetch_max_bytes == CAP
     tracemalloc.start()
@@ -198,8 +180,8 @@ async def test_a_100_mb_single_line_page_is_cut_at_the_cap_with_a_dead_letter(se
     finally:
         tracemalloc.stop()
     assert time.monotonic() - started < 20
-    await asyncio.wait_for(finished.wait(), 10)
-    assert sent < PAGE_BYTES / 2  # the fetcher hung up soon after the cap
+    await asyncio.wait_for(endless_line.finished.wait(), 10)
+    assert endless_line.sent < PAGE_BYTES / 2  # the fetcher hung up soon after the cap
     assert peak < 4 * CAP  # about one capped body in memory, never the page
     [letter] = service.letters
     assert letter["stage"] == "fetcher.article" and letter["url"] == server.url + "/news/huge.html"
