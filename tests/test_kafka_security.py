@@ -342,15 +342,20 @@ def test_impossible_combinations_are_refused_naming_the_variables(tmp_path: Path
         assert PASSWORD not in text and KEY_PASSWORD not in text and "es-secret-pw" not in text, text
 
 
-def test_secrets_never_show_in_reprs(tmp_path: Path, certs: Certificates) -> None:
-    settings = make_settings(
-        kafka_bootstrap="k:9093",
+def sasl_ssl_settings(tmp_path: Path, certs: Certificates, bootstrap: str) -> Settings:
+    """SASL over TLS with a client certificate whose key is encrypted: every secret option set."""
+    return make_settings(
+        kafka_bootstrap=bootstrap,
         **sasl_values(tmp_path, kafka_security_protocol="SASL_SSL"),
         kafka_ssl_cafile=certs.server,
         kafka_ssl_certfile=certs.client,
         kafka_ssl_keyfile=certs.client_key,
         kafka_ssl_key_password_file=certs.key_password_file,
     )
+
+
+def test_secrets_never_show_in_reprs(tmp_path: Path, certs: Certificates) -> None:
+    settings = sasl_ssl_settings(tmp_path, certs, "k:9093")
     credentials = faust_credentials(settings)
     for text in (repr(settings), str(settings), settings.model_dump_json(), repr(credentials)):
         assert PASSWORD not in text and KEY_PASSWORD not in text, text
@@ -360,14 +365,7 @@ def test_secrets_never_show_in_reprs(tmp_path: Path, certs: Certificates) -> Non
 
 
 async def test_client_options_carry_tls_and_sasl(tmp_path: Path, certs: Certificates) -> None:
-    settings = make_settings(
-        kafka_bootstrap="k1:9093,k2:9093",
-        **sasl_values(tmp_path, kafka_security_protocol="SASL_SSL"),
-        kafka_ssl_cafile=certs.server,
-        kafka_ssl_certfile=certs.client,
-        kafka_ssl_keyfile=certs.client_key,
-        kafka_ssl_key_password_file=certs.key_password_file,
-    )
+    settings = sasl_ssl_settings(tmp_path, certs, "k1:9093,k2:9093")
     options = client_options(settings)
     context = options.pop("ssl_context")
     assert options == {
