@@ -125,18 +125,17 @@ class RedeliveryPolicy:
             "not_before": now + self.delay(tries),
         }
         following = parked.model_copy(update=update)
-        return None if self.expired(following, now) else following
+        return None if self.expired(following) else following
 
     def wait_again(self, parked: ParkedDelivery, until: float, now: float) -> ParkedDelivery | None:
         """``parked`` again, not tried (its target is down until ``until``), or None: give up."""
         following = parked.model_copy(update={"not_before": max(until, now)})
-        return None if self.expired(following, now) else following
+        return None if self.expired(following) else following
 
-    def expired(self, parked: ParkedDelivery, now: float) -> bool:
-        """Whether the next try would come after the give-up horizon."""
-        return parked.not_before - parked.first_failed_at > self.give_up_seconds or (
-            now - parked.first_failed_at > self.give_up_seconds
-        )
+    def expired(self, parked: ParkedDelivery) -> bool:
+        """Whether the next try would come after the give-up horizon (``not_before`` is never
+        earlier than now, so a horizon already past counts too)."""
+        return parked.not_before - parked.first_failed_at > self.give_up_seconds
 
 
 class Outages:
