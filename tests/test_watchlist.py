@@ -137,10 +137,17 @@ def test_retroactive_search_matches_in_steps_and_rests_between_them(servers: Loc
         finally:
             await es.close()
         assert all(alert.retroactive and alert.claim_id == claim.id for alert in found)
-        return [alert.article_id for alert in found]
+        return found
 
     found = run(search())
-    assert sorted(found) == sorted(article.id for article in reports)
+    assert sorted(alert.article_id for alert in found) == sorted(article.id for article in reports)
+    # The search leaves the bodies on the server, and each alert is the one the article raised on
+    # arrival all the same: sentence, offsets, score, links.
+    by_id = {article.id: article for article in reports}
+    differ = {"retroactive", "created_at"}
+    for alert in found:
+        [on_arrival] = alerts_for(by_id[alert.article_id], matcher, only_claim=claim.id)
+        assert alert.model_dump(exclude=differ) == on_arrival.model_dump(exclude=differ)
     assert len(rests) >= 2 and all(rest > 0 for rest in rests)  # two steps at least, a rest after each
 
 

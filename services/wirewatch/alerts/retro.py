@@ -55,6 +55,11 @@ def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:
     }
 
 
+#: Article fields a retroactive match never reads: the body (claims carry their sentences and
+#: offsets) and what only search and the dashboards use. Leaving them on the server keeps each
+#: search's response (up to ``claims_retro_candidates`` articles) small.
+UNUSED_FIELDS = ("text", "description", "fetch_headers", "entities", "keyphrases", "attributions")
+
 #: Candidates matched per step: a step runs in a thread, then the search rests (see Pacer).
 CANDIDATES_PER_STEP = 25
 
@@ -92,12 +97,13 @@ async def retroactive_alerts(
         index=settings.index("articles"),
         query=candidate_query(claim, settings.claims_retro_days),
         size=settings.claims_retro_candidates,
+        source_excludes=list(UNUSED_FIELDS),
     )
     alerts: list[Alert] = []
     hits = response["hits"]["hits"]
     for start in range(0, len(hits), CANDIDATES_PER_STEP):
         step = [
-            EnrichedArticle.model_validate(hit["_source"])
+            EnrichedArticle.model_validate({**hit["_source"], "text": ""})
             for hit in hits[start : start + CANDIDATES_PER_STEP]
         ]
         alerts.extend(await asyncio.to_thread(_match, step, matcher, claim.id))
