@@ -45,6 +45,7 @@ def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
         "kafka_heartbeat_interval": heartbeat,
         "kafka_rebalance_timeout": rebalance,
         "kafka_producer_batching": servers.producer_batching,
+        "kafka_empty_fetch_pause": servers.empty_fetch_pause,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wirewatch.core import metrics
 from wirewatch.core.ids import stable_id
-from wirewatch.core.kafka import faust_credentials
+from wirewatch.core.kafka import faust_credentials, pause_after_empty_fetches
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter, Message, MessageError
 from wirewatch.core.settings import ServiceName, Settings
@@ -153,6 +153,7 @@ class ServiceApp:
         _seek_to_committed_zero_too()
         _never_ack_a_stale_event()
         _commit_only_what_was_handled()
+        pause_after_empty_fetches(settings.kafka_empty_fetch_pause)
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
         datadir.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,37 @@ log = get_logger(__name__)
 COMPACTED = frozenset({"claims"})
 
 
+def pause_after_empty_fetches(seconds: float) -> None:
+    """Make every aiokafka consumer of this process wait ``seconds`` after a fetch that brought
+    nothing (no records, no error to report) before it fetches from that broker again.
+
+    A Kafka broker holds an empty fetch until data arrives or ``fetch_max_wait_ms`` ends, so an
+    idle consumer sends a couple of fetches a second. A server that answers at once (noida-db)
+    would get thousands a second from each consumer, a busy core per service with nothing to
+    read. The pause counts from when the fetch was sent, so a broker that did wait is not made to
+    wait again. 0 restores aiokafka's behaviour.
+    """
+    from aiokafka.consumer.fetcher import Fetcher
+
+    upstream = getattr(Fetcher._proc_fetch_request, "_wirewatch_upstream", Fetcher._proc_fetch_request)
+    if seconds <= 0:
+        Fetcher._proc_fetch_request = upstream  # type: ignore[method-assign]
+        return
+
+    async def _proc_fetch_request(self: Fetcher, assignment: Any, node_id: int, request: Any) -> bool:
+        sent = time.monotonic()
+        records_or_errors: bool = await upstream(self, assignment, node_id, request)
+        if not records_or_errors:
+            try:
+                await asyncio.sleep(max(0.0, seconds - (time.monotonic() - sent)))
+            except asyncio.CancelledError:  # closing or unassigned: aiokafka's own fetch returns too
+                return False
+        return records_or_errors
+
+    _proc_fetch_request._wirewatch_upstream = upstream  # type: ignore[attr-defined]
+    Fetcher._proc_fetch_request = _proc_fetch_request  # type: ignore[method-assign]
+
+
 class KafkaUnavailableError(RuntimeError):
     """The broker did not answer within the allowed time."""
 

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         "handled (read past the committed offset, nothing in progress, no change since the last "
         "look) and reads them again from the committed offset.",
     )
+    kafka_empty_fetch_pause: float = Field(
+        default=0.0,
+        ge=0,
+        le=5,
+        description="Seconds a consumer waits after a fetch that brought nothing before it fetches "
+        "again. 0 for Apache Kafka (and tansu), which hold an empty fetch until data comes or the "
+        "fetch's max wait ends. noida-db answers an empty fetch at once: `wirewatch up` sets 0.1 there, "
+        "or every idle consumer would send thousands of fetches a second.",
+    )
     kafka_producer_batching: bool = Field(
         default=True,
         description="Batch produced records. `wirewatch up` and the tests turn it off on tansu, which "

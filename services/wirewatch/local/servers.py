@@ -32,6 +32,10 @@ from typing import IO, Literal
 
 Backend = Literal["noida", "ephemeral"]
 
+#: Seconds a consumer pauses after an empty fetch (``Settings.kafka_empty_fetch_pause``): noida-db
+#: answers an empty fetch at once instead of holding it for the fetch's max wait.
+EMPTY_FETCH_PAUSE: dict[str, float] = {"ephemeral": 0.0, "noida": 0.1}
+
 #: Consumer-group timing (session timeout, heartbeat interval, rebalance timeout) per backend.
 TIMING: dict[str, tuple[float, float, float]] = {
     "ephemeral": (3.0, 1.0, 3.0),
@@ -101,6 +105,10 @@ class LocalServers:
         return TIMING[self.backend]
 
     @property
+    def empty_fetch_pause(self) -> float:
+        return EMPTY_FETCH_PAUSE[self.backend]
+
+    @property
     def producer_batching(self) -> bool:
         """False on tansu, whose end offsets would cut table recovery short of batched records."""
         return self.backend != "ephemeral"
@@ -115,6 +123,7 @@ class LocalServers:
             "WIREWATCH_KAFKA_HEARTBEAT_INTERVAL": str(heartbeat),
             "WIREWATCH_KAFKA_REBALANCE_TIMEOUT": str(rebalance),
             "WIREWATCH_KAFKA_PRODUCER_BATCHING": str(self.producer_batching).lower(),
+            "WIREWATCH_KAFKA_EMPTY_FETCH_PAUSE": str(self.empty_fetch_pause),
         }
 
     def alive(self) -> bool:
