@@ -110,6 +110,21 @@ def test_the_pacer_keeps_background_work_to_its_share() -> None:
         Pacer(0.0)
 
 
+def test_an_article_denying_the_claim_raises_an_alert_that_says_it_disputes_it(matcher: ClaimMatcher) -> None:
+    """The denial speaks of the claim (same figures, places, actors: a high score), and the
+    fact-checker sees it is a denial; the report stating it repeats it."""
+    denial = _article(
+        7,
+        "Contrairement à ce qu'affirment plusieurs médias, l'armée n'a pas laissé 3 000 combattants "
+        "rebelles quitter Tarvos pour la ville frontalière de Kelmar, a assuré mardi le commandement "
+        "militaire.",
+    )
+    [disputed] = alerts_for(denial, matcher)
+    assert disputed.stance == "disputes" and disputed.score >= 0.9
+    [repeated] = alerts_for(_article(8, REPORT_FR), matcher)
+    assert repeated.stance == "repeats"
+
+
 def test_retroactive_search_matches_in_steps_and_rests_between_them(servers: LocalServers) -> None:
     """Over a real search server: the reports already indexed are found, the others are not, and
     the matching runs in steps of CANDIDATES_PER_STEP with a rest after each."""

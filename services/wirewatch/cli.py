@@ -466,10 +466,11 @@ def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: 
         return
     for alert in found:
         retro = " (retroactive)" if alert.get("retroactive") else ""
+        said = "disputes" if alert.get("stance") == "disputes" else "said  "
         pad = " " * 19
         head = f"{alert['created_at'][:16]}  {alert['score']:.2f}  {alert['source']}"
         click.echo(f"{head}: {alert['title'][:70]}{retro}")
-        click.echo(f"{pad}claim  {alert['claim_text'][:90]}\n{pad}said   {alert['sentence'][:90]}")
+        click.echo(f"{pad}claim  {alert['claim_text'][:90]}\n{pad}{said} {alert['sentence'][:90]}")
         click.echo(f"{pad}{alert['url']}")
     if not found:
         click.echo("no alerts")

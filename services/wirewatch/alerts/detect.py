@@ -4,6 +4,7 @@ The stream (on arrival) and the retroactive search (when a claim is newly tracke
 :func:`alerts_for`, so both decide alike. One alert per (claim, article): the best-scoring
 sentence is the evidence. The alert id is a hash of the pair, so a replayed article or a
 retroactive hit of an article already reported gives the same alert, never a second one.
+Each alert says whether its sentence repeats the claim or disputes it (:mod:`wirewatch.matching.stance`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle
 from wirewatch.matching.matcher import ClaimMatcher
+from wirewatch.matching.stance import stance
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ def alerts_for(
                 sentence_start=sentence.start,
                 sentence_end=sentence.end,
                 score=round(min(max(score, 0.0), 1.0), 4),
+                stance=stance(sentence.text, claim.text),
                 retroactive=retroactive,
                 duplicate_of=article.duplicate_of,
                 reused_from=article.reused_from,

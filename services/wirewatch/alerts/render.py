@@ -49,6 +49,7 @@ def evidence(batch: AlertBatch) -> list[tuple[str, str]]:
         ("Language", alert.language),
         ("Published", alert.published.isoformat() if alert.published else ""),
         ("Score", f"{alert.score:.2f}"),
+        ("Stance", "disputes the claim" if alert.stance == "disputes" else "repeats the claim"),
     ]
     rows += [(key.replace("_", " ").capitalize(), value) for key, value in sorted(alert.claim_labels.items())]
     if alert.event_id:

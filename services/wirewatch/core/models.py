@@ -338,6 +338,11 @@ class Alert(Message):
     sentence_start: int = Field(ge=0, description="Char offsets of the sentence in the article text.")
     sentence_end: int = Field(ge=0)
     score: float = Field(ge=0.0, le=1.0)
+    stance: Literal["repeats", "disputes"] = Field(
+        default="repeats",
+        description="Whether the sentence repeats the claim or disputes it (one of the two is negated "
+        "or calls something false: 'it is false that…', 'n'ont jamais quitté…').",
+    )
     retroactive: bool = Field(default=False, description="Found when the claim was tracked, not on arrival.")
     event_id: str | None = Field(default=None, description="The article's event cluster, when known.")
     duplicate_of: str | None = None
