@@ -532,9 +532,11 @@ class Watcher:
             response = self.client.post(
                 f"/wirewatch-{index}/_search", json={"query": query, "size": size, "_source": fields}
             )
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            print(f"# search of {index} failed: {exc!r}", file=sys.stderr)
             return []
         if response.status_code != 200:
+            print(f"# search of {index}: HTTP {response.status_code} {response.text[:200]}", file=sys.stderr)
             return []
         return [hit["_source"] for hit in response.json()["hits"]["hits"]]
 
@@ -768,7 +770,17 @@ def measure(run: Run) -> None:
         previous = run.cpu_end
     run.drained_at = time.time()
     run.harness_cpu = time.process_time() - harness_start
-    run.watcher.poll_links(range(run.first, run.first + args.articles))
+    measured = range(run.first, run.first + args.articles)
+    links_deadline = time.monotonic() + 60.0  # linking may still be writing its last batch
+    while True:
+        run.watcher.poll_links(measured)
+        seen = run.watcher.seen
+        missing = sum(1 for n in measured if n in seen.ids and n not in seen.linked_at)
+        if not missing or time.monotonic() > links_deadline:
+            break
+        time.sleep(2.0)
+    if missing:
+        print(f"# {missing} searchable articles have no event-link record", file=sys.stderr)
     run.sampler.stopping.set()
     run.sampler.join(5)
     run.load = (run.load[0], os.getloadavg()[0])

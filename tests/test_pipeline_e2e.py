@@ -8,6 +8,7 @@ and build on each other: first ingestion, then duplicates, bad input, crashes, r
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import stories
@@ -259,6 +261,26 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
     assert all(pipeline.delivered()[a["id"]] == 1 for a in found)
     repost_alert = next(a for a in found if a["article_id"] == repost)
     assert repost_alert["reused_from"] == [korvath]
+    # Restarted within the day, the alerts service asks again for the searches of the claims
+    # tracked in the last day (one tracked while it was down must not be missed), and finds
+    # them done: nothing is searched again.
+    supervisor = pipeline.supervisor
+    assert supervisor is not None
+    before = supervisor.children["alerts"].pid
+    supervisor.kill("alerts", signal.SIGKILL)
+    wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
+    assert supervisor.wait_healthy(90)
+    wait_for(lambda: _retro_searches(pipeline, "skipped") >= 2, what="the catch-up finding its searches done")
+    assert _retro_searches(pipeline, "searched") == 0
+
+
+def _retro_searches(pipeline: Pipeline, outcome: str) -> float:
+    """The alerts service's count of retroactive searches run or skipped (since it started)."""
+    assert pipeline.supervisor is not None
+    port = pipeline.supervisor.children["alerts"].port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = re.search(rf'^wirewatch_retroactive_searches_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def _events_of(pipeline: Pipeline, ids: list[str]) -> dict[str, str | None]:

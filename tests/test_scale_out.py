@@ -8,6 +8,8 @@ gives the same articles, copies, events and alerts.
 
 The day comes in two waves, the originals first, then copies, a rewrite and a report carrying
 a tracked claim, so "which copy came first" has one right answer whatever the parallelism.
+At the end a second wording of the claim is tracked: its retroactive search finds that report
+again. Each claim is searched once however many alerts workers saw it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def _story(slug: str, title: str, text: str, language: str) -> stories.Story:
         slug=slug, title=title, language=language, published=stories.BRIDGE.published, paragraphs=paragraphs
     )
 
+
+#: The tracked claim in other words, tracked once the day is over.
+LATER_WORDING = "Some 3,000 rebels were allowed by the army to leave Tarvos and reach Kelmar on the border."
 
 ORIGINALS: list[tuple[str, stories.Story]] = [
     ("wire", stories.BRIDGE),
@@ -76,6 +81,12 @@ class Day:
     worker_metrics: dict[str, str]
     partitions: int
 
+    def retroactive_searches(self, outcome: str = "searched") -> float:
+        """Retroactive searches run (or skipped as done already), summed over the workers."""
+        pattern = rf'^wirewatch_retroactive_searches_total\{{outcome="{outcome}"\}} (\S+)$'
+        found = (re.search(pattern, text, re.MULTILINE) for text in self.worker_metrics.values())
+        return sum(float(m.group(1)) for m in found if m)
+
 
 def news_day(backend: Backend, tmp: Path, replicas: dict[ServiceName, int] | None = None) -> Day:
     """Run the day on a fresh stack (stopped at the end); what ended up in Elasticsearch."""
@@ -109,6 +120,13 @@ def news_day(backend: Backend, tmp: Path, replicas: dict[ServiceName, int] | Non
             unlinked = [d["url"] for d in pipeline.articles().values() if not d.get("event_id")]
             alerts = [(a["article_id"], a.get("event_id")) for a in pipeline.search("alerts")]
             raise AssertionError(f"{exc}\nwithout an event: {unlinked}\nalerts: {alerts}") from None
+        later = new_claim(LATER_WORDING)
+        run(publish(pipeline.settings, [later]))
+        wait_for(
+            lambda: any(a["claim_id"] == later.id for a in pipeline.search("alerts")),
+            timeout=90,
+            what="the retroactive alert of the claim tracked at the end",
+        )
         assert pipeline.supervisor is not None
         worker_metrics = {
             name: httpx.get(f"http://127.0.0.1:{child.port}/metrics", timeout=5).text
@@ -161,7 +179,11 @@ def _path(url: str) -> str:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
-    return news_day("ephemeral", tmp_path_factory.mktemp("one-worker")).outcome
+    day = news_day("ephemeral", tmp_path_factory.mktemp("one-worker"))
+    # Each claim searched once: the first at start (tracked in the last day: the catch-up), the
+    # second when tracked at the end.
+    assert (day.retroactive_searches(), day.retroactive_searches("skipped")) == (2, 0)
+    return day.outcome
 
 
 def test_one_worker_of_each_gets_the_day_right(reference: Outcome) -> None:
@@ -172,7 +194,10 @@ def test_one_worker_of_each_gets_the_day_right(reference: Outcome) -> None:
     korvath = ("/matin/korvath-blog.html", "/matin/korvath-copy.html", "/wire/korvath.html")
     assert korvath in reference.events
     assert ("/matin/pont-ferme.html", "/wire/bridge-closure.html") in reference.events
-    assert [(path, retro) for _, path, retro in reference.alerts] == [("/matin/tarvos.html", False)]
+    assert sorted((path, retro) for _, path, retro in reference.alerts) == [
+        ("/matin/tarvos.html", False),
+        ("/matin/tarvos.html", True),  # the wording tracked at the end, found retroactively
+    ]
 
 
 def _assigned(metrics_text: str, topic: str) -> float:
@@ -195,6 +220,8 @@ def test_two_workers_of_each_give_the_same_day_as_one(
         replicas={"enricher": 2, "indexer": 2, "alerts": 2},
     )
     assert day.outcome == reference
+    # Both alerts workers asked for each claim's search; each claim was searched once.
+    assert (day.retroactive_searches(), day.retroactive_searches("skipped")) == (2, 2)
     # Both workers of each service really shared the input topic's partitions.
     for service, topic in (
         ("enricher", "wirewatch.articles.raw"),

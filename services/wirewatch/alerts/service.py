@@ -6,9 +6,13 @@
 - ``match_articles`` reads enriched articles (parallel over partitions) once the watchlist is
   loaded, matches their title and check-worthy sentences, and sends each alert to the alerts
   topic, keyed by claim id (one claim's alerts meet on one partition, for throttling).
-- ``search_retroactively`` (a task) takes each claim tracked after start and looks for it
-  in the articles already indexed (:mod:`~wirewatch.alerts.retro`); hits are alerts marked
-  ``retroactive``. Alert ids hash (claim, article): a hit already reported is the same alert.
+- ``search_retroactively`` looks for each newly tracked claim in the articles already indexed
+  (:mod:`~wirewatch.alerts.retro`); hits are alerts marked ``retroactive``. Every worker sees
+  the new claim and asks, through the service's retro-requests topic keyed by claim id; the
+  owner of the claim's partition searches, once per version of the claim: the
+  ``retro-searched`` table remembers what was searched, across workers and restarts (the
+  catch-up of claims tracked in the last day, at start, finds them done). Alert ids hash
+  (claim, article): a hit already reported is the same alert.
 - ``deliver`` reads the alerts topic and tells people: a log line, and the webhooks, Slack
   webhooks and e-mail addresses configured (:mod:`~wirewatch.alerts.delivery`), through the
   per-claim throttle (:mod:`~wirewatch.alerts.throttle`): the first alert of a claim goes out at
@@ -31,7 +35,7 @@ from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import Deliverer, dead_letter_for
 from wirewatch.alerts.detect import alerts_for
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
-from wirewatch.alerts.retro import retroactive_alerts
+from wirewatch.alerts.retro import retroactive_alerts, search_version
 from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
 from wirewatch.alerts.watchlist import Watchlist
@@ -48,6 +52,8 @@ log = get_logger(__name__)
 
 #: How often the timer looks for digests whose window has ended.
 DIGEST_CHECK_SECONDS = 5.0
+#: How long a retroactive search waits for its claim to reach this worker's watchlist.
+RETRO_WATCHLIST_WAIT = 30.0
 
 
 def create(settings: Settings) -> ServiceApp:
@@ -74,6 +80,11 @@ def create(settings: Settings) -> ServiceApp:
     # (keyed by target): the alerts behind it go on (wirewatch.alerts.redelivery).
     redeliveries = service.topic(f"{app.conf.id}-redeliveries", internal=True)
     redelivery = RedeliveryPolicy.from_settings(settings)
+    # Retroactive searches, one per claim version whichever worker saw the claim first.
+    retro_requests = service.topic(f"{app.conf.id}-retro-requests", internal=True)
+    retro_searched = app.Table(
+        "retro-searched", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
+    )
     outages = Outages()
     delivered_lately = DeliveredLately()
 
@@ -155,19 +166,44 @@ def create(settings: Settings) -> ServiceApp:
         await watchlist.run()
 
     @app.task
-    async def search_retroactively() -> None:
+    async def request_retroactive_searches() -> None:
+        while True:
+            claim = await newly_tracked.get()
+            await retro_requests.send(key=claim.id.encode(), value=claim.to_bytes())
+
+    async def in_watchlist(claim: TrackedClaim) -> bool:
+        """Whether ``claim`` is (still) tracked here: the request may come from a worker whose
+        watchlist read it a poll earlier than this one."""
+        await watchlist.ready.wait()
+        for _ in range(int(RETRO_WATCHLIST_WAIT / 0.5)):  # the watchlist polls twice a second
+            if claim.id in matcher:
+                return True
+            await asyncio.sleep(0.5)
+        return claim.id in matcher
+
+    @app.agent(retro_requests)
+    async def search_retroactively(stream: StreamT[bytes]) -> None:
         es = await connect(settings, wait=3600)
         try:
-            while True:
-                claim = await newly_tracked.get()
-                if claim.id not in matcher:
+            async for event in stream.events():
+                claim = await service.parse(TrackedClaim, event, "alerts.retroactive")
+                if claim is None:
+                    continue
+                version = search_version(claim)
+                if retro_searched.get(claim.id) == version:
+                    metrics.RETRO_SEARCHES.labels(outcome="skipped").inc()
+                    continue  # searched already (asked by another worker, or again after a restart)
+                if not await in_watchlist(claim):
                     continue  # untracked again meanwhile
                 try:
                     await send(await retroactive_alerts(es, settings, matcher, claim))
                 except Exception as exc:
                     await service.dead_letter(
-                        "alerts.retroactive", describe_exception(exc), key=claim.id, payload=claim.to_bytes()
+                        "alerts.retroactive", describe_exception(exc), key=claim.id, payload=event.value
                     )
+                    continue
+                retro_searched[claim.id] = version
+                metrics.RETRO_SEARCHES.labels(outcome="searched").inc()
         finally:
             await es.close()
 

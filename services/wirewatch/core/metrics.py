@@ -19,6 +19,11 @@ DUPLICATES = Counter("wirewatch_duplicates_total", "Articles flagged as exact du
 INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch", ["index"])
 BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
 ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
+RETRO_SEARCHES = Counter(
+    "wirewatch_retroactive_searches_total",
+    "Newly tracked claims taken for a retroactive search: searched, or skipped (searched already)",
+    ["outcome"],
+)
 READY = Gauge("wirewatch_ready", "1 when the service is assigned partitions and running")
 CONSUMER_LAG = Gauge(
     "wirewatch_consumer_lag",
