@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from newsroom import NewsSite
 from wirewatch.core.settings import Settings
-from wirewatch.local.servers import LocalServers, start_servers
+from wirewatch.local.servers import LocalServerError, LocalServers, start_servers
 
 T = TypeVar("T")
 
@@ -25,6 +25,17 @@ T = TypeVar("T")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
     """tansu + osmem-server for one test module (they start in well under a second)."""
     stack = start_servers("ephemeral", log_dir=tmp_path_factory.mktemp("servers"))
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def noida(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
+    """noida-db (Kafka + the Elasticsearch 8 API, data on disk) for one test module."""
+    try:
+        stack = start_servers("noida", data_dir=tmp_path_factory.mktemp("noida"))
+    except (LocalServerError, ImportError, OSError) as exc:
+        pytest.skip(f"noida-db is not available: {exc}")
     yield stack
     stack.stop()
 

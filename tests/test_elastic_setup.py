@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -40,7 +39,7 @@ from wirewatch.core.elastic import (
 )
 from wirewatch.core.mappings import LANGUAGE_ANALYZERS, MULTILINGUAL, all_templates, text_query
 from wirewatch.core.settings import Settings
-from wirewatch.local.servers import LocalServerError, LocalServers, start_servers
+from wirewatch.local.servers import LocalServers
 from wirewatch.search import search_articles
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "elasticsearch"
@@ -169,16 +168,6 @@ async def test_stand_in_searches_french_and_english_subfields(servers: LocalServ
 
 
 # --- noida-db (the Elasticsearch 8 API) ----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def noida(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
-    try:
-        stack = start_servers("noida", data_dir=tmp_path_factory.mktemp("noida"))
-    except (LocalServerError, ImportError, OSError) as exc:
-        pytest.skip(f"noida-db is not available: {exc}")
-    yield stack
-    stack.stop()
 
 
 async def test_noida_runs_the_real_analyzers_and_reports_missing_ilm(

@@ -7,29 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.fetch import FetchRequest
 
 from conftest import settings_for
 from wirewatch.core.kafka import client_options, create_topics, pause_after_empty_fetches
-from wirewatch.local.servers import LocalServerError, LocalServers, start_servers
+from wirewatch.local.servers import LocalServers
 
 TOPIC = "fetch-pause"
-
-
-@pytest.fixture(scope="module")
-def noida(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
-    try:
-        stack = start_servers("noida", data_dir=tmp_path_factory.mktemp("noida"))
-    except (LocalServerError, ImportError, OSError) as exc:
-        pytest.skip(f"noida-db is not available: {exc}")
-    yield stack
-    stack.stop()
 
 
 async def _idle_fetches(servers: LocalServers, pause: float, seconds: float) -> tuple[int, float | None]:

@@ -208,6 +208,16 @@ def _track(pipeline: Pipeline, text: str, **fields: Any) -> str:
     return claim.id
 
 
+def _kill_alerts_and_wait_for_its_restart(pipeline: Pipeline) -> None:
+    """kill -9 the alerts service; return once the supervisor's new one is healthy."""
+    supervisor = pipeline.supervisor
+    assert supervisor is not None
+    before = supervisor.children["alerts"].pid
+    supervisor.kill("alerts", signal.SIGKILL)
+    wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
+    assert supervisor.wait_healthy(90)
+
+
 def _alerts(pipeline: Pipeline, claim_id: str) -> list[dict[str, Any]]:
     return pipeline.search("alerts", {"term": {"claim_id": claim_id}})
 
@@ -229,12 +239,7 @@ def test_tracked_claim_raises_one_alert_on_a_report_in_another_language(pipeline
     # Delivered to the webhook once; a kill -9 of the alerts service re-reads what it had not
     # committed, and neither raises nor sends the alert again.
     wait_for(lambda: pipeline.delivered().get(alert["id"]), what="the alert POSTed to the webhook")
-    supervisor = pipeline.supervisor
-    assert supervisor is not None
-    before = supervisor.children["alerts"].pid
-    supervisor.kill("alerts", signal.SIGKILL)
-    wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
-    assert supervisor.wait_healthy(90)
+    _kill_alerts_and_wait_for_its_restart(pipeline)
     time.sleep(3.0)  # give a wrong alert on the other article, or a second delivery, time to show up
     assert [a["article_id"] for a in _alerts(pipeline, claim_id)] == [report]
     assert pipeline.delivered()[alert["id"]] == 1
@@ -264,12 +269,7 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
     # Restarted within the day, the alerts service asks again for the searches of the claims
     # tracked in the last day (one tracked while it was down must not be missed), and finds
     # them done: nothing is searched again.
-    supervisor = pipeline.supervisor
-    assert supervisor is not None
-    before = supervisor.children["alerts"].pid
-    supervisor.kill("alerts", signal.SIGKILL)
-    wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
-    assert supervisor.wait_healthy(90)
+    _kill_alerts_and_wait_for_its_restart(pipeline)
     wait_for(lambda: _retro_searches(pipeline, "skipped") >= 2, what="the catch-up finding its searches done")
     assert _retro_searches(pipeline, "searched") == 0
 
@@ -384,8 +384,6 @@ def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipe
     instead of the default minute, so 20 s here stand for a ten-minute outage), and the alerts
     service killed while deliveries are parked: the other webhook gets every alert meanwhile, and
     when the first is back it gets every alert exactly once; nothing becomes a dead letter."""
-    supervisor = pipeline.supervisor
-    assert supervisor is not None
     pipeline.site.refusing.add(WEBHOOK_PATH)
     outage_started = time.monotonic()
     try:
@@ -418,10 +416,7 @@ def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipe
             timeout=30,
             what="parked deliveries tried again",
         )
-        before = supervisor.children["alerts"].pid
-        supervisor.kill("alerts", signal.SIGKILL)
-        wait_for(lambda: supervisor.children["alerts"].pid != before, what="the alerts service restarted")
-        assert supervisor.wait_healthy(90)
+        _kill_alerts_and_wait_for_its_restart(pipeline)
         tried = sum(pipeline.delivered(refused=True).get(i, 0) for i in ids)
         wait_for(
             lambda: sum(pipeline.delivered(refused=True).get(i, 0) for i in ids) > tried,
