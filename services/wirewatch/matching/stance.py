@@ -43,7 +43,6 @@ _FR_WORD = r"[\w'’-]+"
 _FR_NEGATION = (
     rf"\bn(?:e\s+|['’]){_FR_WORD}(?:\s+{_FR_WORD}){{0,3}}?\s+"
     r"(?:pas|plus|jamais|aucune?|rien|personne|nullement|guère|point)\b"
-    r"|\bn['’](?:y\s+a|a|ont|est|sont|était|avait|avaient)\s+(?:pas|plus|jamais|aucune?|rien)\b"
     r"|\bjamais\b|\baucune?\b"
 )
 _FR_FALSITY = (
