@@ -314,6 +314,10 @@ class TrackedClaim(Message):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+#: Whether a matched sentence states a tracked claim or disputes it (``wirewatch.matching.stance``).
+Stance = Literal["repeats", "disputes"]
+
+
 class Alert(Message):
     """A tracked claim seen in an article, with the evidence. Key: the claim id (so one claim's
     alerts are throttled in one place); id: hash of (claim id, article id), one alert per pair."""
@@ -338,7 +342,7 @@ class Alert(Message):
     sentence_start: int = Field(ge=0, description="Char offsets of the sentence in the article text.")
     sentence_end: int = Field(ge=0)
     score: float = Field(ge=0.0, le=1.0)
-    stance: Literal["repeats", "disputes"] = Field(
+    stance: Stance = Field(
         default="repeats",
         description="Whether the sentence repeats the claim or disputes it (one of the two is negated "
         "or calls something false: 'it is false that…', 'n'ont jamais quitté…').",

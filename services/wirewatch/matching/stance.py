@@ -25,11 +25,9 @@ while the sentence repeats the claim; the evidence sentence is in the alert for 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
+from wirewatch.core.models import Stance
 from wirewatch.core.text import normalise
-
-Stance = Literal["repeats", "disputes"]
 
 _EN_NEGATION = (
     r"\bnot\b(?!\s+only\b)|n't\b|\bnever\b|\bnone\b|\bnobody\b|\bnothing\b|\bneither\b|\bnor\b"
