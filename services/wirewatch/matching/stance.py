@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - typographic apostrophes are what French negations are written with.
 """Does a matched sentence repeat a tracked claim, or dispute it?
 
 "5,000 ISIS fighters were allowed to leave Mosul" and "No, 5,000 ISIS fighters were not allowed
@@ -37,9 +36,9 @@ _EN_FALSITY = (
     r"\bfalse(?:ly|hood)?\b|\buntrue\b|\bfake\b|\bhoax(?:es)?\b|\bdebunk\w*|\bbaseless\b|\bunfounded\b"
     r"|\bmisleading\b|\bmyths?\b|\bden(?:y|ied|ies|ial)\b|\brefut\w*"
 )
-_FR_WORD = r"[\w'’-]+"
+_FR_WORD = r"[\w'-]+"  # the text is normalised: typographic apostrophes are plain ones
 _FR_NEGATION = (
-    rf"\bn(?:e\s+|['’]){_FR_WORD}(?:\s+{_FR_WORD}){{0,3}}?\s+"
+    rf"\bn(?:e\s+|'){_FR_WORD}(?:\s+{_FR_WORD}){{0,3}}?\s+"
     r"(?:pas|plus|jamais|aucune?|rien|personne|nullement|guère|point)\b"
     r"|\bjamais\b|\baucune?\b"
 )
