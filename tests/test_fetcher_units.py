@@ -135,6 +135,38 @@ def test_an_article_is_extracted_without_its_navigation() -> None:
     assert extracted.canonical_url == "https://news.example/2026/03/council-budget"
 
 
+def _dated_article(head: str = "", byline: str = "") -> str:
+    return (
+        '<!DOCTYPE html><html lang="fr"><head><title>Offensive sur Mossoul | Exemple</title>'
+        f"{head}</head><body><main><article><h1>Offensive sur Mossoul</h1>{byline}"
+        "<p>L'offensive pour reprendre la ville de Mossoul, contrôlée par Daech depuis 2014, continue "
+        "depuis le 17 octobre, selon l'état-major irakien, qui fait état de combats dans l'est.</p>"
+        "<p>Une frappe avait touché l'armée syrienne par erreur le 17 septembre 2016, tuant des dizaines "
+        "de soldats, a rappelé le ministère russe de la Défense dans un communiqué publié mardi.</p>"
+        "<p>Les forces kurdes progressent de leur côté vers Raqqa, à quelque 40 kilomètres au nord.</p>"
+        "</article></main></body></html>"
+    )
+
+
+def test_dates_the_text_talks_about_are_not_the_publication_date() -> None:
+    """Without a date in the page's markup, the years and days its text mentions are not taken
+    for its own (htmldate's search of the running text reads 2016-09-17 here)."""
+    assert extract_article(_dated_article(), "https://news.example/mossoul").published is None
+
+
+@pytest.mark.parametrize(
+    ("head", "byline"),
+    [
+        ('<meta property="article:published_time" content="2016-10-25T09:00:00+00:00">', ""),
+        ("", '<p class="byline"><time datetime="2016-10-25T09:00:00+00:00">25 octobre 2016</time></p>'),
+    ],
+    ids=["meta", "time-element"],
+)
+def test_the_publication_date_comes_from_the_markup(head: str, byline: str) -> None:
+    published = extract_article(_dated_article(head, byline), "https://news.example/mossoul").published
+    assert published is not None and published.date() == datetime(2016, 10, 25).date()
+
+
 # --- entry dates ----------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import codecs
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import trafilatura
 from htmldate import find_date
@@ -138,6 +139,14 @@ def _drop_title_lines(text: str, title: str | None) -> str:
 SHORT_TEXT = 500
 
 
+#: htmldate's search for the publication date: the page's markup (meta tags, structured data,
+#: ``<time>`` and date elements) and its URL, never the running text. A date written in the body
+#: is as often one the article talks about ("contrôlée par Daech depuis 2014", "le 17 septembre
+#: 2016") as its own, and a wrong date moves an article out of its event's time window; with no
+#: date, the feed's date or the time it was fetched stands in.
+DATE_SEARCH: dict[str, Any] = {"original_date": True, "extensive_search": False}
+
+
 def _extract(tree: HtmlElement, url: str | None, *, fast: bool, metadata: bool) -> Document | None:
     doc = trafilatura.bare_extraction(
         tree,  # bare_extraction works on a copy: ``tree`` stays whole for the other passes and checks
@@ -147,6 +156,7 @@ def _extract(tree: HtmlElement, url: str | None, *, fast: bool, metadata: bool) 
         include_tables=True,
         favor_recall=fast,
         fast=fast,
+        date_extraction_params=DATE_SEARCH,
     )
     return doc if isinstance(doc, Document) and (doc.text or "").strip() else None
 
@@ -191,7 +201,7 @@ def _extract_article(html: str, url: str | None) -> Extracted:
     date = doc.date
     if not date:
         try:
-            date = find_date(tree, url=url, original_date=True)
+            date = find_date(tree, url=url, **DATE_SEARCH)
         except Exception:  # htmldate on hostile markup: no date rather than no article
             date = None
     return Extracted(
