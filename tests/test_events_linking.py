@@ -10,6 +10,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -268,6 +269,21 @@ def test_lead_skips_a_repeated_title_and_stops_near_the_limit() -> None:
     assert timestamp(None) is None
 
 
+def test_figures_are_counts_and_dates_are_whole_dates() -> None:
+    """A day of the month is part of a date, not a figure: "17 octobre" and "17 septembre" share
+    nothing, while two reports of "le 17 octobre" share that date and "5 000" is 5000."""
+    zero = np.zeros(512, dtype=np.float32)
+
+    def numbers(text: str) -> set[str]:
+        return set(profile(Report("r", "", text, T0, "fr"), zero).numbers)
+
+    october = numbers("Quelque 5 000 combattants ont quitté Mossoul le 17 octobre à 10h30.")
+    assert october == {"5000", "10-17"}
+    assert numbers("Le 17 octobre, 300 familles ont fui.") & october == {"10-17"}
+    assert not numbers("Une frappe le 17 septembre 2016 a tué 40 soldats.") & october
+    assert numbers("On October 17th, 5,000 fighters left, in 2016.") == october
+
+
 def test_tfidf_baseline_groups_near_copies_only() -> None:
     baseline = TfidfSinglePass(threshold=0.3)
     a = baseline.add("a", FIRE_EN.title, FIRE_EN.text)
@@ -393,7 +409,8 @@ SEED_DATES = {
     "001": "2016-12-14",
     "004": "2017-04-25",
 }
-#: Settings under which both seed scenarios come out right (not the defaults: see RESULTS.md).
+#: Settings under which the dated seed scenario comes out right too (not the defaults: see
+#: RESULTS.md).
 SEED_CONFIG = LinkerConfig(
     threshold=0.36, time_decay=0.0, long_window_days=60, novelty_penalty=0.3, novelty_floor=0.5
 )
@@ -443,7 +460,19 @@ def test_seed_scenarios_with_the_seed_settings(dated: bool) -> None:
 
 
 @pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed texts of issue #6 are not here")
-@pytest.mark.xfail(strict=True, reason="issue #6: not met with the defaults (benchmarks/RESULTS.md)")
-@pytest.mark.parametrize("dated", [True, False], ids=["dated", "undated"])
-def test_seed_scenarios_with_the_defaults(dated: bool) -> None:
-    assert _seeds_right(_seed_links(dated, None))
+def test_seed_scenario_with_the_defaults() -> None:
+    """The five seeds arriving together (as the end-to-end test publishes them): 000-003 are one
+    event, 004 another, shown as related to it."""
+    links = _seed_links(False, None)
+    assert _seeds_right(links), links
+    assert links["000"][0] in links["004"][1]
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the seed texts of issue #6 are not here")
+@pytest.mark.xfail(
+    strict=True,
+    reason="at their publication dates, 000-003 span seven weeks: more than the 7-day window of the "
+    "defaults (benchmarks/RESULTS.md)",
+)
+def test_dated_seed_scenario_with_the_defaults() -> None:
+    assert _seeds_right(_seed_links(True, None))

@@ -18,7 +18,7 @@ from wirewatch.cli import main
 from wirewatch.core.models import TrackedClaim
 from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
 from wirewatch.matching import ClaimMatcher, Match
-from wirewatch.matching.agreement import figures, name_agreement, names, number_agreement
+from wirewatch.matching.agreement import calendar_dates, figures, name_agreement, names, number_agreement
 from wirewatch.matching.decision import CROSSLINGUAL_SHIFT
 from wirewatch.matching.lexical import LexicalIndex, terms
 
@@ -120,6 +120,15 @@ def test_figures_read_thousands_multipliers_and_leave_dates_out() -> None:
     assert stated.quantities == {300.0} and stated.years == {2019}
     assert figures("le 17 octobre dernier").quantities == frozenset()
     assert figures("COVID-19 and the F-35").quantities == frozenset()
+
+
+def test_calendar_dates_are_month_day_keys_and_leave_the_figures() -> None:
+    keys, rest = calendar_dates(
+        "le 1er décembre et le 17 octobre, puis december 8th, 2019 à 10h30: 300 morts"
+    )
+    assert keys == ["12-01", "10-17", "12-08"]
+    assert "17" not in rest and "10h30" not in rest and "300" in rest and "2019" in rest
+    assert calendar_dates("sept. 3 and 4 aout")[0] == ["09-03", "08-04"]
 
 
 def test_numbers_must_agree_when_both_state_them() -> None:

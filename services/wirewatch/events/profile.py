@@ -12,7 +12,9 @@ every candidate event is scored on:
 - ``keyphrases`` and ``entities``: the enricher's keyphrases and canonical entity names,
   normalised (:func:`wirewatch.core.text.normalise`), unit-length bags with weight 1 each;
 - ``numbers``: the figures of the title and the first ``NUMBER_CHARS`` characters of the text
-  (``5 000`` and ``5000`` alike; years left out), a unit-length bag of counts.
+  (``5 000`` and ``5000`` alike; years and clock times left out) and its day-and-month dates, each
+  one key (``17 octobre`` is ``10-17``, not the figure 17: two reports that both name a 17th
+  are not alike for it), a unit-length bag of counts.
 
 Bags are plain ``dict[str, float]``: small, JSON-able and cheap to compare (see ``bags``).
 """
@@ -32,6 +34,7 @@ from wirewatch.core.text import normalise
 from wirewatch.core.vectors import Vectors
 from wirewatch.enricher.sentences import split_sentences
 from wirewatch.events.bags import Bag, unit
+from wirewatch.matching.agreement import calendar_dates
 from wirewatch.matching.lexical import terms
 
 #: Characters of the text (whole sentences, at least one) that make the lead.
@@ -151,17 +154,14 @@ def profile(report: Report, vector: Vectors) -> Profile:
     """The features of ``report``; ``vector`` is the encoding of :func:`vector_text`."""
     lead_terms = terms(f"{report.title}\n{lead(report.title, report.text)}")
     in_lead = named_in(report.entities, lead_terms)
-    figures = [
-        t
-        for t in terms(f"{report.title}\n{report.text[:NUMBER_CHARS]}")
-        if t.isdigit() and not _YEAR.match(t)
-    ]
+    dates, rest = calendar_dates(normalise(f"{report.title}\n{report.text[:NUMBER_CHARS]}"))
+    figures = [t for t in terms(rest) if t.isdigit() and not _YEAR.match(t)]
     return Profile(
         vector=np.asarray(vector, dtype=np.float32),
         terms=unit(Counter(lead_terms)),
         keyphrases=_names(report.keyphrases),
         entities=_names(report.entities, frozenset(in_lead)),
-        numbers=unit(Counter(figures)),
+        numbers=unit(Counter(figures + dates)),
         language=language_of(report),
         lead_entities=in_lead,
     )

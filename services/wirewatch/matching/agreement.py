@@ -54,18 +54,26 @@ _MULTIPLIERS = {
     "milliarden": 1e9,
     "bn": 1e9,
 }
-_MONTHS = (
-    "january|february|march|april|may|june|july|august|september|october|november|december|"
-    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|"
-    "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|"
-    "enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|octubre|noviembre|diciembre"
-)
+#: Month names and abbreviations (en, fr, es) -> month number.
+MONTHS: dict[str, int] = {
+    name: number
+    for names in (
+        "january february march april may june july august september october november december",
+        "jan feb mar apr may jun jul aug sep oct nov dec",
+        "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+        "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre",
+        "- fevrier - - - - - aout sept - - decembre",
+    )
+    for number, name in enumerate(names.split(), start=1)
+    if name != "-"
+}
+_MONTHS = "|".join(sorted(MONTHS, key=lambda m: (-len(m), m)))
 _DATES = re.compile(
     rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}(?:er|st|nd|rd|th)?\s+(?:de\s+)?(?:{_MONTHS})\b)"
 )
 _TIMES = re.compile(r"\b\d{1,2}(?:[:h]\d{2}|\s*(?:am|pm|a\.m\.|p\.m\.))(?!\w)")
 _NUMBER = re.compile(r"(?<![\w.,-])(\d+(?:[.,]\d+)?)(?![\w.,]\d)(?:\s*(%|[^\W\d_]+))?")
-_NOT_NAMES = frozenset(_MONTHS.split("|")) | {
+_NOT_NAMES = frozenset(MONTHS) | {
     "am",
     "pm",
     "monday",
@@ -84,6 +92,20 @@ _NOT_NAMES = frozenset(_MONTHS.split("|")) | {
     "dimanche",
 }
 _NAME_WORD = re.compile(r"[^\W\d_][\w']*")
+_DAY = re.compile(r"\d{1,2}")
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def calendar_dates(normalised: str) -> tuple[list[str], str]:
+    """The day-and-month dates of normalised text (``8 décembre``, ``december 8th``) as
+    ``MM-DD`` keys in order, and the text with those dates and clock times blanked out: what is
+    left states the figures (a day of the month is not one)."""
+    keys = []
+    for match in _DATES.finditer(normalised):
+        month = next(MONTHS[w] for w in _LETTERS.findall(match.group(0)) if w in MONTHS)
+        day = _DAY.search(match.group(0))
+        keys.append(f"{month:02d}-{int(day.group(0)) if day else 0:02d}")
+    return keys, _TIMES.sub(" ", _DATES.sub(" ", normalised))
 
 
 @dataclass(frozen=True)
@@ -97,7 +119,7 @@ class Figures:
 @lru_cache(maxsize=8192)
 def figures(text: str) -> Figures:
     """Quantities and years stated in ``text`` (see the module doc)."""
-    norm = _TIMES.sub(" ", _DATES.sub(" ", normalise(text)))
+    _, norm = calendar_dates(normalise(text))
     quantities: set[float] = set()
     years: set[int] = set()
     for match in _NUMBER.finditer(norm):
