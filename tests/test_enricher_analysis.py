@@ -19,6 +19,7 @@ from wirewatch.enricher.attributions import extract_attributions
 from wirewatch.enricher.claims import CLAIM_THRESHOLD, extract_claims, is_boilerplate, score_sentence
 from wirewatch.enricher.entities import alias_table, extract_entities, load_model
 from wirewatch.enricher.keyphrases import KEYPHRASE_COUNT, extract_keyphrases
+from wirewatch.enricher.ner_decoder import GreedyNer
 from wirewatch.enricher.sentences import Sentence, split_sentences
 
 FR_TITLE = "Tal Afar : des milliers de jihadistes auraient fui vers la Syrie"
@@ -211,6 +212,47 @@ def test_ner_models_load_once_with_only_the_ner_pipe() -> None:
         assert nlp.pipe_names == ["ner"]
         assert load_model(language) is nlp
     assert load_model("de") is None
+
+
+_DECODER_TEXTS = [
+    FR_TITLE,
+    FR_TEXT,
+    EN_TITLE,
+    EN_TEXT,
+    "",
+    "Paris",
+    " Paris \n",
+    "Joe Biden\n\nEmmanuel Macron",
+    "Le président Emmanuel Macron",
+    "talks in New York",
+    *(s.text for s in split_sentences(f"{FR_TEXT}\n{EN_TEXT}")),
+]
+_DECODER_WORDS = sorted({w for text in (FR_TEXT, EN_TEXT) for w in text.split()})
+
+
+def _same_entities_as_spacy(language: str, text: str) -> None:
+    nlp = load_model(language)
+    assert nlp is not None
+    decoder = GreedyNer.for_pipeline(nlp)
+    assert decoder is not None
+    expected = [(ent.start, ent.end, ent.label_) for ent in nlp(text).ents]
+    assert decoder(nlp.make_doc(text)) == expected, text
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_numpy_ner_decoder_finds_what_spacy_finds(language: str) -> None:
+    """The decoder replaces spaCy's step loop (``ner_decoder``): same spans, same labels."""
+    for text in _DECODER_TEXTS:
+        _same_entities_as_spacy(language, text)
+
+
+@given(
+    words=st.lists(st.sampled_from([*_DECODER_WORDS, "\n", "\n\n", "  ", "Paris", "Macron"]), max_size=60),
+    language=st.sampled_from(["fr", "en"]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_numpy_ner_decoder_finds_what_spacy_finds_on_shuffled_words(words: list[str], language: str) -> None:
+    _same_entities_as_spacy(language, " ".join(words))
 
 
 def test_reading_new_words_does_not_grow_the_models_vocabulary() -> None:
