@@ -505,6 +505,37 @@ def test_thousands_separators_and_dates() -> None:
     assert {"date", "event-verb"} <= set(dated.signals)
 
 
+def _claims_as_scored_one_by_one(text: str, names: list[str] | None) -> list[tuple[int, float, list[str]]]:
+    scored = [(s.start, score_sentence(s.text, names=names)) for s in split_sentences(text)]
+    return [(start, x.score, x.signals) for start, x in scored if x.score >= CLAIM_THRESHOLD]
+
+
+@given(
+    words=st.lists(
+        st.sampled_from([*_DECODER_WORDS, "?", "vous", "tué", "2014", "5 000", "«", "»"]), max_size=40
+    ),
+    lines=st.integers(min_value=1, max_value=4),
+    named=st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_claims_stop_scoring_early_but_find_what_scoring_every_signal_finds(
+    words: list[str], lines: int, named: bool
+) -> None:
+    """``extract_claims`` skips the checks that cannot lift a sentence to the threshold: the
+    claims and their signals are those of ``score_sentence`` on every sentence."""
+    text = "\n".join(" ".join(words[k::lines]) for k in range(lines))
+    names = ["Tal Afar", "Markov", "Reuters"] if named else None
+    entities = [Entity(name=n, label="place", mentions=1) for n in names] if names is not None else None
+    claims = extract_claims("", text, entities=entities)
+    assert [(c.start, c.score, c.signals) for c in claims] == _claims_as_scored_one_by_one(text, names)
+
+
+def test_claims_of_the_fixtures_are_those_of_scoring_every_signal() -> None:
+    for text in (FR_TEXT, EN_TEXT):
+        claims = extract_claims("", text)
+        assert [(c.start, c.score, c.signals) for c in claims] == _claims_as_scored_one_by_one(text, None)
+
+
 def test_hedged_sentences_score_lower() -> None:
     plain = score_sentence("Les rebelles ont tué 40 soldats près d'Alep, selon l'OSDH.")
     hedged = score_sentence("Les rebelles ont sans doute tué 40 soldats près d'Alep, selon l'OSDH.")
