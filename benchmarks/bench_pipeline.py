@@ -39,9 +39,16 @@ What it does, in one run:
      again (event linking and alerts finish after the last article is searchable); RSS (sum
      over the process tree) when 25/50/75/100 % of the articles are searchable, and peak RSS
      (sum of each process's ``VmHWM``).
+   Long runs: ``--unique`` makes every article past the pages a page of its own (sentences of the
+   pages remixed, seeded by the article's number), so content state grows as on the web instead of
+   stopping at the pages' copies; ``--hours-apart H`` dates article ``n`` in the feeds ``H`` hours
+   after article ``n - 1`` (the last one now), so the event window (7 days) and the copies window
+   (30 days) expire within the run as they would over months. Latencies still count from the
+   item's appearance in its feed.
 5. Stops the stack, then runs plain ``trafilatura.extract`` (defaults) over the same pages in this
    process, one at a time (CPU time, ``time.process_time``, the fastest of 3 passes), weighted by
-   how often each page was served: the reference for "whole-pipeline cost per article".
+   how often each page was served (with ``--unique``: over a sample of up to 300 of the pages
+   served): the reference for "whole-pipeline cost per article".
 
 Environment given to the services: ``WIREWATCH_POLL_INTERVAL`` / ``_MIN`` = ``--poll`` (and the same
 ``interval`` on every feed of the feeds file), ``WIREWATCH_FETCH_ALLOW_HOSTS=127.0.0.0/8``,
@@ -253,16 +260,49 @@ class Item:
     feed: int
     url: str
     title: str
-    published_at: float
+    published_at: float  # when the item appeared in its feed (latencies count from here)
+    dated: float  # the feed's <pubDate> (= published_at unless --hours-apart)
+
+
+class Remixer:
+    """``--unique``: article ``n`` past the pages is a page of its own, ``sentences`` sentences
+    (default ``REMIX_SENTENCES``) drawn (seeded by ``n``) from every page's text, so that no two
+    articles are copies of each other and content state (copies, events) grows as on the web."""
+
+    REMIX_SENTENCES = 24
+
+    def __init__(self, pages: list[Page], sentences: int = REMIX_SENTENCES) -> None:
+        self.size = sentences
+        pool: list[str] = []
+        for page in pages:
+            text = trafilatura.extract(page.html) or ""
+            pool.extend(s for s in re.split(r"(?<=[.!?])\s+", text) if 40 <= len(s) <= 400)
+        if len(pool) < 2 * self.size:
+            raise ValueError(f"--unique: {len(pool)} sentences in the pages, fewer than {2 * self.size}")
+        self.sentences = pool
+
+    def page(self, n: int) -> Page:
+        rng = random.Random(n)
+        chosen = rng.sample(self.sentences, self.size)
+        paragraphs = ["  ".join(chosen[i : i + 3]) for i in range(0, len(chosen), 3)]
+        title = chosen[0][:120]
+        html = render_document(title, "\n".join(paragraphs))
+        return Page(f"remix-{n}", html.encode(), html, title)
 
 
 @dataclass
 class NewsFeeds:
-    """``feeds`` RSS feeds, one per loopback address; article ``n`` is ``pages[n % len(pages)]``."""
+    """``feeds`` RSS feeds, one per loopback address; article ``n`` is ``pages[n % len(pages)]``
+    (with a ``remixer``, past the pages: a remix of its own). With ``hours_apart``, the feeds date
+    article ``n`` of ``total`` ``(total - 1 - n) * hours_apart`` hours before ``dated_until``."""
 
     pages: list[Page]
     feeds: int
     feed_items: int
+    remixer: Remixer | None = None
+    hours_apart: float = 0.0
+    total: int = 0
+    dated_until: float = field(default_factory=time.time)
     servers: list[ThreadingHTTPServer] = field(default_factory=list)
     items: list[list[Item]] = field(default_factory=list)
     rendered: list[tuple[str, bytes]] = field(default_factory=list)  # (etag, body) per feed
@@ -302,7 +342,7 @@ class NewsFeeds:
                 if not known:
                     self.reply(404, "text/plain", b"not found")
                     return
-                self.reply(200, "text/html", site.pages[n % len(site.pages)].body)
+                self.reply(200, "text/html", site.page_of(n).body)
 
             def reply(self, status: int, content_type: str, body: bytes, etag: str | None = None) -> None:
                 self.send_response(status)
@@ -337,10 +377,17 @@ class NewsFeeds:
     def url_of(self, n: int) -> str:
         return f"{self.base(n % self.feeds)}/a/{n}.html"
 
+    def page_of(self, n: int) -> Page:
+        if self.remixer is not None and n >= len(self.pages):
+            return self.remixer.page(n)
+        return self.pages[n % len(self.pages)]
+
     def publish(self, n: int) -> Item:
         feed = n % self.feeds
-        page = self.pages[n % len(self.pages)]
-        item = Item(n, feed, self.url_of(n), page.title or f"Article {n}", time.time())
+        page = self.page_of(n)
+        now = time.time()
+        dated = self.dated_until - (self.total - 1 - n) * self.hours_apart * 3600 if self.hours_apart else now
+        item = Item(n, feed, self.url_of(n), page.title or f"Article {n}", now, dated)
         with self.lock:
             self.published[n] = item
             self.items[feed].insert(0, item)
@@ -353,7 +400,7 @@ class NewsFeeds:
             items = list(self.items[feed])
         body = "".join(
             f"<item><title>{htmlmod.escape(i.title)}</title><link>{i.url}</link><guid>{i.url}</guid>"
-            f"<pubDate>{format_datetime(datetime.fromtimestamp(i.published_at, UTC))}</pubDate></item>"
+            f"<pubDate>{format_datetime(datetime.fromtimestamp(i.dated, UTC))}</pubDate></item>"
             for i in items
         )
         etag = f'"{feed}-{items[0].n if items else -1}"'
@@ -659,7 +706,14 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
     when = "tracked just now" if args.fresh_claims else "tracked a month ago"
     print(f"# {len(claims)} tracked claims ({len(matching)} taken from pages), {when}", file=sys.stderr)
     servers = start_servers(args.backend, data_dir=tmp / "servers", log_dir=tmp / "logs")
-    site = NewsFeeds(pages, args.feeds, args.feed_items)
+    site = NewsFeeds(
+        pages,
+        args.feeds,
+        args.feed_items,
+        remixer=Remixer(pages) if args.unique else None,
+        hours_apart=args.hours_apart,
+        total=args.warmup + args.articles,
+    )
     site.start()
     feeds_file = tmp / "feeds.yaml"
     feeds_file.write_text(
@@ -855,7 +909,9 @@ def report(run: Run, ref_cpu: float) -> list[str]:
         f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, trafilatura {trafilatura.__version__}, CPython "
         f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{run.load[0]:.1f} at start, {run.load[1]:.1f} at end",
-        f"# {len(run.pages)} pages, {args.feeds} feeds (one loopback host each), poll {args.poll:g} s, "
+        f"# {len(run.pages)} pages{' (then unique remixes)' if args.unique else ''}"
+        f"{f', dated {args.hours_apart:g} h apart' if args.hours_apart else ''}, "
+        f"{args.feeds} feeds (one loopback host each), poll {args.poll:g} s, "
         f"{run.claims} tracked claims, backend {run.servers.backend}, tables {args.table_store}, "
         f"warm-up {args.warmup} articles (not counted), BLAS threads per service "
         f"{args.blas_threads if args.blas_threads > 0 else f'{os.cpu_count()} (one per core)'}",
@@ -960,6 +1016,18 @@ def main(argv: list[str] | None = None) -> int:
         "--table-store", default="memory://", help="WIREWATCH_TABLE_STORE (rocksdb:// on disk)."
     )
     parser.add_argument("--keep", type=Path, help="Keep logs and data in this directory.")
+    parser.add_argument(
+        "--unique",
+        action="store_true",
+        help="Articles past the pages are remixes of their sentences, never copies (long runs).",
+    )
+    parser.add_argument(
+        "--hours-apart",
+        type=float,
+        default=0.0,
+        help="Date consecutive articles this many hours apart in the feeds, ending now (long runs: "
+        "the 7-day event window and the 30-day copies window expire as they would over months).",
+    )
     args = parser.parse_args(argv)
     if args.feeds < 1 or args.feeds > 240:
         parser.error("--feeds must be between 1 and 240")
@@ -981,11 +1049,16 @@ def main(argv: list[str] | None = None) -> int:
             run.servers.stop()
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    counts: dict[int, int] = {}
-    for n in run.site.served_at:
-        if n >= run.first:
+    served = sorted(n for n in run.site.served_at if n >= run.first)
+    if args.unique:  # a sample of the pages served (each its own)
+        sample = [run.site.page_of(n) for n in served[:: max(1, len(served) // 300)]] or pages[:1]
+        ref = reference(sample, {i: 1 for i in range(len(sample))})
+    else:
+        counts: dict[int, int] = {}
+        for n in served:
             counts[n % len(pages)] = counts.get(n % len(pages), 0) + 1
-    print("\n".join(report(run, reference(pages, counts or {0: 1}))))
+        ref = reference(pages, counts or {0: 1})
+    print("\n".join(report(run, ref)))
     return 0
 
 

@@ -11,6 +11,9 @@ import importlib.util
 import json
 import re
 import sys
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
@@ -71,3 +74,28 @@ def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.Capture
     assert re.search(r"\| \d+\.\d \| \d+\.\d \|", fetcher)  # CPU s and ms/article
     reference = next(r for r in rows if "trafilatura.extract" in r)
     assert float(reference.split("|")[4]) > 0
+
+
+def test_long_run_options_make_unique_pages_dated_hours_apart() -> None:
+    """--unique: articles past the pages are pages of their own, the same for the same number;
+    --hours-apart: the feeds date consecutive articles that far apart, the last one now."""
+    bench = load_script()
+    pages = [
+        bench.Page(s.slug, b"", bench.render_document(s.title, "\n".join(s.paragraphs)), s.title)
+        for s in (stories.BRIDGE, stories.VACCINE, stories.STRIKE, stories.INCENDIE, stories.ELECTIONS)
+    ]
+    remixer = bench.Remixer(pages, sentences=6)
+    site = bench.NewsFeeds(pages, 2, 50, remixer=remixer, hours_apart=24, total=20)
+    assert site.page_of(3) is pages[3]
+    remixes = [site.page_of(n).html for n in range(5, 20)]
+    assert len(set(remixes)) == 15 and site.page_of(7).html == remixes[2]
+    site.start()
+    try:
+        items = [site.publish(n) for n in range(20)]
+        newest = re.search(r"<pubDate>([^<]+)</pubDate>", site.rendered[1][1].decode())
+    finally:
+        site.close()
+    assert [b.dated - a.dated for a, b in pairwise(items)] == [86400.0] * 19
+    assert abs(items[-1].dated - items[-1].published_at) < 5
+    assert newest is not None
+    assert newest.group(1) == format_datetime(datetime.fromtimestamp(items[-1].dated, UTC))
