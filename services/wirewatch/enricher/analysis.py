@@ -6,8 +6,9 @@ person, who an organisation) and both feed claims. The spaCy models load on firs
 (French 1 to 7 s depending on the machine's load, English under 1 s, plus 1.5 s for
 spaCy's import): call ``preload`` at service start to pay that before the first article.
 
-Cost per article, one core: about 18 ms for 2 KB and 22 ms for 5 KB of French, 23 to 27 ms
-for English (NER, capped at ``entities.NER_MAX_CHARS``, is about 60 % of it).
+Cost per article, one core: about 17 ms for a 4.5 KB English news page (entities 9 ms, of
+which the NER model, capped at ``entities.NER_MAX_CHARS``, about 6.5; keyphrases 3, claims
+2.2, attributions 1.2); benchmarks/RESULTS.md has the breakdown.
 """
 
 from __future__ import annotations
