@@ -69,7 +69,8 @@ MONTHS: dict[str, int] = {
 }
 _MONTHS = "|".join(sorted(MONTHS, key=lambda m: (-len(m), m)))
 _DATES = re.compile(
-    rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|\d{{1,2}}(?:er|st|nd|rd|th)?\s+(?:de\s+)?(?:{_MONTHS})\b)"
+    rf"\b(?:(?P<month>{_MONTHS})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b"
+    rf"|(?P<day2>\d{{1,2}})(?:er|st|nd|rd|th)?\s+(?:de\s+)?(?P<month2>{_MONTHS})\b)"
 )
 _TIMES = re.compile(r"\b\d{1,2}(?:[:h]\d{2}|\s*(?:am|pm|a\.m\.|p\.m\.))(?!\w)")
 _NUMBER = re.compile(r"(?<![\w.,-])(\d+(?:[.,]\d+)?)(?![\w.,]\d)(?:\s*(%|[^\W\d_]+))?")
@@ -92,20 +93,20 @@ _NOT_NAMES = frozenset(MONTHS) | {
     "dimanche",
 }
 _NAME_WORD = re.compile(r"[^\W\d_][\w']*")
-_DAY = re.compile(r"\d{1,2}")
-_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 def calendar_dates(normalised: str) -> tuple[list[str], str]:
     """The day-and-month dates of normalised text (``8 décembre``, ``december 8th``) as
     ``MM-DD`` keys in order, and the text with those dates and clock times blanked out: what is
     left states the figures (a day of the month is not one)."""
-    keys = []
-    for match in _DATES.finditer(normalised):
-        month = next(MONTHS[w] for w in _LETTERS.findall(match.group(0)) if w in MONTHS)
-        day = _DAY.search(match.group(0))
-        keys.append(f"{month:02d}-{int(day.group(0)) if day else 0:02d}")
-    return keys, _TIMES.sub(" ", _DATES.sub(" ", normalised))
+    keys: list[str] = []
+
+    def blank(match: re.Match[str]) -> str:
+        month, day = match["month"] or match["month2"], match["day"] or match["day2"]
+        keys.append(f"{MONTHS[month]:02d}-{int(day):02d}")
+        return " "
+
+    return keys, _TIMES.sub(" ", _DATES.sub(blank, normalised))
 
 
 @dataclass(frozen=True)
