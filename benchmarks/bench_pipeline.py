@@ -726,16 +726,7 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
             }
         )
     )
-    session, heartbeat, rebalance = servers.timing
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        kafka_bootstrap=servers.kafka_bootstrap,
-        es_url=servers.es_url,
-        kafka_session_timeout=session,
-        kafka_heartbeat_interval=heartbeat,
-        kafka_rebalance_timeout=rebalance,
-        feeds_file=feeds_file,
-    )
+    settings = Settings(_env_file=None, **servers.settings(), feeds_file=feeds_file)  # type: ignore[call-arg]
     asyncio.run(setup(settings))
     for start in range(0, len(claims), 1000):  # before the services start (see make_claims)
         asyncio.run(publish(settings, claims[start : start + 1000]))

@@ -48,17 +48,7 @@ def site() -> Iterator[NewsSite]:
 
 
 def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
-    session, heartbeat, rebalance = servers.timing
-    values: dict[str, Any] = {
-        "kafka_bootstrap": servers.kafka_bootstrap,
-        "es_url": servers.es_url,
-        "kafka_session_timeout": session,
-        "kafka_heartbeat_interval": heartbeat,
-        "kafka_rebalance_timeout": rebalance,
-        "kafka_producer_batching": servers.producer_batching,
-        "kafka_empty_fetch_pause": servers.empty_fetch_pause,
-    }
-    values.update(overrides)
+    values: dict[str, Any] = {**servers.settings(), **overrides}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

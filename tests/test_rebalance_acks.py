@@ -90,3 +90,28 @@ def test_the_commit_never_moves_past_an_unacknowledged_message(tmp_path: Path) -
     consumer._gap[tp].addi(4, 6)
     acknowledged(6)
     assert consumer._new_offset(tp) == 7
+
+
+async def test_a_jump_in_offsets_counts_as_handled_only_in_a_compacted_topic(tmp_path: Path) -> None:
+    """Faust takes any jump between two offsets it reads for a compaction gap and commits past
+    it. Outside compacted topics the jump means it discarded fetched records (e2e: parked
+    deliveries skipped after an alerts restart and never delivered): the commit must wait there."""
+    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)  # type: ignore[call-arg]
+    consumer = ServiceApp("indexer", settings).app.consumer
+    skipped_before = metrics.SKIPPED_RECORDS._value.get()
+
+    parked = TP("wirewatch-alerts-redeliveries", 0)
+    consumer._committed_offset[parked] = 2  # offsets 0 and 1 handled
+    await consumer._add_gap(parked, 2, 9)  # read 1, then 9: 2..8 were fetched and discarded
+    consumer._acked[parked].append(9)
+    consumer._acked_index[parked].add(9)
+    assert not consumer._gap[parked]
+    assert consumer._new_offset(parked) is None  # waits at 2: DroppedMessages reads 2.. again
+    assert metrics.SKIPPED_RECORDS._value.get() == skipped_before + 7
+
+    for compacted in (TP(settings.topic_claims, 0), TP("wirewatch-indexer-events-changelog", 0)):
+        consumer._committed_offset[compacted] = 2
+        await consumer._add_gap(compacted, 2, 9)  # compaction removed 2..8
+        consumer._acked[compacted].append(9)
+        consumer._acked_index[compacted].add(9)
+        assert consumer._new_offset(compacted) == 10

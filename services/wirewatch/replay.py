@@ -402,16 +402,7 @@ def kafka_for_replay(settings: Settings) -> Iterator[Settings]:
     servers = None
     try:
         servers = start_servers("noida", data_dir=data_dir, log_dir=data_dir / "logs")
-        session, heartbeat, rebalance = servers.timing
-        yield settings.model_copy(
-            update={
-                "kafka_bootstrap": servers.kafka_bootstrap,
-                "es_url": servers.es_url,
-                "kafka_session_timeout": session,
-                "kafka_heartbeat_interval": heartbeat,
-                "kafka_rebalance_timeout": rebalance,
-            }
-        )
+        yield settings.model_copy(update=servers.settings())
     finally:
         if servers is not None:
             servers.stop()

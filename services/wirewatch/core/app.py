@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wirewatch.core import metrics
 from wirewatch.core.ids import stable_id
-from wirewatch.core.kafka import faust_credentials, pause_after_empty_fetches
+from wirewatch.core.kafka import COMPACTED, faust_credentials, pause_after_empty_fetches
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter, Message, MessageError
 from wirewatch.core.settings import ServiceName, Settings
@@ -119,6 +119,52 @@ def _commit_only_what_was_handled() -> None:
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
 
 
+#: Topics read by Faust agents where offsets can jump because compaction removed records (the
+#: claims topic; table changelogs are recognised by their suffix): see ``_gaps_only_where_compacted``.
+_COMPACTED_TOPICS: set[str] = set()
+
+
+def _gaps_only_where_compacted(compacted: set[str]) -> None:
+    """Make Faust count a jump between two offsets it reads from a partition as handled only in
+    compacted topics (``compacted``, and table changelogs), where compaction explains it.
+
+    Faust takes every jump for a compaction gap and counts the offsets in it as handled, so the
+    next commit moves past them. In the other topics offsets have no holes: a jump means Faust
+    discarded records it had fetched (its ``getmany`` drops the rest of a batch when the
+    consumer generation changes or a partition is paused mid-batch, and the consumer's position
+    is already past them). e2e: after an alerts restart, four parked deliveries were skipped so
+    and committed past, never delivered. Left uncounted, the commit waits at the first skipped
+    offset (``_commit_only_what_was_handled``) and :class:`DroppedMessages` has them read again.
+
+    In a compacted topic the gap now starts at the committed offset when the jump does: Faust's
+    own started one past it, taking the committed offset for the last one read (it is the next
+    one to read), and the exact commit check would wait there for good.
+    """
+    from faust.transport.consumer import Consumer
+
+    _COMPACTED_TOPICS.update(compacted)
+    if getattr(Consumer._add_gap, "_wirewatch", False):
+        return
+
+    async def _add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
+        if tp.topic in _COMPACTED_TOPICS or tp.topic.endswith("-changelog"):
+            committed = self._committed_offset[tp]
+            start = offset_from if committed is None else max(offset_from, committed)
+            if start <= offset_to:
+                self._gap[tp].addi(start, offset_to + 1)  # the end is excluded
+                self._gap[tp].merge_overlaps()
+            return
+        # offset_to is the record just read (handled as usual); the ones before it were skipped
+        metrics.SKIPPED_RECORDS.inc(max(0, offset_to - offset_from))
+        log.warning(
+            "records fetched but skipped by the consumer: not counted as handled, read again later",
+            extra={"topic": tp.topic, "partition": tp.partition, "first": offset_from, "last": offset_to - 1},
+        )
+
+    _add_gap._wirewatch = True  # type: ignore[attr-defined]
+    Consumer._add_gap = _add_gap  # type: ignore[method-assign]
+
+
 class DroppedMessages:
     """Finds partitions whose fetched messages were dropped rather than handled.
 
@@ -153,6 +199,7 @@ class ServiceApp:
         _seek_to_committed_zero_too()
         _never_ack_a_stale_event()
         _commit_only_what_was_handled()
+        _gaps_only_where_compacted({settings.topics[name] for name in COMPACTED})
         pause_after_empty_fetches(settings.kafka_empty_fetch_pause)
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
@@ -174,6 +221,7 @@ class ServiceApp:
             broker_heartbeat_interval=settings.kafka_heartbeat_interval,
             broker_rebalance_timeout=settings.kafka_rebalance_timeout,
             broker_commit_interval=settings.kafka_commit_interval,
+            broker_request_timeout=settings.kafka_request_timeout,
             consumer_auto_offset_reset="earliest",
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.kafka_replication_factor,

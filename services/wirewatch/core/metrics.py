@@ -44,6 +44,11 @@ STALE_EVENTS = Counter(
     "wirewatch_stale_events_total",
     "Events read before a rebalance and left unacknowledged, to be read again from the committed offset",
 )
+SKIPPED_RECORDS = Counter(
+    "wirewatch_skipped_records_total",
+    "Records the consumer fetched and skipped (a jump in a partition's offsets outside compacted "
+    "topics): not committed past, read again",
+)
 DROPPED_REREAD = Counter(
     "wirewatch_dropped_partitions_reread_total",
     "Partitions found read past their committed offset with nothing in progress, sought back to it",

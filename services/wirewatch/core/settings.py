@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval: float = Field(default=3.0, gt=0)
     kafka_rebalance_timeout: float = Field(default=10.0, gt=0)
     kafka_commit_interval: float = Field(default=2.0, gt=0)
+    kafka_request_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the services' Kafka clients wait for an answer before they drop the "
+        "connection and send the request again. A consumer has one fetch in flight per broker, so a "
+        "fetch left unanswered holds up every partition on that broker for this long. Must exceed "
+        "the session and rebalance timeouts (a join waits up to the rebalance timeout).",
+    )
     kafka_stall_check_seconds: float = Field(
         default=15.0,
         gt=0,
@@ -326,6 +334,18 @@ class Settings(BaseSettings):
         if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
             lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
             self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
+        return self
+
+    @model_validator(mode="after")
+    def _check_kafka_timing(self) -> Settings:
+        """A request must be allowed to outlast a group join (Faust refuses a session timeout
+        above the request timeout; a join is held for up to the rebalance timeout)."""
+        longest = max(self.kafka_session_timeout, self.kafka_rebalance_timeout)
+        if self.kafka_request_timeout <= longest:
+            raise ValueError(
+                f"WIREWATCH_KAFKA_REQUEST_TIMEOUT={self.kafka_request_timeout:g} must exceed the session and "
+                f"rebalance timeouts ({longest:g} s)"
+            )
         return self
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")

@@ -8,8 +8,8 @@ The one launcher used by ``wirewatch up`` and by the test suite's session fixtur
   Survives restarts; the default for ``wirewatch up``. Its consumer sessions must be
   at least 6 s, and a SIGKILLed group member is never evicted.
 
-Each backend comes with the consumer-group timing that makes Faust workers ready and
-rebalanced in seconds on it (:attr:`LocalServers.timing`).
+Each backend comes with the settings that suit it (:meth:`LocalServers.settings`): consumer-group
+timing that makes Faust workers ready and rebalanced in seconds on it, and its request timeout.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ TIMING: dict[str, tuple[float, float, float]] = {
     "ephemeral": (3.0, 1.0, 3.0),
     "noida": (6.0, 2.0, 6.0),
 }
+
+#: Seconds a Kafka request may go unanswered (``Settings.kafka_request_timeout``; Faust's own
+#: default is 90). In the e2e runs a restarted alerts service logs one fetch to tansu timed out
+#: after 90 s; a consumer waiting on it reads nothing from that broker meanwhile.
+REQUEST_TIMEOUT: dict[str, float] = {"ephemeral": 8.0, "noida": 15.0}
 
 
 class LocalServerError(RuntimeError):
@@ -113,17 +118,26 @@ class LocalServers:
         """False on tansu, whose end offsets would cut table recovery short of batched records."""
         return self.backend != "ephemeral"
 
-    def env(self) -> dict[str, str]:
-        """``WIREWATCH_*`` variables pointing a service at these servers."""
+    def settings(self) -> dict[str, str | float | bool]:
+        """The ``Settings`` fields that point a client at these servers and suit their backend
+        (``Settings(**servers.settings())``, or ``settings.model_copy(update=...)``)."""
         session, heartbeat, rebalance = self.timing
         return {
-            "WIREWATCH_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "WIREWATCH_ES_URL": self.es_url,
-            "WIREWATCH_KAFKA_SESSION_TIMEOUT": str(session),
-            "WIREWATCH_KAFKA_HEARTBEAT_INTERVAL": str(heartbeat),
-            "WIREWATCH_KAFKA_REBALANCE_TIMEOUT": str(rebalance),
-            "WIREWATCH_KAFKA_PRODUCER_BATCHING": str(self.producer_batching).lower(),
-            "WIREWATCH_KAFKA_EMPTY_FETCH_PAUSE": str(self.empty_fetch_pause),
+            "kafka_bootstrap": self.kafka_bootstrap,
+            "es_url": self.es_url,
+            "kafka_session_timeout": session,
+            "kafka_heartbeat_interval": heartbeat,
+            "kafka_rebalance_timeout": rebalance,
+            "kafka_request_timeout": REQUEST_TIMEOUT[self.backend],
+            "kafka_producer_batching": self.producer_batching,
+            "kafka_empty_fetch_pause": self.empty_fetch_pause,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The same as ``WIREWATCH_*`` variables, for the services' processes."""
+        return {
+            f"WIREWATCH_{name.upper()}": str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in self.settings().items()
         }
 
     def alive(self) -> bool:

@@ -94,15 +94,7 @@ def run_up(
             if backend == "noida" and "WIREWATCH_TABLE_STORE" not in os.environ:
                 # Kafka's data is on disk, so the services' tables can be too (no replay at start).
                 env["WIREWATCH_TABLE_STORE"] = "rocksdb://"
-            settings = settings.model_copy(
-                update={
-                    "kafka_bootstrap": servers.kafka_bootstrap,
-                    "es_url": servers.es_url,
-                    "kafka_session_timeout": servers.timing[0],
-                    "kafka_heartbeat_interval": servers.timing[1],
-                    "kafka_rebalance_timeout": servers.timing[2],
-                }
-            )
+            settings = settings.model_copy(update=servers.settings())
         if demo:
             from wirewatch.demo.site import DemoSite, write_feeds_file
 
