@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from wirewatch.core.models import TrackedClaim
+from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import get_encoder
 from wirewatch.evaluation import tokens
 from wirewatch.matching import lexical
@@ -65,6 +66,7 @@ from wirewatch.matching.evaluation import (
     score_run,
 )
 from wirewatch.matching.matcher import ClaimMatcher, Match
+from wirewatch.runner import limit_compute_threads
 
 SPLITS = ("train", "dev", "test")
 DUPLICATE_COSINE = 0.97  # a claim this close to a relevant one counts relevant when fitting
@@ -289,12 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--work", type=Path, default=Path("/tmp/wirewatch-bench-claims"))
     parser.add_argument("--scale", type=int, default=20000, help="Claims for the cost measure (0: skip).")
-    # The cost is best measured with OPENBLAS_NUM_THREADS=1 (one core per stream worker; a batch
-    # of 15 sentences gains nothing from a second BLAS thread, and CPU time stays meaningful).
     parser.add_argument("--articles", type=int, default=10)
     parser.add_argument("--fit", action="store_true", help="Fit fusion weights on train, score dev, stop.")
     parser.add_argument("--cost-only", action="store_true", help="Only the cost measure at --scale claims.")
     args = parser.parse_args(argv)
+    # As in a service, one BLAS thread (WIREWATCH_COMPUTE_THREADS): a batch of 15 sentences gains
+    # nothing from a second one, and CPU time stays meaningful.
+    limit_compute_threads(Settings().compute_threads)
 
     convert(args.data_dir, args.work)
     claims = read_claims(args.work / "claims.jsonl")

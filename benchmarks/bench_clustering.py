@@ -373,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scale", type=int, default=0, help="only time linking with this many live (synthetic) events"
     )
     args = parser.parse_args(argv)
+    from wirewatch.core.settings import Settings
+    from wirewatch.runner import limit_compute_threads
+
+    limit_compute_threads(Settings().compute_threads)  # as in a service: one BLAS thread by default
     if args.scale:
         print(scale_cost(load_newswcl50(args.data_dir), args.scale))
         return 0

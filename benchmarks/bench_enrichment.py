@@ -37,9 +37,11 @@ import trafilatura
 
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import EnrichedArticle, RawArticle
+from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
 from wirewatch.enricher.service import CopyLinker, analyse
 from wirewatch.fetcher.extract import ExtractionError, decode_html_bytes, extract_article
+from wirewatch.runner import limit_compute_threads
 
 BASE_TIME = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -193,6 +195,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="Pages for part 1 (default: all).")
     parser.add_argument("--articles", type=int, default=100_000, help="Synthetic articles for part 2.")
     args = parser.parse_args()
+    limit_compute_threads(Settings().compute_threads)  # as in a service: one BLAS thread by default
     pages = read_pages(args.data_dir, args.limit)
     if not pages:
         sys.exit(f"no html/*.html.gz under {args.data_dir}")

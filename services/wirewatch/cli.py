@@ -609,6 +609,9 @@ def schemas_export(directory: Path, check: bool) -> None:
 @main.group("eval")
 def eval_group() -> None:
     """Offline evaluation on saved pages (no servers needed)."""
+    from wirewatch.runner import limit_compute_threads
+
+    limit_compute_threads(Settings().compute_threads)  # the services' code, run as they run it
 
 
 @eval_group.command("extract")

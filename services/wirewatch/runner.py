@@ -25,14 +25,21 @@ COMPUTE_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_
 
 
 def limit_compute_threads(threads: int) -> None:
-    """Cap the threads numpy's BLAS and OpenMP start, unless the environment already does.
+    """Cap the threads numpy's BLAS and OpenMP use, unless the environment already does.
 
-    They read these variables once, when numpy is first imported, so this must run before; child
-    processes (the fetcher's extraction pool) inherit them."""
-    if "numpy" in sys.modules:
-        raise RuntimeError("limit_compute_threads() must run before numpy is imported")
+    The small products of the services' models gain nothing from more threads: OpenBLAS splits
+    them over every core and its threads spin while they wait (three times the CPU of one
+    thread for the NER); a service scales with workers and partitions instead. The variables
+    are read when numpy is first imported, and by child processes (the fetcher's extraction
+    pool), so a service sets them before; where numpy is already imported (the ``eval``
+    commands, the benchmarks), its pools are capped in place."""
+    preset = any(variable in os.environ for variable in COMPUTE_THREAD_VARIABLES)
     for variable in COMPUTE_THREAD_VARIABLES:
         os.environ.setdefault(variable, str(threads))
+    if "numpy" in sys.modules and not preset:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
 
 
 def run(name: ServiceName, settings: Settings) -> None:

@@ -9,8 +9,9 @@ parser, tagger, morphologizer and lemmatizer are excluded: a 5 KB French article
 60 ms instead of 130 ms through the model, loading 15-20 % less time. Other languages get no
 entities.
 
-The models' matrix products go through numpy's BLAS, one thread per call (see ``load_model``
-and ``_OneBlasThread``), rather than through spaCy's default, cython-blis: blis picks its
+The models' matrix products go through numpy's BLAS (see ``load_model``; on one thread, as
+every product in a wirewatch process: ``runner.limit_compute_threads``), rather than through
+spaCy's default, cython-blis: blis picks its
 kernels from a list of known CPUs and runs its generic reference code on any other (a recent
 AMD EPYC here: 1 ms per product of the NER's encoder, against 0.34 ms with OpenBLAS), which
 made the NER a third (English) to 40 % (French) slower. Same entities (checked on 400
@@ -43,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -337,39 +337,6 @@ def load_model(language: str) -> Language | None:
         return spacy.load(name, exclude=_EXCLUDED_PIPES)
 
 
-class _OneBlasThread:
-    """While any thread is inside, numpy's BLAS runs on one thread (restored when the last one
-    leaves). The NER's products are small: OpenBLAS splits them over every core and its
-    threads spin while they wait, which costs three times the CPU of one thread (the enricher
-    scales with workers and partitions, not with threads inside one article)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0
-        self._blas: Any = None
-        self._limiter: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._inside == 0:
-                if self._blas is None:
-                    from threadpoolctl import ThreadpoolController
-
-                    self._blas = ThreadpoolController().select(user_api="blas")
-                self._limiter = self._blas.limit(limits=1)
-            self._inside += 1
-
-    def __exit__(self, *_: object) -> None:
-        with self._lock:
-            self._inside -= 1
-            if self._inside == 0 and self._limiter is not None:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-_one_blas_thread = _OneBlasThread()
-
-
 @functools.cache
 def _decoder(language: str) -> GreedyNer | None:
     """The numpy decoder of the language's NER (None: spaCy decodes, see ``ner_decoder``)."""
@@ -527,7 +494,7 @@ def extract_entities(
     # dropped when the zone ends: without it, the enricher grows with every article it reads
     # (about 7 KB per article of new words; tests/test_enricher_analysis.py). Nothing of the Doc
     # is kept past the zone: only plain strings leave it.
-    with nlp.memory_zone(), _one_blas_thread:
+    with nlp.memory_zone():
         names = _names(nlp, language, ner_input(title, text, sentences, budget, known))
     for text_of_entity, spacy_label in names:
         label = _LABELS.get(spacy_label)
