@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wirewatch.cli import main
 from wirewatch.core.models import TrackedClaim
@@ -274,6 +276,51 @@ class HashEncoder(SentenceEncoder):
             row = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
             rows.append(row / np.linalg.norm(row))
         return np.array(rows, dtype=np.float32).reshape(len(texts), DIM)
+
+
+PLACES = ["Mosul", "Raqqa", "Lyon", "Kenya", "Paris", "Deir ez-Zor", "Kelmar", "Ostrel"]
+EVENTS = ["fighters left", "residents were evacuated from", "buses will be free in", "a dam burst near"]
+FILLER = [
+    TrackedClaim(
+        id=f"f{i}",
+        text=f"{(i * 37) % 9000 + 100:,} {EVENTS[i % 4]} {PLACES[i % 8]} in {2000 + i % 25}",
+        language="en" if i % 3 else "fr",
+        threshold=(None, 0.2, 0.7, 0.95)[i % 4],
+    )
+    for i in range(1100)
+]
+WORDS = sorted({w for c in [*WATCHLIST, *FILLER[:60]] for w in c.text.replace(",", " ").split()})
+
+
+@pytest.fixture(scope="module")
+def large_matcher() -> ClaimMatcher:
+    m = ClaimMatcher()
+    m.upsert_many([*WATCHLIST, *FILLER])
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    words=st.lists(st.lists(st.sampled_from(WORDS), min_size=2, max_size=18), min_size=1, max_size=4),
+    language=st.sampled_from([None, "en", "fr"]),
+    small=st.booleans(),
+    restated=st.sampled_from(FILLER),
+)
+def test_match_bounds_candidates_without_changing_the_matches(
+    matcher: ClaimMatcher,
+    large_matcher: ClaimMatcher,
+    words: list[list[str]],
+    language: str | None,
+    small: bool,
+    restated: TrackedClaim,
+) -> None:
+    """``match`` scores in full only the candidates whose bound can reach the threshold: it
+    returns what filtering ``rank`` gives, on a small watchlist (blended models) and a large one,
+    across languages and per-claim thresholds."""
+    m = matcher if small else large_matcher
+    sentences = [" ".join(w) for w in words] + [FR_MOSUL, MOSUL, restated.text]
+    expected = [[x for x in ranked if x.accepted][:5] for ranked in m.rank(sentences, None, language)]
+    assert m.match(sentences, top=5, language=language) == expected
 
 
 def test_matcher_grows_reuses_slots_and_keeps_finding_claims() -> None:

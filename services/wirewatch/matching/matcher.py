@@ -15,18 +15,28 @@ Matching a batch of sentences (an article's title and check-worthy sentences) is
    the vectors-only model, in proportion to the watchlist's size;
 4. ranking by score (ties: the claim added first), then ``decide`` against the claim's threshold.
 
+``match`` (the stream) wants accepted candidates only, so it first bounds each candidate's
+log-odds from its cosine, coverage and BM25 alone, the agreement features at their best, and
+scores in full only the candidates whose bound reaches their claim's threshold: most of an
+unrelated article's candidates stop there, before the figures and names are compared. The
+matches are the same (``tests/test_matching.py`` checks it against ``rank``).
+
 Claims can be added, replaced and removed at any time (``upsert`` / ``remove``); the next call
 sees the change. Methods are thread-safe.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from wirewatch.core.models import TrackedClaim
 from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
@@ -229,13 +239,18 @@ class ClaimMatcher:
 
     def match(self, sentences: Sequence[str], top: int = 5, language: str | None = None) -> list[list[Match]]:
         """For each sentence, its accepted matches (at most ``top``), best first."""
-        ranked = self.rank(sentences, None, language)
+        ranked = self._rank(sentences, None, language, accepted_only=True)
         return [[m for m in matches if m.accepted][:top] for matches in ranked]
 
     def rank(
         self, sentences: Sequence[str], top: int | None = 5, language: str | None = None
     ) -> list[list[Match]]:
         """For each sentence, every candidate claim scored and ranked (the first ``top``)."""
+        return self._rank(sentences, top, language, accepted_only=False)
+
+    def _rank(
+        self, sentences: Sequence[str], top: int | None, language: str | None, *, accepted_only: bool
+    ) -> list[list[Match]]:
         if not sentences:
             return []
         queries = self.encoder.encode([vector_text(s) for s in sentences])
@@ -246,10 +261,19 @@ class ClaimMatcher:
                 return [[] for _ in sentences]
             sims = queries @ self._vectors[:size].T
             sims[:, ~self._active[:size]] = -np.inf
-            return [self._rank_one(i, s, sims[i], size, lang, top) for i, s in enumerate(sentences)]
+            return [
+                self._rank_one(i, s, sims[i], size, lang, top, accepted_only) for i, s in enumerate(sentences)
+            ]
 
     def _rank_one(
-        self, index: int, sentence: str, sims: Vectors, size: int, language: str | None, top: int | None
+        self,
+        index: int,
+        sentence: str,
+        sims: Vectors,
+        size: int,
+        language: str | None,
+        top: int | None,
+        accepted_only: bool,
     ) -> list[Match]:
         query_terms = lexical.terms(sentence)
         bm25, matched = self._lexical.score(query_terms, size)
@@ -262,8 +286,12 @@ class ClaimMatcher:
         if len(lexical_hits) > k:
             lexical_hits = lexical_hits[np.argpartition(-bm25[lexical_hits], k - 1)[:k]]
         slots.update(lexical_hits.tolist())
-        sentence_figures, sentence_names = figures(sentence), names(sentence)
         trust = min(1.0, len(self._by_id) / MIN_DOCS)
+        if accepted_only:
+            slots = self._may_reach_threshold(sorted(slots), sims, matched, bm25, mass, trust, language)
+            if not slots:
+                return []
+        sentence_figures, sentence_names = figures(sentence), names(sentence)
         matches: list[tuple[float, int, Match]] = []
         for slot in slots:
             entry = self._entries[slot]
@@ -295,6 +323,54 @@ class ClaimMatcher:
             matches.append((-score, slot, match))
         matches.sort(key=lambda item: (item[0], item[1]))
         return [m for _, _, m in matches[:top]] if top is not None else [m for _, _, m in matches]
+
+    def _may_reach_threshold(
+        self,
+        slots: list[int],
+        sims: Vectors,
+        matched: npt.NDArray[np.floating[Any]],
+        bm25: npt.NDArray[np.floating[Any]],
+        mass: float,
+        trust: float,
+        language: str | None,
+    ) -> set[int]:
+        """The candidates whose score could reach their claim's threshold: each model's log-odds
+        from the known features, with the figures and names at their best."""
+        at = np.asarray(slots, dtype=np.intp)
+        cosine = sims[at].astype(np.float64)
+        coverage = matched[at] / mass
+        bm = bm25[at] / mass
+
+        def bound(model: FusionModel) -> npt.NDArray[np.float64]:
+            w = model.weights
+            best_agreement = abs(w[3]) + abs(w[4]) + max(w[5], 0.0)
+            known = w[0] * (cosine + model.cosine_shift) + w[1] * coverage + w[2] * bm
+            return np.asarray(model.bias + known + best_agreement, dtype=np.float64)
+
+        logit = trust * bound(self.monolingual)
+        if trust < 1.0:
+            logit += (1.0 - trust) * bound(self.vectors_only)
+        crosslingual = bound(self.crosslingual) if language else None
+        keep: set[int] = set()
+        for i, slot in enumerate(slots):
+            entry = self._entries[slot]
+            if entry is None:
+                continue
+            best = float(logit[i])
+            if crosslingual is not None and entry.language and language != entry.language:
+                best = max(best, float(crosslingual[i]))
+            threshold = entry.claim.threshold
+            if threshold is None:
+                threshold = self.default_threshold
+            if threshold <= 0.0 or threshold >= 1.0 or best >= _logit(threshold) - 1e-9:
+                keep.add(slot)
+        return keep
+
+
+@functools.lru_cache(maxsize=256)
+def _logit(p: float) -> float:
+    """The log-odds of a threshold (claims share a few thresholds: computed once each)."""
+    return math.log(p / (1.0 - p))
 
 
 def _sign(agreement: bool | None) -> float:
