@@ -92,3 +92,27 @@ def test_the_eval_commands_run_with_the_cap() -> None:
         timeout=60,
     )
     assert out.stdout.strip().splitlines()[-1] == "3"
+
+
+def test_the_sentence_encoder_keeps_to_the_cap() -> None:
+    """The encoder's model raises numpy's BLAS to its own thread count while it encodes: by
+    default that count is what the process allows, so a capped service stays on one thread."""
+    code = LIMIT.format(1) + (
+        "from wirewatch.core.vectors import SentenceEncoder\n"
+        "print(SentenceEncoder().threads, SentenceEncoder(threads=3).threads)"
+    )
+    assert subprocess.run(
+        [sys.executable, "-c", code],
+        env={k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split() == ["1", "3"]
+    if (os.cpu_count() or 1) > 1:
+        uncapped = "from wirewatch.core.vectors import SentenceEncoder; print(SentenceEncoder().threads)"
+        clean = {k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES}
+        out = subprocess.run(
+            [sys.executable, "-c", uncapped], env=clean, capture_output=True, text=True, check=True
+        )
+        assert int(out.stdout) == os.cpu_count()
