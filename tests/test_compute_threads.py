@@ -18,17 +18,23 @@ COUNT_THREADS = (
 )
 
 
-def threads(prelude: str, **env: str) -> int:
+def last_line(code: str, **env: str) -> str:
+    """The last line a fresh interpreter prints running ``code``, with none of the cap's
+    variables set but those in ``env``."""
     clean = {k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES}
     out = subprocess.run(
-        [sys.executable, "-c", prelude + COUNT_THREADS],
+        [sys.executable, "-c", code],
         env={**clean, **env},
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     )
-    return int(out.stdout.strip().splitlines()[-1])
+    return out.stdout.strip().splitlines()[-1]
+
+
+def threads(prelude: str, **env: str) -> int:
+    return int(last_line(prelude + COUNT_THREADS, **env))
 
 
 LIMIT = "from wirewatch.runner import limit_compute_threads; limit_compute_threads({}); "
@@ -57,16 +63,7 @@ BLAS_THREADS = (
 
 
 def blas_threads_after_import(cap: str, **env: str) -> int:
-    clean = {k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES}
-    out = subprocess.run(
-        [sys.executable, "-c", BLAS_THREADS.format(cap)],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
+    return int(last_line(BLAS_THREADS.format(cap), **env))
 
 
 def test_after_numpy_is_imported_the_cap_applies_in_place() -> None:
@@ -82,16 +79,7 @@ def test_the_eval_commands_run_with_the_cap() -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "import os; print(os.environ['OPENBLAS_NUM_THREADS'])"
     )
-    clean = {k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, "WIREWATCH_COMPUTE_THREADS": "3"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert out.stdout.strip().splitlines()[-1] == "3"
+    assert last_line(code, WIREWATCH_COMPUTE_THREADS="3") == "3"
 
 
 def test_the_sentence_encoder_keeps_to_the_cap() -> None:
@@ -101,18 +89,7 @@ def test_the_sentence_encoder_keeps_to_the_cap() -> None:
         "from wirewatch.core.vectors import SentenceEncoder\n"
         "print(SentenceEncoder().threads, SentenceEncoder(threads=3).threads)"
     )
-    assert subprocess.run(
-        [sys.executable, "-c", code],
-        env={k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.split() == ["1", "3"]
+    assert last_line(code).split() == ["1", "3"]
     if (os.cpu_count() or 1) > 1:
         uncapped = "from wirewatch.core.vectors import SentenceEncoder; print(SentenceEncoder().threads)"
-        clean = {k: v for k, v in os.environ.items() if k not in COMPUTE_THREAD_VARIABLES}
-        out = subprocess.run(
-            [sys.executable, "-c", uncapped], env=clean, capture_output=True, text=True, check=True
-        )
-        assert int(out.stdout) == os.cpu_count()
+        assert int(last_line(uncapped)) == os.cpu_count()
