@@ -672,3 +672,16 @@ async def test_secrets_stay_out_of_logs_and_dead_letters(caplog: pytest.LogCaptu
     letter = dead_letter_for(batch, result)
     assert "TOPSECRET" not in caplog.text and "TOPSECRET" not in letter.reason
     assert "TOPSECRET" not in letter.model_dump_json() and "alert delivery failed" in caplog.text
+
+
+def test_a_decision_is_remembered_only_once_recorded() -> None:
+    """The stream stores a claim's state after the batch is delivered or parked: killed in
+    between, the alert is read again and sent (once more), not dropped as already seen."""
+    throttle = Throttle(window=600)
+    alert = make_alert(1)
+    decision, state = throttle.decide(alert, 100.0)
+    assert decision.action == "send" and state is not None
+    assert throttle.decide(alert, 101.0)[0].action == "send"  # not recorded yet: a crash resends it
+    throttle.record(alert.claim_id, state)
+    again, nothing = throttle.decide(alert, 102.0)
+    assert again.action == "duplicate" and nothing is None

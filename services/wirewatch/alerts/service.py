@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import defaultdict
 
 from faust import StreamT
 
@@ -74,6 +75,9 @@ def create(settings: Settings) -> ServiceApp:
         "alert-throttle", default=None, partitions=settings.topic_partitions, key_type=str, value_type=None
     )
     throttle = Throttle.from_settings(settings, states=throttle_states)
+    # A claim's state is read, its batch sent, then the state stored: one claim at a time across
+    # the alerts and digest agents (co-partitioned, so one worker holds both of a claim's).
+    claim_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
     digest_ticks = service.topic(f"{app.conf.id}-digest-ticks", internal=True)
     deliverer = Deliverer.from_settings(settings)
     # A target still failing after its in-line tries gets the batch later, from this topic
@@ -244,10 +248,13 @@ def create(settings: Settings) -> ServiceApp:
                     "retroactive": alert.retroactive,
                 },
             )
-            decision = throttle.offer(alert, time.time())
+            async with claim_locks[alert.claim_id]:
+                decision, state = throttle.decide(alert, time.time())
+                if decision.batch is not None:
+                    await send_batch(decision.batch)  # delivered or parked before it is remembered
+                if state is not None:
+                    throttle.record(alert.claim_id, state)
             metrics.ALERTS.labels(outcome=decision.action).inc()
-            if decision.batch is not None:
-                await send_batch(decision.batch)
 
     @app.timer(interval=DIGEST_CHECK_SECONDS)
     async def digests_due() -> None:
@@ -260,11 +267,12 @@ def create(settings: Settings) -> ServiceApp:
     async def send_digests(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
             claim_id = (event.key or b"").decode()
-            state = throttle.state(claim_id)
-            batch = flush_state(state, time.time(), throttle.window)
-            throttle.states[claim_id] = state.to_dict()
-            if batch is not None:
-                await send_batch(batch)
+            async with claim_locks[claim_id]:
+                state = throttle.state(claim_id)
+                batch = flush_state(state, time.time(), throttle.window)
+                if batch is not None:
+                    await send_batch(batch)  # sent or parked before the window is closed
+                throttle.record(claim_id, state)
 
     @app.agent(redeliveries)
     async def redeliver(stream: StreamT[bytes]) -> None:

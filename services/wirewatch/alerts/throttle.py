@@ -146,11 +146,21 @@ class Throttle:
 
     def offer(self, alert: Alert, now: float) -> Decision:
         """``send``: deliver ``decision.batch`` now; ``hold``: it will be in a digest; ``duplicate``: drop."""
+        decision, state = self.decide(alert, now)
+        if state is not None:
+            self.record(alert.claim_id, state)
+        return decision
+
+    def decide(self, alert: Alert, now: float) -> tuple[Decision, ClaimState | None]:
+        """:meth:`offer` without storing: the decision, and the claim's new state to :meth:`record`
+        once the batch is delivered or parked (None for a duplicate). Stored first, a crash
+        between the two would have the alert read again and dropped as a duplicate, never sent."""
         state = self.state(alert.claim_id)
         decision = offer(state, alert, now, self.window, self.remember)
-        if decision.action != "duplicate":
-            self.states[alert.claim_id] = state.to_dict()
-        return decision
+        return decision, (None if decision.action == "duplicate" else state)
+
+    def record(self, claim_id: str, state: ClaimState) -> None:
+        self.states[claim_id] = state.to_dict()
 
     def flush(self, now: float) -> list[AlertBatch]:
         """The digests due at ``now`` (one per claim whose window has ended with alerts held)."""
