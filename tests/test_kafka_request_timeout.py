@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
-import subprocess
 import threading
 import time
 import uuid
@@ -25,12 +24,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from brokerproxy import HOST, LoopbackProxy, start_tansu, stop_process
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import client_options, create_topics, produce
 from wirewatch.core.settings import Settings
-from wirewatch.local.servers import LocalServers, die_with_parent, free_port, tansu_binary, wait_for_tcp
+from wirewatch.local.servers import LocalServers, free_port
 
-HOST = "127.0.0.1"
 FETCH = 1  # the Fetch request's api key
 
 
@@ -63,23 +62,17 @@ def test_local_servers_give_the_services_the_same_settings_as_the_cli(backend: A
     assert values["kafka_request_timeout"] < 30  # shorter than the production default on the emulators
 
 
-class StallingProxy:
+class StallingProxy(LoopbackProxy):
     """Pipes Kafka connections to ``target`` (in a thread of its own). Once ``stall_next_fetch``
     is set, the next connection to send a fetch gets no answer to it, or to anything after it:
     the connection stays open and silent, as a broker that left the request hanging."""
 
     def __init__(self, port: int, target: tuple[str, int]) -> None:
-        self.target = target
         self.stall_next_fetch = False
         self.connections = 0
         self.stalled_at: float | None = None
         self.stalled = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="stalling-proxy", daemon=True)
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, HOST, port), self.loop
-        ).result(10)
+        super().__init__(port, target)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -118,32 +111,17 @@ class StallingProxy:
                 await sink.drain()
         sink.close()
 
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
 
 @pytest.fixture()
 def stalling_broker() -> Iterator[tuple[str, StallingProxy]]:
     inner, outer = free_port(), free_port()
-    process = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", f"tcp://{HOST}:{inner}",
-         "--advertised-listener-url", f"tcp://{HOST}:{outer}", "--storage-engine", "memory://tansu/"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
+    process = start_tansu(inner, outer)
     try:
-        wait_for_tcp(HOST, inner, 30, process)
         proxy = StallingProxy(outer, (HOST, inner))
         yield f"{HOST}:{outer}", proxy
         proxy.close()
     finally:
-        process.terminate()
-        process.wait(10)
+        stop_process(process)
 
 
 async def test_a_fetch_left_unanswered_stalls_the_consumer_for_the_request_timeout_only(

@@ -25,7 +25,6 @@ import logging
 import shutil
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
+from brokerproxy import HOST, LoopbackProxy, start_tansu, stop_process
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import (
     KafkaSecurityError,
@@ -53,12 +53,11 @@ from wirewatch.core.kafka import (
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.backfill import request_backfill
 from wirewatch.fetcher.feedsync import read_feeds_topic
-from wirewatch.local.servers import die_with_parent, free_port, tansu_binary, wait_for_tcp
+from wirewatch.local.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Scram-pw"
 KEY_PASSWORD = "client-key-pass"
-HOST = "127.0.0.1"
 
 
 def make_settings(**values: Any) -> Settings:
@@ -110,18 +109,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 # --- a TLS-terminating proxy in front of tansu ---------------------------------------------
 
 
-class TlsProxy:
-    """Accepts TLS on ``port`` (in a thread of its own) and pipes the plain bytes to ``target``."""
+class TlsProxy(LoopbackProxy):
+    """Accepts TLS on ``port`` and pipes the plain bytes to ``target``."""
 
     def __init__(self, port: int, target: tuple[str, int], context: ssl.SSLContext) -> None:
-        self.target = target
         self.handshakes = 0
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"tls-proxy-{port}", daemon=True)
-        self.thread.start()
-        self.server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, HOST, port, ssl=context), self.loop
-        ).result(10)
+        super().__init__(port, target, context)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.handshakes += 1  # called once the TLS handshake succeeded
@@ -142,39 +135,6 @@ class TlsProxy:
             pass
         finally:
             sink.close()
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def start_tansu(listen: int, advertise: int, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [tansu_binary(), "broker", "--listener-url", f"tcp://{HOST}:{listen}",
-         "--advertised-listener-url", f"tcp://{HOST}:{advertise}", "--storage-engine", "memory://tansu/",
-         *extra],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
-    try:
-        wait_for_tcp(HOST, listen, 30, proc)
-    except Exception:
-        stop_process(proc)
-        raise
-    return proc
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 @dataclass
