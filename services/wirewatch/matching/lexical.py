@@ -86,6 +86,7 @@ class LexicalIndex:
         self._docs: dict[int, Counter[str]] = {}
         self._lengths = np.zeros(0, dtype=np.float32)
         self._total_length = 0
+        self._masses: Floats | None = None  # idf mass of each slot's terms, until the next change
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -104,6 +105,7 @@ class LexicalIndex:
             self._lengths = grown
         self._lengths[slot] = len(doc_terms)
         self._total_length += len(doc_terms)
+        self._masses = None
         for term, tf in counts.items():
             self._postings.setdefault(term, {})[slot] = tf
             self._arrays.pop(term, None)
@@ -115,6 +117,7 @@ class LexicalIndex:
             return
         self._total_length -= int(self._lengths[slot])
         self._lengths[slot] = 0
+        self._masses = None
         for term in counts:
             posting = self._postings[term]
             del posting[slot]
@@ -138,6 +141,16 @@ class LexicalIndex:
     def idf_mass(self, query_terms: Iterable[str]) -> float:
         """Sum of the idf of the distinct ``query_terms``."""
         return sum(self.idf(t) for t in set(query_terms))
+
+    def doc_masses(self) -> Floats:
+        """The idf mass of each slot's distinct terms (0 for empty slots), by slot. Computed once
+        after each change of the set, since every idf moves with it."""
+        if self._masses is None:
+            masses = np.zeros(len(self._lengths), dtype=np.float32)
+            for slot, counts in self._docs.items():
+                masses[slot] = self.idf_mass(counts)
+            self._masses = masses
+        return self._masses
 
     def _posting_arrays(self, term: str) -> tuple[Ints, Floats] | None:
         arrays = self._arrays.get(term)

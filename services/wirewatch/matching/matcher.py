@@ -287,8 +287,13 @@ class ClaimMatcher:
             lexical_hits = lexical_hits[np.argpartition(-bm25[lexical_hits], k - 1)[:k]]
         slots.update(lexical_hits.tolist())
         trust = min(1.0, len(self._by_id) / MIN_DOCS)
+        # the claim's side: the same shared terms over the claim's own idf mass (same floor)
+        claim_mass = np.maximum(self._lexical.doc_masses()[:size], MIN_TERMS * self._lexical.idf_of_count(1))
+        claim_coverage = matched / claim_mass
         if accepted_only:
-            slots = self._may_reach_threshold(sorted(slots), sims, matched, bm25, mass, trust, language)
+            slots = self._may_reach_threshold(
+                sorted(slots), sims, matched, bm25, claim_coverage, mass, trust, language
+            )
             if not slots:
                 return []
         sentence_figures, sentence_names = figures(sentence), names(sentence)
@@ -307,6 +312,7 @@ class ClaimMatcher:
                 years=_sign(numbers.years),
                 names=shared or 0.0,
                 names_known=shared is not None,
+                claim_coverage=float(claim_coverage[slot]),
             )
             logit = trust * self.monolingual.logit(features)
             if trust < 1.0:
@@ -330,6 +336,7 @@ class ClaimMatcher:
         sims: Vectors,
         matched: npt.NDArray[np.floating[Any]],
         bm25: npt.NDArray[np.floating[Any]],
+        claim_coverage: npt.NDArray[np.floating[Any]],
         mass: float,
         trust: float,
         language: str | None,
@@ -340,11 +347,12 @@ class ClaimMatcher:
         cosine = sims[at].astype(np.float64)
         coverage = matched[at] / mass
         bm = bm25[at] / mass
+        claim_cov = claim_coverage[at]
 
         def bound(model: FusionModel) -> npt.NDArray[np.float64]:
             w = model.weights
             best_agreement = abs(w[3]) + abs(w[4]) + max(w[5], 0.0)
-            known = w[0] * (cosine + model.cosine_shift) + w[1] * coverage + w[2] * bm
+            known = w[0] * (cosine + model.cosine_shift) + w[1] * coverage + w[2] * bm + w[6] * claim_cov
             return np.asarray(model.bias + known + best_agreement, dtype=np.float64)
 
         logit = trust * bound(self.monolingual)
