@@ -103,6 +103,12 @@ class Pipeline:
             lags = run(consumer_lag(self.settings, [f"wirewatch-{s}" for s in SERVICES]))
             raise AssertionError(f"{exc}\nmissing: {missing}\nlag: {lags}") from None
 
+    def uncommitted(self, service: str, topic: str) -> int:
+        """Records of ``topic`` (a logical name: ``enriched`` …) that ``service``'s consumer group
+        has not committed yet: after a restart, what it has still to read again."""
+        lags = run(consumer_lag(self.settings, [f"wirewatch-{service}"]))
+        return sum(g.lag for g in lags if g.topic == self.settings.topics[topic])
+
     def delivered(self, *, path: str = WEBHOOK_PATH, refused: bool = False) -> dict[str, int]:
         """Webhook POSTs received so far (or refused while the receiver was down), by alert id."""
         counts: dict[str, int] = {}

@@ -6,6 +6,7 @@ Every claim and sentence here was written for these tests (English and French).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from wirewatch.matching import ClaimMatcher, Match
 from wirewatch.matching.agreement import calendar_dates, figures, name_agreement, names, number_agreement
 from wirewatch.matching.decision import CROSSLINGUAL_SHIFT
 from wirewatch.matching.lexical import LexicalIndex, terms
+from wirewatch.matching.matcher import MIN_DOCS
 
 MOSUL = "The US-led coalition let 5,000 ISIS fighters leave Mosul for Syria"
 FR_MOSUL = "quelque 5 000 combattants de Daech avaient quitté Mossoul vers Raqqa"
@@ -169,9 +171,13 @@ def test_lexical_index_follows_additions_and_removals() -> None:
     assert (
         bm25[0] > 0 and bm25[1] == 0 and matched[0] == pytest.approx(index.idf_mass(terms("Mosul fighters")))
     )
+    assert index.doc_masses()[0] == pytest.approx(index.idf_mass(terms("fighters left Mosul")))
     index.remove(0)
     bm25, _ = index.score(terms("Mosul fighters"), 2)
     assert not bm25.any() and len(index) == 1
+    # the claim-side masses follow the change: slot 0 is empty, and slot 1's idf moved
+    assert index.doc_masses()[0] == 0.0
+    assert index.doc_masses()[1] == pytest.approx(index.idf_mass(terms("the minimum wage rose")))
 
 
 # --- the matcher ----------------------------------------------------------------------------------
@@ -222,6 +228,52 @@ def test_a_small_watchlist_does_not_take_shared_words_for_evidence() -> None:
     assert accepted_ids(m.match(["Le métro lyonnais sera fermé chaque dimanche."], language="fr")[0]) == [
         "metro"
     ]
+
+
+def test_a_sentence_naming_the_claims_person_without_stating_it_does_not_match() -> None:
+    # A full-size watchlist (the word statistics trusted): 1,000 invented council claims and one
+    # about a mayor. News names people all the time; naming her is not stating the claim.
+    places = [
+        "Arlen",
+        "Bexley",
+        "Corvin",
+        "Dunmore",
+        "Elstow",
+        "Farrow",
+        "Glenrock",
+        "Harwick",
+        "Ilford",
+        "Jarrow",
+    ]
+    verbs = ["spent", "borrowed", "wasted", "lost", "raised", "saved", "promised", "hid", "paid", "received"]
+    things = [
+        "new schools",
+        "road repairs",
+        "a stadium",
+        "police cars",
+        "hospital beds",
+        "parks",
+        "bike lanes",
+    ]
+    things += ["street lights", "a concert hall", "flood barriers"]
+    m = ClaimMatcher()
+    m.upsert_many(
+        TrackedClaim(id=f"council-{i}", text=f"The council of {place} {verb} 3 million dollars on {thing}.")
+        for i, (place, verb, thing) in enumerate(itertools.product(places, verbs, things))
+    )
+    m.upsert(
+        TrackedClaim(id="varga", text="Mayor Ilsa Varga was convicted of drunk driving in 2013 and 2015.")
+    )
+    assert len(m) >= MIN_DOCS
+    quoted, stated = m.match(
+        [
+            "“We will rebuild the bridge before winter,” said Mayor Ilsa Varga at the ceremony.",
+            "Ilsa Varga, the mayor, was found guilty of driving while drunk in 2013 and again in 2015.",
+        ]
+    )
+    assert quoted == []
+    assert [x.claim_id for x in stated] == ["varga"]
+    assert stated[0].features.claim_coverage > 0.5
 
 
 def test_unrelated_sentences_match_nothing(matcher: ClaimMatcher) -> None:
