@@ -51,14 +51,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wirewatch.alerts.detect import alerts_for, sentences_of
 from wirewatch.core.ids import stable_id
-from wirewatch.core.models import Alert, EnrichedArticle, RawArticle, TrackedClaim
+from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import get_encoder
+from wirewatch.enricher.offline import document_article
 from wirewatch.enricher.service import analyse
 from wirewatch.evaluation import tokens
 from wirewatch.fetcher.extract import ExtractionError, decode_html_bytes, extract_article
@@ -190,7 +192,7 @@ def news_negatives(matcher: ClaimMatcher, docs_files: Sequence[Path]) -> list[li
         with path.open(encoding="utf-8") as handle:
             docs = [json.loads(line) for line in handle if line.strip()]
         for n, doc in enumerate(docs):
-            article = news_article(f"{path.stem}-{n}", doc.get("title") or "", doc["text"], doc.get("lang"))
+            article = news_article({**doc, "id": f"{path.stem}-{n}"})
             sentences = [s.text for s in sentences_of(article)]
             for matches in matcher.rank(sentences, None, article.language):
                 rows.extend(m.features.vector() for m in matches)
@@ -338,21 +340,10 @@ class NewsAlerts:
     match_cpu_ms: float  # per article, mean, ``alerts_for`` (embedding included)
 
 
-def news_article(name: str, title: str, text: str, language_hint: str | None) -> EnrichedArticle:
-    """``text`` as the enricher makes it: language, check-worthy sentences and the rest."""
-    url = f"https://news.example/{name}"
-    raw = RawArticle(
-        id=stable_id("news", name),
-        url=url,
-        canonical_url=url,
-        source="news",
-        source_domain="news.example",
-        title=title,
-        text=text,
-        language_hint=language_hint,
-        fetched_at=datetime.now(UTC),
-    )
-    return analyse(raw)
+def news_article(doc: dict[str, Any]) -> EnrichedArticle:
+    """A news document (``id``, ``title``, ``text``, ``lang``) as the enricher makes it: language,
+    check-worthy sentences and the rest."""
+    return analyse(document_article(doc, stable_id("news", str(doc["id"]))))
 
 
 def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
@@ -366,7 +357,9 @@ def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
             page = extract_article(html, f"https://news.example/{name}")
         except ExtractionError:
             continue
-        articles.append(news_article(name, page.title or "", page.text, page.language))
+        articles.append(
+            news_article({"id": name, "title": page.title, "text": page.text, "lang": page.language})
+        )
     alerts_for(articles[0], matcher)  # warm
     found: list[Alert] = []
     cpu = 0.0

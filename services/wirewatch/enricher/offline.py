@@ -40,7 +40,9 @@ def read_documents(path: Path) -> Iterator[dict[str, Any]]:
             yield doc
 
 
-def _raw_article(doc: dict[str, Any], internal_id: str) -> RawArticle:
+def document_article(doc: dict[str, Any], internal_id: str) -> RawArticle:
+    """The article the stream would have fetched for one document (``title``, ``text``, and
+    ``published``, ``lang`` and ``source`` when given), under ``internal_id``."""
     url = f"urn:wirewatch:doc:{doc['id']}"
     published = doc.get("published")
     return RawArticle(
@@ -65,7 +67,7 @@ def enrich_documents(
     linker = CopyLinker({}, settings.copies_ttl_days)
     clock = 0.0
     for position, doc in enumerate(docs):
-        raw = _raw_article(doc, stable_id("doc", str(doc["id"])))
+        raw = document_article(doc, stable_id("doc", str(doc["id"])))
         seen = raw.published.timestamp() if raw.published else float(position)
         clock = max(clock, seen)
         yield doc, linker.link(analyse(raw), at=clock)
