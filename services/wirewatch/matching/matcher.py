@@ -261,8 +261,13 @@ class ClaimMatcher:
                 return [[] for _ in sentences]
             sims = queries @ self._vectors[:size].T
             sims[:, ~self._active[:size]] = -np.inf
+            # each claim's own idf mass, with the sentences' floor: the denominator of claim_coverage
+            claim_mass = np.maximum(
+                self._lexical.doc_masses()[:size], MIN_TERMS * self._lexical.idf_of_count(1)
+            )
             return [
-                self._rank_one(i, s, sims[i], size, lang, top, accepted_only) for i, s in enumerate(sentences)
+                self._rank_one(i, s, sims[i], claim_mass, size, lang, top, accepted_only)
+                for i, s in enumerate(sentences)
             ]
 
     def _rank_one(
@@ -270,6 +275,7 @@ class ClaimMatcher:
         index: int,
         sentence: str,
         sims: Vectors,
+        claim_mass: npt.NDArray[np.floating[Any]],
         size: int,
         language: str | None,
         top: int | None,
@@ -287,12 +293,9 @@ class ClaimMatcher:
             lexical_hits = lexical_hits[np.argpartition(-bm25[lexical_hits], k - 1)[:k]]
         slots.update(lexical_hits.tolist())
         trust = min(1.0, len(self._by_id) / MIN_DOCS)
-        # the claim's side: the same shared terms over the claim's own idf mass (same floor)
-        claim_mass = np.maximum(self._lexical.doc_masses()[:size], MIN_TERMS * self._lexical.idf_of_count(1))
-        claim_coverage = matched / claim_mass
         if accepted_only:
             slots = self._may_reach_threshold(
-                sorted(slots), sims, matched, bm25, claim_coverage, mass, trust, language
+                sorted(slots), sims, matched, bm25, claim_mass, mass, trust, language
             )
             if not slots:
                 return []
@@ -312,7 +315,7 @@ class ClaimMatcher:
                 years=_sign(numbers.years),
                 names=shared or 0.0,
                 names_known=shared is not None,
-                claim_coverage=float(claim_coverage[slot]),
+                claim_coverage=float(matched[slot] / claim_mass[slot]),  # as in the bound
             )
             logit = trust * self.monolingual.logit(features)
             if trust < 1.0:
@@ -336,7 +339,7 @@ class ClaimMatcher:
         sims: Vectors,
         matched: npt.NDArray[np.floating[Any]],
         bm25: npt.NDArray[np.floating[Any]],
-        claim_coverage: npt.NDArray[np.floating[Any]],
+        claim_mass: npt.NDArray[np.floating[Any]],
         mass: float,
         trust: float,
         language: str | None,
@@ -347,7 +350,7 @@ class ClaimMatcher:
         cosine = sims[at].astype(np.float64)
         coverage = matched[at] / mass
         bm = bm25[at] / mass
-        claim_cov = claim_coverage[at]
+        claim_cov = matched[at] / claim_mass[at]
 
         def bound(model: FusionModel) -> npt.NDArray[np.float64]:
             w = model.weights
