@@ -60,7 +60,7 @@ class Features:
     years: float
     names: float
     names_known: bool
-    claim_coverage: float = 0.0
+    claim_coverage: float
 
     def vector(self) -> list[float]:
         """The values in ``FEATURES`` order."""
@@ -104,10 +104,10 @@ def sigmoid(z: float) -> float:
 #: cosine, BM25, quantities and the share of the claim the sentence covers.
 MONOLINGUAL = FusionModel(weights=(11.8332, 0.0, 5.4241, 0.5665, 0.0, 0.0, 18.1965), bias=-13.9677)
 #: The tweets alone (the news negatives are English, like the claims), without the lexical
-#: features: cosine, quantities, years and names. The
-#: encoder puts a sentence and its translation a little further apart than two wordings in one
-#: language: ``CROSSLINGUAL_SHIFT`` is that gap (English paraphrase vs its French translation,
-#: mean over hand-written triples; ``tests/test_matching.py`` measures it again).
+#: features: cosine, quantities, years and names. The encoder puts a sentence and its
+#: translation a little further apart than two wordings in one language: ``CROSSLINGUAL_SHIFT``
+#: is that gap (English paraphrase vs its French translation, mean over hand-written triples;
+#: ``tests/test_matching.py`` measures it again).
 CROSSLINGUAL_SHIFT = 0.055
 CROSSLINGUAL = FusionModel(
     weights=(16.2942, 0.0, 0.0, 1.877, 1.0638, 3.1242, 0.0), bias=-11.7784, cosine_shift=CROSSLINGUAL_SHIFT
