@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import json
 import os
 import platform
@@ -55,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from bench_enrichment import read_pages  # the zyte pages, read as bench_enrichment reads them
 from wirewatch.alerts.detect import alerts_for, sentences_of
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
@@ -63,7 +63,7 @@ from wirewatch.core.vectors import get_encoder
 from wirewatch.enricher.offline import document_article
 from wirewatch.enricher.service import analyse
 from wirewatch.evaluation import tokens
-from wirewatch.fetcher.extract import ExtractionError, decode_html_bytes, extract_article
+from wirewatch.fetcher.extract import ExtractionError, extract_article
 from wirewatch.matching import lexical
 from wirewatch.matching.decision import (
     CROSSLINGUAL,
@@ -348,11 +348,10 @@ def news_article(doc: dict[str, Any]) -> EnrichedArticle:
 
 def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
     """Run the stream's extraction, analysis and ``alerts_for`` over every saved page."""
-    paths = sorted((news_dir / "html").glob("*.html.gz"))
+    pages = read_pages(news_dir, None)
     articles = []
-    for path in paths:
-        html = decode_html_bytes(gzip.decompress(path.read_bytes()), None)
-        name = path.name.removesuffix(".html.gz")
+    for filename, html in pages:
+        name = filename.removesuffix(".html.gz")
         try:
             page = extract_article(html, f"https://news.example/{name}")
         except ExtractionError:
@@ -368,7 +367,7 @@ def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
         found.extend(alerts_for(article, matcher))
         cpu += time.process_time() - start
     return NewsAlerts(
-        pages=len(paths),
+        pages=len(pages),
         articles=len(articles),
         sentences=sum(len(sentences_of(a)) for a in articles),
         alerts=sorted(found, key=lambda a: -a.score),
