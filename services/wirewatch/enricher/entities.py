@@ -26,7 +26,9 @@ introduce the most new capitalised words (see ``ner_input``). Names the model di
 are still counted where they recur, and curated aliases are found anywhere (below); a name
 that first appears in a sentence the model skipped is missed: that is the price of speed.
 The model reads each text inside ``Language.memory_zone``, so its vocabulary does not grow
-with the stream (a service reads new words, numbers and names for months).
+with the stream (a service reads new words, numbers and names for months); the words that
+recur across articles are kept, up to a bound, so they are not rebuilt every time
+(``vocabulary.RecurringWords``).
 
 Every name found is then counted over the whole title and text, and names that refer to
 the same thing are merged:
@@ -57,6 +59,7 @@ from wirewatch.core.models import Entity
 from wirewatch.core.text import normalise
 from wirewatch.enricher.ner_decoder import GreedyNer
 from wirewatch.enricher.sentences import Sentence, split_sentences
+from wirewatch.enricher.vocabulary import RecurringWords
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -338,6 +341,13 @@ def load_model(language: str) -> Language | None:
 
 
 @functools.cache
+def _recurring_words(language: str) -> RecurringWords | None:
+    """The words the stream keeps using, kept in the language's model (see ``vocabulary``)."""
+    nlp = load_model(language)
+    return RecurringWords(nlp) if nlp is not None else None
+
+
+@functools.cache
 def _decoder(language: str) -> GreedyNer | None:
     """The numpy decoder of the language's NER (None: spaCy decodes, see ``ner_decoder``)."""
     nlp = load_model(language)
@@ -494,8 +504,12 @@ def extract_entities(
     # dropped when the zone ends: without it, the enricher grows with every article it reads
     # (about 7 KB per article of new words; tests/test_enricher_analysis.py). Nothing of the Doc
     # is kept past the zone: only plain strings leave it.
+    read = ner_input(title, text, sentences, budget, known)
     with nlp.memory_zone():
-        names = _names(nlp, language, ner_input(title, text, sentences, budget, known))
+        names = _names(nlp, language, read)
+    recurring = _recurring_words(language)
+    if recurring is not None:
+        recurring.note(read)
     for text_of_entity, spacy_label in names:
         label = _LABELS.get(spacy_label)
         name = clean_name(text_of_entity)
