@@ -46,6 +46,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -338,6 +339,7 @@ class NewsAlerts:
     sentences: int  # title and check-worthy sentences matched
     alerts: list[Alert]
     match_cpu_ms: float  # per article, mean, ``alerts_for`` (embedding included)
+    languages: dict[str, int]  # articles per detected language
 
 
 def news_article(doc: dict[str, Any]) -> EnrichedArticle:
@@ -372,6 +374,7 @@ def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
         sentences=sum(len(sentences_of(a)) for a in articles),
         alerts=sorted(found, key=lambda a: -a.score),
         match_cpu_ms=1000 * cpu / max(len(articles), 1),
+        languages=dict(Counter(a.language for a in articles).most_common()),
     )
 
 
@@ -389,9 +392,16 @@ def print_news(result: NewsAlerts, claims: int) -> None:
         f"| {result.pages} | {result.articles} | {result.sentences} | {len(result.alerts)} | "
         f"{alerted} ({alerted / max(result.articles, 1):.1%}) | {result.match_cpu_ms:.1f} |"
     )
+    # The claims are English: an article in another language goes through the cross-lingual model.
+    print()
+    print("| article language | articles | alerts | articles with an alert |")
+    print("|---|---:|---:|---:|")
+    for language, count in result.languages.items():
+        mine = [a for a in result.alerts if a.language == language]
+        print(f"| {language} | {count} | {len(mine)} | {len({a.article_id for a in mine})} |")
     for alert in result.alerts:
         print()
-        print(f"- {alert.score:.2f} {alert.stance} {alert.url}")
+        print(f"- {alert.score:.2f} {alert.stance} {alert.language} {alert.url}")
         print(f"  claim:    {alert.claim_text[:300]}")
         print(f"  sentence: {alert.sentence[:300]}")
 

@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 
 from faust import StreamT
+from faust.types import EventT
 
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import Deliverer, dead_letter_for
@@ -41,8 +42,9 @@ from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
 from wirewatch.alerts.watchlist import Watchlist
 from wirewatch.core import metrics
-from wirewatch.core.app import ServiceApp, describe_exception
+from wirewatch.core.app import ServiceApp, describe_exception, fetched_before_rebalance
 from wirewatch.core.elastic import connect
+from wirewatch.core.lanes import KeyedLanes
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
@@ -274,33 +276,59 @@ def create(settings: Settings) -> ServiceApp:
                     await send_batch(batch)  # sent or parked before the window is closed
                 throttle.record(claim_id, state)
 
+    async def try_again(parked: ParkedDelivery) -> None:
+        """A parked delivery once it is due: delivered, parked again, or given up."""
+        target = deliverer.target(parked.target)
+        if target is None:
+            await give_up(parked.batch, parked.as_result("the target is no longer configured"))
+            return
+        if (parked.target, parked.batch.id) in delivered_lately:
+            return  # a copy of a record delivered already (read again after a crash)
+        if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
+            await park(parked)
+            return
+        now = time.time()
+        until = outages.until(parked.target, now)
+        if until is not None:  # another parked delivery found it still down: the next round
+            following = redelivery.wait_again(parked, until, now)
+            if following is None:
+                await give_up(parked.batch, parked.as_result("gave up: the target stayed down"))
+            else:
+                await park(following)
+            return
+        for result in await deliverer.deliver(parked.batch, [target]):
+            if result.ok:
+                delivered_lately.add(parked.target, parked.batch.id)
+            await settle(parked.batch, result, parked)
+
+    async def lane_failed(exc: BaseException) -> None:
+        log.error("parked delivery failed", extra={"reason": describe_exception(exc)})
+        await app.crash(exc)  # its record stays unacknowledged: read again after the restart
+
     @app.agent(redeliveries)
     async def redeliver(stream: StreamT[bytes]) -> None:
-        async for event in stream.events():
-            parked = await service.parse(ParkedDelivery, event, "alerts.redeliver")
-            if parked is None:
-                continue
-            target = deliverer.target(parked.target)
-            if target is None:
-                await give_up(parked.batch, parked.as_result("the target is no longer configured"))
-                continue
-            if (parked.target, parked.batch.id) in delivered_lately:
-                continue  # a copy of a record delivered already (read again after a crash)
-            if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
-                await park(parked)
-                continue
-            now = time.time()
-            until = outages.until(parked.target, now)
-            if until is not None:  # another parked delivery found it still down: the next round
-                following = redelivery.wait_again(parked, until, now)
-                if following is None:
-                    await give_up(parked.batch, parked.as_result("gave up: the target stayed down"))
-                else:
-                    await park(following)
-                continue
-            for result in await deliverer.deliver(parked.batch, [target]):
-                if result.ok:
-                    delivered_lately.add(parked.target, parked.batch.id)
-                await settle(parked.batch, result, parked)
+        # One lane per target: a record waiting for its target (minutes, when it is down) holds
+        # up that target's records only, not those of the other targets on the partition. Each
+        # event is acknowledged by its lane once handled, so the commit stays at the oldest
+        # record still waiting (read again after a crash) while the ones behind it go on.
+        manual = stream.noack()  # type: ignore[attr-defined]
+
+        async def handle(item: tuple[EventT[bytes], ParkedDelivery]) -> None:
+            event, parked = item
+            if fetched_before_rebalance(event):
+                return  # its partition's owner reads it again from the committed offset
+            await try_again(parked)
+            await manual.ack(event)
+
+        lanes: KeyedLanes[tuple[EventT[bytes], ParkedDelivery]] = KeyedLanes(handle, lane_failed)
+        try:
+            async for event in manual.events():
+                parked = await service.parse(ParkedDelivery, event, "alerts.redeliver")
+                if parked is None:
+                    await manual.ack(event)
+                    continue
+                lanes.put(parked.target, (event, parked))
+        finally:
+            await lanes.close()
 
     return service

@@ -53,6 +53,13 @@ def _seek_to_committed_zero_too() -> None:
     AIOKafkaConsumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
 
 
+def fetched_before_rebalance(event: faust.EventT[Any]) -> bool:
+    """Whether ``event`` was fetched before the consumer's current generation began: its
+    partition may be another worker's by now, which reads it again from the committed offset."""
+    generation = getattr(event.message, "generation_id", None)
+    return generation is not None and generation != event.app.consumer_generation_id
+
+
 def _never_ack_a_stale_event() -> None:
     """Make Faust leave unacknowledged an event it skipped because a rebalance came between its
     fetch and its turn.
@@ -69,11 +76,8 @@ def _never_ack_a_stale_event() -> None:
     upstream = faust.Event.ack
 
     def ack(self: faust.Event) -> bool:
-        app, message = self.app, self.message
-        generation = getattr(message, "generation_id", None)
-        stale = (generation is not None and generation != app.consumer_generation_id) or not (
-            app.flow_control.is_active()
-        )
+        message = self.message
+        stale = fetched_before_rebalance(self) or not self.app.flow_control.is_active()
         if stale and not message.tracked:
             metrics.STALE_EVENTS.inc()
             log.info(

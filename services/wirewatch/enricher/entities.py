@@ -334,9 +334,8 @@ def load_model(language: str) -> Language | None:
     if name is None:
         return None
     import spacy
-    from thinc.api import use_ops
-
     from spacy import attrs
+    from thinc.api import use_ops
 
     with use_ops("numpy", use_blis=False):  # the layers built now keep these ops
         nlp = spacy.load(name, exclude=_EXCLUDED_PIPES)
@@ -344,7 +343,8 @@ def load_model(language: str) -> Language | None:
     # (like_num, like_url, is_stop, ...); the NER reads four of them and whether it is a space,
     # so only those are computed (same entities; a third less tokeniser time on new words).
     needed = {attrs.LOWER, attrs.NORM, attrs.PREFIX, attrs.SUFFIX, attrs.SHAPE, attrs.IS_SPACE}
-    nlp.vocab.lex_attr_getters = {k: f for k, f in nlp.vocab.lex_attr_getters.items() if k in needed}
+    getters = nlp.vocab.lex_attr_getters  # type: ignore[attr-defined]
+    nlp.vocab.lex_attr_getters = {k: f for k, f in getters.items() if k in needed}  # type: ignore[attr-defined]
     return nlp
 
 
