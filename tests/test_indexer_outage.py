@@ -177,15 +177,18 @@ class Stack:
         }
         self.supervisor = Supervisor(["indexer"], self.env, tmp / "logs")
         self.expected: set[str] = set()
-        [self.search_server] = [p for p in servers.processes if "osmem" in Path(str(p.args[0])).name]
+        # osmem-server on the ephemeral backend (None on noida-db, which is Kafka too).
+        searchers = [p for p in servers.processes if "osmem" in Path(str(p.args[0])).name]
+        self.search_server = searchers[0] if searchers else None
 
     # -- the search server ---------------------------------------------------------------
 
     def freeze_search(self) -> None:
+        assert self.search_server is not None
         os.kill(self.search_server.pid, signal.SIGSTOP)
 
     def thaw_search(self) -> None:
-        if self.search_server.poll() is None:
+        if self.search_server is not None and self.search_server.poll() is None:
             os.kill(self.search_server.pid, signal.SIGCONT)
 
     # -- the indexer ---------------------------------------------------------------------

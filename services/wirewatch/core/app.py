@@ -354,7 +354,9 @@ class ServiceApp:
 
     async def read_dropped_again(self) -> list[Any]:
         """Seek the partitions :class:`DroppedMessages` finds back to their committed offsets
-        (what Faust does after a rebalance): their messages are read again, none is lost."""
+        (what Faust does after a rebalance): their messages are read again, none is lost. A
+        partition whose committed offset is below its log start (retention deleted the records)
+        is not sought: its log start becomes the committed offset, and the loss is logged."""
         app = self.app
         consumer = app.consumer
         if not self.ready or app.rebalancing or not app.flow_control.is_active():
@@ -372,8 +374,28 @@ class ServiceApp:
             if position is not None:
                 offsets[tp] = (consumer._committed_offset.get(tp) or 0, position)  # type: ignore[attr-defined]
         dropped = self._dropped.look(offsets, busy=in_progress or queued)
+        earliest = await consumer.earliest_offsets(*dropped) if dropped else {}
         for tp in dropped:
             committed, position = offsets[tp]
+            start = earliest.get(tp)
+            if start is not None and committed < start:
+                # Retention deleted records before the group read them (a service stopped for
+                # longer than the topic keeps its records): the consumer went on from the log
+                # start, and a commit that must begin at the committed offset could never move.
+                # The log start becomes the committed offset; what was read from it is committed.
+                metrics.LOST_TO_RETENTION.labels(topic=tp.topic).inc(start - committed)
+                log.error(
+                    "records deleted by retention before they were read: going on from the log start",
+                    extra={
+                        "topic": tp.topic,
+                        "partition": tp.partition,
+                        "committed": committed,
+                        "log_start": start,
+                        "lost": start - committed,
+                    },
+                )
+                consumer._committed_offset[tp] = start  # type: ignore[attr-defined]
+                continue
             metrics.DROPPED_REREAD.inc()
             log.warning(
                 "messages fetched but never handled: reading them again from the committed offset",

@@ -53,3 +53,8 @@ DROPPED_REREAD = Counter(
     "wirewatch_dropped_partitions_reread_total",
     "Partitions found read past their committed offset with nothing in progress, sought back to it",
 )
+LOST_TO_RETENTION = Counter(
+    "wirewatch_records_lost_to_retention_total",
+    "Records the topic's retention deleted before this consumer group read them",
+    ["topic"],
+)
