@@ -1,6 +1,6 @@
 # ruff: noqa: RUF001 - French typographic apostrophes on purpose
 """Whether a matched sentence repeats a tracked claim or disputes it (wirewatch.matching.stance),
-in English and French, and on the alert the stream raises."""
+in English, French, German, Spanish, Italian and Portuguese, and on the alert the stream raises."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ REPEATS = [
     "Quelque 5 000 combattants de Daech avaient quitté Mossoul vers Raqqa.",
     "Plus de 5 000 combattants ont quitté Mossoul avant l’offensive.",
     "Les combattants n’ont quitté Mossoul que le 20 octobre, selon la coalition.",
+    "Le 5 mai, 5 000 combattants avaient déjà quitté Mossoul.",  # "mai" is May here, not "never"
+    "Non seulement 5 000 combattants ont quitté Mossoul, mais ils ont gagné la Syrie.",
+    "A non-profit group says 5,000 fighters left Mosul for Syria.",
+    "Nicht nur 5.000 IS-Kämpfer durften Mossul verlassen.",
+    "Rund 5.000 IS-Kämpfer haben Mossul in Richtung Syrien verlassen.",
+    "No más de 5.000 combatientes del EI salieron de Mosul hacia Siria.",
+    "No sólo 5.000 combatientes salieron de Mosul: la coalición los dejó ir.",
+    "Non solo 5.000 combattenti dell’Isis hanno lasciato Mosul, sono arrivati in Siria.",
+    "Cerca de 5.000 combatentes do EI deixaram Mossul rumo à Síria.",
+    "Não só 5.000 combatentes deixaram Mossul, como chegaram à Síria.",
 ]
 DISPUTES = [
     "The coalition did not let 5,000 ISIS fighters leave Mosul.",
@@ -30,6 +40,15 @@ DISPUTES = [
     "C’est une infox : aucun combattant n’a quitté Mossoul vers Raqqa.",
     "L’état-major dément que 5 000 combattants aient quitté Mossoul.",
     "Les 5 000 combattants ne sont pas partis de Mossoul, affirme la coalition.",
+    "Die Koalition hat 5.000 IS-Kämpfer nicht aus Mossul abziehen lassen.",
+    "Kein einziger IS-Kämpfer durfte Mossul verlassen, sagt das Pentagon.",
+    "Das Pentagon dementiert, dass 5.000 Kämpfer Mossul verlassen durften.",
+    "La coalición no dejó salir de Mosul a 5.000 combatientes del EI.",
+    "Es un bulo: ningún combatiente salió de Mosul hacia Siria.",
+    "La coalizione non ha lasciato partire 5.000 combattenti da Mosul.",
+    "È una bufala: nessun combattente dell’Isis ha lasciato Mosul.",
+    "A coalizão não deixou 5.000 combatentes saírem de Mossul.",
+    "O Pentágono desmente que 5.000 combatentes tenham deixado Mossul.",
 ]
 
 

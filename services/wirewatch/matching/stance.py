@@ -14,6 +14,11 @@ A text is *negated* when it holds a negation or calls something false (``NEGATIO
   within four words ("ne … que", *only*, is not a negation; "plus de 5 000", *more than*, is not
   either); jamais, aucun(e) alone; faux / fausse(s), infox, intox, démenti…, dément(ent),
   erroné…, sans fondement, canular, trompeu…, réfut….
+* German, Spanish, Italian and Portuguese: their negation words (nicht, kein, nie, niemand,
+  nichts; no, nunca, jamás, ninguno, nadie, nada; non, nessuno, niente; não, nunca, nenhum,
+  ninguém) and debunking words (falsch, Falschmeldung, dementiert, widerlegt; falso, bulo,
+  desmiente; falso, bufala, smentito; falso, boato, desmente). "not only" in each, Spanish "no
+  más de" / "no menos de" (quantities) and the prefixes "non-" and "não-" are not negations.
 
 A sentence *disputes* the claim when exactly one of the two is negated (a claim that something
 did not happen is disputed by a sentence saying it did). Double negations ("not untrue") and
@@ -30,7 +35,8 @@ from wirewatch.core.text import normalise
 
 _EN_NEGATION = (
     r"\bnot\b(?!\s+only\b)|n't\b|\bnever\b|\bnone\b|\bnobody\b|\bnothing\b|\bneither\b|\bnor\b"
-    r"|\bno\b(?!\s+(?:fewer|less|more|later|sooner)\s+than\b)"
+    # "no" is Spanish as well: neither "no more than" nor "no más de" (quantities) is a negation.
+    r"|\bno\b(?!\s+(?:(?:fewer|less|more|later|sooner)\s+than|(?:más|menos)\s+(?:de|que)|s[oó]lo)\b)"
 )
 _EN_FALSITY = (
     r"\bfalse(?:ly|hood)?\b|\buntrue\b|\bfake\b|\bhoax(?:es)?\b|\bdebunk\w*|\bbaseless\b|\bunfounded\b"
@@ -47,8 +53,30 @@ _FR_FALSITY = (
     r"|\bsans\s+fondement\b|\bcanulars?\b|\btrompeu\w*|\br[ée]fut\w*"
 )
 
-#: One pattern for every language: the cues of one language do not occur in another's text.
-NEGATION_CUES = re.compile("|".join((_EN_NEGATION, _EN_FALSITY, _FR_NEGATION, _FR_FALSITY)), re.IGNORECASE)
+# German, Spanish, Italian, Portuguese: the negation words and the usual debunking vocabulary
+# (Spanish "no" is in the English pattern). "not only" in each ("nicht nur", "no sólo", "non
+# solo", "non seulement", "não só / apenas") and the prefixes "non-" and "não-" are not negations;
+# Italian "mai" (never) is left out: it is French for May, and "non ... mai" has "non" anyway.
+_DE = (
+    r"\bnicht\b(?!\s+nur\b)|\bkein(?:e|en|em|er|es)?\b|\bnie(?:mals)?\b|\bniemand\b|\bnichts\b|\bweder\b"
+    r"|\bfalsch\w*|\bwiderleg\w*|\bunwahr\w*"
+)
+_ES = (
+    r"\bnunca\b|\bjamás\b|\bningun[oa]?s?\b|\bnadie\b|\bnada\b"
+    r"|\bfals[oa]s?\b|\bbulos?\b|\bdesmient\w*|\bdesmentid\w*|\bnieg(?:a|an|ó)\b|\bnegó\b"
+)
+_IT = (
+    r"\bnon\b(?![-']|\s+(?:solo|soltanto|seulement)\b)|\bnessun[oa]?\b|\bniente\b|\bnulla\b"
+    r"|\bfals[oi]\b|\bfalse\b|\bbufal[ae]\b|\bsmentit\w*|\bsmentisc\w*|\bnega(?:to|no)?\b"
+)
+_PT = r"\bnão\b(?!-|\s+(?:só|apenas)\b)|\bnenhum[a]?s?\b|\bninguém\b|\bdesment\w*|\bboatos?\b"
+
+#: One pattern for every language: the cues of one language do not occur in another's text, or
+#: mean the same there ("no", "nunca", "jamais", "falso", "non", "démenti"/"dementiert"), and are
+#: listed once.
+NEGATION_CUES = re.compile(
+    "|".join((_EN_NEGATION, _EN_FALSITY, _FR_NEGATION, _FR_FALSITY, _DE, _ES, _IT, _PT)), re.IGNORECASE
+)
 
 
 def negated(text: str) -> bool:
