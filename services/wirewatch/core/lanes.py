@@ -38,19 +38,20 @@ class KeyedLanes(Generic[T]):
         self._on_error = on_error
         self._queues: dict[str, asyncio.Queue[T]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, int] = {}
 
     def put(self, key: str, item: T) -> None:
         """Queue ``item`` behind the items of ``key`` not yet handled."""
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
-            self._tasks[key] = asyncio.create_task(self._run(queue), name=f"lane {key}")
+            self._tasks[key] = asyncio.create_task(self._run(key, queue), name=f"lane {key}")
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         queue.put_nowait(item)
 
     def waiting(self) -> dict[str, int]:
         """Items put and not yet handled (the one in hand included), per key."""
-        # An asyncio.Queue counts an item as unfinished until task_done, so the one in hand counts.
-        return {key: queue._unfinished_tasks for key, queue in self._queues.items()}  # type: ignore[attr-defined]
+        return dict(self._waiting)
 
     async def join(self) -> None:
         """Wait until every item put so far has been handled."""
@@ -67,8 +68,9 @@ class KeyedLanes(Generic[T]):
                 await task
         self._queues.clear()
         self._tasks.clear()
+        self._waiting.clear()
 
-    async def _run(self, queue: asyncio.Queue[T]) -> None:
+    async def _run(self, key: str, queue: asyncio.Queue[T]) -> None:
         while True:
             item = await queue.get()
             try:
@@ -76,4 +78,5 @@ class KeyedLanes(Generic[T]):
             except Exception as exc:
                 await self._on_error(exc)
             finally:
+                self._waiting[key] -= 1
                 queue.task_done()
