@@ -62,12 +62,51 @@ def _phrases(block: str) -> list[str]:
     return [p.strip().casefold() for p in block.replace("\n", "|").split("|") if p.strip()]
 
 
-def _any_of(block: str, *, stems: str = "") -> re.Pattern[str]:
-    """Case-insensitive regex for whole phrases of ``block`` and words starting with ``stems``."""
-    pattern = r"(?<![\w'’-])(?:" + trie_pattern(_phrases(block)) + r")(?![\w'’-])"
-    if stems:
-        pattern += r"|(?<![\w'’-])(?:" + trie_pattern(_phrases(stems)) + r")\w*"
-    return re.compile(pattern, re.IGNORECASE)
+# Chars that str.lower and a case-insensitive regex treat differently (capital I with a dot,
+# U+0130, lowers to two chars; the dotless i and the long s, U+0131 and U+017F, match "i" and
+# "s" under re.IGNORECASE): a sentence with one is searched with the case-insensitive regex.
+_CASE_TRAPS = re.compile("[\u0130\u0131\u017f]")
+
+
+def _is_word_char(char: str) -> bool:
+    """A word char, an apostrophe or a hyphen: what may not come right before a phrase."""
+    return char.isalnum() or char in "_'’-"
+
+
+class _Phrases:
+    """Whole phrases of a ``|``-separated block, and words beginning with ``stems``, found
+    regardless of case: ``search`` says the same as the case-insensitive regex ``pattern``.
+
+    That regex begins with a look-behind (no word char before the phrase), which Python's
+    regex engine tries at every position of the text. ``search`` instead looks in the
+    lower-cased sentence with case-sensitive tries that begin with a literal letter (the
+    engine skips ahead to those letters) and checks the char before a match itself: half the
+    time on a news sentence."""
+
+    def __init__(self, block: str, *, stems: str = "") -> None:
+        words = trie_pattern(_phrases(block))
+        pattern = r"(?<![\w'’-])(?:" + words + r")(?![\w'’-])"
+        self._tries = [re.compile(r"(?:" + words + r")(?![\w'’-])")]
+        if stems:
+            stem_trie = trie_pattern(_phrases(stems))
+            pattern += r"|(?<![\w'’-])(?:" + stem_trie + r")\w*"
+            self._tries.append(re.compile(stem_trie))
+        self.pattern = re.compile(pattern, re.IGNORECASE)
+
+    def search(self, text: str, lowered: str | None = None) -> bool:
+        """Whether ``text`` has one of the phrases; ``lowered``: ``text.lower()`` if known."""
+        if _CASE_TRAPS.search(text):
+            return self.pattern.search(text) is not None
+        if lowered is None:
+            lowered = text.lower()
+        for trie in self._tries:
+            pos = 0
+            while (match := trie.search(lowered, pos)) is not None:
+                start = match.start()
+                if start == 0 or not _is_word_char(lowered[start - 1]):
+                    return True
+                pos = start + 1
+        return False
 
 
 _BOILERPLATE = re.compile(
@@ -102,11 +141,11 @@ _IMPERATIVE_START = re.compile(
     re.IGNORECASE,
 )
 _READER = re.compile(r"\b(?:vous|votre|vos|you|your|yours)\b", re.IGNORECASE)
-_FIRST_PERSON_OPINION = _any_of(
+_FIRST_PERSON_OPINION = _Phrases(
     """je pense|je crois|je trouve|je suis convaincu|à mon avis|selon moi|nous pensons|nous croyons|
     i think|i believe|i feel|i guess|in my opinion|in my view|we think|we believe"""
 )
-_HEDGE = _any_of(
+_HEDGE = _Phrases(
     """il faut|il faudrait|devrait|devraient|il est temps|sans doute|probablement|peut-être|semble|
     semblent|apparemment|visiblement|curieusement|malheureusement|heureusement|should|must|ought to|
     perhaps|maybe|probably|apparently|seem|seems|unfortunately|clearly|obviously"""
@@ -115,19 +154,21 @@ _MONTHS = """janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|sep
     décembre|decembre|january|february|march|april|may|june|july|august|september|october|november|
     december"""
 _MONTH = trie_pattern(_phrases(_MONTHS))
-_DATE = re.compile(
-    r"(?<![\w'’-])(?:"
-    + trie_pattern(
-        _phrases(
-            _MONTHS
-            + """lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|
-            friday|saturday|sunday|hier|avant-hier|aujourd'hui|yesterday|today|tonight|semaine dernière|
-            semaine passée|this week|last week|last month|last year|l'an dernier|l'année dernière"""
-        )
-    )
-    + r")(?![\w'’-])|(?<!\d)(?:\d{1,2}/\d{1,2}/\d{2,4}|(?:19|20)\d\d)(?!\d)",
-    re.IGNORECASE,
+_DAY_WORDS = _Phrases(
+    _MONTHS
+    + """lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|
+    friday|saturday|sunday|hier|avant-hier|aujourd'hui|yesterday|today|tonight|semaine dernière|
+    semaine passée|this week|last week|last month|last year|l'an dernier|l'année dernière"""
 )
+# 17/10/2016 or a year 19xx/20xx, not inside a longer number. Written to begin with a digit
+# (the look-behind after it) so that the regex engine skips ahead to digits.
+_DATE_FIGURES = re.compile(r"\d(?<!\d\d)(?:\d?/\d{1,2}/\d{2,4}|(?<=1)9\d\d|(?<=2)0\d\d)(?!\d)")
+
+
+def _has_date(text: str, lowered: str | None = None) -> bool:
+    return _DATE_FIGURES.search(text) is not None or _DAY_WORDS.search(text, lowered)
+
+
 # Day-and-month and years, removed before looking for figures: "17 octobre", "October 17", "2014".
 _DATE_NUMBERS = re.compile(
     rf"\d{{1,2}}(?:er|st|nd|rd|th)?\s+(?:{_MONTH})\b|\b(?:{_MONTH})\s+\d{{1,2}}(?:st|nd|rd|th)?\b|"
@@ -135,13 +176,13 @@ _DATE_NUMBERS = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d")
-_NUMBER_WORDS = _any_of(
+_NUMBER_WORDS = _Phrases(
     """dizaines|centaines|milliers|millions|milliards|douzaine|douzaines|vingtaine|trentaine|quarantaine|
     cinquantaine|soixantaine|centaine|millier|dozens|hundreds|thousands|millions|billions|dozen|
     deux cents|trois cents|mille|vingt|trente|quarante|cinquante|soixante|cent|twenty|thirty|forty|
     fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|per cent|percent|pour cent"""
 )
-_EVENT = _any_of(
+_EVENT = _Phrases(
     """tué|tuée|tués|tuées|tuant|tue|blessé|blessée|blessés|blessées|blessant|attaqué|attaquée|attaqués|
     attaque|attaquent|frappé|frappée|frappés|frappant|frappe|frappes|lancé|lancée|lancés|lancées|quitté|
     quittée|quittés|quittent|quittant|quitter|arrivé|arrivée|arrivés|arrivées|arrivent|capturé|capturée|
@@ -178,10 +219,10 @@ def _outside_quotes(sentence: str) -> str:
     return _QUOTED.sub(" ", sentence)
 
 
-def _has_number(sentence: str) -> bool:
+def _has_number(sentence: str, lowered: str | None = None) -> bool:
     """A figure other than a date: digits left once dates are removed, or a number word."""
     undated = _DATE_NUMBERS.sub(" ", normalise(sentence)) if _NUMBER.search(sentence) else ""
-    return bool(_NUMBER.search(undated) or _NUMBER_WORDS.search(sentence))
+    return bool(_NUMBER.search(undated) or _NUMBER_WORDS.search(sentence, lowered))
 
 
 def _has_quote(sentence: str) -> bool:
@@ -226,15 +267,16 @@ def _score(
         excluded = _excluded(text)
         if excluded is not None:
             return excluded
+    lowered = text.lower()
     words = len(text.split())
     penalty = _SHORT_PENALTY if words < 6 else _LONG_PENALTY if words > 90 else 0.0
     checks: tuple[tuple[str, Callable[[], bool]], ...] = (
         ("attribution", lambda: attributed if attributed is not None else has_attribution_cue(text)),
         ("quote", lambda: _has_quote(text)),
         ("entity", lambda: _names_one(text, names)),
-        ("event-verb", lambda: bool(_EVENT.search(text))),
-        ("date", lambda: bool(_DATE.search(text))),
-        ("number", lambda: _has_number(text)),
+        ("event-verb", lambda: _EVENT.search(text, lowered)),
+        ("date", lambda: _has_date(text, lowered)),
+        ("number", lambda: _has_number(text, lowered)),
     )
     found: set[str] = set()
     gained, left = 0.0, sum(WEIGHTS.values())
@@ -249,7 +291,7 @@ def _score(
         return None
     signals = [signal for signal in WEIGHTS if signal in found]
     score = sum(WEIGHTS[s] for s in signals)
-    if _HEDGE.search(text):
+    if _HEDGE.search(text, lowered):
         score -= _OPINION_PENALTY
         signals.append("hedged")
     score -= penalty
