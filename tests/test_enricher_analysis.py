@@ -564,6 +564,20 @@ def test_thousands_separators_and_dates() -> None:
     assert {"date", "event-verb"} <= set(dated.signals)
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Le convoi a quitté la ville lundi.",
+        "The convoy left the city in December.",
+        "Le convoi a quitté la ville en décembre.",
+        "The convoy left the city on Sunday.",
+    ],
+)
+def test_days_and_months_are_dates(sentence: str) -> None:
+    # December and lundi, at the seam of the month and day lists, were once read as one word.
+    assert "date" in score_sentence(sentence).signals
+
+
 def _claims_as_scored_one_by_one(text: str, names: list[str] | None) -> list[tuple[int, float, list[str]]]:
     scored = [(s.start, score_sentence(s.text, names=names)) for s in split_sentences(text)]
     return [(start, x.score, x.signals) for start, x in scored if x.score >= CLAIM_THRESHOLD]

@@ -156,7 +156,7 @@ _MONTHS = """janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|sep
 _MONTH = trie_pattern(_phrases(_MONTHS))
 _DAY_WORDS = _Phrases(
     _MONTHS
-    + """lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|
+    + """|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|
     friday|saturday|sunday|hier|avant-hier|aujourd'hui|yesterday|today|tonight|semaine dernière|
     semaine passée|this week|last week|last month|last year|l'an dernier|l'année dernière"""
 )
