@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from wirewatch.core.models import Attribution, Claim, Entity
 from wirewatch.core.text import normalise
 from wirewatch.enricher.attributions import has_attribution_cue
+from wirewatch.enricher.caseless import Caseless
 from wirewatch.enricher.entities import surface_index, trie_pattern
 from wirewatch.enricher.sentences import Sentence, split_sentences
 
@@ -62,72 +63,37 @@ def _phrases(block: str) -> list[str]:
     return [p.strip().casefold() for p in block.replace("\n", "|").split("|") if p.strip()]
 
 
-# Chars that str.lower and a case-insensitive regex treat differently (capital I with a dot,
-# U+0130, lowers to two chars; the dotless i and the long s, U+0131 and U+017F, match "i" and
-# "s" under re.IGNORECASE): a sentence with one is searched with the case-insensitive regex.
-_CASE_TRAPS = re.compile("[\u0130\u0131\u017f]")
-
-
-def _is_word_char(char: str) -> bool:
-    """A word char, an apostrophe or a hyphen: what may not come right before a phrase."""
-    return char.isalnum() or char in "_'’-"
-
-
 class _Phrases:
     """Whole phrases of a ``|``-separated block, and words beginning with ``stems``, found
-    regardless of case: ``search`` says the same as the case-insensitive regex ``pattern``.
+    regardless of case and not right after a word char or a char of ``edge``."""
 
-    That regex begins with a look-behind (no word char before the phrase), which Python's
-    regex engine tries at every position of the text. ``search`` instead looks in the
-    lower-cased sentence with case-sensitive tries that begin with a literal letter (the
-    engine skips ahead to those letters) and checks the char before a match itself: half the
-    time on a news sentence."""
-
-    def __init__(self, block: str, *, stems: str = "") -> None:
-        words = trie_pattern(_phrases(block))
-        pattern = r"(?<![\w'’-])(?:" + words + r")(?![\w'’-])"
-        self._tries = [re.compile(r"(?:" + words + r")(?![\w'’-])")]
+    def __init__(self, block: str = "", *, stems: str = "", edge: str = "'’-") -> None:
+        self.finders: list[Caseless] = []
+        if block:
+            self.finders.append(Caseless(trie_pattern(_phrases(block)) + r"(?![\w'’-])", edge=edge))
         if stems:
-            stem_trie = trie_pattern(_phrases(stems))
-            pattern += r"|(?<![\w'’-])(?:" + stem_trie + r")\w*"
-            self._tries.append(re.compile(stem_trie))
-        self.pattern = re.compile(pattern, re.IGNORECASE)
+            self.finders.append(Caseless(trie_pattern(_phrases(stems)) + r"\w*", edge=edge))
 
     def search(self, text: str, lowered: str | None = None) -> bool:
         """Whether ``text`` has one of the phrases; ``lowered``: ``text.lower()`` if known."""
-        if _CASE_TRAPS.search(text):
-            return self.pattern.search(text) is not None
-        if lowered is None:
-            lowered = text.lower()
-        for trie in self._tries:
-            pos = 0
-            while (match := trie.search(lowered, pos)) is not None:
-                start = match.start()
-                if start == 0 or not _is_word_char(lowered[start - 1]):
-                    return True
-                pos = start + 1
-        return False
+        return any(finder.search(text, lowered) for finder in self.finders)
 
 
-_BOILERPLATE = re.compile(
-    r"(?<!\w)(?:"
-    + trie_pattern(
-        _phrases(
-            """rejoignez-nous|rejoignez nous|abonnez-vous|abonnez vous|s'abonner|inscrivez-vous|newsletter|
-            lettre d'information|cet article vous a plu|vous avez aimé cet article|partagez cet|
-            partager sur|merci de votre soutien|faites un don|soutenez-nous|lire aussi|à lire aussi|
-            voir aussi|lire la suite|en savoir plus|cookie|cookies|politique de confidentialité|
-            mentions légales|conditions d'utilisation|conditions générales d'utilisation|
-            tous droits réservés|copyright|version mobile|site icon|télécharger l'application|
-            notre chaîne|nos sélections|read more|read also|share this|sign up|subscribe|follow us|
-            click here|related articles|related stories|advertisement|publicité|sponsored|
-            all rights reserved|privacy policy|terms of use|terms of service|download the app|
-            download our app|join our|support our journalism|recommended for you|more from"""
-        )
-    )
-    + r")|suivez[- ](?:nous|[\w-]+)\s+sur|\(c\)\s*\d{4}|©",
-    re.IGNORECASE,
+# Words and phrases of navigation, sharing, subscription, cookie and copyright lines.
+_BOILERPLATE_WORDS = _Phrases(
+    stems="""rejoignez-nous|rejoignez nous|abonnez-vous|abonnez vous|s'abonner|inscrivez-vous|newsletter|
+    lettre d'information|cet article vous a plu|vous avez aimé cet article|partagez cet|
+    partager sur|merci de votre soutien|faites un don|soutenez-nous|lire aussi|à lire aussi|
+    voir aussi|lire la suite|en savoir plus|cookie|cookies|politique de confidentialité|
+    mentions légales|conditions d'utilisation|conditions générales d'utilisation|
+    tous droits réservés|copyright|version mobile|site icon|télécharger l'application|
+    notre chaîne|nos sélections|read more|read also|share this|sign up|subscribe|follow us|
+    click here|related articles|related stories|advertisement|publicité|sponsored|
+    all rights reserved|privacy policy|terms of use|terms of service|download the app|
+    download our app|join our|support our journalism|recommended for you|more from""",
+    edge="",
 )
+_BOILERPLATE_SIGNS = re.compile(r"suivez[- ](?:nous|[\w-]+)\s+sur|\(c\)\s*\d{4}|©", re.IGNORECASE)
 _IMPERATIVE_START = re.compile(
     r"^\W*(?:"
     + trie_pattern(
@@ -212,7 +178,11 @@ class Scored:
 
 def is_boilerplate(sentence: str) -> bool:
     """Navigation, sharing, subscription, cookie and copyright lines, calls to the reader."""
-    return bool(_BOILERPLATE.search(sentence) or _IMPERATIVE_START.match(sentence))
+    return bool(
+        _BOILERPLATE_WORDS.search(sentence)
+        or _BOILERPLATE_SIGNS.search(sentence)
+        or _IMPERATIVE_START.match(sentence)
+    )
 
 
 def _outside_quotes(sentence: str) -> str:

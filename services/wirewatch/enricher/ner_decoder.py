@@ -147,7 +147,13 @@ class GreedyNer:
 
     def _scores(self, unmaxed: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Scores of every move for the summed features ``unmaxed`` (one row per state)."""
-        hidden = unmaxed.reshape(-1, self._hidden, self._pieces).max(axis=2)
+        # The max over the maxout pieces, one piece at a time: numpy's reduction over a short
+        # last axis is ~25 times slower than elementwise maxima (0.7 ms against 27 us for a
+        # 300-token doc), and a max is exact either way.
+        pieces = unmaxed.reshape(-1, self._hidden, self._pieces)
+        hidden = pieces[..., 0]
+        for piece in range(1, self._pieces):
+            hidden = np.maximum(hidden, pieces[..., piece])
         scores: npt.NDArray[np.float32] = _BLIS.gemm(np.ascontiguousarray(hidden), self._weights, trans2=True)
         scores += self._scores_bias
         return scores
