@@ -136,7 +136,8 @@ _JOINED = re.compile(r"\s*[–—/]\s*|\s+-\s+|-(?=[A-Z]{2,}\b)")
 _EDGE_PUNCT = "\"'’‘«»“”()[]{},;:!?*•·|/\\–—-_ "
 _POSSESSIVE = re.compile(r"['’]s$")
 _WORDS = re.compile(r"[^\W\d_][\w'’.-]*")
-_CAPITALISED = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-ÞŒ][\w'’-]+")
+# (Look-behinds come after the first char, a capital, so the regex engine skips ahead to capitals.)
+_CAPITALISED = re.compile(r"[A-ZÀ-ÖØ-ÞŒ](?<![\w'’-][A-ZÀ-ÖØ-ÞŒ])[\w'’-]+")
 _CAPITAL_RUN = re.compile(
     r"[A-ZÀ-ÖØ-ÞŒ][\w'’-]+(?:\s+(?:(?:de|du|al|el|bin|van|von)\s+)?[A-ZÀ-ÖØ-ÞŒ][\w'’-]+)+"
 )
@@ -150,7 +151,9 @@ _PARTICLES = frozenset(
 )
 _ACRONYM = re.compile(r"[A-ZÀ-ÖØ-Þ](?:\.?[A-ZÀ-ÖØ-Þ0-9&]){1,5}\.?")
 _PAREN_AFTER = re.compile(r"\(\s*([A-ZÀ-ÖØ-Þ](?:\.?[A-ZÀ-ÖØ-Þ0-9&-]){1,7}\.?)\s*\)")
-_PAREN_BEFORE = re.compile(r"(?<![\w.])([A-ZÀ-ÖØ-Þ](?:\.?[A-ZÀ-ÖØ-Þ0-9&]){1,6}\.?)\s*\(([^()\n]{3,90})\)")
+_PAREN_BEFORE = re.compile(
+    r"([A-ZÀ-ÖØ-Þ](?<![\w.][A-ZÀ-ÖØ-Þ])(?:\.?[A-ZÀ-ÖØ-Þ0-9&]){1,6}\.?)\s*\(([^()\n]{3,90})\)"
+)
 _INITIAL_SKIP = _words("de du des la le les l d of the and for et pour en à a in")
 # Plural demonyms the French model tags as places ("les Américains"): nationalities, no place.
 _DEMONYM_ENDINGS = ("ains", "aines", "iens", "iennes", "aises", "oises")

@@ -50,6 +50,7 @@ def _extractor(language: str) -> Yake | None:
     return Yake(language=code, ngrams=MAX_WORDS)
 
 
+@functools.lru_cache(maxsize=20_000)  # the same candidate phrases recur from article to article
 def _word_keys(phrase: str) -> tuple[str, ...]:
     """The words of ``phrase`` without case, accents or a plural ending; aliases as their entity."""
     table = alias_table()

@@ -66,8 +66,9 @@ _TERMINAL = ".!?…"
 
 # A candidate boundary: terminal punctuation, optional closers, then white space.
 _BOUNDARY = re.compile(r"[.!?…]+(?:[\"'’]|[ \u00a0\u202f]?[»”›)\]}])*(?=\s)")
-# A full stop glued to the next sentence: "Unis.Les".
-_GLUED = re.compile(r"(?<=[^\W\d_]{2})\.(?=[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ])")
+# A full stop glued to the next sentence: "Unis.Les". (The look-behind for the two letters
+# before it comes after the full stop, so that the regex engine skips ahead to full stops.)
+_GLUED = re.compile(r"\.(?<=[^\W\d_]{2}\.)(?=[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ])")
 _NEXT_WORD = re.compile(r"\s*([^\s]*)")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _INITIALS = re.compile(r"(?:[^\W\d_]\.-?)*[^\W\d_]")
