@@ -6,9 +6,10 @@ person, who an organisation) and both feed claims. The spaCy models load on firs
 (French 1 to 7 s depending on the machine's load, English under 1 s, plus 1.5 s for
 spaCy's import): call ``preload`` at service start to pay that before the first article.
 
-Cost per article, one core: about 17 ms for a 4.5 KB English news page (entities 9 ms, of
-which the NER model, capped at ``entities.NER_MAX_CHARS``, about 6.5; keyphrases 3, claims
-2.2, attributions 1.2); benchmarks/RESULTS.md has the breakdown.
+Cost per article, one core: about 14 ms for a 4.5 KB English news page (entities 7.3 ms, of
+which the NER model, capped at ``entities.NER_MAX_CHARS``, about 5.5; keyphrases 2.5, claims
+1.5, attributions 1.0): less than trafilatura's extraction of the page. benchmarks/RESULTS.md
+has the breakdown.
 """
 
 from __future__ import annotations
