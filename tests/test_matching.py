@@ -149,6 +149,44 @@ def test_names_agree_across_spellings_and_not_across_places() -> None:
     assert name_agreement("fighters left the city", MOSUL) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A word of a title-case line is a name unless the text writes it in lower case.
+        (
+            "The state of Texas has legalized recreational use of marijuana. Marijuana Legalized in Texas?",
+            {"texas"},
+        ),
+        ("Marijuana Legalized in Texas? The state has legalized marijuana.", {"texas"}),
+        (
+            "Policies that legalize marijuana. Does Legal Marijuana Worsen the Opioid Epidemic in America?",
+            {"policies", "legal", "worsen", "opioid", "epidemic", "america"},
+        ),
+        # Outside title-case lines capitals are names, first words included.
+        ("Google defines it oddly, given the wealth of the google founders.", {"google"}),
+        ("Obama was born in Kenya", {"obama", "kenya"}),
+        (
+            "« Quelque 5 000 combattants de Daech ont quitté Mossoul », selon Sputnik.",
+            {"quelque", "daech", "mossoul", "sputnik"},
+        ),
+        # Title case is told from a sentence full of names by its lower-case words.
+        (
+            "Stephanie Grisham got DUIs in 2013 and 2015. Did Stephanie Grisham Get Two DUIs?",
+            {"stephanie", "grisham", "duis", "get", "two"},
+        ),
+        ("ISIS fighters left. Isis Fighters Left Mosul", {"isis", "mosul"}),
+    ],
+)
+def test_title_case_words_are_names_only_without_lower_case_evidence(text: str, expected: set[str]) -> None:
+    assert names(text) == expected
+
+
+def test_a_claim_on_one_state_does_not_match_a_sentence_on_others_by_a_common_noun() -> None:
+    claim = "The state of Texas has legalized recreational use of marijuana. Marijuana Legalized in Texas?"
+    sentence = "Marijuana for recreational use has been legalized in 11 states and the District of Columbia."
+    assert name_agreement(sentence, claim) == 0.0  # it was 1/3: "Marijuana" of the title was a name
+
+
 # --- lexical ------------------------------------------------------------------------------------
 
 

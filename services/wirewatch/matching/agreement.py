@@ -9,7 +9,9 @@ Gazetteer-free heuristics that work on any language written with capitals and Ar
   claim's head count. Both sides disagree when both state figures of a kind and none is within
   ``NUMBER_TOLERANCE`` of one on the other side (years: equal).
 * **names** (``names``): capitalised words that are not function words (``The``, ``Le``), and
-  acronyms, folded to lower case without accents. Two names agree when one is a prefix of the
+  acronyms, folded to lower case without accents; a word of a title-case line is not a name
+  when the text writes it in lower case elsewhere ("Marijuana Legalized in Texas?" after
+  "... legalized marijuana"). Two names agree when one is a prefix of the
   other or they start alike and their letters are at least ``NAME_SIMILARITY`` alike
   (``Mosul`` / ``Mossoul``). The sides disagree when both name something and no name of one
   agrees with any of the other; names written differently across languages (``ISIS`` /
@@ -178,14 +180,88 @@ def _fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("'", "")
 
 
+# Where a sentence (or a line) ends.
+_SENTENCE_END = re.compile("(?<=[.!?…])[\"'”\u2019»)\\]]*\\s+|\\s*\n\\s*")
+# In a title-case line ("Marijuana Legalized in Texas?") capitals say nothing either: every word
+# but these small ones is capitalised there.
+_TITLE_SMALL_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "but",
+        "or",
+        "nor",
+        "for",
+        "so",
+        "yet",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "by",
+        "from",
+        "with",
+        "as",
+        "into",
+        "onto",
+        "upon",
+        "via",
+        "vs",
+        "de",
+        "du",
+        "des",
+        "la",
+        "le",
+        "les",
+        "l",
+        "d",
+        "et",
+        "ou",
+        "en",
+        "à",
+        "au",
+        "aux",
+        "par",
+        "pour",
+        "sur",
+    ]
+)
+
+
+def _is_acronym(word: str) -> bool:
+    return word.isupper() and 2 <= len(word) <= 5
+
+
+def _is_title_case(words: list[str]) -> bool:
+    capitalised = sum(w[0].isupper() for w in words)
+    return capitalised >= 3 and all(w[0].isupper() or w.casefold() in _TITLE_SMALL_WORDS for w in words)
+
+
 @lru_cache(maxsize=8192)
 def names(text: str) -> frozenset[str]:
-    """Folded capitalised words and acronyms of ``text`` that are not function words."""
+    """Folded capitalised words and acronyms of ``text`` that are not function words.
+
+    In a title-case line (a headline: "Marijuana Legalized in Texas?") a capital says little: a
+    word of one is a name only when the text never writes it in lower case. "The state of Texas
+    has legalized recreational use of marijuana. Marijuana Legalized in Texas?" names Texas, not
+    marijuana. (The first word of a sentence stays a name: users write brands and people in lower
+    case as often as not.)"""
     text = re.sub(r"https?://\S+|[@#]\w+", " ", text)
+    capitalised: list[tuple[str, bool]] = []  # (word, whether it is in a title-case line)
+    lower: set[str] = set()
+    for unit in _SENTENCE_END.split(text):
+        words = _NAME_WORD.findall(unit)
+        title_case = _is_title_case(words)
+        for word in words:
+            if word[0].isupper():
+                capitalised.append((word, title_case))
+            else:
+                lower.add(_fold(word))
     found: set[str] = set()
-    for word in _NAME_WORD.findall(text):
-        if not word[0].isupper():
-            continue
+    for word, in_title in capitalised:
         folded = _fold(word)
         if (
             len(folded) < 2
@@ -194,6 +270,8 @@ def names(text: str) -> frozenset[str]:
             or (word.isupper() and len(word) > 5)
         ):
             continue  # a shouted word ("BREAKING") is no name
+        if in_title and folded in lower and not _is_acronym(word):
+            continue
         found.add(folded)
     return frozenset(found)
 
