@@ -404,9 +404,10 @@ def _subject_like(phrase: str, before: str, verb: str) -> bool:
 
 def has_attribution_cue(sentence: str) -> bool:
     """Whether ``sentence`` has an attributing expression ("selon", "a déclaré", "said", …)."""
+    lowered = sentence.lower()
     return bool(
-        _INTRODUCERS.search(sentence)
-        or _FR_PAST.search(sentence)
+        _INTRODUCERS.search(sentence, lowered)
+        or _FR_PAST.search(sentence, lowered)
         or _EN_VERB.search(sentence)
         or _SOURCE_LINE.match(sentence)
         or _WITH_AGENCY.search(sentence)
