@@ -321,3 +321,43 @@ async def test_a_dead_extraction_process_is_replaced(serve: Serve) -> None:
         if made._pool is not None:
             made._pool.shutdown(wait=True, cancel_futures=True)
         broken.shutdown(wait=False, cancel_futures=True)
+
+
+def test_extraction_processes_end_when_the_fetcher_is_killed(tmp_path: Any) -> None:
+    """A fetcher killed outright leaves no extraction process behind (``wirewatch up`` restarts
+    a crashed fetcher: orphans would pile up)."""
+    import signal
+    import subprocess
+    import sys
+
+    pids = tmp_path / "worker.pid"
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys, time\n"
+            "from wirewatch.fetcher.service import extraction_pool\n"
+            "pool = extraction_pool(1)\n"
+            f"open({str(pids)!r}, 'w').write(str(pool.submit(os.getpid).result()))\n"
+            "time.sleep(60)\n",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and pids.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = int(pids.read_text())
+        os.kill(worker, 0)  # alive while its fetcher is
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"extraction process {worker} outlived its killed fetcher")
+    finally:
+        owner.kill()

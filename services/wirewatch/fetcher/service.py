@@ -31,6 +31,8 @@ import asyncio
 import functools
 import hashlib
 import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -80,6 +82,30 @@ ARTICLE_MAX_ATTEMPTS = 5
 RECENT_IDS = 200_000
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 WARM_UP_PAGE = "<html><head><title>Warm-up</title></head><body><p>Nothing to read here.</p></body></html>"
+#: How often an extraction process checks that the fetcher that started it is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def extraction_pool(workers: int) -> ProcessPoolExecutor:
+    """Processes for ``extract_article`` that end when the fetcher does, however it ends.
+
+    A fetcher killed outright (SIGKILL, the OOM killer) cannot stop its pool; its processes would
+    live on as orphans, and ``wirewatch up`` restarting the fetcher would add a pool each time."""
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
+
+
+def exit_with_parent(parent: int) -> None:
+    """In a pool process: end this process once ``parent`` is no longer its parent."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 @dataclass
@@ -142,8 +168,7 @@ class Fetcher:
     # -- the loop ----------------------------------------------------------------------------
     def new_pool(self) -> ProcessPoolExecutor:
         """The extraction processes, started now (imports, models), not at the first article."""
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=self.pool_workers, mp_context=context)
+        pool = extraction_pool(self.pool_workers)
         for _ in range(self.pool_workers):
             pool.submit(extract_article, WARM_UP_PAGE, "https://warm-up.invalid/")
         return pool
