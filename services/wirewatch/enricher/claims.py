@@ -176,10 +176,11 @@ class Scored:
     signals: list[str]
 
 
-def is_boilerplate(sentence: str) -> bool:
-    """Navigation, sharing, subscription, cookie and copyright lines, calls to the reader."""
+def is_boilerplate(sentence: str, lowered: str | None = None) -> bool:
+    """Navigation, sharing, subscription, cookie and copyright lines, calls to the reader
+    (``lowered``: ``sentence.lower()`` if already made)."""
     return bool(
-        _BOILERPLATE_WORDS.search(sentence)
+        _BOILERPLATE_WORDS.search(sentence, lowered)
         or _BOILERPLATE_SIGNS.search(sentence)
         or _IMPERATIVE_START.match(sentence)
     )
@@ -233,11 +234,11 @@ def _score(
     signals, about half the work."""
     text = sentence.strip()
     limit = threshold if threshold is not None and threshold > 0 else None
+    lowered = text.lower()
     if limit is None:
-        excluded = _excluded(text)
+        excluded = _excluded(text, lowered)
         if excluded is not None:
             return excluded
-    lowered = text.lower()
     words = len(text.split())
     penalty = _SHORT_PENALTY if words < 6 else _LONG_PENALTY if words > 90 else 0.0
     checks: tuple[tuple[str, Callable[[], bool]], ...] = (
@@ -257,7 +258,7 @@ def _score(
             found.add(signal)
             gained += WEIGHTS[signal]
         left -= WEIGHTS[signal]
-    if limit is not None and _excluded(text) is not None:
+    if limit is not None and _excluded(text, lowered) is not None:
         return None
     signals = [signal for signal in WEIGHTS if signal in found]
     score = sum(WEIGHTS[s] for s in signals)
@@ -271,9 +272,9 @@ def _score(
     return scored
 
 
-def _excluded(text: str) -> Scored | None:
+def _excluded(text: str, lowered: str) -> Scored | None:
     """The zero score of an empty line, boilerplate, a question or an opinion; None otherwise."""
-    if not text or is_boilerplate(text):
+    if not text or is_boilerplate(text, lowered):
         return Scored(0.0, ["boilerplate"] if text else [])
     if text.rstrip("»”\"') ").endswith("?"):
         return Scored(0.0, ["question"])
