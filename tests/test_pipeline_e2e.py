@@ -457,6 +457,62 @@ def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipe
     assert given_up == []
 
 
+def test_of_two_webhooks_down_the_one_back_first_is_not_held_up_by_the_other(pipeline: Pipeline) -> None:
+    """Both webhooks down while a newly tracked claim raises its (retroactive) alerts: each
+    target's deliveries are parked. The audit webhook comes back first and gets every alert
+    while the other is still down and still being tried (the parked deliveries share the
+    redeliveries topic, but one target's wait holds up only its own); then the other comes back,
+    and each gets every alert exactly once, with no dead letter."""
+    paths = (WEBHOOK_PATH, AUDIT_WEBHOOK_PATH)
+
+    def refused(path: str) -> int:
+        return sum(pipeline.delivered(path=path, refused=True).values())
+
+    refused_before = {path: refused(path) for path in paths}
+    pipeline.site.refusing.update(paths)
+    try:
+        claim_id = _track(pipeline, CLAIM_EN, id="claim-tarvos-two-down")
+        # The earlier Tarvos reports (one English, two French) are found by the retroactive search.
+        raised = wait_for(
+            lambda: (lambda a: a if len(a) >= 3 else None)(_alerts(pipeline, claim_id)),
+            what="retroactive alerts raised while both webhooks are down",
+        )
+        ids = {a["id"] for a in raised}
+        wait_for(
+            lambda: all(refused(path) >= refused_before[path] + 2 + 2 for path in paths),
+            timeout=30,
+            what="deliveries to both webhooks parked and tried again",
+        )
+        assert not any(pipeline.delivered(path=path).get(i) for path in paths for i in ids)
+        pipeline.site.refusing.discard(AUDIT_WEBHOOK_PATH)
+        wait_for(
+            lambda: all(pipeline.delivered(path=AUDIT_WEBHOOK_PATH).get(i) for i in ids),
+            timeout=30,
+            what="every alert delivered to the webhook that came back",
+        )
+        tried = refused(WEBHOOK_PATH)
+        wait_for(lambda: refused(WEBHOOK_PATH) > tried, timeout=30, what="the other one still tried")
+        assert not any(pipeline.delivered().get(i) for i in ids)
+    finally:
+        pipeline.site.refusing.difference_update(paths)
+    ids |= {a["id"] for a in _alerts(pipeline, claim_id)}
+    wait_for(
+        lambda: all(pipeline.delivered().get(i) for i in ids),
+        timeout=60,
+        what="every parked alert delivered once the second webhook is back",
+    )
+    time.sleep(4.0)  # a second delivery, from a copy of a parked record, would show up by now
+    for path in paths:
+        delivered = pipeline.delivered(path=path)
+        assert {i: delivered.get(i) for i in ids} == {i: 1 for i in ids}, path
+    given_up = [
+        x
+        for x in _dead_letters(pipeline)
+        if x.stage == "alerts.deliver" and any(i in (x.payload or "") for i in ids)
+    ]
+    assert given_up == []
+
+
 def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
     """The Kafka broker frozen (SIGSTOP: connections hang, as behind a dead network) for a
     minute while articles are published: the fetcher and the services wait and resume.
