@@ -13,6 +13,8 @@ from htmldate import find_date
 from lxml.html import HtmlElement
 from trafilatura.settings import Document
 
+from wirewatch.fetcher.metadata import page_metadata
+
 
 class ExtractionError(ValueError):
     """The page has no article text trafilatura can find."""
@@ -147,18 +149,18 @@ SHORT_TEXT = 500
 DATE_SEARCH: dict[str, Any] = {"original_date": True, "extensive_search": False}
 
 
-def _extract(tree: HtmlElement, url: str | None, *, fast: bool, metadata: bool) -> Document | None:
+def _extract_text(tree: HtmlElement, url: str | None, *, fast: bool) -> str | None:
     doc = trafilatura.bare_extraction(
         tree,  # bare_extraction works on a copy: ``tree`` stays whole for the other passes and checks
         url=url,
-        with_metadata=metadata,
+        with_metadata=False,  # page_metadata: the fields kept, once
         include_comments=False,
         include_tables=True,
         favor_recall=fast,
         fast=fast,
-        date_extraction_params=DATE_SEARCH,
     )
-    return doc if isinstance(doc, Document) and (doc.text or "").strip() else None
+    text = doc.text if isinstance(doc, Document) else None
+    return text if text and text.strip() else None
 
 
 def extract_article(html: str, url: str | None = None) -> Extracted:
@@ -186,33 +188,33 @@ def _extract_article(html: str, url: str | None) -> Extracted:
     tree = trafilatura.load_html(html) if html else None
     if tree is None:
         raise ExtractionError("no article text found (not HTML)")
-    doc = _extract(tree, url, fast=True, metadata=True)
-    if doc is None:
-        doc = _extract(tree, url, fast=False, metadata=True)
-    elif len(doc.text or "") < SHORT_TEXT:
-        full = _extract(tree, url, fast=False, metadata=False)
-        if full is not None:
-            doc.text = full.text
-    if doc is None:
+    meta = page_metadata(tree, url, DATE_SEARCH)
+    page_url = url or meta.url
+    text = _extract_text(tree, page_url, fast=True)
+    if text is None:
+        text = _extract_text(tree, page_url, fast=False)
+    elif len(text) < SHORT_TEXT:
+        text = _extract_text(tree, page_url, fast=False) or text
+    if text is None:
         raise ExtractionError("no article text found")
-    if _only_link_text(_link_texts(tree), doc.text or ""):
+    if _only_link_text(_link_texts(tree), text):
         # On a page without an article, extraction returns a menu or a list of headlines.
         raise ExtractionError("no article text found (only navigation links)")
-    date = doc.date
+    date = meta.date
     if not date:
         try:
             date = find_date(tree, url=url, **DATE_SEARCH)
         except Exception:  # htmldate on hostile markup: no date rather than no article
             date = None
     return Extracted(
-        text=_drop_title_lines((doc.text or "").strip(), doc.title),
-        title=(doc.title or None),
-        author=doc.author or None,
+        text=_drop_title_lines(text.strip(), meta.title),
+        title=(meta.title or None),
+        author=meta.author or None,
         published=_parse_date(date),
-        sitename=doc.sitename or None,
-        description=doc.description or None,
-        language=doc.language or None,
-        canonical_url=doc.url if doc.url and doc.url != url else None,
+        sitename=meta.sitename or None,
+        description=meta.description or None,
+        language=meta.language or None,
+        canonical_url=meta.url if meta.url and meta.url != url else None,
         amp_url=_amp_link(tree),
     )
 
