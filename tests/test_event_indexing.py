@@ -23,8 +23,7 @@ from wirewatch.events import Report
 from wirewatch.events.linking import EventLinker
 from wirewatch.events.state import EventState
 from wirewatch.events.store import ARTICLE, EVENT, META, LinkerStore
-from wirewatch.indexer.events import EventIndexing, for_linking
-from wirewatch.indexer.service import EVENT_FIELDS
+from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.search import stored_event
 
 SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
@@ -58,16 +57,19 @@ def ops_by(ops: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
 
 def test_each_article_gets_its_event_a_link_record_and_an_event_document() -> None:
     stage = EventIndexing(LinkerStore({}), SETTINGS)
+    fr = article(FIRE_FR)
     first = ops_by(stage.article_ops(article(FIRE_EN)))
-    second = ops_by(stage.article_ops(article(FIRE_FR)))
+    second = ops_by(stage.article_ops(fr))
     other = ops_by(stage.article_ops(article(ELECTION)))
 
-    update = second[("wirewatch-articles", "fire-fr", "update")]
-    opened = first[("wirewatch-articles", "fire-en", "update")]
+    # Each article's document is written here, once: the whole article with its event.
+    update = second[("wirewatch-articles", "fire-fr", "upsert")]
+    opened = first[("wirewatch-articles", "fire-en", "upsert")]
+    assert update == {**fr.model_dump(mode="json"), **{f: update[f] for f in EVENT_FIELDS}}
     assert update["event_id"] == opened["event_id"]
     assert (opened["event_reason"], update["event_reason"]) == ("new", "similar")
     assert update["event_score"] > 0.38
-    assert other[("wirewatch-articles", "election", "update")]["event_id"] != opened["event_id"]
+    assert other[("wirewatch-articles", "election", "upsert")]["event_id"] != opened["event_id"]
 
     record = EventLink.model_validate(second[("wirewatch-event-links", "fire-fr", "index")])
     assert record.event_id == opened["event_id"] and not record.opened and record.language == "fr"
@@ -124,6 +126,17 @@ def test_table_restores_the_same_linker_and_a_replay_gets_its_original_decision(
     assert (wales.event_id, wales.reason, wales.score) == (expected.event_id, expected.reason, expected.score)
 
 
+def test_a_replayed_article_whose_event_is_gone_is_written_without_event_fields(monkeypatch: Any) -> None:
+    """Its document is still written (a replay after an upgrade brings new enrichment), as a
+    partial upsert without the event fields: the event it was given before stays."""
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    stage.article_ops(article(FIRE_EN))
+    monkeypatch.setattr(stage.store, "event", lambda event_id: None)
+    again = article(FIRE_EN, title="Fire at Norvalis (updated)")
+    doc = again.model_dump(mode="json", exclude=set(EVENT_FIELDS))
+    assert stage.article_ops(again) == [BulkOp("wirewatch-articles", "fire-en", doc, "upsert")]
+
+
 def test_articles_and_events_leave_the_table_with_the_window() -> None:
     table: dict[str, Any] = {}
     store = LinkerStore(table)
@@ -143,8 +156,9 @@ def test_a_duplicate_joins_its_originals_event() -> None:
     original = ops_by(stage.article_ops(article(FIRE_EN)))
     copy = article(ELECTION, id="copy", duplicate_of="fire-en", is_duplicate=True)
     ops = ops_by(stage.article_ops(copy))
-    event_id = original[("wirewatch-articles", "fire-en", "update")]["event_id"]
-    assert ops[("wirewatch-articles", "copy", "update")] == {
+    event_id = original[("wirewatch-articles", "fire-en", "upsert")]["event_id"]
+    written = ops[("wirewatch-articles", "copy", "upsert")]
+    assert {f: written[f] for f in EVENT_FIELDS} == {
         "event_id": event_id,
         "event_reason": "duplicate",
         "event_score": None,
@@ -209,12 +223,7 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     settings = settings_for(servers)
     stage = EventIndexing(LinkerStore({}), settings)
     reports = (FIRE_EN, FIRE_FR, ELECTION)
-    ops = [
-        BulkOp(
-            settings.index("articles"), a.id, a.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert"
-        )
-        for a in (article(r) for r in reports)
-    ]
+    ops: list[BulkOp] = []
     for report in reports:
         ops += stage.article_ops(article(report))
     fire = stage.store.linker.event_of("fire-en")

@@ -4,12 +4,14 @@ Elasticsearch writes out.
 The stage reads an internal topic with **one partition** (so one linker sees every report in
 one order; decisions depend on the order). Its input:
 
-- ``article/<id>``: an enriched article, forwarded by the indexer once its document is written
-  (text cut to what linking reads). It is linked (:class:`~wirewatch.events.store.LinkerStore`),
-  then the article document gets ``event_id``/``event_reason``/``event_score`` (partial update),
-  its "report joined event" record is written, and the event document is rewritten. A merge
-  rewrites the merged events' documents (``merged_into`` the survivor) and moves their recent
-  articles and records to the survivor.
+- ``article/<id>``: an enriched article, forwarded by the indexer as it came. It is linked
+  (:class:`~wirewatch.events.store.LinkerStore`), then its document is written here, once,
+  with ``event_id``/``event_reason``/``event_score``; its "report joined event" record is
+  written, and the event document is rewritten. (Writing the article first and its event
+  afterwards meant two writes of every article: an update re-indexes the whole document, body
+  and its three analyses included, and cost the search server more than the first write.)
+  A merge rewrites the merged events' documents (``merged_into`` the survivor) and moves their
+  recent articles and records to the survivor.
 - ``alert/<id>``: an alert, forwarded once indexed. Its claim is added to the article's event
   and the alert document gets the ``event_id``. An alert can overtake its article (then the
   sighting waits for it, and the alert document gets the event id with the article's); a
@@ -39,6 +41,17 @@ log = get_logger(__name__)
 ARTICLE_KEY = "article/"
 ALERT_KEY = "alert/"
 
+#: Fields of the article document that only the linking stage sets.
+EVENT_FIELDS = frozenset({"event_id", "event_reason", "event_score"})
+
+
+def article_document(index: str, article: EnrichedArticle, **event: object) -> BulkOp:
+    """The write of ``article``'s document, with the ``EVENT_FIELDS`` given. A partial upsert:
+    written without them (a replayed article whose event has left the window, or one whose
+    linking failed), it keeps the event a write before gave it."""
+    doc = article.model_dump(mode="json", exclude=set(EVENT_FIELDS))
+    return BulkOp(index, article.id, {**doc, **event}, "upsert")
+
 
 def for_linking(article: EnrichedArticle) -> EnrichedArticle:
     """``article`` cut to what event linking reads (the head of the text, no passages)."""
@@ -55,22 +68,19 @@ class EventIndexing:
         self.settings = settings
 
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
-        """Link ``article``; the writes that record it."""
-        report = Report.from_article(article)
+        """Link ``article``; the writes that record it, its own document first."""
+        report = Report.from_article(for_linking(article))
         decision = self.store.link(report)
         link = decision.link
         metrics.EVENT_LINKS.labels(reason=link.reason).inc()
         metrics.EVENT_MERGES.inc(len(link.merged))
+        articles, links, events = (self.settings.index(n) for n in ("articles", "event-links", "events"))
         event = self.store.event(link.event_id)
         if event is None:  # only when a replayed article's event has since expired
-            return []
-        articles, links, events = (self.settings.index(n) for n in ("articles", "event-links", "events"))
+            return [article_document(articles, article)]
         ops = [
-            BulkOp(
-                articles,
-                article.id,
-                {"event_id": event.id, "event_reason": link.reason, "event_score": link.score},
-                "update",
+            article_document(
+                articles, article, event_id=event.id, event_reason=link.reason, event_score=link.score
             ),
             BulkOp(links, article.id, link_record(article, report, link, event).model_dump(mode="json")),
             self._event_op(event),

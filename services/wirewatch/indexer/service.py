@@ -9,17 +9,19 @@ Two stages:
    exactly one copy in Elasticsearch). Faust acknowledges a batch only after the bulk
    request returned, and :func:`~wirewatch.core.elastic.bulk_write` retries for as long as
    Elasticsearch is down: the consumer stops, nothing is dropped. Documents Elasticsearch
-   refuses for good become dead letters. Once written, articles and alerts are forwarded to
-   the internal ``event-reports`` topic.
+   refuses for good become dead letters. Alerts, once written, are forwarded to the internal
+   ``event-reports`` topic; enriched articles are forwarded to it as they come (a malformed
+   one becomes a dead letter here), unwritten.
 2. **Event linking** (``link_events``): that topic has **one partition**, so one linker sees
    every report in one order (see :mod:`wirewatch.indexer.events`); its state is the
-   ``event-linker`` table, rebuilt after a restart or rebalance. It writes the articles'
-   ``event_id``, the "report joined event" records and the event documents. Cost: a
-   sentence encoding and a few milliseconds of scoring per article, plus one bulk request
-   per batch (same size and wait as the indexing batches).
+   ``event-linker`` table, rebuilt after a restart or rebalance. It writes each article's
+   document, once, with its ``event_id`` (an article is searchable once linked), the
+   "report joined event" records, the event documents and the alerts' ``event_id``, in one
+   bulk request per batch (same size and wait as the indexing batches), acknowledged once
+   written. Cost: a sentence encoding and a few milliseconds of scoring per article.
 
-Articles are written as partial upserts without the event fields, so re-indexing an article
-never erases the event the linking stage gave it.
+Articles are written as partial upserts, so re-indexing an article without its event (its
+event has left the window) never erases the event it was given.
 """
 
 from __future__ import annotations
@@ -48,12 +50,9 @@ from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import get_encoder
 from wirewatch.events.linking import LinkerConfig
 from wirewatch.events.store import LinkerStore
-from wirewatch.indexer.events import ALERT_KEY, ARTICLE_KEY, EventIndexing, for_linking
+from wirewatch.indexer.events import ALERT_KEY, ARTICLE_KEY, EventIndexing, article_document
 
 log = get_logger(__name__)
-
-#: Fields of the article document that only the linking stage writes.
-EVENT_FIELDS = frozenset({"event_id", "event_reason", "event_score"})
 
 
 class Indexer:
@@ -88,10 +87,9 @@ class Indexer:
 
     @staticmethod
     def _op(index: str, doc: Message) -> BulkOp:
-        """Articles and alerts are merged into what is there (a replay must not erase the event
-        the linking stage wrote, nor move an alert's creation time); the rest is replaced."""
-        if isinstance(doc, EnrichedArticle):
-            return BulkOp(index, doc.id, doc.model_dump(mode="json", exclude=set(EVENT_FIELDS)), "upsert")
+        """Alerts are merged into what is there (a replay must not erase the event the linking
+        stage wrote, nor move an alert's creation time); the rest is replaced. (Articles are
+        written by the linking stage: ``indexer.events.article_document``.)"""
         if isinstance(doc, Alert):
             fields = doc.model_dump(mode="json", exclude={"event_id", "created_at"})
             first = {"created_at": doc.model_dump(mode="json", include={"created_at"})["created_at"]}
@@ -155,16 +153,16 @@ def create(settings: Settings) -> ServiceApp:
         async for batch in batches:
             written = await indexer.write(kind, model, list(batch))
             for doc in written:
-                if isinstance(doc, EnrichedArticle):
-                    await reports_topic.send(
-                        key=(ARTICLE_KEY + doc.id).encode(), value=for_linking(doc).to_bytes()
-                    )
-                elif isinstance(doc, Alert):
+                if isinstance(doc, Alert):
                     await reports_topic.send(key=(ALERT_KEY + doc.id).encode(), value=doc.to_bytes())
 
     @app.agent(enriched_topic)
-    async def index_articles(stream: StreamT[bytes]) -> None:
-        await consume(stream, "articles", EnrichedArticle)
+    async def forward_articles(stream: StreamT[bytes]) -> None:
+        # Written by the linking stage, once, with their event.
+        async for event in stream.events():
+            article = await service.parse(EnrichedArticle, event, "indexer.articles")
+            if article is not None:
+                await reports_topic.send(key=(ARTICLE_KEY + article.id).encode(), value=event.value)
 
     @app.agent(service.dead_letter_topic)
     async def index_dead_letters(stream: StreamT[bytes]) -> None:
@@ -189,9 +187,11 @@ def create(settings: Settings) -> ServiceApp:
                 await asyncio.sleep(backoff_delay(attempt, settings.index_retry_max_seconds))
 
     async def link_ops(event: Any) -> list[BulkOp]:
-        """The writes that record one report or claim sighting (a broken one: a dead letter)."""
+        """The writes that record one report or claim sighting (a broken one: a dead letter; an
+        article whose linking failed is still written, without an event)."""
         key = (event.key or b"").decode("utf-8", "replace")
         started = time.perf_counter()
+        article: EnrichedArticle | None = None
         try:
             if key.startswith(ALERT_KEY):
                 alert = Alert.from_bytes(event.value)
@@ -199,7 +199,8 @@ def create(settings: Settings) -> ServiceApp:
                 if ops is None:
                     ops = await old_alert_ops(alert)
             else:
-                ops = linking.article_ops(EnrichedArticle.from_bytes(event.value))
+                article = EnrichedArticle.from_bytes(event.value)
+                ops = linking.article_ops(article)
         except MessageError as exc:
             await service.dead_letter("indexer.events", exc, payload=event.value, event=event)
             return []
@@ -208,7 +209,7 @@ def create(settings: Settings) -> ServiceApp:
             await service.dead_letter(
                 "indexer.events", describe_exception(exc), payload=event.value, event=event
             )
-            return []
+            return [article_document(settings.index("articles"), article)] if article is not None else []
         metrics.EVENT_LINK_SECONDS.observe(time.perf_counter() - started)
         return ops
 
@@ -225,6 +226,10 @@ def create(settings: Settings) -> ServiceApp:
             for event in batch:
                 stream._set_current_event(event)  # type: ignore[attr-defined]
                 ops += await link_ops(event)
-            await indexer.bulk(without_superseded(ops), stage="indexer.events")
+            ops = without_superseded(ops)
+            rejected = await indexer.bulk(ops, stage="indexer.events")
+            articles = settings.index("articles")
+            done = [op for op in ops if op.index == articles and op.action == "upsert"]
+            metrics.INDEXED.labels(index="articles").inc(sum(op.id not in rejected for op in done))
 
     return service
