@@ -11,7 +11,6 @@ so a trafilatura release that changes its steps shows up there.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from htmldate import find_date
@@ -27,7 +26,9 @@ from trafilatura.metadata import (
 )
 from trafilatura.settings import Document
 
-log = logging.getLogger(__name__)
+from wirewatch.core.logs import get_logger
+
+log = get_logger(__name__)
 
 #: The ``Document`` fields ``page_metadata`` fills as ``extract_metadata`` does.
 KEPT_FIELDS = ("title", "author", "url", "date", "sitename", "description", "language")
