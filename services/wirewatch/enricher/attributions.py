@@ -402,9 +402,10 @@ def _subject_like(phrase: str, before: str, verb: str) -> bool:
     return bool(re.search(r"[»”\"]\s*,?\s*$", before)) or (phrase[0].isupper() and len(phrase.split()) <= 4)
 
 
-def has_attribution_cue(sentence: str) -> bool:
-    """Whether ``sentence`` has an attributing expression ("selon", "a déclaré", "said", …)."""
-    lowered = sentence.lower()
+def has_attribution_cue(sentence: str, lowered: str | None = None) -> bool:
+    """Whether ``sentence`` has an attributing expression ("selon", "a déclaré", "said", …)
+    (``lowered``: ``sentence.lower()`` if already made)."""
+    lowered = sentence.lower() if lowered is None else lowered
     return bool(
         _INTRODUCERS.search(sentence, lowered)
         or _FR_PAST.search(sentence, lowered)

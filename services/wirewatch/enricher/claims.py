@@ -242,7 +242,7 @@ def _score(
     words = len(text.split())
     penalty = _SHORT_PENALTY if words < 6 else _LONG_PENALTY if words > 90 else 0.0
     checks: tuple[tuple[str, Callable[[], bool]], ...] = (
-        ("attribution", lambda: attributed if attributed is not None else has_attribution_cue(text)),
+        ("attribution", lambda: attributed if attributed is not None else has_attribution_cue(text, lowered)),
         ("quote", lambda: _has_quote(text)),
         ("entity", lambda: _names_one(text, names)),
         ("event-verb", lambda: _EVENT.search(text, lowered)),
