@@ -389,6 +389,15 @@ def test_seed_reports_of_one_event_share_it_and_the_later_one_does_not(pipeline:
     assert by_seed["000"] in mayadin["related"]
 
 
+def _given_up(pipeline: Pipeline, alert_ids: set[str]) -> list[DeadLetter]:
+    """Deliveries of ``alert_ids`` that ended as dead letters."""
+    return [
+        x
+        for x in _dead_letters(pipeline)
+        if x.stage == "alerts.deliver" and any(i in (x.payload or "") for i in alert_ids)
+    ]
+
+
 def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipeline: Pipeline) -> None:
     """One webhook down through many rounds of retries (the e2e settings make a round 1.5 s
     instead of the default minute, so 20 s here stand for a ten-minute outage), and the alerts
@@ -449,12 +458,7 @@ def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipe
     assert {i: delivered[i] for i in ids} == {i: 1 for i in ids}
     audit = pipeline.delivered(path=AUDIT_WEBHOOK_PATH)
     assert {i: audit.get(i) for i in ids} == {i: 1 for i in ids}
-    given_up = [
-        x
-        for x in _dead_letters(pipeline)
-        if x.stage == "alerts.deliver" and any(i in (x.payload or "") for i in ids)
-    ]
-    assert given_up == []
+    assert _given_up(pipeline, ids) == []
 
 
 def test_of_two_webhooks_down_the_one_back_first_is_not_held_up_by_the_other(pipeline: Pipeline) -> None:
@@ -505,12 +509,7 @@ def test_of_two_webhooks_down_the_one_back_first_is_not_held_up_by_the_other(pip
     for path in paths:
         delivered = pipeline.delivered(path=path)
         assert {i: delivered.get(i) for i in ids} == {i: 1 for i in ids}, path
-    given_up = [
-        x
-        for x in _dead_letters(pipeline)
-        if x.stage == "alerts.deliver" and any(i in (x.payload or "") for i in ids)
-    ]
-    assert given_up == []
+    assert _given_up(pipeline, ids) == []
 
 
 def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pipeline) -> None:
