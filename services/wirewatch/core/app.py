@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from wirewatch.core import metrics
 from wirewatch.core.ids import stable_id
-from wirewatch.core.kafka import COMPACTED, faust_credentials, pause_after_empty_fetches
+from wirewatch.core.kafka import COMPACTED, faust_credentials, fetch_max_wait, pause_after_empty_fetches
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter, Message, MessageError
 from wirewatch.core.settings import ServiceName, Settings
@@ -205,6 +205,7 @@ class ServiceApp:
         _commit_only_what_was_handled()
         _gaps_only_where_compacted({settings.topics[name] for name in COMPACTED})
         pause_after_empty_fetches(settings.kafka_empty_fetch_pause)
+        fetch_max_wait(settings.kafka_fetch_max_wait)
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
         datadir.mkdir(parents=True, exist_ok=True)
