@@ -515,14 +515,36 @@ class Observed:
     duplicates: int = 0
 
 
+#: ``--keep-articles``: articles deleted from the search index per request.
+RETIRE_BATCH = 500
+
+
 class Watcher:
     """Finds published articles in the search index, and alerts in the alerts index."""
 
-    def __init__(self, es_url: str, n_of_url: dict[str, int]) -> None:
+    def __init__(self, es_url: str, n_of_url: dict[str, int], keep_articles: int = 0) -> None:
         self.client = httpx.Client(base_url=es_url, timeout=30)
         self.n_of_url = n_of_url
         self.seen = Observed()
         self._last_alert_poll = 0.0
+        self.keep_articles = keep_articles
+        self._kept: list[str] = []  # ids of the articles seen and not deleted yet, oldest first
+        self.deleted = 0
+
+    def retire(self) -> None:
+        """With ``keep_articles``: delete the oldest articles seen, past the newest that many, as
+        an ILM delete phase would (osmem-server holds every document in memory)."""
+        batch = RETIRE_BATCH
+        if not self.keep_articles or len(self._kept) < self.keep_articles + batch:
+            return
+        old, self._kept = self._kept[:batch], self._kept[batch:]
+        try:
+            response = self.client.post(
+                "/wirewatch-articles/_delete_by_query?refresh=true", json={"query": {"terms": {"id": old}}}
+            )
+            self.deleted += int(response.json().get("deleted", 0))
+        except (httpx.HTTPError, ValueError) as exc:
+            print(f"# deleting old articles failed: {exc!r}", file=sys.stderr)
 
     def poll(self, pending: list[str]) -> list[int]:
         """Look for ``pending`` article URLs; returns the articles found now."""
@@ -546,6 +568,8 @@ class Watcher:
                 self.seen.ids[n] = doc["id"]
                 self.seen.duplicates += bool(doc.get("is_duplicate"))
                 found.append(n)
+                self._kept.append(doc["id"])
+        self.retire()
         if now - self._last_alert_poll >= 1.0:
             self._last_alert_poll = now
             self.poll_alerts(now)
@@ -748,7 +772,14 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
     supervisor = Supervisor(list(SERVICES), env, tmp / "logs")
     n_of_url: dict[str, int] = {}
     run = Run(
-        pages, args, site, servers, supervisor, Watcher(servers.es_url, n_of_url), matching, len(claims)
+        pages,
+        args,
+        site,
+        servers,
+        supervisor,
+        Watcher(servers.es_url, n_of_url, args.keep_articles),
+        matching,
+        len(claims),
     )
     total = args.warmup + args.articles
     n_of_url.update({site.url_of(n): n for n in range(total)})
@@ -870,6 +901,10 @@ def steady_rate(times: list[float]) -> float:
     return (hi - lo) / (times[hi] - times[lo]) if times[hi] > times[lo] else float("nan")
 
 
+#: Runs of at least this many articles also report each process's RSS after every tenth of them.
+LONG_RUN = 2000
+
+
 def report(run: Run, ref_cpu: float) -> list[str]:
     args, seen, site = run.args, run.watcher.seen, run.site
     measured = range(run.first, run.first + args.articles)
@@ -968,6 +1003,17 @@ def report(run: Run, ref_cpu: float) -> list[str]:
         f"| plain trafilatura.extract, same pages (reference) | — | {ref_cpu * counted:.1f} | "
         f"{1000 * ref_cpu:.1f} | — | 1.00 | — | — |",
     ]
+    if len(found) >= LONG_RUN:  # memory over a long run, in tenths of it
+        marks = [tenth / 10 for tenth in range(1, 11)]
+        deleted = f" ({run.watcher.deleted} deleted from the search index)" if args.keep_articles else ""
+        rows += [
+            "",
+            f"RSS MB after each tenth of the {len(found)} articles{deleted}",
+            "",
+            "| process | " + " | ".join(f"{int(m * 100)} %" for m in marks) + " |",
+            "|---|" + "---:|" * len(marks),
+        ]
+        rows += [f"| {name} | " + " | ".join(rss_at(name, m) for m in marks) + " |" for name in run.cpu_end]
     return rows
 
 
@@ -1018,6 +1064,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="Date consecutive articles this many hours apart in the feeds, ending now (long runs: "
         "the 7-day event window and the 30-day copies window expire as they would over months).",
+    )
+    parser.add_argument(
+        "--keep-articles",
+        type=int,
+        default=0,
+        help="Delete all but about this many of the newest articles seen from the search index, as "
+        "an ILM delete phase would (long runs: osmem-server holds every document in RAM; 0: keep all).",
     )
     args = parser.parse_args(argv)
     if args.feeds < 1 or args.feeds > 240:

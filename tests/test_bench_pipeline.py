@@ -56,7 +56,9 @@ def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.Capture
         )
     )
     bench = load_script()
+    bench.LONG_RUN, bench.RETIRE_BATCH = 30, 5  # the long-run memory table, and old articles deleted
     args = "--articles 30 --rate 10 --window 30 --claims 50 --matching 3 --feeds 3 --warmup 2 --idle 0"
+    args += " --keep-articles 10"
     code = bench.main([str(docs), *args.split(), "--poll", "0.5", "--stall", "60"])
     assert code == 0
     out = capsys.readouterr().out
@@ -74,6 +76,10 @@ def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.Capture
     assert re.search(r"\| \d+\.\d \| \d+\.\d \|", fetcher)  # CPU s and ms/article
     reference = next(r for r in rows if "trafilatura.extract" in r)
     assert float(reference.split("|")[4]) > 0
+    deleted = re.search(r"tenth of the 30 articles \((\d+) deleted from the search index\)", out)
+    assert deleted and int(deleted.group(1)) >= 15  # 32 seen, about 10 kept
+    tenths = [r for r in rows if r.startswith("| fetcher |")][-1]
+    assert len(re.findall(r"\| \d+ ", tenths)) == 10  # RSS after each tenth of the run
 
 
 def test_long_run_options_make_unique_pages_dated_hours_apart() -> None:
