@@ -43,6 +43,8 @@ def test_the_request_timeout_must_outlast_a_group_join() -> None:
     with pytest.raises(ValidationError, match="must exceed the session and rebalance timeouts"):
         make_settings(kafka_request_timeout=12, kafka_session_timeout=20, kafka_rebalance_timeout=5)
     assert make_settings(kafka_request_timeout=11).kafka_request_timeout == 11
+    with pytest.raises(ValidationError, match="must exceed WIREWATCH_KAFKA_FETCH_MAX_WAIT=25"):
+        make_settings(kafka_request_timeout=20, kafka_fetch_max_wait=25)
 
 
 def test_faust_gets_the_request_timeout(tmp_path: Any) -> None:

@@ -348,12 +348,18 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_kafka_timing(self) -> Settings:
         """A request must be allowed to outlast a group join (Faust refuses a session timeout
-        above the request timeout; a join is held for up to the rebalance timeout)."""
+        above the request timeout; a join is held for up to the rebalance timeout) and a held
+        fetch."""
         longest = max(self.kafka_session_timeout, self.kafka_rebalance_timeout)
         if self.kafka_request_timeout <= longest:
             raise ValueError(
                 f"WIREWATCH_KAFKA_REQUEST_TIMEOUT={self.kafka_request_timeout:g} must exceed the session and "
                 f"rebalance timeouts ({longest:g} s)"
+            )
+        if self.kafka_request_timeout <= self.kafka_fetch_max_wait:
+            raise ValueError(
+                f"WIREWATCH_KAFKA_REQUEST_TIMEOUT={self.kafka_request_timeout:g} must exceed "
+                f"WIREWATCH_KAFKA_FETCH_MAX_WAIT={self.kafka_fetch_max_wait:g}: a fetch is held that long"
             )
         return self
 
