@@ -44,7 +44,10 @@ What it does, in one run:
    stopping at the pages' copies; ``--hours-apart H`` dates article ``n`` in the feeds ``H`` hours
    after article ``n - 1`` (the last one now), so the event window (7 days) and the copies window
    (30 days) expire within the run as they would over months. Latencies still count from the
-   item's appearance in its feed.
+   item's appearance in its feed. ``--keep-articles K`` deletes all but the K newest articles
+   seen from the search index, 500 at a time, as an ILM delete phase would (osmem-server holds
+   every document in RAM; each delete stalls it, so latencies then carry the harness's cost).
+   A run of 2,000 articles or more also prints each process's RSS after every tenth of it.
 5. Stops the stack, then runs plain ``trafilatura.extract`` (defaults) over the same pages in this
    process, one at a time (CPU time, ``time.process_time``, the fastest of 3 passes), weighted by
    how often each page was served (with ``--unique``: over a sample of up to 300 of the pages
