@@ -83,7 +83,7 @@ class Indexer:
         ops = [self._op(index, doc) for doc in docs]
         rejected = await self.bulk(ops, stage=f"indexer.{kind}", quiet=model is DeadLetter)
         metrics.INDEXED.labels(index=kind).inc(len(ops) - len(rejected))
-        return [doc for doc in docs if doc.id not in rejected]  # type: ignore[attr-defined]
+        return [doc for doc in docs if (index, doc.id) not in rejected]  # type: ignore[attr-defined]
 
     @staticmethod
     def _op(index: str, doc: Message) -> BulkOp:
@@ -96,8 +96,9 @@ class Indexer:
             return BulkOp(index, doc.id, fields, "upsert", on_create=first)
         return BulkOp(index, doc.id, doc.model_dump(mode="json"))  # type: ignore[attr-defined]
 
-    async def bulk(self, ops: list[BulkOp], *, stage: str, quiet: bool = False) -> set[str]:
-        """Apply ``ops``; dead-letter the refused ones (only count them when ``quiet``); their ids."""
+    async def bulk(self, ops: list[BulkOp], *, stage: str, quiet: bool = False) -> set[tuple[str, str]]:
+        """Apply ``ops``; dead-letter the refused ones (only count them when ``quiet``); their
+        (index, id): one bulk may write an article and its event-link record under one id."""
         if not ops:
             return set()
         es = await self.es()
@@ -115,7 +116,7 @@ class Indexer:
                 key=op.id,
                 payload=str(op.doc)[:65536],
             )
-        return {op.id for op, _ in result.rejected}
+        return {(op.index, op.id) for op, _ in result.rejected}
 
 
 def create(settings: Settings) -> ServiceApp:
@@ -221,6 +222,7 @@ def create(settings: Settings) -> ServiceApp:
         batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
             settings.index_batch_size, within=settings.index_batch_seconds
         )
+        articles = settings.index("articles")
         async for batch in batches:
             ops: list[BulkOp] = []
             for event in batch:
@@ -228,8 +230,7 @@ def create(settings: Settings) -> ServiceApp:
                 ops += await link_ops(event)
             ops = without_superseded(ops)
             rejected = await indexer.bulk(ops, stage="indexer.events")
-            articles = settings.index("articles")
-            done = [op for op in ops if op.index == articles and op.action == "upsert"]
-            metrics.INDEXED.labels(index="articles").inc(sum(op.id not in rejected for op in done))
+            written = [op for op in ops if op.index == articles and (op.index, op.id) not in rejected]
+            metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
 
     return service
