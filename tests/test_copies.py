@@ -145,6 +145,32 @@ def test_articles_expire_after_the_ttl() -> None:
     assert len(index) == 3
 
 
+def test_at_most_max_articles_are_remembered_the_oldest_go_first() -> None:
+    index = CopyIndex(ttl=30 * DAY, max_articles=2)
+    _link(index, 1, WIRE_EN)
+    _link(index, 2, OTHER_FR)
+    assert index.pop_expired() == [] and len(index) == 2
+    _link(index, 3, OTHER_EN)
+    assert index.pop_expired() == [_id(1)] and len(index) == 2
+    # The first original is forgotten; the second is still found.
+    assert _link(index, 4, WIRE_EN).duplicate_of is None
+    assert _link(index, 5, OTHER_EN).duplicate_of == _id(3)
+    with pytest.raises(ValueError, match="at least 1"):
+        CopyIndex(max_articles=0)
+
+
+def test_a_linker_with_a_smaller_bound_forgets_the_oldest_records_of_its_table() -> None:
+    table: dict[str, Any] = {}
+    linker = CopyLinker(table, ttl_days=30)
+    for n, text in enumerate([WIRE_EN, OTHER_FR, OTHER_EN], start=1):
+        linker.link(_article(n, text), at=float(n))
+    assert set(table) == {_id(1), _id(2), _id(3)}
+    restarted = CopyLinker(table, ttl_days=30, max_articles=2)  # e.g. after the setting was lowered
+    assert len(restarted.index) == 2 and set(table) == {_id(2), _id(3)}
+    restarted.link(_article(4, REPOST_EN), at=4.0)
+    assert set(table) == {_id(3), _id(4)}
+
+
 def test_index_memory_stays_small() -> None:
     index = CopyIndex()
     for n in range(300):

@@ -281,13 +281,18 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
     assert _retro_searches(pipeline, "searched") == 0
 
 
+def _metric(pipeline: Pipeline, service: str, sample: str) -> float:
+    """One sample (name and labels, as Prometheus writes them) of a service's /metrics, or 0."""
+    assert pipeline.supervisor is not None
+    port = pipeline.supervisor.children[service].port
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def _retro_searches(pipeline: Pipeline, outcome: str) -> float:
     """The alerts service's count of retroactive searches run or skipped (since it started)."""
-    assert pipeline.supervisor is not None
-    port = pipeline.supervisor.children["alerts"].port
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    found = re.search(rf'^wirewatch_retroactive_searches_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
+    return _metric(pipeline, "alerts", f'wirewatch_retroactive_searches_total{{outcome="{outcome}"}}')
 
 
 def _events_of(pipeline: Pipeline, ids: list[str]) -> dict[str, str | None]:
@@ -328,6 +333,10 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     [event] = pipeline.search("events", {"ids": {"values": [event_id]}})
     assert event["article_count"] == 3 and event["earliest_article_id"] == korvath[0]
     assert event["label"] == "Korvath dam gates opened"
+    # What the windows hold shows on /metrics (an operator sizes memory by them).
+    assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="events"}') >= 1
+    assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="event_articles"}') >= 3
+    assert _metric(pipeline, "enricher", 'wirewatch_window_items{window="copies"}') >= 3
     # The claim tracked in the previous test was found (retroactively) in the Korvath reports.
     wait_for(
         lambda: pipeline.search("events", {"ids": {"values": [event_id]}})[0]["claim_count"] >= 1,

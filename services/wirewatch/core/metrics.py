@@ -33,6 +33,12 @@ CONSUMER_LAG = Gauge(
 ASSIGNED_PARTITIONS = Gauge(
     "wirewatch_assigned_partitions", "Partitions this worker currently consumes, by topic", ["topic"]
 )
+WINDOW_ITEMS = Gauge(
+    "wirewatch_window_items",
+    "Items in a stage's in-memory window: copies (articles remembered for duplicate detection), "
+    "events (joinable events), event_articles (articles whose event is remembered)",
+    ["window"],
+)
 EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, by reason", ["reason"])
 EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
 EVENT_LINK_SECONDS = Histogram(

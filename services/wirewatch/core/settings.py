@@ -213,6 +213,13 @@ class Settings(BaseSettings):
     copies_ttl_days: float = Field(
         default=30.0, gt=0, description="Days an article is remembered for duplicate and reuse detection."
     )
+    copies_max_articles: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="At most this many articles are remembered for duplicate and reuse detection (the "
+        "oldest go first): a bound on the enricher's memory whatever the flow (about 1 KB per article, "
+        "3-4 KB more with memory:// tables).",
+    )
 
     # --- Alerts --------------------------------------------------------------------------
     alert_digest_seconds: float = Field(

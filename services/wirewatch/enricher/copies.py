@@ -1,7 +1,8 @@
 """Which earlier article is this a copy of, and what did it borrow from which?
 
 :class:`CopyIndex` remembers the winnowed fingerprints (:mod:`~wirewatch.enricher.fingerprints`)
-of every original article of the last ``ttl`` seconds and, for each new article, decides:
+of every original article of the last ``ttl`` seconds (and at most ``max_articles`` articles:
+the oldest go first) and, for each new article, decides:
 
 - **exact duplicate**: same normalised text as an earlier original (similarity 1.0);
 - **near-duplicate**: the two texts cover each other almost entirely (both shares at least
@@ -18,7 +19,8 @@ in the stream that is the order of one partition (see ``enricher/service.py``).
 
 Memory: per original article, one row (~40 bytes) plus 12 bytes per fingerprint (~75 for a
 5 KB article) in sorted numpy runs merged like a log-structured merge tree; duplicates cost
-one row and one entry. Expired articles are dropped in bulk. Every decision can be rebuilt:
+one row and one entry. Expired articles are dropped in bulk; ``max_articles`` bounds the memory
+whatever the flow, where ``ttl`` alone lets it grow with the articles per day. Every decision can be rebuilt:
 :meth:`record` gives a small JSON-able record per article that :meth:`restore` takes back
 (the stream keeps them in a changelog-backed Faust table).
 """
@@ -237,10 +239,16 @@ class _Pair:
 
 
 class CopyIndex:
-    """Duplicates and text reuse among the articles of the last ``ttl`` seconds."""
+    """Duplicates and text reuse among the articles of the last ``ttl`` seconds, at most the
+    ``max_articles`` latest of them (None: no count bound)."""
 
-    def __init__(self, ttl: float = 30 * 86400, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, ttl: float = 30 * 86400, thresholds: Thresholds | None = None, max_articles: int | None = None
+    ) -> None:
+        if max_articles is not None and max_articles < 1:
+            raise ValueError(f"max_articles must be at least 1, not {max_articles}")
         self.ttl = ttl
+        self.max_articles = max_articles
         self.thresholds = thresholds or Thresholds()
         self._docs = _Docs()
         self._postings = _Postings()
@@ -418,15 +426,17 @@ class CopyIndex:
         self._postings.add(hashes, np.full(len(hashes), seq, dtype=np.uint32), positions)
 
     def _advance(self, at: float) -> None:
-        """Move stream time to ``at`` and expire what is older than ``ttl``."""
-        if at <= self._now:
-            return
-        self._now = at
-        cutoff = at - self.ttl
+        """Move stream time to ``at`` and expire what is older than ``ttl``, and the oldest
+        articles beyond ``max_articles``."""
         docs = self._docs
         first = self._first_live
-        while first < docs.next_seq and docs.times[docs.row(first)] < cutoff:
-            first += 1
+        if at > self._now:
+            self._now = at
+            cutoff = at - self.ttl
+            while first < docs.next_seq and docs.times[docs.row(first)] < cutoff:
+                first += 1
+        if self.max_articles is not None:
+            first = max(first, docs.next_seq - self.max_articles)
         if first == self._first_live:
             return
         self._expired.extend(docs.id_of(seq) for seq in range(self._first_live, first))

@@ -64,7 +64,7 @@ def enrich_documents(
     """Each document with its enriched article, in order. Ids in the articles are internal
     (hashes of the document ids); :func:`dedup_rows` maps them back."""
     settings = settings or Settings()
-    linker = CopyLinker({}, settings.copies_ttl_days)
+    linker = CopyLinker({}, settings.copies_ttl_days, settings.copies_max_articles)
     clock = 0.0
     for position, doc in enumerate(docs):
         raw = document_article(doc, stable_id("doc", str(doc["id"])))

@@ -70,15 +70,18 @@ class CopyLinker:
     The stream and ``wirewatch eval dedup`` both use this class, so they decide alike.
     """
 
-    def __init__(self, table: MutableMapping[str, Any], ttl_days: float) -> None:
+    def __init__(
+        self, table: MutableMapping[str, Any], ttl_days: float, max_articles: int | None = None
+    ) -> None:
         self.table = table
         self.ttl = ttl_days * 86400
+        self.max_articles = max_articles
         self._index: CopyIndex | None = None
 
     @property
     def index(self) -> CopyIndex:
         if self._index is None:
-            self._index = CopyIndex(ttl=self.ttl)
+            self._index = CopyIndex(ttl=self.ttl, max_articles=self.max_articles)
             records = sorted(self.table.items(), key=lambda item: int(item[1]["seq"]))
             for article_id, record in records:
                 self._index.restore(article_id, record)
@@ -129,7 +132,7 @@ def create(settings: Settings) -> ServiceApp:
     enriched_topic = service.topic(settings.topic_enriched)
     copies_topic = service.topic(f"{app.conf.id}-copies", internal=True, partitions=1)
     copies_table = app.Table("copies", default=None, partitions=1, key_type=str, value_type=None)
-    linker = CopyLinker(copies_table, settings.copies_ttl_days)
+    linker = CopyLinker(copies_table, settings.copies_ttl_days, settings.copies_max_articles)
 
     @service.on_prepare
     async def _load_models(_: Settings) -> None:
@@ -181,6 +184,7 @@ def create(settings: Settings) -> ServiceApp:
                 continue
             if article.is_duplicate:
                 metrics.DUPLICATES.inc()
+            metrics.WINDOW_ITEMS.labels(window="copies").set(len(linker.index))
             if await send_on(enriched_topic, article, "enricher.link", event):
                 metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
 

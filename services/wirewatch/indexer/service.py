@@ -229,6 +229,9 @@ def create(settings: Settings) -> ServiceApp:
                 stream._set_current_event(event)  # type: ignore[attr-defined]
                 ops += await link_ops(event)
             ops = without_superseded(ops)
+            linker = linking.store.linker
+            metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
+            metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
             rejected = await indexer.bulk(ops, stage="indexer.events")
             written = [op for op in ops if op.index == articles and (op.index, op.id) not in rejected]
             metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
