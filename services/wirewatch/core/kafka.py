@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -48,25 +49,24 @@ def pause_after_empty_fetches(seconds: float) -> None:
     read. The pause counts from when the fetch was sent, so a broker that did wait is not made to
     wait again. 0 restores aiokafka's behaviour.
     """
-    from aiokafka.consumer.fetcher import Fetcher
-
-    upstream = getattr(Fetcher._proc_fetch_request, "_wirewatch_upstream", Fetcher._proc_fetch_request)
     if seconds <= 0:
-        Fetcher._proc_fetch_request = upstream  # type: ignore[method-assign]
+        _wrap_fetcher("_proc_fetch_request", None)
         return
 
-    async def _proc_fetch_request(self: Fetcher, assignment: Any, node_id: int, request: Any) -> bool:
-        sent = time.monotonic()
-        records_or_errors: bool = await upstream(self, assignment, node_id, request)
-        if not records_or_errors:
-            try:
-                await asyncio.sleep(max(0.0, seconds - (time.monotonic() - sent)))
-            except asyncio.CancelledError:  # closing or unassigned: aiokafka's own fetch returns too
-                return False
-        return records_or_errors
+    def wrap(upstream: Any) -> Any:
+        async def _proc_fetch_request(self: Any, assignment: Any, node_id: int, request: Any) -> bool:
+            sent = time.monotonic()
+            records_or_errors: bool = await upstream(self, assignment, node_id, request)
+            if not records_or_errors:
+                try:
+                    await asyncio.sleep(max(0.0, seconds - (time.monotonic() - sent)))
+                except asyncio.CancelledError:  # closing or unassigned: aiokafka's own fetch returns too
+                    return False
+            return records_or_errors
 
-    _proc_fetch_request._wirewatch_upstream = upstream  # type: ignore[attr-defined]
-    Fetcher._proc_fetch_request = _proc_fetch_request  # type: ignore[method-assign]
+        return _proc_fetch_request
+
+    _wrap_fetcher("_proc_fetch_request", wrap)
 
 
 def fetch_max_wait(seconds: float) -> None:
@@ -78,17 +78,31 @@ def fetch_max_wait(seconds: float) -> None:
     a fetch is held waited about a fifth of the max wait on average (0.34 s at 1.5 s, 0.03 s at
     0.1 s), at each hop of the pipeline.
     """
-    from aiokafka.consumer.fetcher import Fetcher
-
-    upstream = getattr(Fetcher.__init__, "_wirewatch_upstream", Fetcher.__init__)
     wait_ms = max(1, round(seconds * 1000))
 
-    def __init__(self: Fetcher, *args: Any, **kwargs: Any) -> None:
-        kwargs["fetch_max_wait_ms"] = wait_ms
-        upstream(self, *args, **kwargs)
+    def wrap(upstream: Any) -> Any:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = wait_ms
+            upstream(self, *args, **kwargs)
 
-    __init__._wirewatch_upstream = upstream  # type: ignore[attr-defined]
-    Fetcher.__init__ = __init__  # type: ignore[method-assign]
+        return __init__
+
+    _wrap_fetcher("__init__", wrap)
+
+
+def _wrap_fetcher(name: str, wrap: Callable[[Any], Any] | None) -> None:
+    """Replace aiokafka's ``Fetcher.<name>`` by ``wrap(aiokafka's own)``, or put aiokafka's own
+    back (``wrap`` None). Calling it again replaces the earlier wrapper rather than stacking."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    current = getattr(Fetcher, name)
+    upstream = getattr(current, "_wirewatch_upstream", current)
+    if wrap is None:
+        setattr(Fetcher, name, upstream)
+        return
+    wrapper = wrap(upstream)
+    wrapper._wirewatch_upstream = upstream
+    setattr(Fetcher, name, wrapper)
 
 
 class KafkaUnavailableError(RuntimeError):
