@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 import stories
 from conftest import run, search_docs, settings_for, wait_for
 from newsroom import NewsSite
@@ -116,6 +118,12 @@ class Pipeline:
             alert_id = post.headers.get("X-Wirewatch-Alert-Id", "")
             counts[alert_id] = counts.get(alert_id, 0) + 1
         return counts
+
+    def metrics(self, worker: str) -> str:
+        """What one worker (``enricher``, ``enricher-2`` …) serves on ``/metrics`` now."""
+        assert self.supervisor is not None
+        port = self.supervisor.children[worker].port
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
     def log_lines(self, worker: str) -> list[dict[str, Any]]:
         """The JSON log lines of one worker (``enricher``, ``enricher-2`` …)."""

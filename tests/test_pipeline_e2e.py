@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import stories
@@ -283,10 +282,7 @@ def test_newly_tracked_claim_finds_reports_already_indexed(pipeline: Pipeline) -
 
 def _metric(pipeline: Pipeline, service: str, sample: str) -> float:
     """One sample (name and labels, as Prometheus writes them) of a service's /metrics, or 0."""
-    assert pipeline.supervisor is not None
-    port = pipeline.supervisor.children[service].port
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.M)
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", pipeline.metrics(service), re.M)
     return float(found.group(1)) if found else 0.0
 
 

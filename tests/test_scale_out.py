@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import stories
@@ -128,10 +127,7 @@ def news_day(backend: Backend, tmp: Path, replicas: dict[ServiceName, int] | Non
             what="the retroactive alert of the claim tracked at the end",
         )
         assert pipeline.supervisor is not None
-        worker_metrics = {
-            name: httpx.get(f"http://127.0.0.1:{child.port}/metrics", timeout=5).text
-            for name, child in pipeline.supervisor.children.items()
-        }
+        worker_metrics = {name: pipeline.metrics(name) for name in pipeline.supervisor.children}
         alerts = pipeline.search("alerts")
     finally:
         pipeline.stop()
