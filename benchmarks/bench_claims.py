@@ -60,7 +60,7 @@ from wirewatch.alerts.detect import alerts_for, sentences_of
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
-from wirewatch.core.vectors import get_encoder
+from wirewatch.core.vectors import SentenceEncoder
 from wirewatch.enricher.offline import document_article
 from wirewatch.enricher.service import analyse
 from wirewatch.evaluation import tokens
@@ -294,10 +294,12 @@ def measure_cost(claims: Sequence[TrackedClaim], queries: Sequence[Query], scale
     sentences = [s for q in queries for s in _SENTENCE_END.split(q.text) if len(s.split()) >= 4]
     batches = [sentences[i * 15 : (i + 1) * 15] for i in range(min(articles, len(sentences) // 15))]
     watchlist = list(claims) + synthetic_claims(claims, max(0, scale - len(claims)))
-    get_encoder().encode(["the model is loaded before the index is measured"])
+    # No vector cache: every sentence is a new one, as in an article the stream has not seen.
+    encoder = SentenceEncoder(cache_size=0)
+    encoder.encode(["the model is loaded before the index is measured"])
     before = resident_bytes()
     start = time.perf_counter()
-    matcher = ClaimMatcher()
+    matcher = ClaimMatcher(encoder=encoder)
     matcher.upsert_many(watchlist)
     build = time.perf_counter() - start
     grown = resident_bytes() - before

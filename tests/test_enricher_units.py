@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import EnrichedArticle, RawArticle
 from wirewatch.core.text import content_hash
-from wirewatch.enricher.service import analyse
+from wirewatch.enricher import service as enricher_service
+from wirewatch.enricher.service import RecentAnalyses, analyse
 
 WIRE_TEXT = (
     "Voltera announced on Tuesday that it will build a battery plant near Dunkirk, investing 1.2 billion "
@@ -68,6 +71,31 @@ def test_analyse_falls_back_to_the_hint_without_text() -> None:
     assert (article.language, article.language_confidence) == ("fr", 0.0)
     article = analyse(_raw(FIRST, "", title=""))
     assert article.language == "und"
+
+
+def test_a_word_for_word_copy_is_analysed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    analysed: list[str] = []
+    upstream = enricher_service.analyse_text
+
+    def counting(title: str, text: str, language: str) -> Any:
+        analysed.append(title)
+        return upstream(title, text, language)
+
+    monkeypatch.setattr(enricher_service, "analyse_text", counting)
+    recent = RecentAnalyses(size=2)
+    first = analyse(_raw(FIRST), recent)
+    copy = analyse(_raw(COPY), recent)  # another outlet, the same title and text
+    assert len(analysed) == 1
+    assert copy.id != first.id and copy.url == COPY
+    derived = set(EnrichedArticle.model_fields) - set(RawArticle.model_fields) - {"enriched_at"}
+    assert copy.model_dump(include=derived) == first.model_dump(include=derived)
+    assert copy.model_dump(include=derived) == analyse(_raw(COPY)).model_dump(include=derived)
+
+    analyse(_raw(COPY, title="Voltera picks Dunkirk"), recent)  # a title of its own: analysed
+    analyse(_raw(COPY, language_hint="fr"), recent)  # declared in another language: analysed
+    assert len(analysed) == 4
+    analyse(_raw(FIRST), recent)  # the oldest of three, pushed out of a cache of two
+    assert len(analysed) == 5
 
 
 def test_same_text_modulo_typography_has_the_same_hash() -> None:

@@ -71,6 +71,33 @@ def test_encoder_gives_unit_float32_vectors_and_zero_for_blank() -> None:
     assert get_encoder() is get_encoder()
 
 
+def test_encoder_remembers_recent_texts_and_encodes_a_repeated_text_once() -> None:
+    calls: list[list[str]] = []
+    encoder = SentenceEncoder(cache_size=3)
+    model = get_encoder()
+
+    class Counting:  # the model's forward pass, counting what reaches it
+        def encode(self, texts: list[str]) -> Vectors:
+            calls.append(list(texts))
+            return model.encode(texts, remember=False)
+
+    encoder._model = Counting()
+    first = encoder.encode(["Mosul", "Raqqa", "Mosul", ""])
+    assert calls == [["Mosul", "Raqqa"]]  # "Mosul" twice in one call: encoded once
+    assert np.array_equal(first[0], first[2]) and not first[3].any()
+    again = encoder.encode(["Raqqa", "Mayadin"])
+    assert calls[1:] == [["Mayadin"]] and np.array_equal(again[0], first[1])
+    again[0] *= 0  # the caller's array is its own: the remembered vector is untouched
+    assert np.array_equal(encoder.encode(["Raqqa"])[0], first[1]) and len(calls) == 2
+    encoder.encode(["Deir ez-Zor"])  # the fourth text pushes out the least recently used: Mosul
+    encoder.encode(["Mosul"])
+    assert calls[-1] == ["Mosul"]
+    encoder.encode(["Palmyra"], remember=False)
+    encoder.encode(["Palmyra"])
+    assert calls[-2:] == [["Palmyra"], ["Palmyra"]]
+    assert np.allclose(first[0], model.encode(["Mosul"])[0], atol=1e-6)
+
+
 SAMPLES = [
     "The US-led coalition let 5,000 ISIS fighters leave Mosul for Syria.",
     "Quelque 5\u202f000 combattants de Daech avaient quitté Mossoul vers Raqqa, selon l\u2019AFP.",
@@ -400,7 +427,7 @@ def test_watchlist_changes_take_effect_at_once() -> None:
 class HashEncoder(SentenceEncoder):
     """Deterministic stand-in: a unit random vector per distinct text (no model)."""
 
-    def encode(self, texts: Sequence[str]) -> Vectors:
+    def encode(self, texts: Sequence[str], *, remember: bool = True) -> Vectors:
         rows = []
         for text in texts:
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")

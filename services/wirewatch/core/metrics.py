@@ -33,6 +33,12 @@ CONSUMER_LAG = Gauge(
 ASSIGNED_PARTITIONS = Gauge(
     "wirewatch_assigned_partitions", "Partitions this worker currently consumes, by topic", ["topic"]
 )
+CACHE = Counter(
+    "wirewatch_cache_lookups_total",
+    "Lookups in a cache of recent results, by cache (vectors: the sentence encoder's, by text; "
+    "analyses: the enricher's, by exact title and text) and outcome (hit, miss)",
+    ["cache", "outcome"],
+)
 WINDOW_ITEMS = Gauge(
     "wirewatch_window_items",
     "Items in a stage's in-memory window: copies (articles remembered for duplicate detection), "

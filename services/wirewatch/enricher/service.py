@@ -23,6 +23,9 @@ enriched topic keyed by article id.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -34,19 +37,58 @@ from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, RawArticle
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
-from wirewatch.enricher.analysis import analyse_text, preload
+from wirewatch.enricher.analysis import TextAnalysis, analyse_text, preload
 from wirewatch.enricher.copies import CopyIndex
 from wirewatch.enricher.fingerprints import fingerprint
-from wirewatch.enricher.language import detect_language
+from wirewatch.enricher.language import Language, detect_language
 
 log = get_logger(__name__)
 
 
-def analyse(raw: RawArticle) -> EnrichedArticle:
+class RecentAnalyses:
+    """The analyses of the last ``size`` articles analysed, by their exact title, text and declared
+    language: a wire dispatch that several outlets publish word for word is analysed once.
+
+    Thread-safe (articles are analysed in worker threads). What is remembered is what ``analyse``
+    would find again: the language and :class:`TextAnalysis` depend on these three alone."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[bytes, tuple[Language, TextAnalysis]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(raw: RawArticle) -> bytes:
+        content = "\0".join((raw.language_hint or "", raw.title, raw.text))
+        return hashlib.blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def get(self, key: bytes) -> tuple[Language, TextAnalysis] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+        metrics.CACHE.labels(cache="analyses", outcome="miss" if found is None else "hit").inc()
+        return found
+
+    def put(self, key: bytes, value: tuple[Language, TextAnalysis]) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def analyse(raw: RawArticle, recent: RecentAnalyses | None = None) -> EnrichedArticle:
     """Everything that depends on the article alone: language, hash, entities, keyphrases,
-    attributions and check-worthy claims."""
-    lang = detect_language(f"{raw.title}\n{raw.text}", raw.language_hint)
-    found = analyse_text(raw.title, raw.text, lang.code)
+    attributions and check-worthy claims (taken from ``recent`` when it has them)."""
+    key = recent.key(raw) if recent is not None else b""
+    known = recent.get(key) if recent is not None else None
+    if known is None:
+        lang = detect_language(f"{raw.title}\n{raw.text}", raw.language_hint)
+        found = analyse_text(raw.title, raw.text, lang.code)
+        if recent is not None:
+            recent.put(key, (lang, found))
+    else:
+        lang, found = known
     return EnrichedArticle(
         **raw.model_dump(),
         language=lang.code,
@@ -133,6 +175,7 @@ def create(settings: Settings) -> ServiceApp:
     copies_topic = service.topic(f"{app.conf.id}-copies", internal=True, partitions=1)
     copies_table = app.Table("copies", default=None, partitions=1, key_type=str, value_type=None)
     linker = CopyLinker(copies_table, settings.copies_ttl_days, settings.copies_max_articles)
+    recent = RecentAnalyses()
 
     @service.on_prepare
     async def _load_models(_: Settings) -> None:
@@ -165,7 +208,7 @@ def create(settings: Settings) -> ServiceApp:
             try:
                 # In a thread: a long text takes seconds, and the consumer's heartbeats must go on
                 # meanwhile (a missed session would redeliver the article, again and again).
-                article = await asyncio.to_thread(analyse, raw)
+                article = await asyncio.to_thread(analyse, raw, recent)
             except Exception as exc:
                 await failed("enricher.analyse", describe_exception(exc), event)
                 continue

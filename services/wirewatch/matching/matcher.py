@@ -173,7 +173,7 @@ class ClaimMatcher:
             return
         live = [c for c in batch.values() if c.active]
         texts = [claim_text(c) for c in live]
-        vectors = self.encoder.encode([vector_text(t) for t in texts]) if live else None
+        vectors = self.encoder.encode([vector_text(t) for t in texts], remember=False) if live else None
         with self._lock:
             for claim in batch.values():
                 if not claim.active:
