@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from wirewatch.core import metrics
+from wirewatch.core.recent import RecentResults
 
 #: Dimension of the vectors ``encode`` returns.
 DIM = 512
@@ -58,9 +57,7 @@ class SentenceEncoder:
         self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
-        self._cache: OrderedDict[str, Vectors] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self._cache: RecentResults[str, Vectors] = RecentResults("vectors", cache_size)
 
     @property
     def threads(self) -> int:
@@ -101,28 +98,16 @@ class SentenceEncoder:
         keys = {i: t[:MAX_CHARS] for i, t in enumerate(texts) if t and not t.isspace()}
         if not keys:
             return out
-        known: dict[str, Vectors] = {}
-        with self._cache_lock:
-            for key in keys.values():
-                vector = self._cache.get(key)
-                if vector is not None:
-                    self._cache.move_to_end(key)
-                    known[key] = vector
-        missing = list(dict.fromkeys(key for key in keys.values() if key not in known))
-        metrics.CACHE.labels(cache="vectors", outcome="hit").inc(len(keys) - len(missing))
+        known = {key: self._cache.get(key) for key in dict.fromkeys(keys.values())}
+        missing = [key for key, vector in known.items() if vector is None]
         if missing:
-            metrics.CACHE.labels(cache="vectors", outcome="miss").inc(len(missing))
             model = self._model if self._model is not None else self._load()
             vecs = np.asarray(model.encode(missing), dtype=np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            fresh = dict(zip(missing, vecs, strict=True))
-            known.update(fresh)
-            if remember and self._cache_size > 0:
-                with self._cache_lock:
-                    for key, vector in fresh.items():
-                        self._cache[key] = vector.copy()  # a row alone, not a view keeping the batch
-                    while len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+            for key, vector in zip(missing, vecs, strict=True):
+                known[key] = vector
+                if remember:
+                    self._cache.put(key, vector.copy())  # a row alone, not a view keeping the batch
         for i, key in keys.items():
             out[i] = known[key]
         return out

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -35,6 +33,7 @@ from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, RawArticle
+from wirewatch.core.recent import RecentResults
 from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
 from wirewatch.enricher.analysis import TextAnalysis, analyse_text, preload
@@ -45,36 +44,20 @@ from wirewatch.enricher.language import Language, detect_language
 log = get_logger(__name__)
 
 
-class RecentAnalyses:
+class RecentAnalyses(RecentResults[bytes, tuple[Language, TextAnalysis]]):
     """The analyses of the last ``size`` articles analysed, by their exact title, text and declared
     language: a wire dispatch that several outlets publish word for word is analysed once.
 
-    Thread-safe (articles are analysed in worker threads). What is remembered is what ``analyse``
-    would find again: the language and :class:`TextAnalysis` depend on these three alone."""
+    What is remembered is what ``analyse`` would find again: the language and
+    :class:`TextAnalysis` depend on these three alone."""
 
     def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._items: OrderedDict[bytes, tuple[Language, TextAnalysis]] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__("analyses", size)
 
     @staticmethod
     def key(raw: RawArticle) -> bytes:
         content = "\0".join((raw.language_hint or "", raw.title, raw.text))
         return hashlib.blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def get(self, key: bytes) -> tuple[Language, TextAnalysis] | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-        metrics.CACHE.labels(cache="analyses", outcome="miss" if found is None else "hit").inc()
-        return found
-
-    def put(self, key: bytes, value: tuple[Language, TextAnalysis]) -> None:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 def analyse(raw: RawArticle, recent: RecentAnalyses | None = None) -> EnrichedArticle:

@@ -1,0 +1,50 @@
+"""Caches of recent results: the last ``size`` values computed, by key, least recently used out
+first. The same story reaches the stream many times (wire copies, rewrites that keep most
+sentences), so a stage that remembers what it computed for the last texts it saw spares the
+work on the next copy. Lookups are counted on ``wirewatch_cache_lookups_total`` by cache name.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from wirewatch.core import metrics
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class RecentResults(Generic[K, V]):
+    """The values of the last ``size`` keys put (``size`` 0: none kept); thread-safe."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        """The value kept for ``key`` (now the most recently used), or None; counted as a hit or
+        a miss."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+        metrics.CACHE.labels(cache=self.name, outcome="miss" if found is None else "hit").inc()
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` for ``key``; the least recently used go beyond ``size``."""
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
