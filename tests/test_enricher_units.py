@@ -11,7 +11,7 @@ from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import EnrichedArticle, RawArticle
 from wirewatch.core.text import content_hash
 from wirewatch.enricher import service as enricher_service
-from wirewatch.enricher.service import RecentAnalyses, analyse
+from wirewatch.enricher.service import CopyLinker, RecentAnalyses, analyse
 
 WIRE_TEXT = (
     "Voltera announced on Tuesday that it will build a battery plant near Dunkirk, investing 1.2 billion "
@@ -96,6 +96,26 @@ def test_a_word_for_word_copy_is_analysed_once(monkeypatch: pytest.MonkeyPatch) 
     assert len(analysed) == 4
     analyse(_raw(FIRST), recent)  # the oldest of three, pushed out of a cache of two
     assert len(analysed) == 5
+
+
+def test_a_word_for_word_copy_is_fingerprinted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    printed: list[str] = []
+    upstream = enricher_service.fingerprint
+
+    def counting(text: str) -> Any:
+        printed.append(text)
+        return upstream(text)
+
+    monkeypatch.setattr(enricher_service, "fingerprint", counting)
+    linker, fresh = CopyLinker({}, ttl_days=30), CopyLinker({}, ttl_days=30)
+    first, copy = analyse(_raw(FIRST)), analyse(_raw(COPY))
+    linked = [linker.link(first, at=1.0), linker.link(copy, at=2.0)]
+    assert printed == [WIRE_TEXT] and linked[1].duplicate_of == first.id
+    assert linked == [fresh.link(first, at=1.0), fresh.link(copy, at=2.0)]  # as if computed again
+    monkeypatch.setattr(CopyLinker, "RECENT_PRINTS_MAX_CHARS", len(WIRE_TEXT) - 1)
+    linker.link(analyse(_raw(COPY + "-2")), at=3.0)
+    linker.link(analyse(_raw(COPY + "-3")), at=4.0)
+    assert len(printed) == 4  # the fresh linker's one, and a text longer than the bound: each time
 
 
 def test_same_text_modulo_typography_has_the_same_hash() -> None:

@@ -9,7 +9,9 @@ import hashlib
 import itertools
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -422,6 +424,38 @@ def test_watchlist_changes_take_effect_at_once() -> None:
     )
     m.upsert(TrackedClaim(id="bus", text="whatever", active=False))
     assert len(m) == 0 and m.match([sentence]) == [[]]
+
+
+def test_match_remembers_a_sentences_matches_until_the_watchlist_changes() -> None:
+    m = ClaimMatcher()
+    m.upsert_many(WATCHLIST)
+    ranked: list[list[str]] = []
+    rank = m._rank
+
+    def counting(sentences: Sequence[str], *args: Any, **kwargs: Any) -> list[list[Match]]:
+        ranked.append(list(sentences))
+        return rank(sentences, *args, **kwargs)
+
+    m._rank = counting  # type: ignore[method-assign]
+    other = "Stocks fell sharply on Monday."
+    first = m.match([FR_MOSUL, other], language="fr")
+    assert accepted_ids(first[0]) == ["mosul"] and first[0][0].sentence == 0
+    # A copy: the same sentences, in another order and one of them twice, are not matched again;
+    # each match says where its sentence is in this batch.
+    again = m.match([other, FR_MOSUL, FR_MOSUL], language="fr")
+    assert ranked == [[FR_MOSUL, other]]
+    assert again[0] == [] and [x.sentence for x in again[1] + again[2]] == [1, 2]
+    assert again[1] == [replace(x, sentence=1) for x in first[0]]
+    assert m.match([FR_MOSUL], top=0, language="fr") == [[]] and len(ranked) == 1
+    # Another declared language is another key: matched again.
+    m.match([FR_MOSUL], language="en")
+    assert ranked[-1] == [FR_MOSUL]
+    # Any change to the watchlist forgets what was remembered.
+    m.upsert(TrackedClaim(id="mosul", text=MOSUL, language="en", threshold=0.999))
+    assert m.match([FR_MOSUL], language="fr") == [[]] and ranked[-1] == [FR_MOSUL]
+    m.remove("mosul")
+    m.match([FR_MOSUL], language="fr")
+    assert len(ranked) == 4
 
 
 class HashEncoder(SentenceEncoder):

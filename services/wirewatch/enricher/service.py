@@ -38,7 +38,7 @@ from wirewatch.core.settings import Settings
 from wirewatch.core.text import content_hash
 from wirewatch.enricher.analysis import TextAnalysis, analyse_text, preload
 from wirewatch.enricher.copies import CopyIndex
-from wirewatch.enricher.fingerprints import fingerprint
+from wirewatch.enricher.fingerprints import Fingerprints, fingerprint
 from wirewatch.enricher.language import Language, detect_language
 
 log = get_logger(__name__)
@@ -92,8 +92,13 @@ def analyse(raw: RawArticle, recent: RecentAnalyses | None = None) -> EnrichedAr
 class CopyLinker:
     """Duplicate and reuse decisions with their state in a table (a Faust table, or a dict).
 
-    The stream and ``wirewatch eval dedup`` both use this class, so they decide alike.
+    The stream and ``wirewatch eval dedup`` both use this class, so they decide alike. The
+    fingerprints of the last ``RECENT_PRINTS`` texts (up to ``RECENT_PRINTS_MAX_CHARS`` long) are
+    remembered by their exact text: a wire copy is not fingerprinted again.
     """
+
+    RECENT_PRINTS = 256
+    RECENT_PRINTS_MAX_CHARS = 100_000
 
     def __init__(
         self, table: MutableMapping[str, Any], ttl_days: float, max_articles: int | None = None
@@ -102,6 +107,7 @@ class CopyLinker:
         self.ttl = ttl_days * 86400
         self.max_articles = max_articles
         self._index: CopyIndex | None = None
+        self._prints: RecentResults[bytes, Fingerprints] = RecentResults("fingerprints", self.RECENT_PRINTS)
 
     @property
     def index(self) -> CopyIndex:
@@ -123,7 +129,7 @@ class CopyLinker:
         """``article`` with ``duplicate_of`` / ``reuses`` set, and the state updated."""
         index = self.index
         when = article.fetched_at.timestamp() if at is None else at
-        prints = fingerprint(article.text)
+        prints = self.fingerprint(article.text)
         decision = index.link(article.id, prints, article.content_hash, when)
         self.table[article.id] = index.record(article.id, prints, article.content_hash, when, decision)
         self._forget_expired()
@@ -136,6 +142,17 @@ class CopyLinker:
                 "reused_from": [r.id for r in decision.reuses],
             }
         )
+
+    def fingerprint(self, text: str) -> Fingerprints:
+        """``fingerprint(text)``, from the recent ones when ``text`` was seen."""
+        if len(text) > self.RECENT_PRINTS_MAX_CHARS:
+            return fingerprint(text)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        prints = self._prints.get(key)
+        if prints is None:
+            prints = fingerprint(text)
+            self._prints.put(key, prints)
+        return prints
 
     def _forget_expired(self) -> None:
         assert self._index is not None

@@ -19,7 +19,10 @@ Matching a batch of sentences (an article's title and check-worthy sentences) is
 log-odds from its cosine, coverage and BM25 alone, the agreement features at their best, and
 scores in full only the candidates whose bound reaches their claim's threshold: most of an
 unrelated article's candidates stop there, before the figures and names are compared. The
-matches are the same (``tests/test_matching.py`` checks it against ``rank``).
+matches are the same (``tests/test_matching.py`` checks it against ``rank``). ``match`` also
+remembers the accepted matches of its last ``MATCH_CACHE_SIZE`` sentences for the watchlist as it
+is: a wire copy's sentences, seen minutes before, are not matched again. Any change to the
+watchlist forgets them all.
 
 Claims can be added, replaced and removed at any time (``upsert`` / ``remove``); the next call
 sees the change. Methods are thread-safe.
@@ -32,13 +35,14 @@ import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from wirewatch.core.models import TrackedClaim
+from wirewatch.core.recent import RecentResults
 from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
 from wirewatch.matching import lexical
 from wirewatch.matching.agreement import Figures, compare_figures, compare_names, figures, names
@@ -59,6 +63,8 @@ CANDIDATES = 30
 MIN_DOCS = 1000
 #: Terms a sentence is taken to have at least when its lexical coverage is computed.
 MIN_TERMS = 8
+#: Sentences whose accepted matches ``match`` remembers (most have none: a few hundred bytes each).
+MATCH_CACHE_SIZE = 8192
 
 # What the vectors should not see: links, and the byline a quoted tweet ends with
 # ("— Jane Doe (@jane) May 4, 2019"); the lexical stage keeps the byline's names.
@@ -117,6 +123,7 @@ class ClaimMatcher:
         monolingual: FusionModel = MONOLINGUAL,
         crosslingual: FusionModel = CROSSLINGUAL,
         vectors_only: FusionModel = VECTORS_ONLY,
+        match_cache_size: int = MATCH_CACHE_SIZE,
     ) -> None:
         self.encoder = encoder or get_encoder()
         self.default_threshold = default_threshold
@@ -131,6 +138,12 @@ class ClaimMatcher:
         self._entries: list[_Entry | None] = []
         self._by_id: dict[str, _Entry] = {}
         self._free: list[int] = []
+        # Accepted matches by (watchlist generation, language, sentence); any change to the
+        # watchlist starts a new generation and forgets them.
+        self._generation = 0
+        self._recent: RecentResults[tuple[int, str | None, str], tuple[Match, ...]] = RecentResults(
+            "matches", match_cache_size
+        )
 
     # --- the watchlist -------------------------------------------------------------------------
 
@@ -175,6 +188,7 @@ class ClaimMatcher:
         texts = [claim_text(c) for c in live]
         vectors = self.encoder.encode([vector_text(t) for t in texts], remember=False) if live else None
         with self._lock:
+            self._changed()
             for claim in batch.values():
                 if not claim.active:
                     self._remove(claim.id)
@@ -187,7 +201,15 @@ class ClaimMatcher:
     def remove(self, claim_id: str) -> bool:
         """Take ``claim_id`` off the watchlist; whether it was on it."""
         with self._lock:
-            return self._remove(claim_id)
+            removed = self._remove(claim_id)
+            if removed:
+                self._changed()
+            return removed
+
+    def _changed(self) -> None:
+        """The watchlist changes: matches remembered so far no longer hold."""
+        self._generation += 1
+        self._recent.clear()
 
     def _put(self, claim: TrackedClaim, text: str, vector: Vectors) -> None:
         old = self._by_id.get(claim.id)
@@ -239,8 +261,22 @@ class ClaimMatcher:
 
     def match(self, sentences: Sequence[str], top: int = 5, language: str | None = None) -> list[list[Match]]:
         """For each sentence, its accepted matches (at most ``top``), best first."""
-        ranked = self._rank(sentences, None, language, accepted_only=True)
-        return [[m for m in matches if m.accepted][:top] for matches in ranked]
+        lang = _language(language)
+        generation = self._generation
+        found: dict[str, tuple[Match, ...]] = {}
+        for text in dict.fromkeys(sentences):
+            remembered = self._recent.get((generation, lang, text))
+            if remembered is not None:
+                found[text] = remembered
+        todo = [text for text in dict.fromkeys(sentences) if text not in found]
+        ranked = self._rank(todo, None, language, accepted_only=True) if todo else []
+        for text, matches in zip(todo, ranked, strict=True):
+            found[text] = tuple(m for m in matches if m.accepted)
+            self._recent.put((generation, lang, text), found[text])
+        return [
+            [replace(m, sentence=i) if m.sentence != i else m for m in found[text][:top]]
+            for i, text in enumerate(sentences)
+        ]
 
     def rank(
         self, sentences: Sequence[str], top: int | None = 5, language: str | None = None
