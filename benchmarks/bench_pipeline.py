@@ -1038,7 +1038,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feed-items", type=int, default=50, help="Items listed per feed.")
     parser.add_argument("--poll", type=float, default=1.0, help="Seconds between polls of a feed.")
     parser.add_argument("--host-delay", type=float, default=0.0, help="WIREWATCH_FETCH_HOST_DELAY.")
-    parser.add_argument("--window", type=int, default=100, help="--rate 0: articles in flight at most.")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=100,
+        help="--rate 0: articles in flight at most; it caps the rate at WINDOW over the seconds from "
+        "publication to searchable (~6.5 s), so measure capacity with 400.",
+    )
     parser.add_argument("--warmup", type=int, default=20, help="Articles before the measurement.")
     parser.add_argument(
         "--stall", type=float, default=120.0, help="Give up after this long without progress."
