@@ -364,7 +364,7 @@ def test_a_down_target_is_probed_by_one_delivery_at_a_time() -> None:
 def test_copies_of_a_delivered_parked_record_are_recognised() -> None:
     lately = DeliveredLately(size=3)
     for n in range(4):
-        lately.add("webhook a", f"alert-{n}")
+        lately.add(("webhook a", f"alert-{n}"))
     assert ("webhook a", "alert-3") in lately and ("webhook a", "alert-1") in lately
     assert ("webhook a", "alert-0") not in lately  # the oldest is forgotten
     assert ("webhook b", "alert-3") not in lately  # per target

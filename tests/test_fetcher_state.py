@@ -35,12 +35,12 @@ from wirewatch.core.feeds import save_feeds
 from wirewatch.core.ids import article_id, feed_id
 from wirewatch.core.kafka import read_topic
 from wirewatch.core.models import Feed, RawArticle
+from wirewatch.core.recent import RecentKeys
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.feedsync import FeedsPublisher
 from wirewatch.fetcher.politeness import HostGate
 from wirewatch.fetcher.schedule import FeedState
 from wirewatch.fetcher.state import (
-    BoundedSet,
     FetcherState,
     SeenIds,
     ShardedTable,
@@ -388,8 +388,8 @@ def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_pat
     assert tansu.service.app.conf.producer_max_batch_size == 1  # one record per request on tansu
 
 
-def test_bounded_set() -> None:
-    recent = BoundedSet(2)
+def test_recent_keys() -> None:
+    recent: RecentKeys[str] = RecentKeys(2)
     recent.update(["a", "b", "c"])
     assert "a" not in recent and "b" in recent and "c" in recent and len(recent) == 2
 

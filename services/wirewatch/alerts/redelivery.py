@@ -27,7 +27,6 @@ was sent but not yet recorded as sent when the worker died is sent again with th
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +35,7 @@ from pydantic import Field
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.core.models import Message
+from wirewatch.core.recent import RecentKeys
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.politeness import backoff_delay
 
@@ -161,7 +161,7 @@ class Outages:
         return until if until is not None and until > now else None
 
 
-class DeliveredLately:
+class DeliveredLately(RecentKeys[tuple[str, str]]):
     """The last ``size`` (target, delivery id) pairs this worker delivered from parked records.
 
     A parked record is written again each round its target stays down; after a crash, copies
@@ -170,14 +170,4 @@ class DeliveredLately:
     """
 
     def __init__(self, size: int = 10_000) -> None:
-        self.size = size
-        self._pairs: OrderedDict[tuple[str, str], None] = OrderedDict()
-
-    def add(self, target: str, delivery_id: str) -> None:
-        self._pairs[(target, delivery_id)] = None
-        self._pairs.move_to_end((target, delivery_id))
-        while len(self._pairs) > self.size:
-            self._pairs.popitem(last=False)
-
-    def __contains__(self, pair: object) -> bool:
-        return pair in self._pairs
+        super().__init__(size)

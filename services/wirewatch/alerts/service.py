@@ -298,7 +298,7 @@ def create(settings: Settings) -> ServiceApp:
             return
         for result in await deliverer.deliver(parked.batch, [target]):
             if result.ok:
-                delivered_lately.add(parked.target, parked.batch.id)
+                delivered_lately.add((parked.target, parked.batch.id))
             await settle(parked.batch, result, parked)
 
     async def lane_failed(exc: BaseException) -> None:

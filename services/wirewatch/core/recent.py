@@ -1,20 +1,49 @@
-"""Caches of recent results: the last ``size`` values computed, by key, least recently used out
-first. The same story reaches the stream many times (wire copies, rewrites that keep most
-sentences), so a stage that remembers what it computed for the last texts it saw spares the
-work on the next copy. Lookups are counted on ``wirewatch_cache_lookups_total`` by cache name.
+"""What a process remembers of its recent past, bounded: least recently used out first.
+
+``RecentResults`` caches the last ``size`` values computed, by key. The same story reaches the
+stream many times (wire copies, rewrites that keep most sentences), so a stage that remembers what
+it computed for the last texts it saw spares the work on the next copy. Lookups are counted on
+``wirewatch_cache_lookups_total`` by cache name.
+
+``RecentKeys`` is the last ``size`` keys seen, without values (ids produced lately, deliveries
+made lately): an in-process memory, not state.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from wirewatch.core import metrics
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class RecentKeys(Generic[K]):
+    """The ``size`` keys most recently added (``size`` 0: none kept)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, None] = OrderedDict()
+
+    def add(self, key: K) -> None:
+        self._items[key] = None
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def update(self, keys: Iterable[K]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 class RecentResults(Generic[K, V]):

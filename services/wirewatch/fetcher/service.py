@@ -53,6 +53,7 @@ from wirewatch.core.ids import InvalidURLError, article_id, canonical_url, sourc
 from wirewatch.core.kafka import ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MAX_MESSAGE_BYTES, BackfillRequest, Feed, RawArticle
+from wirewatch.core.recent import RecentKeys
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.backfill import Backfills
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
@@ -63,7 +64,6 @@ from wirewatch.fetcher.http import HttpFetcher, Page, kept_headers
 from wirewatch.fetcher.schedule import FeedState, failure_interval, next_interval, poll_floor
 from wirewatch.fetcher.state import (
     SWEEP_EVERY,
-    BoundedSet,
     FetcherState,
     ShardedTable,
     partition_of,
@@ -148,8 +148,8 @@ class Fetcher:
         self.raw_topic = service.topic(self.settings.topic_raw)
         self.store = store or FetcherState(self.settings)
         self.state: dict[str, FeedState] = {}  # the working copy; saved to the store after changes
-        self.recent = BoundedSet(RECENT_IDS)  # produced by this process, any site
-        self.known = BoundedSet(RECENT_IDS)  # found in some feed (for the feeds' items_seen)
+        self.recent: RecentKeys[str] = RecentKeys(RECENT_IDS)  # produced by this process, any site
+        self.known: RecentKeys[str] = RecentKeys(RECENT_IDS)  # found in some feed (for the feeds' items_seen)
         self.in_flight: set[str] = set()
         self.failed: dict[str, ArticleFailure] = {}
         self.disallowed: dict[str, float] = {}  # article id -> when to ask robots.txt again

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
@@ -80,30 +79,6 @@ class ShardedTable(faust.Table):  # type: ignore[misc,type-arg]
 
     def partition_for_key(self, key: Any) -> int | None:
         return partition_of(split_key(key)[0], int(self.partitions or 1))
-
-
-class BoundedSet:
-    """The ``size`` most recently added strings (an in-process memory: it is no state)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, item: str) -> None:
-        self._items[item] = None
-        self._items.move_to_end(item)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def update(self, items: Iterable[str]) -> None:
-        for item in items:
-            self.add(item)
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class SeenIds:
