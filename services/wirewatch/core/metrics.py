@@ -36,7 +36,8 @@ ASSIGNED_PARTITIONS = Gauge(
 CACHE = Counter(
     "wirewatch_cache_lookups_total",
     "Lookups in a cache of recent results, by cache (vectors: the sentence encoder's, by text; "
-    "analyses: the enricher's, by exact title and text) and outcome (hit, miss)",
+    "analyses: the enricher's, by exact title and text; fingerprints: the enricher's, by text; "
+    "matches: the claim matcher's, by sentence and language) and outcome (hit, miss)",
     ["cache", "outcome"],
 )
 WINDOW_ITEMS = Gauge(
