@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from wirewatch.core import metrics
@@ -63,6 +63,27 @@ class RecentResults(Generic[K, V]):
             if found is not None:
                 self._items.move_to_end(key)
         metrics.CACHE.labels(cache=self.name, outcome="miss" if found is None else "hit").inc()
+        return found
+
+    def get_many(
+        self, keys: Iterable[K], compute: Callable[[list[K]], Sequence[V]], *, remember: bool = True
+    ) -> dict[K, V]:
+        """The value of each distinct key in ``keys``: the kept ones, and for the others what one
+        call of ``compute`` (on those keys, in order) returns, kept too unless ``remember`` is
+        False."""
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        for key in dict.fromkeys(keys):
+            value = self.get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
+        if missing:
+            for key, value in zip(missing, compute(missing), strict=True):
+                found[key] = value
+                if remember:
+                    self.put(key, value)
         return found
 
     def put(self, key: K, value: V) -> None:

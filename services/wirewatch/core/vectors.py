@@ -98,19 +98,18 @@ class SentenceEncoder:
         keys = {i: t[:MAX_CHARS] for i, t in enumerate(texts) if t and not t.isspace()}
         if not keys:
             return out
-        known = {key: self._cache.get(key) for key in dict.fromkeys(keys.values())}
-        missing = [key for key, vector in known.items() if vector is None]
-        if missing:
-            model = self._model if self._model is not None else self._load()
-            vecs = np.asarray(model.encode(missing), dtype=np.float32)
-            vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-            for key, vector in zip(missing, vecs, strict=True):
-                known[key] = vector
-                if remember:
-                    self._cache.put(key, vector.copy())  # a row alone, not a view keeping the batch
+        known = self._cache.get_many(keys.values(), self._forward, remember=remember)
         for i, key in keys.items():
             out[i] = known[key]
         return out
+
+    def _forward(self, texts: list[str]) -> list[Vectors]:
+        """The model's unit vectors of ``texts``, each a row of its own (not a view keeping the
+        whole batch alive in the cache)."""
+        model = self._model if self._model is not None else self._load()
+        vecs = np.asarray(model.encode(texts), dtype=np.float32)
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return [row.copy() for row in vecs]
 
     def encode_one(self, text: str) -> Vectors:
         """The vector of one text, shape ``(DIM,)``."""

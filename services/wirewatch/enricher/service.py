@@ -23,7 +23,6 @@ enriched topic keyed by article id.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from faust import StreamT
 
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
+from wirewatch.core.ids import stable_id
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import MAX_MESSAGE_BYTES, EnrichedArticle, RawArticle
 from wirewatch.core.recent import RecentResults
@@ -44,7 +44,7 @@ from wirewatch.enricher.language import Language, detect_language
 log = get_logger(__name__)
 
 
-class RecentAnalyses(RecentResults[bytes, tuple[Language, TextAnalysis]]):
+class RecentAnalyses(RecentResults[str, tuple[Language, TextAnalysis]]):
     """The analyses of the last ``size`` articles analysed, by their exact title, text and declared
     language: a wire dispatch that several outlets publish word for word is analysed once.
 
@@ -55,15 +55,14 @@ class RecentAnalyses(RecentResults[bytes, tuple[Language, TextAnalysis]]):
         super().__init__("analyses", size)
 
     @staticmethod
-    def key(raw: RawArticle) -> bytes:
-        content = "\0".join((raw.language_hint or "", raw.title, raw.text))
-        return hashlib.blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    def key(raw: RawArticle) -> str:
+        return stable_id(raw.language_hint or "", raw.title, raw.text)
 
 
 def analyse(raw: RawArticle, recent: RecentAnalyses | None = None) -> EnrichedArticle:
     """Everything that depends on the article alone: language, hash, entities, keyphrases,
     attributions and check-worthy claims (taken from ``recent`` when it has them)."""
-    key = recent.key(raw) if recent is not None else b""
+    key = recent.key(raw) if recent is not None else ""
     known = recent.get(key) if recent is not None else None
     if known is None:
         lang = detect_language(f"{raw.title}\n{raw.text}", raw.language_hint)
@@ -107,7 +106,7 @@ class CopyLinker:
         self.ttl = ttl_days * 86400
         self.max_articles = max_articles
         self._index: CopyIndex | None = None
-        self._prints: RecentResults[bytes, Fingerprints] = RecentResults("fingerprints", self.RECENT_PRINTS)
+        self._prints: RecentResults[str, Fingerprints] = RecentResults("fingerprints", self.RECENT_PRINTS)
 
     @property
     def index(self) -> CopyIndex:
@@ -147,7 +146,7 @@ class CopyLinker:
         """``fingerprint(text)``, from the recent ones when ``text`` was seen."""
         if len(text) > self.RECENT_PRINTS_MAX_CHARS:
             return fingerprint(text)
-        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = stable_id(text)
         prints = self._prints.get(key)
         if prints is None:
             prints = fingerprint(text)

@@ -263,18 +263,14 @@ class ClaimMatcher:
         """For each sentence, its accepted matches (at most ``top``), best first."""
         lang = _language(language)
         generation = self._generation
-        found: dict[str, tuple[Match, ...]] = {}
-        for text in dict.fromkeys(sentences):
-            remembered = self._recent.get((generation, lang, text))
-            if remembered is not None:
-                found[text] = remembered
-        todo = [text for text in dict.fromkeys(sentences) if text not in found]
-        ranked = self._rank(todo, None, language, accepted_only=True) if todo else []
-        for text, matches in zip(todo, ranked, strict=True):
-            found[text] = tuple(m for m in matches if m.accepted)
-            self._recent.put((generation, lang, text), found[text])
+
+        def accepted(keys: list[tuple[int, str | None, str]]) -> list[tuple[Match, ...]]:
+            ranked = self._rank([text for _, _, text in keys], None, language, accepted_only=True)
+            return [tuple(m for m in matches if m.accepted) for matches in ranked]
+
+        found = self._recent.get_many(((generation, lang, text) for text in sentences), accepted)
         return [
-            [replace(m, sentence=i) if m.sentence != i else m for m in found[text][:top]]
+            [replace(m, sentence=i) if m.sentence != i else m for m in found[(generation, lang, text)][:top]]
             for i, text in enumerate(sentences)
         ]
 
