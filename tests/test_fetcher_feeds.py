@@ -237,6 +237,30 @@ def test_what_feeds_ask_about_their_polling() -> None:
     assert parse_feed(atom10(base).encode(), max_bytes=MAX).min_interval is None
 
 
+def test_titles_and_summaries_are_plain_text() -> None:
+    """Feeds carry titles and summaries as HTML as often as not; articles get their words."""
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        b"<title><![CDATA[Le Monde &amp; l&#8217;AFP]]></title>"
+        b"<item><title><![CDATA[Macron &amp; Merkel : la <b>une</b>]]></title><link>http://a.test/1</link>"
+        b'<description>&lt;p&gt;Le &lt;a href="/m"&gt;ministre&lt;/a&gt; a dit &amp;laquo;non&amp;raquo;.'
+        b"&lt;/p&gt;&lt;script&gt;track()&lt;/script&gt;&lt;p&gt;Deux&lt;/p&gt;"
+        b'&lt;img src="/i.jpg"&gt;</description>'
+        b"<author>ana@a.test (Ana &lt;i&gt;Ruiz&lt;/i&gt;)</author></item>"
+        b"<item><title>AT&amp;T wins 5 &lt; 6 &amp;amp; more</title><link>http://a.test/2</link>"
+        b"<description>&lt;script&gt;alert(1)&lt;/script&gt;</description></item>"
+        b"</channel></rss>"
+    )
+    parsed = parse_feed(body, "application/rss+xml", max_bytes=MAX)
+    assert parsed.title == "Le Monde & l\u2019AFP"
+    first, second = parsed.entries
+    assert first.title == "Macron & Merkel : la une"
+    assert first.summary == "Le ministre a dit \u00abnon\u00bb. Deux"
+    assert first.author == "ana@a.test (Ana Ruiz)"
+    assert second.title == "AT&T wins 5 < 6 & more"
+    assert second.summary is None  # nothing a reader would see
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

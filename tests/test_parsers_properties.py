@@ -48,7 +48,7 @@ from wirewatch.enricher.language import detect_language
 from wirewatch.fetcher.discover import feed_links
 from wirewatch.fetcher.errors import FetchError
 from wirewatch.fetcher.extract import ExtractionError, charset_from_content_type, extract_article
-from wirewatch.fetcher.formats import _SITEMAP_ROOT, FeedFormatError, feed_min_interval, parse_feed
+from wirewatch.fetcher.formats import _SITEMAP_ROOT, FeedFormatError, feed_min_interval, feed_text, parse_feed
 from wirewatch.fetcher.http import content_type_allowed, inflate_capped, kept_headers, media_type
 from wirewatch.fetcher.politeness import MAX_RETRY_AFTER, parse_retry_after
 from wirewatch.fetcher.robots import parse_robots
@@ -267,6 +267,41 @@ def test_feed_round_trips(make: Any, items: list[tuple[str, str, datetime | None
         assert [e.title for e in parsed.entries] == [" ".join(t.split()) or None for t, _, _ in items] or [
             e.title for e in parsed.entries
         ] == [t.strip() or None for t, _, _ in items]
+
+
+#: Any text a feed may hold (lone surrogates cannot come out of a decoded body).
+any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=200)
+CONTROL = {chr(c) for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]}
+
+
+def _words(text: str) -> str:
+    return " ".join("".join(c for c in text if c not in CONTROL).split())
+
+
+@SETTINGS
+@given(any_text)
+@example("Tom &amp; Jerry")
+@example("<b>not a tag</b> &lt;")
+def test_feed_text_of_escaped_text_is_the_text(text: str) -> None:
+    """Text a feed escaped as HTML comes back as that text (white space collapsed)."""
+    assert feed_text(html.escape(text)) == _words(text)
+
+
+@SETTINGS
+@given(any_text, any_text, any_text)
+def test_feed_text_keeps_the_words_a_reader_sees(first: str, hidden: str, last: str) -> None:
+    """Paragraphs are words apart; what a script or a style holds is not text."""
+    body = f"<p>{html.escape(first)}</p><script>{html.escape(hidden)}</script><style>{hidden}</style>"
+    assert feed_text(body + html.escape(last)) == _words(first + " " + last)
+
+
+@SETTINGS
+@given(st.one_of(any_text, markup))
+@example("</div></body>after<body>")
+@example("<div>" * 3000 + "deep")
+def test_feed_text_is_plain(value: str) -> None:
+    out = _bounded(1.0, feed_text, value)
+    assert out == " ".join(out.split()) and not CONTROL & set(out)
 
 
 @SETTINGS

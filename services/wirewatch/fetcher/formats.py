@@ -10,10 +10,13 @@ Content-Type (servers mislabel feeds all the time):
   (:mod:`wirewatch.fetcher.sitemaps`, parsed with a hardened lxml parser);
 * anything else goes to feedparser (RSS 0.9x, RSS 1.0/RDF, RSS 2.0, Atom 0.3/1.0).
 
-Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`. A body that is not a
-feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a ``FetchError``: the poll
-loop logs it and records a dead letter); a feed that feedparser could partly recover comes back
-with ``problem`` set.
+Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`, whose title, summary and
+author are plain text: RSS and Atom carry them as HTML as often as not (``Macron &amp; Merkel``,
+``<p>Le <a href=…>ministre</a>…</p>``), and :func:`feed_text` reduces them to their words.
+
+A body that is not a feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a
+``FetchError``: the poll loop logs it and records a dead letter); a feed that feedparser could
+partly recover comes back with ``problem`` set.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Literal
 
 import feedparser
 from feedparser.encodings import convert_to_utf8
+from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wirewatch.fetcher.errors import FetchError
@@ -150,6 +154,51 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+#: C0 and C1 control characters (tab, line feed and carriage return aside): never text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Elements whose content is not text a reader sees.
+_HIDDEN = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "title")
+#: Elements that separate words (``<p>a</p><p>b</p>`` is "a b", ``wi<b>n</b>s`` is "wins").
+_BLOCKS = (
+    *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure"),
+    *("footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p"),
+    *("pre", "section", "table", "td", "th", "tr", "ul"),
+)
+_HTML_PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True)
+
+
+def feed_text(value: str) -> str:
+    """The plain text of a feed's title, summary or author, which may be HTML: tags and what
+    scripts and styles hold removed, entities decoded once, white space collapsed, control
+    characters dropped. Text without ``<`` or ``&`` is taken as it is (the common case, no parse);
+    HTML-escaped text comes back as the text that was escaped."""
+    value = _CONTROL.sub("", value)
+    if "<" not in value and "&" not in value:
+        return " ".join(value.split())
+    root = etree.fromstring(f"<div>{value}</div>", _HTML_PARSER)
+    if root is None:
+        return " ".join(value.split())
+    for element in list(root.iter(*_HIDDEN)):
+        parent = element.getparent()
+        if parent is None:
+            continue
+        if element.tail:  # removing an element removes its tail: keep it
+            before = element.getprevious()
+            if before is not None:
+                before.tail = (before.tail or "") + element.tail
+            else:
+                parent.text = (parent.text or "") + element.tail
+        parent.remove(element)
+    for element in root.iter(*_BLOCKS):
+        element.text = " " + (element.text or "")
+        element.tail = " " + (element.tail or "")
+    return " ".join("".join(root.itertext()).split())
+
+
+def _feed_text(value: Any) -> str | None:
+    return feed_text(value) or None if isinstance(value, str) else None
+
+
 def _seconds(value: Any) -> float | None:
     try:
         number = float(str(value).strip())
@@ -174,7 +223,9 @@ def feed_min_interval(feed: Any) -> float | None:
 
 def _parse_with_feedparser(body: bytes) -> ParsedFeed:
     try:
-        parsed = feedparser.parse(body)
+        # Only the text of titles and summaries is kept (feed_text), so feedparser's cleaning of
+        # their HTML (sanitising, resolving its links) would be wasted: it is most of its time.
+        parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # its tolerant parser is not always: ``&#x110000;`` raises ValueError
         reason = f"{type(exc).__name__}: {exc}"
         raise FeedFormatError(f"malformed feed: the feed parser failed ({reason})") from exc
@@ -195,16 +246,16 @@ def _parse_with_feedparser(body: bytes) -> ParsedFeed:
         entries.append(
             FeedEntry(
                 link=link,
-                title=_text(entry.get("title")),
-                summary=_text(entry.get("summary")),
-                author=_text(entry.get("author")),
+                title=_feed_text(entry.get("title")),
+                summary=_feed_text(entry.get("summary")),
+                author=_feed_text(entry.get("author")),
                 published=entry_published(entry),
             )
         )
     return ParsedFeed(
         format="atom" if version.startswith("atom") else "rss",
         version=version or "unknown",
-        title=_text(meta.get("title")),
+        title=_feed_text(meta.get("title")),
         language=_text(meta.get("language")),
         entries=entries,
         min_interval=feed_min_interval(meta),
