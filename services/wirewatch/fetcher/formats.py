@@ -22,6 +22,7 @@ partly recover comes back with ``problem`` set.
 from __future__ import annotations
 
 import calendar
+import html
 import math
 import re
 from dataclasses import dataclass, field
@@ -157,12 +158,16 @@ def _text(value: Any) -> str | None:
 #: C0 and C1 control characters (tab, line feed and carriage return aside): never text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: Elements whose content is not text a reader sees.
-_HIDDEN = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "title")
+_HIDDEN = frozenset(
+    {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "math", "title"}
+)
 #: Elements that separate words (``<p>a</p><p>b</p>`` is "a b", ``wi<b>n</b>s`` is "wins").
-_BLOCKS = (
-    *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure"),
-    *("footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p"),
-    *("pre", "section", "table", "td", "th", "tr", "ul"),
+_BLOCKS = frozenset(
+    {
+        *("address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption"),
+        *("figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav"),
+        *("ol", "p", "pre", "section", "table", "td", "th", "tr", "ul"),
+    }
 )
 _HTML_PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=True, remove_pis=True)
 
@@ -170,29 +175,34 @@ _HTML_PARSER = etree.HTMLParser(recover=True, no_network=True, remove_comments=T
 def feed_text(value: str) -> str:
     """The plain text of a feed's title, summary or author, which may be HTML: tags and what
     scripts and styles hold removed, entities decoded once, white space collapsed, control
-    characters dropped. Text without ``<`` or ``&`` is taken as it is (the common case, no parse);
-    HTML-escaped text comes back as the text that was escaped."""
-    value = _CONTROL.sub("", value)
-    if "<" not in value and "&" not in value:
-        return " ".join(value.split())
-    root = etree.fromstring(f"<div>{value}</div>", _HTML_PARSER)
+    characters dropped. HTML-escaped text comes back as the text that was escaped. Only text
+    with tags is parsed (lxml); entities alone are decoded as they are."""
+    if "<" in value:
+        value = _markup_text(value)
+    elif "&" in value:
+        value = html.unescape(value)
+    return " ".join(_CONTROL.sub("", value).split())
+
+
+def _markup_text(value: str) -> str:
+    root = etree.fromstring(f"<div>{_CONTROL.sub('', value)}</div>", _HTML_PARSER)
     if root is None:
-        return " ".join(value.split())
-    for element in list(root.iter(*_HIDDEN)):
-        parent = element.getparent()
-        if parent is None:
-            continue
-        if element.tail:  # removing an element removes its tail: keep it
-            before = element.getprevious()
-            if before is not None:
-                before.tail = (before.tail or "") + element.tail
-            else:
-                parent.text = (parent.text or "") + element.tail
-        parent.remove(element)
-    for element in root.iter(*_BLOCKS):
-        element.text = " " + (element.text or "")
-        element.tail = " " + (element.tail or "")
-    return " ".join("".join(root.itertext()).split())
+        return value
+    parts: list[str] = []
+    walk = etree.iterwalk(root, events=("start", "end"))
+    for event, element in walk:
+        if event == "start":
+            if element.tag in _HIDDEN:
+                walk.skip_subtree()  # its "end" still comes, with its tail
+                continue
+            if element.tag in _BLOCKS:
+                parts.append(" ")
+            parts.append(element.text or "")
+        else:
+            if element.tag in _BLOCKS:
+                parts.append(" ")
+            parts.append(element.tail or "")
+    return "".join(parts)
 
 
 def _feed_text(value: Any) -> str | None:
