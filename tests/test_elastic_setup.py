@@ -41,6 +41,7 @@ from wirewatch.core.mappings import LANGUAGE_ANALYZERS, MULTILINGUAL, all_templa
 from wirewatch.core.settings import Settings
 from wirewatch.local.servers import LocalServers
 from wirewatch.search import search_articles
+from wirewatch.status import collect_status
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "elasticsearch"
 
@@ -190,6 +191,24 @@ async def test_noida_runs_the_real_analyzers_and_reports_missing_ilm(
     finally:
         await es.close()
     assert await _index_and_search(settings, LANGUAGE_QUERIES) == EXPECTED
+
+
+async def test_the_cli_reads_on_noida_see_what_was_just_written(noida: LocalServers) -> None:
+    """noida-db answers the first searches of an index nobody searched lately from its last
+    refresh: two minutes into ``make demo``, ``wirewatch status`` said 0 articles where there were
+    18. The CLI's reads (search.reading) ask for a refresh first."""
+    settings = settings_for(noida, es_index_prefix="cli-reads")
+    es = await connect(settings, wait=30)
+    try:
+        await ensure_indices(es, settings)
+        alias = settings.index("articles")
+        ops = [BulkOp(alias, doc["id"], doc) for doc in (FRENCH, ENGLISH, OTHER)]
+        assert (await bulk_write(es, ops)).written == 3  # as the indexer writes: no refresh, no search
+    finally:
+        await es.close()
+    report = await collect_status(settings)
+    assert report["indices"][alias] == 3, report
+    assert {hit["id"] for hit in await search_articles(settings, "ville")} == {"fr1", "fr2"}
 
 
 async def test_noida_accepts_the_lifecycle_template_and_rolls_over(noida: LocalServers) -> None:

@@ -1,15 +1,42 @@
-"""Reading indexed articles back: the queries behind ``wirewatch search``."""
+"""Reading indexed articles back: the queries behind ``wirewatch search``, ``events``, ``event``,
+``alerts`` and the counts of ``status``, each through :func:`reading`."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.elastic import connect
+from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import text_query
 from wirewatch.core.models import Event
 from wirewatch.core.settings import Settings
+
+log = get_logger(__name__)
+
+
+@asynccontextmanager
+async def reading(settings: Settings, *kinds: str) -> AsyncIterator[AsyncElasticsearch]:
+    """A client for reading the indices of ``kinds``, after asking for what was written to be
+    made visible. Elasticsearch does that itself (a search on a shard idle for 30 s waits for its
+    refresh); the local mode's noida-db does not: its first searches after a quiet spell answer
+    from its last refresh (``make demo``: 0 articles, then 18 a second later). A client without
+    the right to refresh (a read-only API key) reads as it is."""
+    es = await connect(settings, wait=5)
+    try:
+        indices = ",".join(settings.index(kind) for kind in kinds)
+        try:
+            await es.indices.refresh(index=indices, ignore_unavailable=True, allow_no_indices=True)
+        except (ApiError, EsTransportError) as exc:
+            log.debug("refresh before reading refused", extra={"indices": indices, "error": str(exc)[:300]})
+        yield es
+    finally:
+        await es.close()
+
 
 ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "duplicate_of", "is_duplicate"]
 
@@ -17,8 +44,7 @@ ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "dupl
 async def search_articles(
     settings: Settings, query: str, *, lang: str | None = None, size: int = 10
 ) -> list[dict[str, Any]]:
-    es = await connect(settings, wait=5)
-    try:
+    async with reading(settings, "articles") as es:
         # The multilingual fields, plus the French/English stemmed subfields (of the
         # articles in that language, or all of them with ``lang``): see core/mappings.py.
         must = [text_query(query, ["title^2", "description", "text"], lang)]
@@ -29,8 +55,6 @@ async def search_articles(
             size=size,
             source_includes=ARTICLE_FIELDS,
         )
-    finally:
-        await es.close()
     return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]
 
 
@@ -43,16 +67,13 @@ async def list_alerts(
         filters.append({"term": {"claim_id": claim_id}})
     if since:
         filters.append({"range": {"created_at": {"gte": since}}})
-    es = await connect(settings, wait=5)
-    try:
+    async with reading(settings, "alerts") as es:
         response = await es.search(
             index=settings.index("alerts"),
             query={"bool": {"filter": filters}},
             sort=[{"created_at": {"order": "desc"}}],
             size=size,
         )
-    finally:
-        await es.close()
     return [hit["_source"] for hit in response["hits"]["hits"]]
 
 
@@ -97,8 +118,7 @@ async def list_events(
         filters.append({"range": {"last_seen": {"gte": since}}})
     if lang:
         filters.append({"term": {"languages": lang}})
-    es = await connect(settings, wait=5)
-    try:
+    async with reading(settings, "events") as es:
         response = await es.search(
             index=settings.index("events"),
             query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
@@ -106,8 +126,6 @@ async def list_events(
             size=size,
             source_includes=EVENT_FIELDS,
         )
-    finally:
-        await es.close()
     return [hit["_source"] for hit in response["hits"]["hits"]]
 
 
@@ -137,8 +155,7 @@ async def stored_event(es: AsyncElasticsearch, settings: Settings, event_id: str
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
     articles in time order (publication time, else fetch time)."""
-    es = await connect(settings, wait=5)
-    try:
+    async with reading(settings, "events", "articles") as es:
         event = await stored_event(es, settings, event_id)
         if event is None:
             raise EventNotFoundError(f"no event {event_id!r}")
@@ -148,8 +165,6 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,
         )
-    finally:
-        await es.close()
     articles = [hit["_source"] for hit in response["hits"]["hits"]]
     articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
     return {**event.model_dump(mode="json"), "requested_id": event_id, "articles": articles}

@@ -15,8 +15,8 @@ CONSUMER_GROUPS = [f"wirewatch-{name}" for name in SERVICES if name != "fetcher"
 
 
 async def collect_status(settings: Settings) -> dict[str, Any]:
-    from wirewatch.core.elastic import connect
     from wirewatch.local.up import endpoints_file
+    from wirewatch.search import reading
 
     report: dict[str, Any] = {"topics": [], "lag": [], "indices": {}, "services": {}, "errors": []}
     try:
@@ -25,16 +25,13 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
     except Exception as exc:
         report["errors"].append(f"kafka: {exc}")
     try:
-        es = await connect(settings, wait=5)
-        try:
+        async with reading(settings, *DOCUMENTS) as es:
             for name in DOCUMENTS:
                 alias = settings.index(name)
                 try:
                     report["indices"][alias] = (await es.count(index=alias))["count"]
                 except Exception as exc:
                     report["errors"].append(f"{alias}: {exc}")
-        finally:
-            await es.close()
     except Exception as exc:
         report["errors"].append(f"elasticsearch: {exc}")
     try:
