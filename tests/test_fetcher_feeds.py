@@ -228,6 +228,16 @@ async def test_each_feed_format_produces_its_articles(serve: Serve, name: str) -
     if name == "jsonfeed11":
         assert first.language_hint == "en-GB" and second.language_hint != "en-GB"  # the item's own
     assert first.fetch_headers["content-type"].startswith("text/html")
+    # What the RSS/Atom items gave is remembered, for the next poll to read only new items.
+    remembered = made.feed_items.get(server.url + "/feed")
+    if expected_format.startswith(("rss", "atom")):
+        assert remembered is not None
+        assert sorted(e.title or "" for found in remembered.values() for e in found) == [
+            "First (feed)",
+            "Second (feed)",
+        ]
+    else:
+        assert remembered is None
 
 
 def test_what_feeds_ask_about_their_polling() -> None:

@@ -18,6 +18,7 @@ import ipaddress
 import json
 import math
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -267,6 +268,134 @@ def test_feed_round_trips(make: Any, items: list[tuple[str, str, datetime | None
         assert [e.title for e in parsed.entries] == [" ".join(t.split()) or None for t, _, _ in items] or [
             e.title for e in parsed.entries
         ] == [t.strip() or None for t, _, _ in items]
+
+
+# --- a feed polled again: only its new items read ------------------------------------------------
+
+#: An item of a feed: (title, link or none, HTML summary or none, date or none).
+feed_items = st.tuples(
+    xml_text,
+    st.one_of(st.none(), links, st.sampled_from(["/a/1.html", "b/2.html"])),
+    st.one_of(
+        st.none(),
+        st.builds(
+            lambda a, b: f"<p>{html.escape(a)} <a href='x'>{html.escape(b)}</a></p>", xml_text, xml_text
+        ),
+    ),
+    st.one_of(st.none(), aware_datetimes),
+)
+
+
+def _polled_feed(
+    kind: str, items: list[tuple[str, str | None, str | None, datetime | None]], base: str
+) -> bytes:
+    """An RSS 2.0, RSS 1.0 or Atom feed of ``items`` (``base``: the channel's ``xml:base``)."""
+    rows = []
+    for title, link, summary, when in items:
+        if kind == "atom":
+            rows.append(
+                f"<entry><title type='html'>{html.escape(title)}</title>"
+                + (f"<link href={quoteattr(link)}/>" if link else "")
+                + (f"<summary type='html'>{html.escape(summary)}</summary>" if summary else "")
+                + (f"<updated>{when.isoformat()}</updated>" if when else "")
+                + "</entry>"
+            )
+        else:
+            rows.append(
+                f"<item><title>{html.escape(title)}</title>"
+                + (f"<link>{html.escape(link)}</link>" if link else "")
+                + (f"<description>{html.escape(summary)}</description>" if summary else "")
+                + (f"<dc:date>{when.isoformat()}</dc:date>" if when else "")
+                + "</item>"
+            )
+    body = "".join(rows)
+    if kind == "atom":
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="{base}"><title>Outlet</title>{body}</feed>'
+        ).encode()
+    if kind == "rss1":
+        return (
+            '<?xml version="1.0" encoding="utf-8"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+            ' xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            f"<channel><title>Outlet</title><link>{base}</link></channel>{body}</rdf:RDF>"
+        ).encode()
+    return (
+        '<?xml version="1.0" encoding="iso-8859-1"?>'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f'<channel xml:base="{base}"><title>Outlet</title><language>fr</language><ttl>5</ttl>'
+        f"{body}</channel></rss>"
+    ).encode("iso-8859-1", "xmlcharrefreplace")
+
+
+def _read(body: bytes, previous: Any = None) -> Any:
+    try:
+        parsed = parse_feed(body, None, max_bytes=MAX, previous=previous)
+    except FeedFormatError as exc:
+        return str(exc), {}
+    seen = (parsed.format, parsed.version, parsed.title, parsed.language, parsed.min_interval, parsed.problem)
+    return (seen, parsed.entries), parsed.item_entries
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["rss2", "rss1", "atom"]),
+    st.lists(feed_items, min_size=3, max_size=12, unique=True),
+    st.lists(
+        st.tuples(
+            st.one_of(st.lists(st.integers(0, 11), max_size=12, unique=True), st.lists(st.integers(0, 11))),
+            st.sampled_from(["https://a.example/", "https://a.example/", "https://b.example/"]),
+            st.sampled_from([None, None, None, 40, 300, 1000]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_a_feed_polled_again_reads_as_if_read_whole(kind: str, pool: list[Any], polls: list[Any]) -> None:
+    """Poll after poll (items come, go, repeat, move; the feed's base changes; a body is cut
+    short), reading a feed with the items of its last poll gives what reading it whole gives."""
+    previous: Any = None
+    for picks, base, cut in polls:
+        body = _polled_feed(kind, [pool[i] for i in picks if i < len(pool)], base)
+        if cut is not None:
+            body = body[:cut]
+        whole, remembered = _read(body)
+        again, kept = _read(body, previous)
+        assert again == whole
+        assert kept.keys() == remembered.keys()
+        previous = kept or previous
+
+
+def test_a_feed_polled_again_keeps_what_its_unchanged_items_gave() -> None:
+    """The items of the last poll are not read again: what they gave is taken as it was (here,
+    doctored to show it), and an item that changed is read anew."""
+    first = _polled_feed(
+        "rss2",
+        [("Un", "https://a.example/1", None, None), ("Deux", "https://a.example/2", None, None)],
+        "https://a.example/",
+    )
+    parsed = parse_feed(first, None, max_bytes=MAX)
+    assert [e.title for e in parsed.entries] == ["Un", "Deux"] and len(parsed.item_entries) == 2
+    doctored = {
+        key: tuple(replace(e, title=f"kept {e.title}") for e in found)
+        for key, found in parsed.item_entries.items()
+    }
+    second = _polled_feed(
+        "rss2",
+        [
+            ("Trois", "https://a.example/3", None, None),
+            ("Un", "https://a.example/1", None, None),
+            ("Deux !", "https://a.example/2", None, None),
+        ],
+        "https://a.example/",
+    )
+    again = parse_feed(second, None, max_bytes=MAX, previous=doctored)
+    assert [e.title for e in again.entries] == ["Trois", "kept Un", "Deux !"]
+    assert (again.title, again.language, again.min_interval) == ("Outlet", "fr", 300.0)
+    # A malformed body is read whole, and nothing of it is remembered.
+    broken = parse_feed(second[:-30], None, max_bytes=MAX, previous=doctored)
+    assert broken.problem and not broken.item_entries
+    assert "kept Un" not in [e.title for e in broken.entries]
 
 
 #: Any text a feed may hold (lone surrogates cannot come out of a decoded body).

@@ -17,14 +17,23 @@ author are plain text: RSS and Atom carry them as HTML as often as not (``Macron
 A body that is not a feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a
 ``FetchError``: the poll loop logs it and records a dead letter); a feed that feedparser could
 partly recover comes back with ``problem`` set.
+
+A feed is polled again and again, and most of its items are the ones it listed last time. Each
+RSS/Atom item is known by a digest of its XML (``ParsedFeed.item_entries``); handed back as
+``previous`` on the next poll of the same feed, the items whose XML has not changed keep what they
+gave, and feedparser reads only the new ones (with the channel, for the feed's own fields).
+The result is the same as parsing the whole feed: where it might not be (a malformed feed, an item
+that feedparser does not count as one entry) the whole feed is parsed, as it always was.
 """
 
 from __future__ import annotations
 
 import calendar
+import hashlib
 import html
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -100,10 +109,22 @@ class ParsedFeed:
     min_interval: float | None = None
     #: Set when feedparser recovered entries from a malformed feed: why it was malformed.
     problem: str | None = None
+    #: What each RSS/Atom item gave (no entry: an item without a link), by a digest of its XML:
+    #: ``previous`` for the next poll of the same feed. Empty when the items could not be told
+    #: apart (a malformed feed) and for the other formats.
+    item_entries: dict[bytes, tuple[FeedEntry, ...]] = field(default_factory=dict)
 
 
-def parse_feed(body: bytes, content_type: str | None = None, *, max_bytes: int, url: str = "") -> ParsedFeed:
-    """Parse a feed body of any supported format; raises ``FeedFormatError``."""
+def parse_feed(
+    body: bytes,
+    content_type: str | None = None,
+    *,
+    max_bytes: int,
+    url: str = "",
+    previous: ItemEntries | None = None,
+) -> ParsedFeed:
+    """Parse a feed body of any supported format; raises ``FeedFormatError``. ``previous``: the
+    ``item_entries`` of the last poll of the same feed (RSS and Atom)."""
     if body.startswith(GZIP_MAGIC):
         try:
             body = inflate_capped(body, "gzip", max_bytes, url)
@@ -123,7 +144,7 @@ def parse_feed(body: bytes, content_type: str | None = None, *, max_bytes: int, 
         raise FeedFormatError(f"malformed feed: cannot read it in its declared encoding ({exc})") from exc
     if hostile:
         raise FeedFormatError("feed refused: its DOCTYPE declares entities (entity expansion is not allowed)")
-    return _parse_with_feedparser(body)
+    return _parse_with_feedparser(body, previous)
 
 
 def declares_entities(body: bytes) -> bool:
@@ -232,7 +253,90 @@ def feed_min_interval(feed: Any) -> float | None:
     return max(asked) if asked else None
 
 
-def _parse_with_feedparser(body: bytes) -> ParsedFeed:
+#: RSS 0.9x/2.0, RSS 1.0, RSS 0.90, Atom 1.0 and Atom 0.3 items, as lxml names them.
+_ITEM_TAGS = frozenset(
+    {
+        "item",
+        "{http://purl.org/rss/1.0/}item",
+        "{http://my.netscape.com/rdf/simple/0.9/}item",
+        "{http://www.w3.org/2005/Atom}entry",
+        "{http://purl.org/atom/ns#}entry",
+    }
+)
+#: Reads feeds to tell their items apart: nothing fetched, no entity expanded (bodies that declare
+#: entities never get here), libxml2's default depth and size limits.
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+ItemEntries = Mapping[bytes, tuple[FeedEntry, ...]]
+
+
+def _feed_items(body: bytes) -> list[tuple[bytes, Any]] | None:
+    """The RSS/Atom items of a well-formed feed, in order, each with a digest of its XML and of
+    what around it could change how it reads (the root's and the channel's attributes, such as
+    ``xml:base``, and namespaces); None for a body lxml cannot read as XML."""
+    try:
+        root = etree.fromstring(body, _XML_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    channel = root.find("channel") if root.tag == "rss" else root
+    if channel is None:
+        return None
+    context = repr(
+        (
+            root.tag,
+            sorted(root.attrib.items()),
+            sorted(channel.attrib.items()),
+            sorted(root.nsmap.items(), key=str),
+        )
+    ).encode()
+    return [
+        (hashlib.blake2b(context + etree.tostring(child), digest_size=16).digest(), child)
+        for child in channel
+        if child.tag in _ITEM_TAGS
+    ]
+
+
+def _parse_with_feedparser(body: bytes, previous: ItemEntries | None = None) -> ParsedFeed:
+    items = _feed_items(body)
+    if items and previous and any(key in previous for key, _ in items):
+        feed = _parse_new_items(items, previous)
+        if feed is not None:
+            return feed
+    parsed, problem = _feedparser(body)
+    per_item = [_entry(entry) for entry in parsed.entries]
+    keys = [key for key, _ in items or ()]
+    remembered: dict[bytes, tuple[FeedEntry, ...]] = {}
+    if problem is None and len(keys) == len(per_item) == len(set(keys)):
+        remembered = dict(zip(keys, per_item, strict=True))
+    return _parsed_feed(parsed, problem, [entry for found in per_item for entry in found], remembered)
+
+
+def _parse_new_items(items: list[tuple[bytes, Any]], previous: ItemEntries) -> ParsedFeed | None:
+    """The feed read from its new items only (and its channel), the others as ``previous`` has
+    them; None where that might differ from reading it whole."""
+    keys = [key for key, _ in items]
+    if len(set(keys)) != len(keys):
+        return None
+    new = []
+    for key, element in items:
+        if key in previous:
+            element.getparent().remove(element)
+        else:
+            new.append(key)
+    reduced = etree.tostring(items[0][1].getroottree(), encoding="utf-8", xml_declaration=True)
+    try:
+        parsed, problem = _feedparser(reduced)
+    except FeedFormatError:
+        return None
+    if problem is not None or len(parsed.entries) != len(new):
+        return None
+    remembered = {**previous, **dict(zip(new, map(_entry, parsed.entries), strict=True))}
+    remembered = {key: remembered[key] for key in keys}
+    return _parsed_feed(parsed, None, [entry for key in keys for entry in remembered[key]], remembered)
+
+
+def _feedparser(body: bytes) -> tuple[Any, Exception | None]:
+    """feedparser's reading of an RSS/Atom body, and what was wrong with it if it was malformed."""
     try:
         # Only the text of titles and summaries is kept (feed_text), so feedparser's cleaning of
         # their HTML (sanitising, resolving its links) would be wasted: ~40 % of its time on a
@@ -246,24 +350,35 @@ def _parse_with_feedparser(body: bytes) -> ParsedFeed:
         problem = None
     if problem is not None and not parsed.entries:
         raise FeedFormatError(f"malformed feed: {problem}")
-    version = str(parsed.get("version") or "")
-    if not version and not parsed.entries:
+    if not parsed.get("version") and not parsed.entries:
         raise FeedFormatError("not a feed: no RSS, Atom, JSON Feed or sitemap found")
+    return parsed, problem
+
+
+def _entry(entry: Any) -> tuple[FeedEntry, ...]:
+    """An entry as feedparser read it, as wirewatch keeps it: none without a link."""
+    link = _text(entry.get("link"))
+    if link is None:
+        return ()
+    return (
+        FeedEntry(
+            link=link,
+            title=_feed_text(entry.get("title")),
+            summary=_feed_text(entry.get("summary")),
+            author=_feed_text(entry.get("author")),
+            published=entry_published(entry),
+        ),
+    )
+
+
+def _parsed_feed(
+    parsed: Any,
+    problem: Exception | None,
+    entries: list[FeedEntry],
+    item_entries: dict[bytes, tuple[FeedEntry, ...]],
+) -> ParsedFeed:
+    version = str(parsed.get("version") or "")
     meta = parsed.get("feed") or {}
-    entries = []
-    for entry in parsed.entries:
-        link = _text(entry.get("link"))
-        if link is None:
-            continue
-        entries.append(
-            FeedEntry(
-                link=link,
-                title=_feed_text(entry.get("title")),
-                summary=_feed_text(entry.get("summary")),
-                author=_feed_text(entry.get("author")),
-                published=entry_published(entry),
-            )
-        )
     return ParsedFeed(
         format="atom" if version.startswith("atom") else "rss",
         version=version or "unknown",
@@ -276,6 +391,7 @@ def _parse_with_feedparser(body: bytes) -> ParsedFeed:
             if problem is not None
             else None
         ),
+        item_entries=item_entries,
     )
 
 
