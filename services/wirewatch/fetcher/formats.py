@@ -29,7 +29,6 @@ that feedparser does not count as one entry) the whole feed is parsed, as it alw
 from __future__ import annotations
 
 import calendar
-import hashlib
 import html
 import math
 import re
@@ -43,6 +42,7 @@ from feedparser.encodings import convert_to_utf8
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from wirewatch.core.ids import stable_id
 from wirewatch.fetcher.errors import FetchError
 from wirewatch.fetcher.http import inflate_capped, media_type
 
@@ -112,7 +112,7 @@ class ParsedFeed:
     #: What each RSS/Atom item gave (no entry: an item without a link), by a digest of its XML:
     #: ``previous`` for the next poll of the same feed. Empty when the items could not be told
     #: apart (a malformed feed) and for the other formats.
-    item_entries: dict[bytes, tuple[FeedEntry, ...]] = field(default_factory=dict)
+    item_entries: dict[str, tuple[FeedEntry, ...]] = field(default_factory=dict)
 
 
 def parse_feed(
@@ -267,10 +267,10 @@ _ITEM_TAGS = frozenset(
 #: entities never get here), libxml2's default depth and size limits.
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
-ItemEntries = Mapping[bytes, tuple[FeedEntry, ...]]
+ItemEntries = Mapping[str, tuple[FeedEntry, ...]]
 
 
-def _feed_items(body: bytes) -> list[tuple[bytes, Any]] | None:
+def _feed_items(body: bytes) -> list[tuple[str, Any]] | None:
     """The RSS/Atom items of a well-formed feed, in order, each with a digest of its XML and of
     what around it could change how it reads (the root's and the channel's attributes, such as
     ``xml:base``, and namespaces); None for a body lxml cannot read as XML."""
@@ -288,9 +288,9 @@ def _feed_items(body: bytes) -> list[tuple[bytes, Any]] | None:
             sorted(channel.attrib.items()),
             sorted(root.nsmap.items(), key=str),
         )
-    ).encode()
+    )
     return [
-        (hashlib.blake2b(context + etree.tostring(child), digest_size=16).digest(), child)
+        (stable_id(context, etree.tostring(child, encoding="unicode")), child)
         for child in channel
         if child.tag in _ITEM_TAGS
     ]
@@ -305,13 +305,13 @@ def _parse_with_feedparser(body: bytes, previous: ItemEntries | None = None) -> 
     parsed, problem = _feedparser(body)
     per_item = [_entry(entry) for entry in parsed.entries]
     keys = [key for key, _ in items or ()]
-    remembered: dict[bytes, tuple[FeedEntry, ...]] = {}
+    remembered: dict[str, tuple[FeedEntry, ...]] = {}
     if problem is None and len(keys) == len(per_item) == len(set(keys)):
         remembered = dict(zip(keys, per_item, strict=True))
     return _parsed_feed(parsed, problem, [entry for found in per_item for entry in found], remembered)
 
 
-def _parse_new_items(items: list[tuple[bytes, Any]], previous: ItemEntries) -> ParsedFeed | None:
+def _parse_new_items(items: list[tuple[str, Any]], previous: ItemEntries) -> ParsedFeed | None:
     """The feed read from its new items only (and its channel), the others as ``previous`` has
     them; None where that might differ from reading it whole."""
     keys = [key for key, _ in items]
@@ -330,8 +330,8 @@ def _parse_new_items(items: list[tuple[bytes, Any]], previous: ItemEntries) -> P
         return None
     if problem is not None or len(parsed.entries) != len(new):
         return None
-    remembered = {**previous, **dict(zip(new, map(_entry, parsed.entries), strict=True))}
-    remembered = {key: remembered[key] for key in keys}
+    fresh = dict(zip(new, map(_entry, parsed.entries), strict=True))
+    remembered = {key: fresh[key] if key in fresh else previous[key] for key in keys}
     return _parsed_feed(parsed, None, [entry for key in keys for entry in remembered[key]], remembered)
 
 
@@ -375,7 +375,7 @@ def _parsed_feed(
     parsed: Any,
     problem: Exception | None,
     entries: list[FeedEntry],
-    item_entries: dict[bytes, tuple[FeedEntry, ...]],
+    item_entries: dict[str, tuple[FeedEntry, ...]],
 ) -> ParsedFeed:
     version = str(parsed.get("version") or "")
     meta = parsed.get("feed") or {}
