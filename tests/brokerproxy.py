@@ -1,16 +1,31 @@
 """A tansu that advertises another port, and the loopback proxies that listen there.
 
 tansu tells clients to connect to its advertised listener, so a proxy on that port sees every
-connection they make, bootstrap and then the broker's (test_kafka_security: TLS in front;
-test_kafka_request_timeout: a connection that goes silent).
+connection they make, bootstrap and then the broker's (test_kafka_security: TLS in front, a SASL
+SCRAM login in front; test_kafka_request_timeout: a connection that goes silent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import ssl
+import struct
 import subprocess
 import threading
+from collections import Counter
+from collections.abc import Mapping
+
+from aiokafka.protocol.admin import (
+    SaslAuthenticateRequest_v0,
+    SaslAuthenticateResponse_v0,
+    SaslAuthenticateResponse_v1,
+    SaslHandShakeRequest_v1,
+    SaslHandShakeResponse_v1,
+)
+from aiokafka.protocol.api import Response, ResponseHeader_v0
+from aiokafka.protocol.types import Int16, Int32, Schema, String
+from scramp import ScramException, ScramMechanism
 
 from wirewatch.local.servers import die_with_parent, tansu_binary, wait_for_tcp
 
@@ -67,3 +82,152 @@ class LoopbackProxy:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy ``source`` to ``sink`` until either ends, then close ``sink``."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except OSError:  # ssl.SSLError included
+        pass
+    finally:
+        sink.close()
+
+
+# --- a SASL SCRAM login in front of tansu -------------------------------------------------
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_HANDSHAKE, API_VERSIONS, SASL_AUTHENTICATE = 17, 18, 36  # Kafka API keys
+UNSUPPORTED_SASL_MECHANISM, SASL_AUTHENTICATION_FAILED = 33, 58  # Kafka error codes
+# Request header v1; v2 (flexible requests) adds tagged fields after these, which are not read here.
+REQUEST_HEADER = Schema(
+    ("api_key", Int16), ("api_version", Int16), ("correlation_id", Int32), ("client_id", String("utf-8"))
+)
+
+
+class SaslScramProxy(LoopbackProxy):
+    """A Kafka listener that requires a SASL SCRAM-SHA-256 or SCRAM-SHA-512 login as one of
+    ``users`` (name to password) before it pipes a connection to ``target``, a plain tansu.
+
+    It exists because no broker that runs here can hold SCRAM users: tansu ``--authentication``
+    runs SCRAM but its users cannot be created from outside, and noida-db's Kafka has no SASL.
+    The SCRAM verification is scramp's (an independent implementation, pg8000's); the Kafka
+    behind it is real tansu. Like the TLS-terminating proxy, only the security layer is in front.
+
+    Per connection, before login: ApiVersions is forwarded to tansu (whose answer lists
+    SaslHandshake v0-1 and SaslAuthenticate v0-2); SaslHandshake v1 and SaslAuthenticate v0/v1
+    (what aiokafka, and so Faust, sends) are answered here as Apache Kafka answers them: an
+    unknown mechanism gets UNSUPPORTED_SASL_MECHANISM, a wrong user or password
+    SASL_AUTHENTICATION_FAILED with a message, and the connection is closed. Any other request
+    or version (SaslHandshake v0's unframed tokens, the flexible SaslAuthenticate v2) closes it
+    too. After login the bytes go both ways unchanged. No re-authentication, no PLAIN, no TLS.
+
+    ``connections`` counts the connections accepted and ``logins`` the successful logins per
+    mechanism, so a test can check that every connection its clients opened logged in.
+    """
+
+    def __init__(self, port: int, target: tuple[str, int], users: Mapping[str, str]) -> None:
+        # (salt, stored key, server key, iterations) per mechanism and user, as a broker stores them
+        self.credentials = {
+            mechanism: {
+                user: ScramMechanism(mechanism).make_auth_info(password) for user, password in users.items()
+            }
+            for mechanism in SCRAM_MECHANISMS
+        }
+        self.connections = 0
+        self.logins: Counter[str] = Counter()
+        super().__init__(port, target)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        try:
+            logged_in = await self._login(reader, writer, up_reader, up_writer)
+        except (OSError, EOFError):  # asyncio.IncompleteReadError included: the client went away
+            logged_in = False
+        if not logged_in:
+            writer.close()
+            up_writer.close()
+            return
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def _login(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        up_reader: asyncio.StreamReader,
+        up_writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Answer the connection's requests until it logged in (True) or must be closed (False)."""
+        mechanism = ""
+        server = None  # scramp's ScramServer, once the handshake chose a mechanism
+        step = 0  # SCRAM messages received: client-first, then client-final
+        while True:
+            frame = await read_frame(reader)
+            body = io.BytesIO(frame)
+            api_key, version, correlation_id, _client_id = REQUEST_HEADER.decode(body)
+            if api_key == API_VERSIONS:
+                up_writer.write(struct.pack(">i", len(frame)) + frame)
+                await up_writer.drain()
+                answer = await read_frame(up_reader)
+                writer.write(struct.pack(">i", len(answer)) + answer)
+                await writer.drain()
+            elif api_key == SASL_HANDSHAKE and version == 1 and server is None:
+                mechanism = SaslHandShakeRequest_v1.decode(body).mechanism
+                known = mechanism in SCRAM_MECHANISMS
+                code = 0 if known else UNSUPPORTED_SASL_MECHANISM
+                await reply(writer, correlation_id, SaslHandShakeResponse_v1(code, list(SCRAM_MECHANISMS)))
+                if not known:
+                    return False
+                server = ScramMechanism(mechanism).make_server(self.credentials[mechanism].__getitem__)
+            elif api_key == SASL_AUTHENTICATE and version in (0, 1) and server is not None:
+                # v0 and v1 requests are alike (v1 answers add a session lifetime)
+                message = SaslAuthenticateRequest_v0.decode(body).sasl_auth_bytes or b""
+                try:
+                    if step == 0:
+                        server.set_client_first(message.decode())
+                        token = server.get_server_first()
+                    else:
+                        server.set_client_final(message.decode())
+                        token = server.get_server_final()
+                        self.logins[mechanism] += 1  # before the answer, with which the client goes on
+                except (ScramException, KeyError, ValueError):  # KeyError: unknown user
+                    refusal = (  # Apache Kafka's words
+                        "Authentication failed during authentication due to invalid credentials "
+                        f"with SASL mechanism {mechanism}"
+                    )
+                    await reply(writer, correlation_id, authenticate_response(version, error=refusal))
+                    return False
+                await reply(writer, correlation_id, authenticate_response(version, token.encode()))
+                step += 1
+                if step == 2:
+                    return True
+            else:
+                return False  # Kafka closes a connection that sends anything else before login
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """One Kafka request or response, without its int32 length."""
+    (size,) = struct.unpack(">i", await reader.readexactly(4))
+    return await reader.readexactly(size)
+
+
+async def reply(writer: asyncio.StreamWriter, correlation_id: int, response: Response) -> None:
+    """Send ``response`` with response header v0 (the header of the non-flexible versions)."""
+    message = ResponseHeader_v0(correlation_id).encode() + response.encode()
+    writer.write(struct.pack(">i", len(message)) + message)
+    await writer.drain()
+
+
+def authenticate_response(version: int, token: bytes = b"", error: str | None = None) -> Response:
+    """SaslAuthenticate's answer: the server's SCRAM message, or SASL_AUTHENTICATION_FAILED."""
+    code = SASL_AUTHENTICATION_FAILED if error is not None else 0
+    if version == 0:
+        return SaslAuthenticateResponse_v0(code, error, token)
+    return SaslAuthenticateResponse_v1(code, error, token, 0)  # session lifetime 0: no expiry

@@ -1,6 +1,6 @@
 """Kafka security (issue 7): the TLS and SASL settings, the one place they become client options
 (``wirewatch.core.kafka.client_options`` and, for Faust, ``faust_credentials``), and real
-connections through TLS and to an authenticating broker.
+connections through TLS and SASL SCRAM logins.
 
 TLS: tansu (the test broker) has no TLS listener (its ``--cert`` flag is accepted, but the
 listener stays plain TCP), so each TLS broker here is a tansu whose advertised listener is the
@@ -9,12 +9,21 @@ the clients make, bootstrap and then the advertised broker's, goes through TLS: 
 is refused, and the proxy counts the handshakes. Certificates are made with the openssl
 command, as in test_alert_delivery.py (the TLS tests are skipped without it).
 
-SASL: tansu ``--authentication`` runs real SCRAM-SHA-256/512 exchanges (it offers no PLAIN), but
-its users can only be created through the broker itself (AlterUserScramCredentials), which an
-authenticating broker refuses before login, and its memory store cannot be shared with an
-open second broker. So no login can succeed there: the test shows the client's SCRAM exchange
-being refused with a clear error, and the options handed to aiokafka and Faust are checked
-field by field.
+SASL: no broker that runs here can hold SCRAM users. tansu ``--authentication`` runs real
+SCRAM-SHA-256/512 exchanges (it offers no PLAIN), but its users can only be created through the
+broker itself (AlterUserScramCredentials), which an authenticating broker refuses before login,
+and its memory store cannot be shared with an open second broker; noida-db's Kafka has no SASL.
+So one test shows tansu's own SCRAM refusing the client's login with a clear error, and the
+logins that succeed go through a SASL front (brokerproxy.SaslScramProxy) on the port a plain
+tansu advertises, as the TLS proxy does: it answers SaslHandshake and SaslAuthenticate as Apache
+Kafka does, with the SCRAM server side done by scramp (an independent implementation, pg8000's),
+and pipes each connection to tansu once it logged in. With wirewatch's settings, SCRAM-SHA-512
+and SCRAM-SHA-256 logins are followed by topics created, a message produced and read back, the
+front counting a login with that mechanism for every connection the clients opened (bootstrap
+and the advertised broker's); Faust's producer logs in with ``faust_credentials``; a wrong
+password (in neither the error nor the logs) and a mechanism the broker does not offer fail at
+once with a clear error; a client without SASL gets nothing. The options handed to aiokafka and
+Faust are also checked field by field.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import shutil
 import ssl
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +47,7 @@ from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from brokerproxy import HOST, LoopbackProxy, start_tansu, stop_process
+from brokerproxy import HOST, LoopbackProxy, SaslScramProxy, pipe, start_tansu, stop_process
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import (
     KafkaSecurityError,
@@ -123,18 +133,7 @@ class TlsProxy(LoopbackProxy):
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except OSError:  # ssl.SSLError included
-            pass
-        finally:
-            sink.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @dataclass
@@ -188,6 +187,32 @@ def sasl_broker() -> Iterator[str]:
     port = free_port()
     process = start_tansu(port, port, "--authentication")
     yield f"{HOST}:{port}"
+    stop_process(process)
+
+
+@dataclass
+class ScramBroker:
+    port: int  # the SASL front's: the only address clients are given and told about
+    proxy: SaslScramProxy
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def scram_broker() -> Iterator[ScramBroker]:
+    """A plain tansu behind a SASL front where "alice" logs in with PASSWORD (SCRAM-SHA-256/512)."""
+    inner, outer = free_port(), free_port()
+    process = start_tansu(inner, outer)
+    try:
+        proxy = SaslScramProxy(outer, (HOST, inner), {"alice": PASSWORD})
+    except Exception:
+        stop_process(process)
+        raise
+    yield ScramBroker(outer, proxy, process)
+    proxy.close()
     stop_process(process)
 
 
@@ -565,3 +590,101 @@ async def test_scram_is_spoken_to_an_authenticating_broker(
     assert any(record.name.startswith("aiokafka") for record in caplog.records)  # attempts were logged
     logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert PASSWORD not in logged
+
+
+# --- real SCRAM logins: a SASL front (scramp) in front of a plain tansu --------------------------
+
+WRONG_PASSWORD = "not-Alices-pw"
+
+
+def scram_settings(broker: ScramBroker, tmp_path: Path, mechanism: str, **values: Any) -> Settings:
+    return make_settings(
+        kafka_bootstrap=broker.bootstrap,
+        **sasl_values(tmp_path, mechanism, **values),
+        topic_partitions=1,
+        data_dir=tmp_path / "data",
+    )
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256"])
+async def test_scram_login_then_produce_and_read(
+    scram_broker: ScramBroker, tmp_path: Path, mechanism: str
+) -> None:
+    settings = scram_settings(scram_broker, tmp_path, mechanism)
+    proxy = scram_broker.proxy
+    connections, logins = proxy.connections, proxy.logins.copy()
+    await wait_for_kafka(settings, timeout=30)
+    topic = f"sasl.{mechanism.lower()}"
+    assert await create_topics(settings, {topic: {}}) == [topic]
+    await produce(settings, topic, [(b"k", f"via {mechanism}".encode())])
+    assert await read_topic(settings, topic) == [(b"k", f"via {mechanism}".encode())]
+    opened = proxy.connections - connections
+    assert opened >= 8  # four clients, each to the bootstrap address and then to the broker it names
+    assert proxy.logins - logins == Counter({mechanism: opened})  # every one logged in, with this mechanism
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256"])
+async def test_a_wrong_scram_password_fails_at_once_with_a_clear_error(
+    scram_broker: ScramBroker, tmp_path: Path, mechanism: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text(WRONG_PASSWORD + "\n")
+    settings = scram_settings(scram_broker, tmp_path, mechanism, kafka_sasl_password_file=wrong)
+    logins = scram_broker.proxy.logins.copy()
+    started = time.monotonic()
+    with pytest.raises(KafkaSecurityError) as caught:
+        await wait_for_kafka(settings, timeout=30)
+    assert time.monotonic() - started < 10  # not retried for the whole timeout
+    message = str(caught.value)
+    assert f"SASL authentication as 'alice' with {mechanism} at {scram_broker.bootstrap} failed" in message
+    # the front's refusal, in Apache Kafka's words, as aiokafka reports it
+    refusal = f"due to invalid credentials with SASL mechanism {mechanism}"
+    assert (
+        f"[Error 58] SaslAuthenticationFailed: Authentication failed during authentication {refusal}"
+        in message
+    )
+    with pytest.raises(KafkaSecurityError, match="invalid credentials"):
+        await produce(settings, "sasl.refused", [(b"k", b"v")])
+    assert scram_broker.proxy.logins == logins
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    for text in (message, logged):
+        assert WRONG_PASSWORD not in text and PASSWORD not in text
+
+
+async def test_a_mechanism_the_broker_does_not_offer_is_named(
+    scram_broker: ScramBroker, tmp_path: Path
+) -> None:
+    with pytest.raises(KafkaSecurityError) as caught:
+        await wait_for_kafka(scram_settings(scram_broker, tmp_path, "PLAIN"), timeout=30)
+    message = str(caught.value)
+    assert f"SASL authentication as 'alice' with PLAIN at {scram_broker.bootstrap} failed" in message
+    # aiokafka reports the broker's error code only, not the mechanisms the broker offers
+    assert "[Error 33] UnsupportedSaslMechanismError" in message and PASSWORD not in message
+
+
+async def test_a_client_without_sasl_gets_nothing_through_the_scram_front(scram_broker: ScramBroker) -> None:
+    connections, logins = scram_broker.proxy.connections, scram_broker.proxy.logins.copy()
+    plain = make_settings(kafka_bootstrap=scram_broker.bootstrap)
+    with pytest.raises(KafkaUnavailableError) as caught:
+        await wait_for_kafka(plain, timeout=2)
+    assert not isinstance(caught.value, KafkaSecurityError)  # no TLS or SASL configured to blame
+    assert scram_broker.proxy.connections > connections and scram_broker.proxy.logins == logins
+
+
+async def test_faust_logs_in_with_scram(scram_broker: ScramBroker, tmp_path: Path) -> None:
+    settings = scram_settings(scram_broker, tmp_path, "SCRAM-SHA-256")
+    await create_topics(settings, {"sasl.faust": {}})
+    proxy = scram_broker.proxy
+    connections, logins = proxy.connections, proxy.logins.copy()
+    producer = ServiceApp("fetcher", settings).app.producer  # aiokafka, built from faust_credentials
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            "sasl.faust", b"k", b"from faust", partition=None, timestamp=None, headers=None
+        )
+    finally:
+        await producer.stop()
+    opened = proxy.connections - connections
+    assert opened >= 2 and proxy.logins - logins == Counter({"SCRAM-SHA-256": opened})
+    assert await read_topic(settings, "sasl.faust") == [(b"k", b"from faust")]
