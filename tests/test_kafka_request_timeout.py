@@ -7,6 +7,8 @@ reads nothing from any partition on that broker. The alerts service once waited 
 60 s. Here a loopback proxy in front of tansu (advertised as the broker, so every connection goes
 through it) stops answering a connection after it passes a fetch: the consumer gets the record
 produced meanwhile once the request timeout drops that connection, and not before.
+
+Also here: the other consumer settings Faust takes from ours (the stream buffer).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def test_the_request_timeout_must_outlast_a_group_join() -> None:
 def test_faust_gets_the_request_timeout(tmp_path: Any) -> None:
     settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path, kafka_request_timeout=12)
     assert ServiceApp("alerts", settings).app.conf.broker_request_timeout == 12
+
+
+def test_faust_gets_the_stream_buffer(tmp_path: Any) -> None:
+    """What each stream holds ahead of its processing (benchmarks/bench_backlog.py measures it)."""
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
+    assert ServiceApp("indexer", settings).app.conf.stream_buffer_maxsize == settings.stream_buffer == 1000
+    smaller = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path, stream_buffer=64)
+    assert ServiceApp("enricher", smaller).app.conf.stream_buffer_maxsize == 64
 
 
 @pytest.mark.parametrize("backend", ["ephemeral", "noida"])

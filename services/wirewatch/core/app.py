@@ -233,6 +233,7 @@ class ServiceApp:
             producer_acks=-1,
             producer_max_request_size=4 * 1024 * 1024,
             stream_wait_empty=True,
+            stream_buffer_maxsize=settings.stream_buffer,
             table_standby_replicas=0,
         )
         if not settings.kafka_producer_batching:

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         description="Batch produced records. `wirewatch up` and the tests turn it off on tansu, which "
         "reports a partition's end as its last batch's base offset + 1 (table recovery would stop short).",
     )
+    stream_buffer: int = Field(
+        default=1000,
+        ge=1,
+        description="Messages each stream of a service holds ahead of its processing (Faust's "
+        "stream_buffer_maxsize); past it, the service stops taking from that partition until it "
+        "drains. Bounds a service's memory while it has a backlog (benchmarks/bench_backlog.py).",
+    )
     # Security: TLS and SASL, for every Kafka client (services, commands, Faust). Checked
     # together by ``_check_kafka_security``; ``wirewatch.core.kafka.client_options`` applies them.
     kafka_security_protocol: KafkaSecurityProtocol = Field(
