@@ -506,16 +506,18 @@ async def test_a_plain_client_gets_nothing_from_the_tls_listener(tls_broker: Tls
 async def test_faust_producer_through_tls(tls_broker: TlsBroker, certs: Certificates, tmp_path: Path) -> None:
     settings = tls_settings(tls_broker, certs.server, tmp_path)
     await create_topics(settings, {"secure.faust": {}})
-    app = ServiceApp("fetcher", settings).app
-    producer = app.producer
+    await send_with_faust(settings, "secure.faust")
+    assert await read_topic(settings, "secure.faust") == [(b"k", b"from faust")]
+
+
+async def send_with_faust(settings: Settings, topic: str) -> None:
+    """Send one message with a service's Faust producer (aiokafka, built from faust_credentials)."""
+    producer = ServiceApp("fetcher", settings).app.producer
     await producer.start()
     try:
-        await producer.send_and_wait(
-            "secure.faust", b"k", b"from faust", partition=None, timestamp=None, headers=None
-        )
+        await producer.send_and_wait(topic, b"k", b"from faust", partition=None, timestamp=None, headers=None)
     finally:
         await producer.stop()
-    assert await read_topic(settings, "secure.faust") == [(b"k", b"from faust")]
 
 
 async def test_a_wrong_ca_fails_at_once_with_a_clear_error(
@@ -677,14 +679,7 @@ async def test_faust_logs_in_with_scram(scram_broker: ScramBroker, tmp_path: Pat
     await create_topics(settings, {"sasl.faust": {}})
     proxy = scram_broker.proxy
     connections, logins = proxy.connections, proxy.logins.copy()
-    producer = ServiceApp("fetcher", settings).app.producer  # aiokafka, built from faust_credentials
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            "sasl.faust", b"k", b"from faust", partition=None, timestamp=None, headers=None
-        )
-    finally:
-        await producer.stop()
+    await send_with_faust(settings, "sasl.faust")
     opened = proxy.connections - connections
     assert opened >= 2 and proxy.logins - logins == Counter({"SCRAM-SHA-256": opened})
     assert await read_topic(settings, "sasl.faust") == [(b"k", b"from faust")]
