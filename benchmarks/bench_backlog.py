@@ -60,10 +60,10 @@ def templates(data: Path, limit: int | None) -> list[EnrichedArticle]:
     """One enriched article per page with text."""
     out = []
     for page in read_pages(data, limit):
-        extracted = extract_article(page.html, f"https://bench.example/{page.name}")
+        url = f"https://bench.example/{page.name}"
+        extracted = extract_article(page.html, url)
         if not extracted.text:
             continue
-        url = f"https://bench.example/{page.name}"
         raw = RawArticle(
             id=article_id(url),
             url=url,
