@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from newsroom import Story
 
@@ -168,3 +171,11 @@ def copy_of(story: Story, slug: str) -> Story:
         paragraphs=story.paragraphs,
         author="Agency",
     )
+
+
+def write_jsonl(path: Path, stories: Iterable[Story]) -> Path:
+    """``stories`` as the benchmarks read documents: one ``{"title", "text"}`` per line."""
+    path.write_text(
+        "\n".join(json.dumps({"title": s.title, "text": "\n".join(s.paragraphs)}) for s in stories)
+    )
+    return path

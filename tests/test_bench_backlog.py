@@ -8,7 +8,6 @@ table, not the memory numbers (those are for benchmarks/RESULTS.md, on a quiet m
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from pathlib import Path
 
@@ -23,12 +22,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.mark.timeout(240)
 def test_bench_backlog_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = tmp_path / "stories.jsonl"
-    docs.write_text(
-        "\n".join(
-            json.dumps({"title": s.title, "text": "\n".join(s.paragraphs)})
-            for s in (stories.BRIDGE, stories.VACCINE, stories.STRIKE, stories.INCENDIE, stories.TRAMWAY)
-        )
+    docs = stories.write_jsonl(
+        tmp_path / "stories.jsonl",
+        (stories.BRIDGE, stories.VACCINE, stories.STRIKE, stories.INCENDIE, stories.TRAMWAY),
     )
     sys.path.insert(0, str(BENCHMARKS))
     try:

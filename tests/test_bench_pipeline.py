@@ -8,7 +8,6 @@ numbers themselves (those are for benchmarks/RESULTS.md, on a quiet machine).
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import sys
 from datetime import UTC, datetime
@@ -37,23 +36,20 @@ def load_script() -> ModuleType:
 
 @pytest.mark.timeout(240)
 def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    docs = tmp_path / "stories.jsonl"
-    docs.write_text(
-        "\n".join(
-            json.dumps({"title": s.title, "text": "\n".join(s.paragraphs)})
-            for s in (
-                stories.BRIDGE,
-                stories.VACCINE,
-                stories.STRIKE,
-                stories.INCENDIE,
-                stories.ELECTIONS,
-                stories.TRAMWAY,
-                stories.PARK,
-                stories.MARCHE,
-                stories.LIBRARY,
-                stories.BAKERY,
-            )
-        )
+    docs = stories.write_jsonl(
+        tmp_path / "stories.jsonl",
+        (
+            stories.BRIDGE,
+            stories.VACCINE,
+            stories.STRIKE,
+            stories.INCENDIE,
+            stories.ELECTIONS,
+            stories.TRAMWAY,
+            stories.PARK,
+            stories.MARCHE,
+            stories.LIBRARY,
+            stories.BAKERY,
+        ),
     )
     bench = load_script()
     bench.LONG_RUN, bench.RETIRE_BATCH = 30, 5  # the long-run memory table, and old articles deleted
