@@ -100,11 +100,10 @@ def send(settings: Settings, articles: list[EnrichedArticle]) -> None:
         asyncio.run(produce(settings, settings.topic_enriched, messages))
 
 
-def count(es_url: str) -> int:
+def count(articles_url: str) -> int:
+    """Articles searchable now (-1: no answer)."""
     try:
-        response = httpx.post(
-            f"{es_url}/wirewatch-articles/_count", json={"query": {"match_all": {}}}, timeout=10
-        )
+        response = httpx.post(f"{articles_url}/_count", json={"query": {"match_all": {}}}, timeout=10)
         return int(response.json()["count"]) if response.status_code == 200 else -1
     except httpx.HTTPError:
         return -1
@@ -119,10 +118,12 @@ def run_once(
 ) -> dict[str, float | int | str]:
     servers = start_servers("ephemeral", data_dir=tmp / "servers", log_dir=tmp / "logs")
     supervisor: Supervisor | None = None
-    osmem = next(p for p in servers.processes if "osmem" in Path(str(p.args[0])).name)
+    osmem = servers.process("osmem")
+    assert osmem is not None
     try:
         settings = Settings(_env_file=None, **servers.settings())  # type: ignore[call-arg]
         asyncio.run(setup(settings))
+        articles_url = f"{servers.es_url}/{settings.index('articles')}"
         env = {
             **servers.env(),
             "WIREWATCH_STREAM_BUFFER": str(buffer),
@@ -140,7 +141,7 @@ def run_once(
         pid = process.pid
         articles = [article(pool[n % len(pool)], n) for n in range(args.warmup + args.articles)]
         send(settings, articles[: args.warmup])
-        wait_count(servers.es_url, args.warmup, 120)
+        wait_count(articles_url, args.warmup, 120)
         time.sleep(2)
         before = rss(pid)
         os.kill(osmem.pid, signal.SIGSTOP)
@@ -159,7 +160,7 @@ def run_once(
         done = False
         while time.monotonic() - thawed < args.drain_timeout:
             peak = max(peak, rss(pid))
-            if count(servers.es_url) >= total:
+            if count(articles_url) >= total:
                 done = True
                 break
             time.sleep(0.5)
@@ -174,7 +175,7 @@ def run_once(
             "after": after / MB,
             "drain_s": drained,
             "rate": args.articles / drained if done else 0.0,
-            "indexed": f"{count(servers.es_url) - args.warmup}/{args.articles}",
+            "indexed": f"{count(articles_url) - args.warmup}/{args.articles}",
         }
     finally:
         if supervisor is not None:
@@ -182,11 +183,11 @@ def run_once(
         servers.stop()
 
 
-def wait_count(es_url: str, expected: int, timeout: float) -> None:
+def wait_count(articles_url: str, expected: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        httpx.post(f"{es_url}/wirewatch-articles/_refresh", timeout=10)
-        if count(es_url) >= expected:
+        httpx.post(f"{articles_url}/_refresh", timeout=10)
+        if count(articles_url) >= expected:
             return
         time.sleep(0.5)
     raise RuntimeError(f"fewer than {expected} articles searchable after {timeout:.0f} s")

@@ -178,8 +178,7 @@ class Stack:
         self.supervisor = Supervisor(["indexer"], self.env, tmp / "logs")
         self.expected: set[str] = set()
         # osmem-server on the ephemeral backend (None on noida-db, which is Kafka too).
-        searchers = [p for p in servers.processes if "osmem" in Path(str(p.args[0])).name]
-        self.search_server = searchers[0] if searchers else None
+        self.search_server = servers.process("osmem")
 
     # -- the search server ---------------------------------------------------------------
 

@@ -143,6 +143,15 @@ class LocalServers:
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.processes)
 
+    def process(self, binary: str) -> subprocess.Popen[bytes] | None:
+        """The server process whose executable's name contains ``binary`` (``"tansu"``,
+        ``"osmem"``, ``"noida"``), if this backend runs one."""
+        for proc in self.processes:
+            program = proc.args[0] if isinstance(proc.args, list | tuple) else proc.args
+            if binary in Path(str(program)).name:
+                return proc
+        return None
+
     def stop(self, timeout: float = 10.0) -> None:
         for proc in self.processes:
             if proc.poll() is None:
