@@ -122,13 +122,20 @@ class SaslScramProxy(LoopbackProxy):
     unknown mechanism gets UNSUPPORTED_SASL_MECHANISM, a wrong user or password
     SASL_AUTHENTICATION_FAILED with a message, and the connection is closed. Any other request
     or version (SaslHandshake v0's unframed tokens, the flexible SaslAuthenticate v2) closes it
-    too. After login the bytes go both ways unchanged. No re-authentication, no PLAIN, no TLS.
+    too. After login the bytes go both ways unchanged. No re-authentication, no PLAIN. With an
+    SSL ``context`` it is a SASL_SSL listener: TLS first, then the login inside it.
 
     ``connections`` counts the connections accepted and ``logins`` the successful logins per
     mechanism, so a test can check that every connection its clients opened logged in.
     """
 
-    def __init__(self, port: int, target: tuple[str, int], users: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        port: int,
+        target: tuple[str, int],
+        users: Mapping[str, str],
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         # (salt, stored key, server key, iterations) per mechanism and user, as a broker stores them
         self.credentials = {
             mechanism: {
@@ -138,7 +145,7 @@ class SaslScramProxy(LoopbackProxy):
         }
         self.connections = 0
         self.logins: Counter[str] = Counter()
-        super().__init__(port, target)
+        super().__init__(port, target, context)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -151,10 +151,16 @@ class TlsBroker:
         stop_process(self.process)
 
 
-def start_tls_broker(certs: Certificates, *, client_ca: Path | None = None) -> TlsBroker:
-    inner, outer = free_port(), free_port()
+def server_context(certs: Certificates) -> ssl.SSLContext:
+    """The TLS side of a listener with the test broker's certificate."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certs.server, certs.server_key)
+    return context
+
+
+def start_tls_broker(certs: Certificates, *, client_ca: Path | None = None) -> TlsBroker:
+    inner, outer = free_port(), free_port()
+    context = server_context(certs)
     if client_ca is not None:  # mutual TLS: a client certificate signed by client_ca is required
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(client_ca)
@@ -201,19 +207,29 @@ class ScramBroker:
         return f"{HOST}:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def scram_broker() -> Iterator[ScramBroker]:
-    """A plain tansu behind a SASL front where "alice" logs in with PASSWORD (SCRAM-SHA-256/512)."""
+def start_scram_broker(context: ssl.SSLContext | None = None) -> Iterator[ScramBroker]:
     inner, outer = free_port(), free_port()
     process = start_tansu(inner, outer)
     try:
-        proxy = SaslScramProxy(outer, (HOST, inner), {"alice": PASSWORD})
+        proxy = SaslScramProxy(outer, (HOST, inner), {"alice": PASSWORD}, context)
     except Exception:
         stop_process(process)
         raise
     yield ScramBroker(outer, proxy, process)
     proxy.close()
     stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def scram_broker() -> Iterator[ScramBroker]:
+    """A plain tansu behind a SASL front where "alice" logs in with PASSWORD (SCRAM-SHA-256/512)."""
+    yield from start_scram_broker()
+
+
+@pytest.fixture(scope="module")
+def scram_tls_broker(certs: Certificates) -> Iterator[ScramBroker]:
+    """The same behind TLS: a SASL_SSL listener, the login inside the TLS connection."""
+    yield from start_scram_broker(server_context(certs))
 
 
 async def refused_at_once(settings: Settings) -> str:
@@ -681,3 +697,39 @@ async def test_faust_logs_in_with_scram(scram_broker: ScramBroker, tmp_path: Pat
     opened = proxy.connections - connections
     assert opened >= 2 and proxy.logins - logins == Counter({"SCRAM-SHA-256": opened})
     assert await read_topic(settings, "sasl.faust") == [(b"k", b"from faust")]
+
+
+# --- SCRAM inside TLS (SASL_SSL), as managed Kafka services and Strimzi's SCRAM listeners run ---
+
+
+async def test_scram_login_inside_tls_then_produce_and_read(
+    scram_tls_broker: ScramBroker, certs: Certificates, tmp_path: Path
+) -> None:
+    settings = scram_settings(
+        scram_tls_broker,
+        tmp_path,
+        "SCRAM-SHA-512",
+        kafka_security_protocol="SASL_SSL",
+        kafka_ssl_cafile=certs.server,
+    )
+    proxy = scram_tls_broker.proxy
+    connections, logins = proxy.connections, proxy.logins.copy()
+    await wait_for_kafka(settings, timeout=30)
+    assert await create_topics(settings, {"sasl.ssl": {}}) == ["sasl.ssl"]
+    await produce(settings, "sasl.ssl", [(b"k", b"via SASL_SSL")])
+    assert await read_topic(settings, "sasl.ssl") == [(b"k", b"via SASL_SSL")]
+    opened = proxy.connections - connections  # counted once the TLS handshake succeeded
+    assert opened >= 8 and proxy.logins - logins == Counter({"SCRAM-SHA-512": opened})
+    await send_with_faust(settings, "sasl.ssl")  # Faust's producer: TLS and SASL from one settings object
+    assert await read_topic(settings, "sasl.ssl") == [(b"k", b"via SASL_SSL"), (b"k", b"from faust")]
+    assert proxy.logins - logins == Counter({"SCRAM-SHA-512": proxy.connections - connections})
+
+
+async def test_scram_without_tls_gets_nothing_from_a_sasl_ssl_listener(
+    scram_tls_broker: ScramBroker, tmp_path: Path
+) -> None:
+    logins = scram_tls_broker.proxy.logins.copy()
+    settings = scram_settings(scram_tls_broker, tmp_path, "SCRAM-SHA-512")  # SASL_PLAINTEXT
+    with pytest.raises(KafkaUnavailableError):
+        await wait_for_kafka(settings, timeout=2)
+    assert scram_tls_broker.proxy.logins == logins
