@@ -3,23 +3,25 @@
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/bench_backlog.py ../shared/benchmarks/extraction/zyte-article-extraction \\
-        [--articles 6000] [--outage 60] [--buffers 4096,1000]
+        [--articles 6000] [--outage 60] [--buffers 4096,1000] [--trims 30] [--settle 35]
 
-What it does, once per value of ``--buffers`` (each on a fresh local stack):
+What it does, once per pair of ``--buffers`` and ``--trims`` values (each on a fresh local stack):
 
 1. Extracts and analyses each page of ``DATA`` once, as the fetcher and the enricher would
    (``extract_article``, ``analyse``): real enriched articles, with their entities, keyphrases and
    claims. Article ``n`` is page ``n mod pages`` under its own URL and content hash, a minute after
    article ``n - 1``, so no article is a copy of another.
 2. Starts tansu + osmem-server (``start_servers``) and the indexer alone under the supervisor
-   ``wirewatch up`` uses, with ``WIREWATCH_STREAM_BUFFER`` = the value; indexes ``--warmup``
+   ``wirewatch up`` uses, with ``WIREWATCH_STREAM_BUFFER`` and ``WIREWATCH_MEMORY_TRIM_SECONDS``
+   = the values; indexes ``--warmup``
    articles and waits until they are searchable.
 3. Freezes the search server (SIGSTOP), produces ``--articles`` enriched articles at once, and keeps
    it frozen for ``--outage`` seconds: the indexer cannot write, so its consumers hold what they
    fetched while the rest waits in Kafka. Then thaws it (SIGCONT) and waits until every article is
    searchable.
 4. Samples the indexer's RSS every 0.5 s: before the outage, at its end, its peak, and after the
-   backlog is drained; and the drain time and rate after the thaw.
+   backlog is drained, and ``--settle`` seconds later (time for the memory trim's timer); and the
+   drain time and rate after the thaw.
 
 The buffer bounds the messages each of the indexer's streams holds ahead of its processing (Faust's
 ``stream_buffer_maxsize``); aiokafka adds up to one fetch (1 MB) per partition.
@@ -114,7 +116,7 @@ def rss(pid: int) -> int:
 
 
 def run_once(
-    buffer: int, pool: list[EnrichedArticle], args: argparse.Namespace, tmp: Path
+    buffer: int, trim: float, pool: list[EnrichedArticle], args: argparse.Namespace, tmp: Path
 ) -> dict[str, float | int | str]:
     servers = start_servers("ephemeral", data_dir=tmp / "servers", log_dir=tmp / "logs")
     supervisor: Supervisor | None = None
@@ -127,6 +129,7 @@ def run_once(
         env = {
             **servers.env(),
             "WIREWATCH_STREAM_BUFFER": str(buffer),
+            "WIREWATCH_MEMORY_TRIM_SECONDS": str(trim),
             "WIREWATCH_ES_REQUEST_TIMEOUT": "3",
             "WIREWATCH_INDEX_RETRY_MAX_SECONDS": "2",
             "WIREWATCH_LOG_FORMAT": "json",
@@ -167,12 +170,16 @@ def run_once(
         drained = time.monotonic() - thawed
         time.sleep(2)
         after = rss(pid)
+        time.sleep(args.settle)
+        settled = rss(pid)
         return {
             "buffer": buffer,
+            "trim": trim,
             "before": before / MB,
             "outage_end": at_end / MB,
             "peak": peak / MB,
             "after": after / MB,
+            "settled": settled / MB,
             "drain_s": drained,
             "rate": args.articles / drained if done else 0.0,
             "indexed": f"{count(articles_url) - args.warmup}/{args.articles}",
@@ -203,9 +210,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--buffers", default="4096,1000", help="WIREWATCH_STREAM_BUFFER values, one run each."
     )
+    parser.add_argument(
+        "--trims",
+        default="30",
+        help="WIREWATCH_MEMORY_TRIM_SECONDS values (0: no trim), one run each per buffer; "
+        "repeat values to alternate (0,30,0,30).",
+    )
+    parser.add_argument(
+        "--settle", type=float, default=35.0, help="Seconds after the drain before the last RSS reading."
+    )
     parser.add_argument("--limit", type=int, help="Use only the first LIMIT pages.")
     args = parser.parse_args(argv)
     buffers = [int(b) for b in args.buffers.split(",") if b.strip()]
+    trims = [float(t) for t in args.trims.split(",") if t.strip()]
     pool = templates(args.data, args.limit)
     if not pool:
         parser.error(f"no pages with text under {args.data}")
@@ -213,22 +230,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {len(pool)} enriched pages, {size / 1024:.1f} KB per message on average", file=sys.stderr)
     rows = []
     for buffer in buffers:
-        tmp = Path(tempfile.mkdtemp(prefix="wirewatch-bench-backlog-"))
-        try:
-            rows.append(run_once(buffer, pool, args, tmp))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        print(f"# {rows[-1]}", file=sys.stderr)
+        for trim in trims:
+            tmp = Path(tempfile.mkdtemp(prefix="wirewatch-bench-backlog-"))
+            try:
+                rows.append(run_once(buffer, trim, pool, args, tmp))
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            print(f"# {rows[-1]}", file=sys.stderr)
     print(
         f"\n{args.articles} articles produced during a {args.outage:.0f} s search outage "
         f"({size / 1024:.1f} KB per message on average); indexer RSS in MB\n"
     )
-    print("| stream buffer | before | outage end | peak | after drain | drain s | articles/s | indexed |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"| stream buffer | memory trim s | before | outage end | peak | after drain | "
+        f"{args.settle:.0f} s later | drain s | articles/s | indexed |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['buffer']} | {r['before']:.0f} | {r['outage_end']:.0f} | {r['peak']:.0f} | "
-            f"{r['after']:.0f} | {r['drain_s']:.1f} | {r['rate']:.1f} | {r['indexed']} |"
+            f"| {r['buffer']} | {r['trim']:g} | {r['before']:.0f} | {r['outage_end']:.0f} | "
+            f"{r['peak']:.0f} | {r['after']:.0f} | {r['settled']:.0f} | {r['drain_s']:.1f} | "
+            f"{r['rate']:.1f} | {r['indexed']} |"
         )
     return 0
 

@@ -31,13 +31,14 @@ def test_bench_backlog_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFi
         bench = importlib.import_module("bench_backlog")
     finally:
         sys.path.remove(str(BENCHMARKS))
-    args = "--articles 60 --warmup 5 --outage 3 --drain-timeout 120 --buffers 16"
+    args = "--articles 60 --warmup 5 --outage 3 --drain-timeout 120 --buffers 16 --trims 1 --settle 2"
     assert bench.main([str(docs), *args.split()]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16 |")]
     [row] = rows
-    _buffer, before, outage_end, peak, after, drain_s, rate, indexed = (
+    _buffer, trim, before, outage_end, peak, after, settled, drain_s, rate, indexed = (
         c.strip() for c in row.strip("|").split("|")
     )
     assert indexed == "60/60"  # every article written during the outage is searchable after it
+    assert trim == "1"
     assert 0 < float(before) <= float(peak) and float(outage_end) <= float(peak)
-    assert float(after) > 0 and float(drain_s) > 0 and float(rate) > 0
+    assert float(after) > 0 and float(settled) > 0 and float(drain_s) > 0 and float(rate) > 0

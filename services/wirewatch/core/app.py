@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from wirewatch.core import metrics
+from wirewatch.core import memory, metrics
 from wirewatch.core.ids import stable_id
 from wirewatch.core.kafka import COMPACTED, faust_credentials, fetch_max_wait, pause_after_empty_fetches
 from wirewatch.core.logs import get_logger
@@ -247,6 +247,8 @@ class ServiceApp:
         self._dropped = DroppedMessages()
         self._add_web_views()
         self.app.timer(settings.kafka_stall_check_seconds)(self.read_dropped_again)
+        if settings.memory_trim_seconds > 0 and memory.can_trim():
+            self.app.timer(settings.memory_trim_seconds)(self.trim_memory)
 
     def topic(self, name: str, *, internal: bool = False, partitions: int | None = None) -> faust.TopicT:
         """A topic carrying raw bytes (keys and values); parsing is the service's job.
@@ -353,6 +355,22 @@ class ServiceApp:
                 metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(
                     max(0, end - position)
                 )
+
+    async def trim_memory(self) -> memory.Trim | None:
+        """Hand the heap pages freed since the last trim back to the system (see ``core.memory``)."""
+        trimmed = memory.trim()
+        if trimmed is not None:
+            metrics.MEMORY_RETURNED.inc(trimmed.returned)
+            if trimmed.returned >= 1 << 20:
+                log.info(
+                    "freed memory returned",
+                    extra={
+                        "returned_mb": round(trimmed.returned / 2**20, 1),
+                        "rss_mb": round(trimmed.after / 2**20, 1),
+                        "seconds": round(trimmed.seconds, 4),
+                    },
+                )
+        return trimmed
 
     async def read_dropped_again(self) -> list[Any]:
         """Seek the partitions :class:`DroppedMessages` finds back to their committed offsets

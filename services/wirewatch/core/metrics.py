@@ -71,3 +71,7 @@ LOST_TO_RETENTION = Counter(
     "Records the topic's retention deleted before this consumer group read them",
     ["topic"],
 )
+MEMORY_RETURNED = Counter(
+    "wirewatch_memory_returned_bytes_total",
+    "Resident memory handed back to the system by the memory trim (WIREWATCH_MEMORY_TRIM_SECONDS)",
+)

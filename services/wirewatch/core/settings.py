@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         "stream_buffer_maxsize); past it, the service stops taking from that partition until it "
         "drains. Bounds a service's memory while it has a backlog (benchmarks/bench_backlog.py).",
     )
+    memory_trim_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often a service hands its freed heap memory back to the system (glibc's "
+        "malloc_trim; 0: never). Without it, memory freed after a burst (a backlog drained) stays "
+        "in the service's RSS. Counted as wirewatch_memory_returned_bytes_total.",
+    )
     # Security: TLS and SASL, for every Kafka client (services, commands, Faust). Checked
     # together by ``_check_kafka_security``; ``wirewatch.core.kafka.client_options`` applies them.
     kafka_security_protocol: KafkaSecurityProtocol = Field(
