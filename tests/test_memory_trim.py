@@ -25,12 +25,13 @@ pytestmark = pytest.mark.skipif(not memory.can_trim(), reason="the C library has
 BURST = """
 import json
 from wirewatch.core import memory
+base = memory.resident_bytes()
 buffers = [bytes(2048) for _ in range(40_000)]
 pin = buffers[-1]
 del buffers
 freed = memory.resident_bytes()
 trimmed = memory.trim()
-print(json.dumps({"freed": freed, "before": trimmed.before, "after": trimmed.after,
+print(json.dumps({"base": base, "freed": freed, "before": trimmed.before, "after": trimmed.after,
                   "returned": trimmed.returned, "seconds": trimmed.seconds}))
 """
 
@@ -42,7 +43,7 @@ def make_settings(**values: Any) -> Settings:
 def test_trim_returns_the_memory_a_burst_freed() -> None:
     out = subprocess.run([sys.executable, "-c", BURST], check=True, capture_output=True, text=True)
     result = json.loads(out.stdout)
-    assert result["before"] >= result["freed"] - (4 << 20)  # freeing alone gave back little
+    assert result["freed"] - result["base"] > 60 << 20, result  # freeing alone gave nothing back
     assert result["returned"] > 60 << 20, result  # of the 80 MB, most goes back to the system
     assert result["after"] == result["before"] - result["returned"]
     assert result["seconds"] < 1.0
