@@ -13,8 +13,7 @@ What it does, once per pair of ``--buffers`` and ``--trims`` values (each on a f
    article ``n - 1``, so no article is a copy of another.
 2. Starts tansu + osmem-server (``start_servers``) and the indexer alone under the supervisor
    ``wirewatch up`` uses, with ``WIREWATCH_STREAM_BUFFER`` and ``WIREWATCH_MEMORY_TRIM_SECONDS``
-   = the values; indexes ``--warmup``
-   articles and waits until they are searchable.
+   = the values; indexes ``--warmup`` articles and waits until they are searchable.
 3. Freezes the search server (SIGSTOP), produces ``--articles`` enriched articles at once, and keeps
    it frozen for ``--outage`` seconds: the indexer cannot write, so its consumers hold what they
    fetched while the rest waits in Kafka. Then thaws it (SIGCONT) and waits until every article is
@@ -24,7 +23,9 @@ What it does, once per pair of ``--buffers`` and ``--trims`` values (each on a f
    drain time and rate after the thaw.
 
 The buffer bounds the messages each of the indexer's streams holds ahead of its processing (Faust's
-``stream_buffer_maxsize``); aiokafka adds up to one fetch (1 MB) per partition.
+``stream_buffer_maxsize``); aiokafka adds up to one fetch (1 MB) per partition. The memory trim
+hands the heap pages the drain freed back to the system (``wirewatch.core.memory``); without it
+they stay in the RSS.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ import numpy as np
 from bench_enrichment import read_pages  # the zyte pages, read as bench_enrichment reads them
 from wirewatch.alerts.detect import alerts_for, sentences_of
 from wirewatch.core.ids import stable_id
+from wirewatch.core.memory import resident_bytes
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import SentenceEncoder
@@ -267,12 +268,6 @@ def synthetic_claims(claims: Sequence[TrackedClaim], count: int, seed: int = 5) 
         text = " ".join(a[: max(1, len(a) // 2)] + b[len(b) // 2 :])
         out.append(TrackedClaim(id=f"synthetic-{i}", text=text))
     return out
-
-
-def resident_bytes() -> int:
-    """This process's resident set size (Linux)."""
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * 4096
 
 
 @dataclass
