@@ -22,8 +22,10 @@ and SCRAM-SHA-256 logins are followed by topics created, a message produced and 
 front counting a login with that mechanism for every connection the clients opened (bootstrap
 and the advertised broker's); Faust's producer logs in with ``faust_credentials``; a wrong
 password (in neither the error nor the logs) and a mechanism the broker does not offer fail at
-once with a clear error; a client without SASL gets nothing. The options handed to aiokafka and
-Faust are also checked field by field.
+once with a clear error; a client without SASL gets nothing. The same front behind TLS is a
+SASL_SSL listener: SCRAM-SHA-512 inside TLS for the command-line clients and Faust's producer, and
+nothing for a client that does not speak TLS. The options handed to aiokafka and Faust are also
+checked field by field.
 """
 
 from __future__ import annotations
