@@ -514,12 +514,13 @@ def test_match_bounds_candidates_without_changing_the_matches(
     expected = [[x for x in ranked if x.accepted][:5] for ranked in m.rank(sentences, None, language)]
     found = m.match(sentences, top=5, language=language)
     # The same matches; scores alike but for float32 rounding (the two paths multiply the vectors
-    # as matrices of different shapes: a cosine of 1.0 in one came out 0.99999994 in the other).
+    # as matrices of different shapes: a cosine of 1.0 in one came out 0.99999994 in the other),
+    # which the decision model's weights magnify (a score of 0.7548023 in one, 0.7548034 in the other).
     assert [[(x.claim_id, x.sentence) for x in row] for row in found] == [
         [(x.claim_id, x.sentence) for x in row] for row in expected
     ]
     assert [[x.score for x in row] for row in found] == [
-        [pytest.approx(x.score, abs=1e-6) for x in row] for row in expected
+        [pytest.approx(x.score, abs=1e-5) for x in row] for row in expected
     ]
 
 
