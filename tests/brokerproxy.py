@@ -75,6 +75,16 @@ class LoopbackProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
 
+    async def _open_target(
+        self, client: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """A connection to ``target`` for the client's, or None (the client's closed) if refused."""
+        try:
+            return await asyncio.open_connection(*self.target)
+        except OSError:
+            client.close()
+            return None
+
     def close(self) -> None:
         async def stop() -> None:
             self.server.close()
@@ -149,11 +159,10 @@ class SaslScramProxy(LoopbackProxy):
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
+        upstream = await self._open_target(writer)
+        if upstream is None:
             return
+        up_reader, up_writer = upstream
         try:
             logged_in = await self._login(reader, writer, up_reader, up_writer)
         except (OSError, EOFError):  # asyncio.IncompleteReadError included: the client went away
@@ -180,11 +189,8 @@ class SaslScramProxy(LoopbackProxy):
             body = io.BytesIO(frame)
             api_key, version, correlation_id, _client_id = REQUEST_HEADER.decode(body)
             if api_key == API_VERSIONS:
-                up_writer.write(struct.pack(">i", len(frame)) + frame)
-                await up_writer.drain()
-                answer = await read_frame(up_reader)
-                writer.write(struct.pack(">i", len(answer)) + answer)
-                await writer.drain()
+                await write_frame(up_writer, frame)
+                await write_frame(writer, await read_frame(up_reader))
             elif api_key == SASL_HANDSHAKE and version == 1 and server is None:
                 mechanism = SaslHandShakeRequest_v1.decode(body).mechanism
                 known = mechanism in SCRAM_MECHANISMS
@@ -225,11 +231,15 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(size)
 
 
+async def write_frame(writer: asyncio.StreamWriter, frame: bytes) -> None:
+    """Send one Kafka request or response, prefixed with its int32 length."""
+    writer.write(struct.pack(">i", len(frame)) + frame)
+    await writer.drain()
+
+
 async def reply(writer: asyncio.StreamWriter, correlation_id: int, response: Response) -> None:
     """Send ``response`` with response header v0 (the header of the non-flexible versions)."""
-    message = ResponseHeader_v0(correlation_id).encode() + response.encode()
-    writer.write(struct.pack(">i", len(message)) + message)
-    await writer.drain()
+    await write_frame(writer, ResponseHeader_v0(correlation_id).encode() + response.encode())
 
 
 def authenticate_response(version: int, token: bytes = b"", error: str | None = None) -> Response:

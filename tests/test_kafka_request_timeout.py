@@ -26,7 +26,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from brokerproxy import HOST, LoopbackProxy, start_tansu, stop_process
+from brokerproxy import HOST, LoopbackProxy, read_frame, start_tansu, stop_process, write_frame
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import client_options, create_topics, produce
 from wirewatch.core.settings import Settings
@@ -99,16 +99,14 @@ class StallingProxy(LoopbackProxy):
     ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
-                size = await source.readexactly(4)
-                frame = await source.readexactly(struct.unpack(">i", size)[0])
+                frame = await read_frame(source)
                 (api_key,) = struct.unpack(">h", frame[:2])
                 if api_key == FETCH and self.stall_next_fetch:
                     self.stall_next_fetch = False
                     self.stalled_at = time.monotonic()
                     self.stalled.set()
                     silent.set()
-                sink.write(size + frame)
-                await sink.drain()
+                await write_frame(sink, frame)
         sink.close()
 
     @staticmethod

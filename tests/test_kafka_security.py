@@ -130,12 +130,10 @@ class TlsProxy(LoopbackProxy):
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.handshakes += 1  # called once the TLS handshake succeeded
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        upstream = await self._open_target(writer)
+        if upstream is not None:
+            up_reader, up_writer = upstream
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @dataclass
