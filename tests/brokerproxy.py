@@ -14,7 +14,9 @@ import struct
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from aiokafka.protocol.admin import (
     SaslAuthenticateRequest_v0,
@@ -27,7 +29,7 @@ from aiokafka.protocol.api import Response, ResponseHeader_v0
 from aiokafka.protocol.types import Int16, Int32, Schema, String
 from scramp import ScramException, ScramMechanism
 
-from wirewatch.local.servers import die_with_parent, tansu_binary, wait_for_tcp
+from wirewatch.local.servers import die_with_parent, free_port, tansu_binary, wait_for_tcp
 
 HOST = "127.0.0.1"
 
@@ -92,6 +94,39 @@ class LoopbackProxy:
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+P = TypeVar("P", bound=LoopbackProxy)
+
+
+@dataclass
+class ProxiedBroker(Generic[P]):
+    """A plain tansu that advertises ``proxy``'s port: every connection its clients open goes
+    through the proxy."""
+
+    port: int  # the proxy's: the only address clients are given and told about
+    proxy: P
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def close(self) -> None:
+        self.proxy.close()
+        stop_process(self.process)
+
+
+def start_proxied_broker(make_proxy: Callable[[int, tuple[str, int]], P]) -> ProxiedBroker[P]:
+    """A tansu on a free port behind ``make_proxy(port, (host, tansu's port))``."""
+    inner, outer = free_port(), free_port()
+    process = start_tansu(inner, outer)
+    try:
+        proxy = make_proxy(outer, (HOST, inner))
+    except Exception:
+        stop_process(process)
+        raise
+    return ProxiedBroker(outer, proxy, process)
 
 
 async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -26,11 +26,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from brokerproxy import HOST, LoopbackProxy, read_frame, start_tansu, stop_process, write_frame
+from brokerproxy import LoopbackProxy, read_frame, start_proxied_broker, write_frame
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import client_options, create_topics, produce
 from wirewatch.core.settings import Settings
-from wirewatch.local.servers import LocalServers, free_port
+from wirewatch.local.servers import LocalServers
 
 FETCH = 1  # the Fetch request's api key
 
@@ -124,14 +124,9 @@ class StallingProxy(LoopbackProxy):
 
 @pytest.fixture()
 def stalling_broker() -> Iterator[tuple[str, StallingProxy]]:
-    inner, outer = free_port(), free_port()
-    process = start_tansu(inner, outer)
-    try:
-        proxy = StallingProxy(outer, (HOST, inner))
-        yield f"{HOST}:{outer}", proxy
-        proxy.close()
-    finally:
-        stop_process(process)
+    broker = start_proxied_broker(StallingProxy)
+    yield broker.bootstrap, broker.proxy
+    broker.close()
 
 
 async def test_a_fetch_left_unanswered_stalls_the_consumer_for_the_request_timeout_only(

@@ -39,7 +39,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,16 @@ from aiokafka import AIOKafkaProducer
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from brokerproxy import HOST, LoopbackProxy, SaslScramProxy, pipe, start_tansu, stop_process
+from brokerproxy import (
+    HOST,
+    LoopbackProxy,
+    ProxiedBroker,
+    SaslScramProxy,
+    pipe,
+    start_proxied_broker,
+    start_tansu,
+    stop_process,
+)
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import (
     KafkaSecurityError,
@@ -136,19 +145,8 @@ class TlsProxy(LoopbackProxy):
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
-@dataclass
-class TlsBroker:
-    port: int  # the proxy's: the only address clients are given and told about
-    proxy: TlsProxy
-    process: subprocess.Popen[bytes] = field(repr=False)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    def close(self) -> None:
-        self.proxy.close()
-        stop_process(self.process)
+TlsBroker = ProxiedBroker[TlsProxy]
+ScramBroker = ProxiedBroker[SaslScramProxy]
 
 
 def server_context(certs: Certificates) -> ssl.SSLContext:
@@ -159,18 +157,11 @@ def server_context(certs: Certificates) -> ssl.SSLContext:
 
 
 def start_tls_broker(certs: Certificates, *, client_ca: Path | None = None) -> TlsBroker:
-    inner, outer = free_port(), free_port()
     context = server_context(certs)
     if client_ca is not None:  # mutual TLS: a client certificate signed by client_ca is required
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(client_ca)
-    process = start_tansu(inner, outer)
-    try:
-        proxy = TlsProxy(outer, (HOST, inner), context)
-    except Exception:
-        stop_process(process)
-        raise
-    return TlsBroker(outer, proxy, process)
+    return start_proxied_broker(lambda port, target: TlsProxy(port, target, context))
 
 
 @pytest.fixture(scope="module")
@@ -196,28 +187,12 @@ def sasl_broker() -> Iterator[str]:
     stop_process(process)
 
 
-@dataclass
-class ScramBroker:
-    port: int  # the SASL front's: the only address clients are given and told about
-    proxy: SaslScramProxy
-    process: subprocess.Popen[bytes] = field(repr=False)
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{HOST}:{self.port}"
-
-
 def start_scram_broker(context: ssl.SSLContext | None = None) -> Iterator[ScramBroker]:
-    inner, outer = free_port(), free_port()
-    process = start_tansu(inner, outer)
-    try:
-        proxy = SaslScramProxy(outer, (HOST, inner), {"alice": PASSWORD}, context)
-    except Exception:
-        stop_process(process)
-        raise
-    yield ScramBroker(outer, proxy, process)
-    proxy.close()
-    stop_process(process)
+    broker = start_proxied_broker(
+        lambda port, target: SaslScramProxy(port, target, {"alice": PASSWORD}, context)
+    )
+    yield broker
+    broker.close()
 
 
 @pytest.fixture(scope="module")
