@@ -47,9 +47,13 @@ def site() -> Iterator[NewsSite]:
     news.close()
 
 
-def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {**servers.settings(), **overrides}
+def make_settings(**values: Any) -> Settings:
+    """Settings from ``values`` and the defaults only (no ``.env`` file)."""
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def settings_for(servers: LocalServers, **overrides: Any) -> Settings:
+    return make_settings(**{**servers.settings(), **overrides})
 
 
 def wait_for(

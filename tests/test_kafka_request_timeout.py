@@ -27,16 +27,13 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from brokerproxy import LoopbackProxy, read_frame, start_proxied_broker, write_frame
+from conftest import make_settings
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import client_options, create_topics, produce
 from wirewatch.core.settings import Settings
 from wirewatch.local.servers import LocalServers
 
 FETCH = 1  # the Fetch request's api key
-
-
-def make_settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def test_the_request_timeout_must_outlast_a_group_join() -> None:

@@ -59,6 +59,7 @@ from brokerproxy import (
     start_tansu,
     stop_process,
 )
+from conftest import make_settings
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import (
     KafkaSecurityError,
@@ -79,10 +80,6 @@ from wirewatch.local.servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "s3cret-Scram-pw"
 KEY_PASSWORD = "client-key-pass"
-
-
-def make_settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 # --- certificates ------------------------------------------------------------------------

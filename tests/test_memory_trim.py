@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from conftest import make_settings
 from wirewatch.core import memory
 from wirewatch.core.app import ServiceApp
-from wirewatch.core.settings import Settings
 
 pytestmark = pytest.mark.skipif(not memory.can_trim(), reason="the C library has no malloc_trim")
 
@@ -34,10 +34,6 @@ trimmed = memory.trim()
 print(json.dumps({"base": base, "freed": freed, "before": trimmed.before, "after": trimmed.after,
                   "returned": trimmed.returned, "seconds": trimmed.seconds}))
 """
-
-
-def make_settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 def test_trim_returns_the_memory_a_burst_freed() -> None:
