@@ -49,6 +49,11 @@ def test_resident_bytes_is_this_process() -> None:
     assert 10 << 20 < memory.resident_bytes() < 64 << 30
 
 
+def trim_timers(service: ServiceApp) -> list[Any]:
+    """The service's Faust tasks that run ``trim_memory`` (Faust keeps no public list of them)."""
+    return [task for task in service.app._app_tasks if "trim_memory" in task.__qualname__]
+
+
 def _returned_total() -> float:
     return REGISTRY.get_sample_value("wirewatch_memory_returned_bytes_total") or 0.0
 
@@ -56,8 +61,7 @@ def _returned_total() -> float:
 async def test_a_service_trims_on_its_timer_and_counts_it(tmp_path: Any) -> None:
     settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path, memory_trim_seconds=5)
     service = ServiceApp("indexer", settings)
-    timers = [task for task in service.app._app_tasks if "trim_memory" in task.__qualname__]
-    assert len(timers) == 1
+    assert len(trim_timers(service)) == 1
     counted = _returned_total()
     burst = [bytes(2048) for _ in range(20_000)]
     pin = burst[-1]
@@ -70,5 +74,4 @@ async def test_a_service_trims_on_its_timer_and_counts_it(tmp_path: Any) -> None
 
 def test_no_trim_timer_when_turned_off(tmp_path: Any) -> None:
     settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path, memory_trim_seconds=0)
-    service = ServiceApp("enricher", settings)
-    assert not [task for task in service.app._app_tasks if "trim_memory" in task.__qualname__]
+    assert not trim_timers(ServiceApp("enricher", settings))
