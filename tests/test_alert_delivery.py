@@ -31,6 +31,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from conftest import make_settings
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import (
     ConfigError,
@@ -91,7 +92,7 @@ def settings(**overrides: Any) -> Settings:
         "alert_timeout": FAST.timeout,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 # --- A real webhook receiver -------------------------------------------------------------
@@ -634,7 +635,7 @@ def test_settings_lists_and_secret_files(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("WIREWATCH_ALERT_SMTP_PASSWORD_FILE", str(tmp_path / "password"))
     monkeypatch.setenv("WIREWATCH_ALERT_SMTP_FROM", "wirewatch@example.org")
     monkeypatch.setenv("WIREWATCH_ALERT_SMTP_TO", '["desk@example.org", "night@example.org"]')
-    loaded = Settings(_env_file=None)  # type: ignore[call-arg]
+    loaded = make_settings()
     assert loaded.alert_webhook_urls == ["https://a.example/hook", "https://b.example/hook"]
     assert loaded.alert_webhook_secret is not None
     assert loaded.alert_webhook_secret.get_secret_value() == "from-a-file"

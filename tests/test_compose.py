@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import make_settings
 from wirewatch.core.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,7 +310,7 @@ def test_wirewatch_defaults_match_settings(compose: dict[str, Any]) -> None:
     for source, env_name, value in claimed:
         field = env_name.removeprefix("WIREWATCH_").lower()
         override: dict[str, Any] = {field: value}
-        parsed = getattr(Settings(_env_file=None, **override), field)
+        parsed = getattr(make_settings(**override), field)
         default = Settings.model_fields[field].default
         assert parsed == default, f"{source}: {env_name}={value!r} but Settings defaults to {default!r}"
 

@@ -26,7 +26,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from conftest import settings_for
+from conftest import make_settings, settings_for
 from wirewatch.core import elastic
 from wirewatch.core.elastic import (
     BulkOp,
@@ -268,7 +268,7 @@ def test_schema_templates_hold_nothing_environment_specific() -> None:
 
 
 def test_lifecycle_policy_body() -> None:
-    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="news")
     assert articles_lifecycle_policy(settings) == {
         "phases": {
             "hot": {
@@ -278,8 +278,7 @@ def test_lifecycle_policy_body() -> None:
         },
         "_meta": {"managed_by": "wirewatch"},
     }
-    kept = Settings(  # type: ignore[call-arg]
-        _env_file=None,
+    kept = make_settings(
         es_articles_retention="365d",
         es_articles_rollover_size="10gb",
         es_articles_rollover_age="7d",
@@ -294,7 +293,7 @@ def test_lifecycle_policy_body() -> None:
 
 
 def test_templates_for_elasticsearch_and_for_the_stand_in() -> None:
-    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="news")
     real, changes = templates_for(settings, elasticsearch=True, lifecycle=True)
     assert changes == []
     assert real["articles"]["template"]["settings"]["index.lifecycle.name"] == "news-articles"
@@ -392,7 +391,7 @@ def _fake(recorder: _Recorder) -> AsyncElasticsearch:
 
 @pytest.mark.usefixtures("elasticsearch")
 async def test_ensure_indices_on_elasticsearch_puts_policy_then_templates() -> None:
-    settings = Settings(_env_file=None, es_index_prefix="news", es_articles_retention="90d")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="news", es_articles_retention="90d")
     recorder = _Recorder()
     created = await ensure_indices(_fake(recorder), settings)
     assert "news-articles-000001" in created
@@ -412,7 +411,7 @@ async def test_ensure_indices_on_elasticsearch_puts_policy_then_templates() -> N
 
 @pytest.mark.usefixtures("elasticsearch")
 async def test_ensure_indices_puts_an_existing_write_index_under_the_policy() -> None:
-    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="news")
     recorder = _Recorder(aliases={settings.index(name) for name in all_templates()})
     assert await ensure_indices(_fake(recorder), settings) == []
     assert [c for k, c in recorder.calls if k == "put_settings"] == [
@@ -422,7 +421,7 @@ async def test_ensure_indices_puts_an_existing_write_index_under_the_policy() ->
 
 @pytest.mark.usefixtures("elasticsearch")
 async def test_ensure_indices_without_ilm(caplog: pytest.LogCaptureFixture) -> None:
-    settings = Settings(_env_file=None, es_index_prefix="news")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="news")
     meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
     refused = BadRequestError("no handler found for uri [/_ilm/policy/news-articles]", meta, {})
     recorder = _Recorder(ilm_error=refused)
@@ -438,7 +437,7 @@ async def test_ensure_indices_without_ilm(caplog: pytest.LogCaptureFixture) -> N
         await ensure_indices(_fake(_Recorder(ilm_error=invalid)), settings)
 
     # Turned off: no policy request at all.
-    off = Settings(_env_file=None, es_index_prefix="news", es_ilm=False)  # type: ignore[call-arg]
+    off = make_settings(es_index_prefix="news", es_ilm=False)
     recorder = _Recorder()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):

@@ -13,12 +13,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from conftest import run, settings_for
+from conftest import make_settings, run, settings_for
 from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
 from wirewatch.cli import main
 from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
-from wirewatch.core.settings import Settings
 from wirewatch.events import Report
 from wirewatch.events.linking import EventLinker
 from wirewatch.events.state import EventState
@@ -26,7 +25,7 @@ from wirewatch.events.store import ARTICLE, EVENT, META, LinkerStore
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.search import stored_event
 
-SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+SETTINGS = make_settings()
 
 
 def article(report: Report, **fields: Any) -> EnrichedArticle:

@@ -25,6 +25,7 @@ import pytest
 import zstandard
 from aiohttp import web
 
+from conftest import make_settings
 from wirewatch.core.models import Feed
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.errors import (
@@ -132,7 +133,7 @@ def settings(**overrides: Any) -> Settings:
         "fetch_timeout": 2.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 def html(body: str = "<html><body><p>hello</p></body></html>", **kwargs: Any) -> Handler:
@@ -199,9 +200,9 @@ def test_allow_list_entries() -> None:
 
 def test_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", "127.0.0.1/32, localhost")
-    assert Settings(_env_file=None).fetch_allow_hosts == ["127.0.0.1/32", "localhost"]  # type: ignore[call-arg]
+    assert make_settings().fetch_allow_hosts == ["127.0.0.1/32", "localhost"]
     monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", '["::1"]')
-    assert Settings(_env_file=None).fetch_allow_hosts == ["::1"]  # type: ignore[call-arg]
+    assert make_settings().fetch_allow_hosts == ["::1"]
 
 
 async def test_loopback_is_refused_without_the_allow_list(serve: Serve) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import run, settings_for, wait_for
+from conftest import make_settings, run, settings_for, wait_for
 from test_fetcher_feeds import article_page
 from wirewatch.core.feeds import save_feeds
 from wirewatch.core.ids import article_id, feed_id
@@ -287,7 +287,7 @@ def test_seen_ids_are_written_only_for_owned_shards() -> None:
 
 
 def test_a_ten_thousand_item_window_fits() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     seen = SeenIds(ttl=settings.fetch_seen_ttl_days * 86400, cap=settings.fetch_seen_max)
     ids = [f"{n:032x}" for n in range(10_000)]
     for aid in ids:
@@ -344,7 +344,7 @@ class _FakeTable:
 
 
 def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
-    settings = Settings(_env_file=None, topic_partitions=4)  # type: ignore[call-arg]
+    settings = make_settings(topic_partitions=4)
     feeds: dict[str, Any] = {}
     seen: dict[str, Any] = {}
     hosts = [f"h{n}.test" for n in range(40)]
@@ -376,9 +376,7 @@ def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
 def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_path: Path) -> None:
     from wirewatch.fetcher.service import build
 
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, kafka_bootstrap="127.0.0.1:9", table_store="rocksdb://", data_dir=tmp_path
-    )
+    settings = make_settings(kafka_bootstrap="127.0.0.1:9", table_store="rocksdb://", data_dir=tmp_path)
     made = build(settings)
     for table in (made.store.feeds_table, made.store.seen_table, made.backfills.table):
         assert isinstance(table, ShardedTable)
@@ -428,7 +426,7 @@ class _Topic:
 
 
 async def test_the_publisher_sends_what_changed_and_tombstones_what_left(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, feeds_file=tmp_path / "feeds.yaml")  # type: ignore[call-arg]
+    settings = make_settings(feeds_file=tmp_path / "feeds.yaml")
     topic = _Topic()
     publisher = FeedsPublisher(settings, topic)
     kept = Feed(id=feed_id("https://a.test/rss.xml"), url="https://a.test/rss.xml")

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conftest import make_settings
 from wirewatch.core.ids import article_id, canonical_url
 from wirewatch.core.models import Feed, RawArticle
-from wirewatch.core.settings import Settings
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
 from wirewatch.fetcher.formats import FeedEntry, entry_published
 from wirewatch.fetcher.service import Fetcher, Page
@@ -196,7 +196,7 @@ def fetcher() -> Fetcher:
         topics.append(name)
         return name
 
-    made = Fetcher(SimpleNamespace(settings=Settings(_env_file=None), topic=topic))  # type: ignore[arg-type]
+    made = Fetcher(SimpleNamespace(settings=make_settings(), topic=topic))  # type: ignore[arg-type]
     assert topics == [made.settings.topic_raw]
     return made
 

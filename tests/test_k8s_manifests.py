@@ -32,6 +32,7 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from conftest import make_settings
 from wirewatch.cli import main as cli_main
 from wirewatch.core.feeds import load_feeds
 from wirewatch.core.settings import SERVICES, Settings
@@ -565,7 +566,7 @@ def check_settings_values(build: Build) -> list[str]:
                     values[key] = value
                 try:
                     with wirewatch_environment(values):
-                        Settings(_env_file=None)  # type: ignore[call-arg]
+                        make_settings()
                 except (ValidationError, ValueError) as exc:
                     problems.append(f"{label(obj)}: invalid settings: {exc}")
     return problems

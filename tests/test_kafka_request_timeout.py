@@ -30,7 +30,6 @@ from brokerproxy import LoopbackProxy, read_frame, start_proxied_broker, write_f
 from conftest import make_settings
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import client_options, create_topics, produce
-from wirewatch.core.settings import Settings
 from wirewatch.local.servers import LocalServers
 
 FETCH = 1  # the Fetch request's api key
@@ -66,7 +65,7 @@ def test_local_servers_give_the_services_the_same_settings_as_the_cli(backend: A
     with pytest.MonkeyPatch.context() as env:
         for name, value in servers.env().items():
             env.setenv(name, value)
-        from_env = Settings(_env_file=None)  # type: ignore[call-arg]
+        from_env = make_settings()
     assert {name: getattr(from_env, name) for name in values} == values
     assert values["kafka_request_timeout"] < 30  # shorter than the production default on the emulators
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from click.testing import CliRunner
 
+from conftest import make_settings
 from wirewatch.cli import main
 from wirewatch.core.mappings import all_templates
 from wirewatch.core.settings import Settings
@@ -263,7 +264,7 @@ def test_data_views_are_the_index_aliases(
     templates: dict[str, dict[str, Any]], data_views: dict[str, DataView]
 ) -> None:
     titles = {view.title for view in data_views.values()}
-    assert titles == {Settings(_env_file=None).index(name) for name in templates}  # type: ignore[call-arg]
+    assert titles == {make_settings().index(name) for name in templates}
     for view in data_views.values():
         assert view.id == view.title, "a data view's id is its alias (default prefix)"
         name = view.title.removeprefix(f"{FILE_PREFIX}-")
@@ -437,7 +438,7 @@ def test_dashboard_panels(dashboard_id: str) -> None:
 
 
 def test_load_objects_points_data_views_at_the_configured_prefix(templates: dict[str, Any]) -> None:
-    settings = Settings(_env_file=None, es_index_prefix="newsroom")  # type: ignore[call-arg]
+    settings = make_settings(es_index_prefix="newsroom")
     loaded = load_objects(KIBANA_DIR, settings.es_index_prefix)
     assert len(loaded) == len(OBJECTS)
     for original, obj in zip(OBJECTS, loaded, strict=True):
@@ -549,7 +550,7 @@ def multipart_parts(request: Recorded) -> list[Message]:
 
 
 def settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return make_settings(**values)
 
 
 def test_import_waits_for_kibana_then_posts_every_object(kibana: FakeKibana) -> None:

@@ -10,9 +10,9 @@ import faust
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
+from conftest import make_settings
 from wirewatch.core import metrics
 from wirewatch.core.app import DroppedMessages, ServiceApp
-from wirewatch.core.settings import Settings
 
 
 def event(app: faust.App, generation: int, offset: int) -> faust.Event:
@@ -23,7 +23,7 @@ def event(app: faust.App, generation: int, offset: int) -> faust.Event:
 
 
 def test_an_event_from_before_a_rebalance_is_left_unacknowledged(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
     app = ServiceApp("enricher", settings).app
     app.consumer_generation_id = 3
     app.flow_control.resume()
@@ -72,7 +72,7 @@ def test_a_partition_read_past_its_commit_with_nothing_in_progress_is_found_drop
 def test_the_commit_never_moves_past_an_unacknowledged_message(tmp_path: Path) -> None:
     """Faust accepted acknowledged offsets starting one past the committed offset (which is the
     next one to read), so a dropped message was committed past for good."""
-    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
     consumer = ServiceApp("enricher", settings).app.consumer
     tp = TP("wirewatch.articles.raw", 2)
 
@@ -96,7 +96,7 @@ async def test_a_jump_in_offsets_counts_as_handled_only_in_a_compacted_topic(tmp
     """Faust takes any jump between two offsets it reads for a compaction gap and commits past
     it. Outside compacted topics the jump means it discarded fetched records (e2e: parked
     deliveries skipped after an alerts restart and never delivered): the commit must wait there."""
-    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
     consumer = ServiceApp("indexer", settings).app.consumer
     skipped_before = metrics.SKIPPED_RECORDS._value.get()
 

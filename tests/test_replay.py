@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 import stories
 from claim_texts import CLAIM_EN, REPORT_FR
-from conftest import run, wait_for
+from conftest import make_settings, run, wait_for
 from newsroom import NewsSite
 from pipeline import Pipeline
 from wirewatch.alerts.watchlist import new_claim, publish
@@ -182,7 +182,7 @@ def test_binary_search_over_gaps_and_equal_times() -> None:
 
 
 def test_replay_further_back_than_the_memories_is_refused() -> None:
-    settings = Settings(_env_file=None, copies_ttl_days=30)  # type: ignore[call-arg]
+    settings = make_settings(copies_ttl_days=30)
     since = datetime.now(UTC) - timedelta(days=10)  # beyond the 7-day event window
     with pytest.raises(ReplayError, match=r"more than 7 days ago.*--past-window"):
         run(replay(settings, "enricher", since))
@@ -191,13 +191,13 @@ def test_replay_further_back_than_the_memories_is_refused() -> None:
 
 
 def test_without_kafka_nor_local_data_there_is_nothing_to_replay(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(data_dir=tmp_path)
     with pytest.raises(ReplayError, match="holds no local servers' data"), kafka_for_replay(settings):
         pass
 
 
 def test_a_refusal_under_wirewatch_up_says_how_to_replay_there(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    settings = make_settings(data_dir=tmp_path)
     endpoints = {"pid": os.getpid(), "kafka_bootstrap": "127.0.0.1:9", "es_url": "http://127.0.0.1:9"}
     (tmp_path / "endpoints.json").write_text(json.dumps(endpoints))
     refused = r"the enricher is running\. Here it runs under `wirewatch up`"

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
-from conftest import run, settings_for
+from conftest import make_settings, run, settings_for
 from wirewatch.alerts.detect import alert_id, alerts_for
 from wirewatch.alerts.retro import CANDIDATES_PER_STEP, Pacer, retroactive_alerts
 from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
 from wirewatch.core.elastic import connect
 from wirewatch.core.models import EnrichedArticle, RawArticle, TrackedClaim
-from wirewatch.core.settings import Settings
 from wirewatch.enricher.service import analyse
 from wirewatch.local.servers import LocalServers
 from wirewatch.matching.matcher import ClaimMatcher
@@ -170,7 +169,7 @@ def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search(
     """At load, a claim tracked recently is passed on for the retroactive search (it was new to
     nobody if tracked while the alerts service was down); an old one, an untracked one and
     those applied once loaded (passed on as they come) are not passed on by the catch-up."""
-    settings = Settings(_env_file=None, claims_retro_catchup_hours=24)  # type: ignore[call-arg]
+    settings = make_settings(claims_retro_catchup_hours=24)
     passed: list[str] = []
     watchlist = Watchlist(settings, on_change=lambda _: None, on_new=lambda c: passed.append(c.id))
     now = datetime.now(UTC)
@@ -191,7 +190,7 @@ def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search(
 def test_a_poll_of_claims_reaches_the_matcher_as_one_batch_and_a_tombstone_untracks() -> None:
     """Loading thousands of claims embeds them together (one encoder call per poll, not one per
     claim); a tombstone on the topic takes its claim off the matcher."""
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = make_settings()
     matcher = ClaimMatcher()
     batches: list[int] = []
 
