@@ -19,9 +19,10 @@ from wirewatch.cli import main
 from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
 from wirewatch.events import Report
+from wirewatch.events import store as event_store
 from wirewatch.events.linking import EventLinker
 from wirewatch.events.state import EventState
-from wirewatch.events.store import ARTICLE, EVENT, META, LinkerStore
+from wirewatch.events.store import ARTICLE, EVENT, META, PENDING, LinkerStore
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.search import stored_event
 
@@ -165,7 +166,7 @@ def test_a_duplicate_joins_its_originals_event() -> None:
     assert EventLink.model_validate(ops[("wirewatch-event-links", "copy", "index")]).is_duplicate
 
 
-def _alert(article_id: str, *, retroactive: bool = False) -> Alert:
+def _alert(article_id: str, *, retroactive: bool = False, **fields: Any) -> Alert:
     return Alert(
         id=f"alert-{article_id}",
         claim_id="claim-evacuated",
@@ -179,6 +180,7 @@ def _alert(article_id: str, *, retroactive: bool = False) -> Alert:
         sentence_end=10,
         score=0.8,
         retroactive=retroactive,
+        **fields,
     )
 
 
@@ -196,6 +198,68 @@ def test_tracked_claims_reach_the_event_even_when_the_alert_comes_first() -> Non
     assert again[("wirewatch-alerts", "alert-fire-en", "update")] == {"event_id": event.id}
     assert Event.model_validate(again[("wirewatch-events", event.id, "index")]).claim_count == 1
     assert stage.alert_ops(_alert("not-in-window", retroactive=True)) is None  # read from Elasticsearch
+
+
+def test_waiting_sightings_are_records_of_their_own_and_meta_stays_small(monkeypatch: Any) -> None:
+    """Alerts waiting for their article are one small record each, not part of ``meta`` (which
+    is rewritten for every report: with thousands waiting, that wrote megabytes per report). They
+    survive a restart in their order, the oldest go first past ``MAX_PENDING``, and the record
+    goes when its article is linked."""
+    monkeypatch.setattr(event_store, "MAX_PENDING", 3)
+    table: dict[str, Any] = {}
+    stage = EventIndexing(LinkerStore(table), SETTINGS)
+    stage.article_ops(article(FIRE_EN))
+    for article_id in ("fire-fr", "gone-1", "gone-2", "gone-3"):
+        assert stage.alert_ops(_alert(article_id)) == []  # not linked yet: it waits
+    assert "pending" not in table[META]
+    assert [k for k in table if k.startswith(PENDING)] == [
+        PENDING + a for a in ("gone-1", "gone-2", "gone-3")
+    ]
+    assert len(json.dumps(table[META])) < 200
+
+    restarted = EventIndexing(LinkerStore(table), SETTINGS)
+    restarted.alert_ops(_alert("fire-fr"))  # came again: the oldest waiting (gone-1) goes
+    assert sorted(k for k in table if k.startswith(PENDING)) == [
+        PENDING + a for a in ("fire-fr", "gone-2", "gone-3")
+    ]
+    ops = ops_by(restarted.article_ops(article(FIRE_FR)))
+    assert ops[("wirewatch-alerts", "alert-fire-fr", "update")]["event_id"]
+    assert PENDING + "fire-fr" not in table and PENDING + "gone-2" in table
+    assert len(json.dumps(table[META])) < 200
+
+
+def test_sightings_kept_in_meta_by_an_older_version_move_to_their_own_records() -> None:
+    table: dict[str, Any] = {}
+    store = LinkerStore(table)
+    store.link(Report.from_article(article(FIRE_EN)))
+    sighting = ["claim-evacuated", "2,400 residents were evacuated near Lyon", "alert-fire-fr"]
+    table[META] = {**table[META], "pending": {"fire-fr": [sighting]}}
+    restarted = LinkerStore(table)
+    decision = restarted.link(Report.from_article(article(FIRE_FR)))
+    assert decision.alerts == ("alert-fire-fr",)
+    assert "pending" not in table[META] and not any(k.startswith(PENDING) for k in table)
+
+
+def test_a_live_alert_on_an_article_dated_before_the_window_does_not_wait() -> None:
+    """Such an article leaves the window as soon as it is linked, so a sighting waiting for it
+    could wait for ever: its event is read from Elasticsearch instead (as for a retroactive
+    alert); only if the article is not there yet does the sighting wait for it."""
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    stage.article_ops(article(FIRE_EN))
+    old = datetime.fromtimestamp(FIRE_EN.time - 30 * 86400, UTC)
+    assert stage.alert_ops(_alert("old-news", published=old)) is None
+    assert not stage.store._pending
+    recent = datetime.fromtimestamp(FIRE_EN.time, UTC)
+    assert stage.alert_ops(_alert("soon", published=recent)) == []  # may still be linked: waits
+
+    class NotIndexedYet:
+        async def search(self, **_: Any) -> dict[str, Any]:
+            return {"hits": {"hits": []}}
+
+    assert run(stage.old_alert_ops(NotIndexedYet(), _alert("old-news", published=old))) == []  # type: ignore[arg-type]
+    assert "old-news" in stage.store._pending  # it overtook its article: now it waits
+    assert run(stage.old_alert_ops(NotIndexedYet(), _alert("old-2", published=old, retroactive=True))) == []  # type: ignore[arg-type]
+    assert "old-2" not in stage.store._pending
 
 
 def test_event_state_record_round_trips_with_the_document_fields() -> None:

@@ -8,12 +8,16 @@ or a rebalance rebuilds exactly the linker it had:
 - ``article:<id>`` — ``[event id, time, reason, score]`` for each article of the window: the
   event and time the linker needs, and how the article was linked, so a report seen again
   after a crash gets its original decision back (not "known");
-- ``meta`` — the clock, the next event rank, the merge map, and tracked-claim sightings
-  waiting for their article.
+- ``pending:<id>`` — ``{"seq": n, "sightings": [...]}``: tracked-claim sightings of an
+  article not linked yet (an alert can overtake its article), deleted when it is linked;
+- ``meta`` — the clock, the next event rank and the merge map.
 
 After each decision only what changed is written: the article, the event it joined, events
-merged or expired (deleted), the meta record. Articles leave the table when they leave the
-linker's window.
+merged or expired (deleted), a consumed ``pending`` record (deleted), the meta record, all of
+them small. Articles leave the table when they leave the linker's window; waiting sightings are
+at most ``MAX_PENDING``, the oldest dropped first. (The sightings used to be part of ``meta``,
+which is rewritten for every report: with thousands waiting, each report wrote a record of
+hundreds of kilobytes to the changelog. ``_restore`` moves such sightings to their own records.)
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.vectors import SentenceEncoder
-from wirewatch.events.linking import SNAPSHOT_VERSION, EventLinker, Link, LinkerConfig
+from wirewatch.events.linking import DAY, SNAPSHOT_VERSION, EventLinker, Link, LinkerConfig
 from wirewatch.events.profile import Report
 from wirewatch.events.state import EventState
 
@@ -33,6 +37,7 @@ log = get_logger(__name__)
 META = "meta"
 EVENT = "event:"
 ARTICLE = "article:"
+PENDING = "pending:"
 #: Claim sightings kept while waiting for their article (the oldest go first).
 MAX_PENDING = 10_000
 
@@ -62,7 +67,9 @@ class LinkerStore:
         self._encoder = encoder
         self._linker: EventLinker | None = None
         self._articles: dict[str, None] = {}  # article keys in the table, in the linker's order
-        self._pending: dict[str, list[list[Any]]] = {}
+        self._pending: dict[str, list[list[Any]]] = {}  # article id -> sightings, oldest first
+        self._pending_seq: dict[str, int] = {}  # article id -> its record's ``seq``
+        self._next_pending = 0
 
     @property
     def linker(self) -> EventLinker:
@@ -95,7 +102,7 @@ class LinkerStore:
         if link.related:
             event.add_related(link.related)
         waited: list[str] = []
-        for sighting in self._pending.pop(report.id, []):
+        for sighting in self._take_pending(report.id):
             claim_id, text = sighting[0], sighting[1]
             event.add_claim(claim_id, text)
             waited.extend(sighting[2:3])  # the alert's id (absent from records of older versions)
@@ -125,14 +132,18 @@ class LinkerStore:
             self.table[EVENT + event.id] = event.record()
             return event
         if wait:
-            sightings = self._pending.setdefault(article_id, [])
             sighting = [claim_id, text, *([alert_id] if alert_id else [])]
+            sightings = self._pending.get(article_id, [])
             if sighting not in sightings:
-                sightings.append(sighting)
-            while len(self._pending) > MAX_PENDING:
-                del self._pending[next(iter(self._pending))]
-            self._write_meta()
+                self._put_pending(article_id, [*sightings, sighting])
         return None
+
+    def waits_for(self, published: float | None) -> bool:
+        """Whether an article published at ``published`` can still be linked into the window:
+        one dated before it (``clock - window``) leaves the window as soon as it is linked, so a
+        sighting of it could wait for ever."""
+        linker = self.linker
+        return published is None or published >= linker.clock - self.config.window_days * DAY
 
     def event(self, event_id: str) -> EventState | None:
         """A live event (a merged id resolves to its survivor), or None."""
@@ -147,6 +158,27 @@ class LinkerStore:
         if not entry:
             return Link(article_id, event_id, "known")
         return replace(Link(article_id, event_id, entry[2]), score=entry[3])
+
+    def _put_pending(self, article_id: str, sightings: list[list[Any]], seq: int | None = None) -> None:
+        """Keep (and write) the sightings waiting for ``article_id``; drop the oldest past
+        ``MAX_PENDING`` articles."""
+        if seq is None:
+            seq = self._pending_seq.get(article_id, self._next_pending)
+        self._next_pending = max(self._next_pending, seq + 1)
+        self._pending[article_id] = sightings
+        self._pending_seq[article_id] = seq
+        self.table[PENDING + article_id] = {"seq": seq, "sightings": sightings}
+        while len(self._pending) > MAX_PENDING:
+            self._take_pending(next(iter(self._pending)))
+
+    def _take_pending(self, article_id: str) -> list[list[Any]]:
+        """The sightings that waited for ``article_id`` (none: ``[]``), gone from the table."""
+        sightings = self._pending.pop(article_id, None)
+        if sightings is None:
+            return []
+        self._pending_seq.pop(article_id, None)
+        self.table.pop(PENDING + article_id, None)
+        return sightings
 
     def _forget_old_articles(self) -> None:
         kept = self.linker.articles
@@ -164,13 +196,13 @@ class LinkerStore:
             "clock": linker.clock if linker.clock != float("-inf") else None,
             "next_seq": linker.next_seq,
             "merged": dict(linker.merged),
-            "pending": self._pending,
         }
 
     def _restore(self) -> EventLinker:
         meta = self.table.get(META)
         events: list[dict[str, Any]] = []
         articles: list[tuple[str, list[Any]]] = []
+        pending: list[tuple[int, str, list[list[Any]]]] = []
         for key, value in list(self.table.items()):
             if value is None:
                 continue
@@ -178,9 +210,18 @@ class LinkerStore:
                 events.append(value)
             elif key.startswith(ARTICLE):
                 articles.append((key[len(ARTICLE) :], value))
+            elif key.startswith(PENDING):
+                pending.append((int(value["seq"]), key[len(PENDING) :], list(value["sightings"])))
         articles.sort(key=lambda item: (float(item[1][1]), item[0]))
         self._articles = {article_id: None for article_id, _ in articles}
-        self._pending = {str(k): list(v) for k, v in (meta or {}).get("pending", {}).items()}
+        self._pending, self._pending_seq, self._next_pending = {}, {}, 0
+        for seq, article_id, sightings in sorted(pending):
+            self._pending[article_id] = sightings
+            self._pending_seq[article_id] = seq
+            self._next_pending = seq + 1
+        legacy = (meta or {}).get("pending", {})  # sightings kept in ``meta`` by older versions
+        for article_id, sightings in legacy.items():
+            self._put_pending(str(article_id), [list(s) for s in sightings])
         if meta is None:
             return EventLinker(self.config, self._encoder)
         snapshot = {

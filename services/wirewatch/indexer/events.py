@@ -98,20 +98,23 @@ class EventIndexing:
 
     def alert_ops(self, alert: Alert) -> list[BulkOp] | None:
         """The writes for a claim seen in an article of the window (or soon to be); None when
-        the article has left the window (see :meth:`old_alert_ops`)."""
+        the article has left the window or is dated before it (see :meth:`old_alert_ops`)."""
+        published = alert.published.timestamp() if alert.published else None
+        wait = not alert.retroactive and self.store.waits_for(published)
         event = self.store.note_claim(
-            alert.article_id, alert.claim_id, alert.claim_text, wait=not alert.retroactive, alert_id=alert.id
+            alert.article_id, alert.claim_id, alert.claim_text, wait=wait, alert_id=alert.id
         )
         if event is None:
-            return None if alert.retroactive else []
+            return [] if wait else None
         return [
             BulkOp(self.settings.index("alerts"), alert.id, {"event_id": event.id}, "update"),
             self._event_op(event),
         ]
 
     async def old_alert_ops(self, es: AsyncElasticsearch, alert: Alert) -> list[BulkOp]:
-        """The writes for a claim seen (retroactively) in an article older than the window:
-        its event, as stored, gets the claim."""
+        """The writes for a claim seen in an article older than the window (retroactively, or
+        live in an article dated before it): its event, as stored, gets the claim. A live
+        alert whose article is not indexed yet overtook it: it waits for it after all."""
         found = await es.search(
             index=self.settings.index("articles"),
             query={"ids": {"values": [alert.article_id]}},
@@ -120,6 +123,11 @@ class EventIndexing:
         )
         hits = found["hits"]["hits"]
         event_id = hits[0]["_source"].get("event_id") if hits else None
+        if not hits and not alert.retroactive:  # it overtook its article (dated before the window)
+            self.store.note_claim(
+                alert.article_id, alert.claim_id, alert.claim_text, wait=True, alert_id=alert.id
+            )
+            return []
         if not event_id:
             log.info("events.alert_without_event", extra={"alert": alert.id, "article": alert.article_id})
             return []
