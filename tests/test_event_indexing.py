@@ -241,8 +241,8 @@ def test_sightings_kept_in_meta_by_an_older_version_move_to_their_own_records() 
 
 
 def test_a_live_alert_on_an_article_dated_before_the_window_does_not_wait() -> None:
-    """Such an article leaves the window as soon as it is linked, so a sighting waiting for it
-    could wait for ever: its event is read from Elasticsearch instead (as for a retroactive
+    """Such an article's event leaves the window at the next report, so a sighting waiting for
+    a live event of it could wait for ever: its event is read from Elasticsearch instead (as for a retroactive
     alert); only if the article is not there yet does the sighting wait for it."""
     stage = EventIndexing(LinkerStore({}), SETTINGS)
     stage.article_ops(article(FIRE_EN))

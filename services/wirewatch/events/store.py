@@ -139,9 +139,9 @@ class LinkerStore:
         return None
 
     def waits_for(self, published: float | None) -> bool:
-        """Whether an article published at ``published`` can still be linked into the window:
-        one dated before it (``clock - window``) leaves the window as soon as it is linked, so a
-        sighting of it could wait for ever."""
+        """Whether a sighting of an article published at ``published`` should wait for it. One
+        dated before the window (``clock - window``) gets an event that leaves the window at the
+        next report, so its sighting would find no live event and wait for ever."""
         linker = self.linker
         return published is None or published >= linker.clock - self.config.window_days * DAY
 
