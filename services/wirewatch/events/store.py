@@ -67,8 +67,8 @@ class LinkerStore:
         self._encoder = encoder
         self._linker: EventLinker | None = None
         self._articles: dict[str, None] = {}  # article keys in the table, in the linker's order
-        self._pending: dict[str, list[list[Any]]] = {}  # article id -> sightings, oldest first
-        self._pending_seq: dict[str, int] = {}  # article id -> its record's ``seq``
+        # article id -> its ``pending:`` record (``{"seq", "sightings"}``), oldest first
+        self._pending: dict[str, dict[str, Any]] = {}
         self._next_pending = 0
 
     @property
@@ -133,7 +133,8 @@ class LinkerStore:
             return event
         if wait:
             sighting = [claim_id, text, *([alert_id] if alert_id else [])]
-            sightings = self._pending.get(article_id, [])
+            record = self._pending.get(article_id)
+            sightings = record["sightings"] if record else []
             if sighting not in sightings:
                 self._put_pending(article_id, [*sightings, sighting])
         return None
@@ -159,26 +160,25 @@ class LinkerStore:
             return Link(article_id, event_id, "known")
         return replace(Link(article_id, event_id, entry[2]), score=entry[3])
 
-    def _put_pending(self, article_id: str, sightings: list[list[Any]], seq: int | None = None) -> None:
-        """Keep (and write) the sightings waiting for ``article_id``; drop the oldest past
-        ``MAX_PENDING`` articles."""
-        if seq is None:
-            seq = self._pending_seq.get(article_id, self._next_pending)
-        self._next_pending = max(self._next_pending, seq + 1)
-        self._pending[article_id] = sightings
-        self._pending_seq[article_id] = seq
-        self.table[PENDING + article_id] = {"seq": seq, "sightings": sightings}
+    def _put_pending(self, article_id: str, sightings: list[list[Any]]) -> None:
+        """Keep (and write) the sightings waiting for ``article_id`` (an article already waiting
+        keeps its place); drop the oldest past ``MAX_PENDING`` articles."""
+        record = self._pending.get(article_id)
+        if record is None:
+            record = self._pending[article_id] = {"seq": self._next_pending}
+            self._next_pending += 1
+        record["sightings"] = sightings
+        self.table[PENDING + article_id] = record
         while len(self._pending) > MAX_PENDING:
             self._take_pending(next(iter(self._pending)))
 
     def _take_pending(self, article_id: str) -> list[list[Any]]:
         """The sightings that waited for ``article_id`` (none: ``[]``), gone from the table."""
-        sightings = self._pending.pop(article_id, None)
-        if sightings is None:
+        record = self._pending.pop(article_id, None)
+        if record is None:
             return []
-        self._pending_seq.pop(article_id, None)
         self.table.pop(PENDING + article_id, None)
-        return sightings
+        return list(record["sightings"])
 
     def _forget_old_articles(self) -> None:
         kept = self.linker.articles
@@ -202,7 +202,7 @@ class LinkerStore:
         meta = self.table.get(META)
         events: list[dict[str, Any]] = []
         articles: list[tuple[str, list[Any]]] = []
-        pending: list[tuple[int, str, list[list[Any]]]] = []
+        pending: list[tuple[int, str, dict[str, Any]]] = []
         for key, value in list(self.table.items()):
             if value is None:
                 continue
@@ -211,14 +211,12 @@ class LinkerStore:
             elif key.startswith(ARTICLE):
                 articles.append((key[len(ARTICLE) :], value))
             elif key.startswith(PENDING):
-                pending.append((int(value["seq"]), key[len(PENDING) :], list(value["sightings"])))
+                pending.append((int(value["seq"]), key[len(PENDING) :], value))
         articles.sort(key=lambda item: (float(item[1][1]), item[0]))
         self._articles = {article_id: None for article_id, _ in articles}
-        self._pending, self._pending_seq, self._next_pending = {}, {}, 0
-        for seq, article_id, sightings in sorted(pending):
-            self._pending[article_id] = sightings
-            self._pending_seq[article_id] = seq
-            self._next_pending = seq + 1
+        pending.sort(key=lambda item: item[:2])
+        self._pending = {article_id: dict(record) for _, article_id, record in pending}
+        self._next_pending = pending[-1][0] + 1 if pending else 0
         legacy = (meta or {}).get("pending", {})  # sightings kept in ``meta`` by older versions
         for article_id, sightings in legacy.items():
             self._put_pending(str(article_id), [list(s) for s in sightings])
