@@ -195,6 +195,11 @@ class EventLinker:
         self._join(best, report, features)
         return Link(report.id, best.id, "similar", round(best_score, 6), merged, expired, related)
 
+    @property
+    def horizon(self) -> float:
+        """The start of the window: articles dated before it are dropped at the next report."""
+        return self.clock - self.config.window_days * DAY
+
     def resolve(self, event_id: str) -> str:
         """The live id of ``event_id``: itself, or the event it was merged into (transitively)."""
         seen = 0
@@ -251,7 +256,7 @@ class EventLinker:
         if at <= self.clock:
             return ()
         self.clock = at
-        horizon = at - self.config.window_days * DAY
+        horizon = self.horizon
         used = self._used
         old = np.flatnonzero(self._alive[:used] & (self._until[:used] < at))
         expired = sorted((self.events[self._slot_event[int(s)]] for s in old), key=lambda e: e.seq)

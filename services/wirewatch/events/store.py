@@ -28,7 +28,7 @@ from typing import Any
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.vectors import SentenceEncoder
-from wirewatch.events.linking import DAY, SNAPSHOT_VERSION, EventLinker, Link, LinkerConfig
+from wirewatch.events.linking import SNAPSHOT_VERSION, EventLinker, Link, LinkerConfig
 from wirewatch.events.profile import Report
 from wirewatch.events.state import EventState
 
@@ -143,8 +143,7 @@ class LinkerStore:
         """Whether a sighting of an article published at ``published`` should wait for it. One
         dated before the window (``clock - window``) gets an event that leaves the window at the
         next report, so its sighting would find no live event and wait for ever."""
-        linker = self.linker
-        return published is None or published >= linker.clock - self.config.window_days * DAY
+        return published is None or published >= self.linker.horizon
 
     def event(self, event_id: str) -> EventState | None:
         """A live event (a merged id resolves to its survivor), or None."""
