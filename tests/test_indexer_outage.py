@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from conftest import run, search_docs, settings_for, wait_for
+from wirewatch.core.app import EXIT_SHUTDOWN_TIMEOUT
 from wirewatch.core.ids import article_id
 from wirewatch.core.kafka import produce, read_topic
 from wirewatch.core.models import DeadLetter, EnrichedArticle
@@ -40,6 +41,9 @@ pytestmark = pytest.mark.e2e
 #: How long the search server stays frozen (the issue says a minute).
 OUTAGE_SECONDS = 60.0
 RETRY_MESSAGE = "elasticsearch unavailable, retrying bulk"
+#: WIREWATCH_SHUTDOWN_TIMEOUT of the indexer here (the supervisor's SIGKILL comes at 20 s).
+SHUTDOWN_TIMEOUT = 4.0
+GAVE_UP_MESSAGE = "shutdown did not finish in time"
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class Stack:
             "WIREWATCH_INDEX_BATCH_SECONDS": "0.3",
             "WIREWATCH_INDEX_RETRY_MAX_SECONDS": "2",
             "WIREWATCH_ES_REQUEST_TIMEOUT": "3",
+            "WIREWATCH_SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
             "WIREWATCH_LOG_FORMAT": "json",
             "WIREWATCH_DATA_DIR": str(tmp / "data"),
         }
@@ -356,3 +361,38 @@ def test_indexer_restarted_right_after_an_outage_keeps_the_index_exact(stack: St
     stack.wait_until_indexed(180, "all 150 articles indexed and linked after the restart")
     stack.assert_exact()
     assert len(stack.expected) == 150
+
+
+def test_indexer_told_to_stop_during_an_outage_exits_in_time_and_its_batch_is_indexed_once(
+    stack: Stack,
+) -> None:
+    """SIGTERM while a bulk request is being retried: draining cannot finish while the server is
+    down, so the indexer exits at its shutdown deadline without committing; the restarted one
+    reads the batch again."""
+    stack.send(make_articles("c", 5))
+    stack.wait_until_indexed(90, "5 articles indexed before the outage")
+    retries_before = sum(1 for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE)
+    stack.freeze_search()
+    try:
+        stack.send(make_articles("c", 20, start=5))
+        wait_for(
+            lambda: sum(1 for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE) > retries_before,
+            timeout=60,
+            what="a bulk request retried while the search server is frozen",
+        )
+        process = stack.indexer
+        asked_at = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        took = time.monotonic() - asked_at
+    finally:
+        stack.thaw_search()
+    assert code == EXIT_SHUTDOWN_TIMEOUT, f"exit status {code}:\n{stack.log_excerpt()}"
+    assert SHUTDOWN_TIMEOUT <= took < SHUTDOWN_TIMEOUT + 5, took
+    gave_up = [line for line in stack.log_lines() if str(line.get("msg", "")).startswith(GAVE_UP_MESSAGE)]
+    assert gave_up and gave_up[-1]["level"] == "error"
+    wait_for(
+        lambda: stack.indexer.pid != process.pid, timeout=30, what="the supervisor to restart the indexer"
+    )
+    stack.wait_until_indexed(180, "every article indexed and linked after the stop")
+    stack.assert_exact()

@@ -9,6 +9,10 @@ registers its agents, timers and tasks on ``service.app``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -470,13 +474,55 @@ class ServiceApp:
         """Run the worker in this process until SIGINT/SIGTERM."""
         from wirewatch.core.logs import logging_config
 
-        worker = faust.Worker(
+        worker = BoundedWorker(
             self.app,
+            shutdown_timeout=self.settings.shutdown_timeout,
             loglevel=self.settings.log_level,
             logging_config=logging_config(self.settings.log_level, self.settings.log_format, self.name),
             redirect_stdouts=False,
         )
         worker.execute_from_commandline()
+
+
+#: Exit status of a service that gave up draining (``BoundedWorker``).
+EXIT_SHUTDOWN_TIMEOUT = 3
+
+
+class BoundedWorker(faust.Worker):
+    """Faust's worker with a deadline on stopping.
+
+    Stopping drains: Faust waits for each agent to finish the message in hand, and a sink that
+    is down keeps it there (the indexer retries a bulk request until Elasticsearch answers). A
+    service told to stop during an outage, or orphaned with the servers gone (``wirewatch up``
+    killed), would then never exit. Past ``shutdown_timeout`` seconds (0: no deadline) the
+    process logs why and exits with ``EXIT_SHUTDOWN_TIMEOUT``, committing nothing more: what its
+    sinks had not acknowledged is delivered again to the next worker (at-least-once)."""
+
+    def __init__(self, app: faust.App, *, shutdown_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.shutdown_timeout = shutdown_timeout
+        self._deadline: threading.Timer | None = None
+
+    async def stop(self) -> None:
+        if self.shutdown_timeout > 0 and self._deadline is None:
+            self._deadline = threading.Timer(
+                self.shutdown_timeout, _give_up_stopping, (self.shutdown_timeout,)
+            )
+            self._deadline.daemon = True
+            self._deadline.start()
+        await super().stop()
+
+
+def _give_up_stopping(timeout: float) -> None:
+    log.error(
+        "shutdown did not finish in time: exiting without draining; unacknowledged messages will be "
+        "delivered again",
+        extra={"shutdown_timeout": timeout},
+    )
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(EXIT_SHUTDOWN_TIMEOUT)
 
 
 def describe_exception(exc: BaseException) -> str:

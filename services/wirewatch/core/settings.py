@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         "stream_buffer_maxsize); past it, the service stops taking from that partition until it "
         "drains. Bounds a service's memory while it has a backlog (benchmarks/bench_backlog.py).",
     )
+    shutdown_timeout: float = Field(
+        default=15.0,
+        ge=0,
+        description="Seconds a service may take to stop (drain in-flight work and commit) after "
+        "SIGTERM/SIGINT; past them it exits without draining (status 3) and what its sinks had not "
+        "acknowledged is delivered again. 0: wait as long as it takes (a sink that is down holds "
+        "the stop for as long as it is down).",
+    )
     memory_trim_seconds: float = Field(
         default=30.0,
         ge=0,
