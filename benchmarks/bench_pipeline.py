@@ -76,6 +76,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -528,6 +529,9 @@ class Observed:
     duplicates: int = 0
 
 
+#: Alerts polls look back this many seconds before the newest alert seen (alerts indexed late).
+ALERTS_LOOKBACK = 300.0
+
 #: ``--keep-articles``: articles deleted from the search index per request.
 RETIRE_BATCH = 500
 
@@ -540,6 +544,7 @@ class Watcher:
         self.n_of_url = n_of_url
         self.seen = Observed()
         self._last_alert_poll = 0.0
+        self._newest_alert: float | None = None  # created_at of the newest alert seen (epoch s)
         self.keep_articles = keep_articles
         self._kept: list[str] = []  # ids of the articles seen and not deleted yet, oldest first
         self.deleted = 0
@@ -603,7 +608,17 @@ class Watcher:
                     self.seen.linked_at[n] = parse_time(doc["linked_at"])
 
     def poll_alerts(self, now: float) -> None:
-        for doc in self._search("alerts", {"match_all": {}}, 10000, ["id", "url", "claim_id"]):
+        """New alerts: those created since ``ALERTS_LOOKBACK`` seconds before the newest seen (an
+        alert is indexed after it is created, so the search looks back over the late ones), not the
+        whole index each second (a long run has thousands)."""
+        query: dict[str, Any] = {"match_all": {}}
+        if self._newest_alert is not None:
+            since = datetime.fromtimestamp(self._newest_alert - ALERTS_LOOKBACK, UTC).isoformat()
+            query = {"range": {"created_at": {"gte": since}}}
+        fields = ["id", "url", "claim_id", "created_at"]
+        for doc in self._search("alerts", query, 10000, fields, sort=[{"created_at": "asc"}]):
+            created = parse_time(doc["created_at"])
+            self._newest_alert = max(created, self._newest_alert or created)
             if doc["id"] in self.seen.alerts:
                 continue
             n = self.n_of_url.get(doc.get("url", ""))
@@ -612,12 +627,18 @@ class Watcher:
                 self.seen.alert_at.setdefault(n, now)
 
     def _search(
-        self, index: str, query: dict[str, Any], size: int, fields: list[str]
+        self,
+        index: str,
+        query: dict[str, Any],
+        size: int,
+        fields: list[str],
+        sort: list[dict[str, str]] | None = None,
     ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"query": query, "size": size, "_source": fields}
+        if sort:
+            body["sort"] = sort
         try:
-            response = self.client.post(
-                f"/wirewatch-{index}/_search", json={"query": query, "size": size, "_source": fields}
-            )
+            response = self.client.post(f"/wirewatch-{index}/_search", json=body)
         except httpx.HTTPError as exc:
             print(f"# search of {index} failed: {exc!r}", file=sys.stderr)
             return []
@@ -1105,10 +1126,15 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="wirewatch-bench-pipeline-"))
     tmp.mkdir(parents=True, exist_ok=True)
+    # SIGTERM stops the run as Ctrl-C does: services, servers and the temporary directory go.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     run: Run | None = None
     try:
         run = start_run(pages, args, tmp)
         measure(run)
+    except KeyboardInterrupt:
+        print("# interrupted: stopping the stack", file=sys.stderr)
+        return 130
     finally:
         if run is not None:
             run.supervisor.stop()
