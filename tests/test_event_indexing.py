@@ -23,6 +23,7 @@ from wirewatch.events import store as event_store
 from wirewatch.events.linking import EventLinker
 from wirewatch.events.state import EventState
 from wirewatch.events.store import ARTICLE, EVENT, META, PENDING, LinkerStore
+from wirewatch.indexer import events as indexer_events
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.search import stored_event
 
@@ -260,6 +261,39 @@ def test_a_live_alert_on_an_article_dated_before_the_window_does_not_wait() -> N
     assert "old-news" in stage.store._pending  # it overtook its article: now it waits
     assert run(stage.old_alert_ops(NotIndexedYet(), _alert("old-2", published=old, retroactive=True))) == []  # type: ignore[arg-type]
     assert "old-2" not in stage.store._pending
+
+
+def test_a_live_alert_right_after_its_old_dated_article_finds_its_event_without_elasticsearch(
+    monkeypatch: Any,
+) -> None:
+    """The alert comes after its article (dated before the window) was linked, but before
+    Elasticsearch shows the article (same batch, or no refresh yet): the stage's memory of its
+    last links gives the event, which gets the claim; nothing waits. Past ``RECENT_LINKS``
+    articles it is Elasticsearch's to answer again."""
+    monkeypatch.setattr(indexer_events, "RECENT_LINKS", 2)
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    stage.article_ops(article(FIRE_EN))
+    old = datetime.fromtimestamp(FIRE_EN.time - 30 * 86400, UTC)
+    ops = ops_by(stage.article_ops(article(ELECTION, id="old-news", published=old)))
+    event_id = ops[("wirewatch-articles", "old-news", "upsert")]["event_id"]
+    stage.article_ops(article(FIRE_FR))  # the old article's event leaves the window
+    assert stage.store.event(event_id) is None
+
+    class NotIndexedYet:
+        async def search(self, **_: Any) -> dict[str, Any]:
+            return {"hits": {"hits": []}}
+
+    alert = _alert("old-news", published=old)
+    assert stage.alert_ops(alert) is None
+    ops = ops_by(run(stage.old_alert_ops(NotIndexedYet(), alert)))  # type: ignore[arg-type]
+    assert ops[("wirewatch-alerts", alert.id, "update")] == {"event_id": event_id}
+    event = Event.model_validate(ops[("wirewatch-events", event_id, "index")])
+    assert event.claim_ids == [alert.claim_id]
+    assert not stage.store._pending
+
+    stage.article_ops(article(FIRE_WALES))  # two later links: the old article is forgotten
+    assert run(stage.old_alert_ops(NotIndexedYet(), alert)) == []  # type: ignore[arg-type]
+    assert "old-news" in stage.store._pending
 
 
 def test_event_state_record_round_trips_with_the_document_fields() -> None:

@@ -139,6 +139,12 @@ class LinkerStore:
                 self._put_pending(article_id, [*sightings, sighting])
         return None
 
+    def add_claim(self, event: EventState, claim_id: str, text: str) -> None:
+        """Add a sighting to ``event`` (idempotent); a live event's record is written again."""
+        event.add_claim(claim_id, text)
+        if self.linker.events.get(event.id) is event:
+            self.table[EVENT + event.id] = event.record()
+
     def waits_for(self, published: float | None) -> bool:
         """Whether a sighting of an article published at ``published`` should wait for it. One
         dated before the window (``clock - window``) gets an event that leaves the window at the

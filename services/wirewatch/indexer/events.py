@@ -41,6 +41,9 @@ log = get_logger(__name__)
 ARTICLE_KEY = "article/"
 ALERT_KEY = "alert/"
 
+#: Articles whose events the stage keeps in memory after linking them (``old_alert_ops``):
+#: more than an index batch and a refresh interval hold, at ~5 KB per event at most.
+RECENT_LINKS = 1_000
 #: Fields of the article document that only the linking stage sets.
 EVENT_FIELDS = frozenset({"event_id", "event_reason", "event_score"})
 
@@ -66,6 +69,8 @@ class EventIndexing:
     def __init__(self, store: LinkerStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        # The events of the articles linked last (in memory, oldest first): see old_alert_ops.
+        self._recent: dict[str, EventState] = {}
 
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
         """Link ``article``; the writes that record it, its own document first."""
@@ -78,6 +83,10 @@ class EventIndexing:
         event = self.store.event(link.event_id)
         if event is None:  # only when a replayed article's event has since expired
             return [article_document(articles, article)]
+        self._recent.pop(article.id, None)
+        self._recent[article.id] = event
+        while len(self._recent) > RECENT_LINKS:
+            del self._recent[next(iter(self._recent))]
         ops = [
             article_document(
                 articles, article, event_id=event.id, event_reason=link.reason, event_score=link.score
@@ -113,28 +122,38 @@ class EventIndexing:
 
     async def old_alert_ops(self, es: AsyncElasticsearch, alert: Alert) -> list[BulkOp]:
         """The writes for a claim seen in an article older than the window (retroactively, or
-        live in an article dated before it): its event, as stored, gets the claim. A live
-        alert whose article is not indexed yet overtook it: it waits for it after all."""
-        found = await es.search(
-            index=self.settings.index("articles"),
-            query={"ids": {"values": [alert.article_id]}},
-            source_includes=["event_id"],
-            size=1,
-        )
-        hits = found["hits"]["hits"]
-        event_id = hits[0]["_source"].get("event_id") if hits else None
-        if not hits and not alert.retroactive:  # it overtook its article (dated before the window)
-            self.store.note_claim(
-                alert.article_id, alert.claim_id, alert.claim_text, wait=True, alert_id=alert.id
+        live in an article dated before it): its event, as stored, gets the claim. An article
+        this stage linked lately is known here before Elasticsearch shows it (written by the
+        same batch, or not refreshed yet); a live alert whose article is in neither place
+        overtook it: it waits for it after all."""
+        recent = self._recent.get(alert.article_id)
+        if recent is not None:
+            event_id: str | None = recent.id
+        else:
+            found = await es.search(
+                index=self.settings.index("articles"),
+                query={"ids": {"values": [alert.article_id]}},
+                source_includes=["event_id"],
+                size=1,
             )
-            return []
+            hits = found["hits"]["hits"]
+            event_id = hits[0]["_source"].get("event_id") if hits else None
+            if not hits and not alert.retroactive:  # it overtook its article (dated before the window)
+                self.store.note_claim(
+                    alert.article_id, alert.claim_id, alert.claim_text, wait=True, alert_id=alert.id
+                )
+                return []
         if not event_id:
             log.info("events.alert_without_event", extra={"alert": alert.id, "article": alert.article_id})
             return []
         live = self.store.event(event_id)
-        if live is not None:  # merged into a live event since
-            self.store.note_claim(alert.article_id, alert.claim_id, alert.claim_text, wait=False)
+        if live is not None:  # still live, or merged into a live event since
+            self.store.add_claim(live, alert.claim_id, alert.claim_text)
             event_doc = event_document(live)
+        elif recent is not None and recent.id not in self.store.linker.merged:
+            # Left the window since: its document is as this stage last wrote it.
+            recent.add_claim(alert.claim_id, alert.claim_text)
+            event_doc = event_document(recent)
         else:
             stored = await stored_event(es, self.settings, event_id)
             if stored is None:
