@@ -276,19 +276,26 @@ def test_a_live_alert_right_after_its_old_dated_article_finds_its_event_without_
     old = datetime.fromtimestamp(FIRE_EN.time - 30 * 86400, UTC)
     ops = ops_by(stage.article_ops(article(ELECTION, id="old-news", published=old)))
     event_id = ops[("wirewatch-articles", "old-news", "upsert")]["event_id"]
-    stage.article_ops(article(FIRE_FR))  # the old article's event leaves the window
-    assert stage.store.event(event_id) is None
 
     class NotIndexedYet:
         async def search(self, **_: Any) -> dict[str, Any]:
             return {"hits": {"hits": []}}
 
+    # In the same batch: its event is still live, and its table record gets the claim too.
+    first = _alert("old-news", published=old).model_copy(
+        update={"id": "alert-first", "claim_id": "claim-first"}
+    )
+    ops = ops_by(run(stage.old_alert_ops(NotIndexedYet(), first)))  # type: ignore[arg-type]
+    assert Event.model_validate(ops[("wirewatch-events", event_id, "index")]).claim_ids == ["claim-first"]
+    assert "claim-first" in EventState.from_record(stage.store.table[EVENT + event_id]).claims
+    stage.article_ops(article(FIRE_FR))  # the old article's event leaves the window
+    assert stage.store.event(event_id) is None
     alert = _alert("old-news", published=old)
     assert stage.alert_ops(alert) is None
     ops = ops_by(run(stage.old_alert_ops(NotIndexedYet(), alert)))  # type: ignore[arg-type]
     assert ops[("wirewatch-alerts", alert.id, "update")] == {"event_id": event_id}
     event = Event.model_validate(ops[("wirewatch-events", event_id, "index")])
-    assert event.claim_ids == [alert.claim_id]
+    assert sorted(event.claim_ids) == ["claim-evacuated", "claim-first"]
     assert not stage.store._pending
 
     stage.article_ops(article(FIRE_WALES))  # two later links: the old article is forgotten
