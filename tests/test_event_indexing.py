@@ -301,6 +301,10 @@ def test_a_live_alert_right_after_its_old_dated_article_finds_its_event_without_
     stage.article_ops(article(FIRE_WALES))  # two later links: the old article is forgotten
     assert run(stage.old_alert_ops(NotIndexedYet(), alert)) == []  # type: ignore[arg-type]
     assert "old-news" in stage.store._pending
+    # Partitions moved: what is in memory is forgotten too.
+    assert stage._recent
+    stage.reset()
+    assert not stage._recent
 
 
 def test_event_state_record_round_trips_with_the_document_fields() -> None:

@@ -72,6 +72,12 @@ class EventIndexing:
         # The events of the articles linked last (in memory, oldest first): see old_alert_ops.
         self._recent: dict[str, EventState] = {}
 
+    def reset(self) -> None:
+        """Partitions moved: the linker is rebuilt from the table on next use, and the events in
+        memory are forgotten (another worker may have written them since)."""
+        self.store.reset()
+        self._recent.clear()
+
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
         """Link ``article``; the writes that record it, its own document first."""
         report = Report.from_article(for_linking(article))

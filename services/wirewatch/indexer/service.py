@@ -145,7 +145,7 @@ def create(settings: Settings) -> ServiceApp:
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
-        linking.store.reset()
+        linking.reset()
 
     async def consume(stream: StreamT[bytes], kind: str, model: type[Message]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
