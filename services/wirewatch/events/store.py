@@ -128,8 +128,7 @@ class LinkerStore:
         event_id = linker.event_of(article_id)
         event = linker.events.get(event_id) if event_id is not None else None
         if event is not None:
-            event.add_claim(claim_id, text)
-            self.table[EVENT + event.id] = event.record()
+            self.add_claim(event, claim_id, text)
             return event
         if wait:
             sighting = [claim_id, text, *([alert_id] if alert_id else [])]
