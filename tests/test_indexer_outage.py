@@ -214,6 +214,10 @@ class Stack:
                 lines.append(line)
         return lines
 
+    def retries(self) -> list[dict[str, Any]]:
+        """The indexer's log lines saying it retries a bulk request (Elasticsearch unavailable)."""
+        return [line for line in self.log_lines() if line.get("msg") == RETRY_MESSAGE]
+
     def log_excerpt(self, last: int = 40) -> str:
         text = (self.tmp / "logs" / "indexer.log").read_text(errors="replace")
         return "\n".join(text.splitlines()[-last:])
@@ -309,7 +313,7 @@ def test_indexer_survives_a_minute_long_search_outage_and_indexes_every_article_
     stack.send(first)
     stack.wait_until_indexed(90, "the first 40 articles indexed and linked")
     pid = stack.indexer.pid
-    retries_before = sum(1 for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE)
+    retries_before = len(stack.retries())
 
     stack.freeze_search()
     try:
@@ -318,7 +322,7 @@ def test_indexer_survives_a_minute_long_search_outage_and_indexes_every_article_
         while time.monotonic() - frozen_at < OUTAGE_SECONDS:
             time.sleep(5)
             assert stack.indexer.poll() is None, f"the indexer died during the outage:\n{stack.log_excerpt()}"
-        retries = [line for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE][retries_before:]
+        retries = stack.retries()[retries_before:]
         assert retries, f"no '{RETRY_MESSAGE}' during the outage:\n{stack.log_excerpt()}"
         assert all(line.get("level") == "warning" for line in retries)
     finally:
@@ -371,12 +375,12 @@ def test_indexer_told_to_stop_during_an_outage_exits_in_time_and_its_batch_is_in
     reads the batch again."""
     stack.send(make_articles("c", 5))
     stack.wait_until_indexed(90, "5 articles indexed before the outage")
-    retries_before = sum(1 for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE)
+    retries_before = len(stack.retries())
     stack.freeze_search()
     try:
         stack.send(make_articles("c", 20, start=5))
         wait_for(
-            lambda: sum(1 for line in stack.log_lines() if line.get("msg") == RETRY_MESSAGE) > retries_before,
+            lambda: len(stack.retries()) > retries_before,
             timeout=60,
             what="a bulk request retried while the search server is frozen",
         )
