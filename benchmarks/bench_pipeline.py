@@ -46,7 +46,9 @@ What it does, in one run:
    (30 days) expire within the run as they would over months. Latencies still count from the
    item's appearance in its feed. ``--keep-articles K`` deletes all but the K newest articles
    seen from the search index, 500 at a time in one bulk request by id, as an ILM delete phase
-   would (osmem-server holds every document in RAM; latencies then carry the harness's cost).
+   would (osmem-server holds every document in RAM; latencies then carry the harness's cost),
+   with their event-link records and the events last seen a linking window (7 days) before the
+   newest of them. (tansu has no retention: it keeps every record of a run in memory.)
    Every 30 s a progress line gives each process's RSS, so a long run stopped early keeps it.
    A run of 2,000 articles or more also prints each process's RSS after every tenth of it.
 5. Stops the stack, then runs plain ``trafilatura.extract`` (defaults) over the same pages in this
@@ -96,6 +98,7 @@ from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.models import TrackedClaim
 from wirewatch.core.settings import SERVICES, Settings
 from wirewatch.enricher.claims import extract_claims
+from wirewatch.events.linking import LinkerConfig
 from wirewatch.fetcher.extract import ExtractionError, decode_html_bytes, extract_article
 from wirewatch.local.servers import LocalServers, start_servers
 from wirewatch.local.supervisor import Supervisor
@@ -539,32 +542,59 @@ RETIRE_BATCH = 500
 class Watcher:
     """Finds published articles in the search index, and alerts in the alerts index."""
 
-    def __init__(self, es_url: str, n_of_url: dict[str, int], keep_articles: int = 0) -> None:
+    def __init__(
+        self, es_url: str, n_of_url: dict[str, int], keep_articles: int = 0, window_days: float = 7.0
+    ) -> None:
         self.client = httpx.Client(base_url=es_url, timeout=30)
         self.n_of_url = n_of_url
         self.seen = Observed()
         self._last_alert_poll = 0.0
         self._newest_alert: float | None = None  # created_at of the newest alert seen (epoch s)
         self.keep_articles = keep_articles
-        self._kept: list[str] = []  # ids of the articles seen and not deleted yet, oldest first
-        self.deleted = 0
+        self.window_days = window_days  # the event linker's window
+        # articles seen and not deleted yet, oldest first: (n, id, published epoch s or None)
+        self._kept: list[tuple[int, str, float | None]] = []
+        self.deleted = 0  # articles
+        self.deleted_links = 0
+        self.deleted_events = 0
 
     def retire(self) -> None:
         """With ``keep_articles``: delete the oldest articles seen, past the newest that many, as
-        an ILM delete phase would (osmem-server holds every document in memory)."""
+        an ILM delete phase would (osmem-server holds every document in memory, and tansu has no
+        retention to stand in for). With them go their event-link records (their ``linked_at``
+        read first, for the latency table; a record not written yet stays) and the events last
+        seen a linking window before the newest of them, which no new report can join."""
         batch = RETIRE_BATCH
         if not self.keep_articles or len(self._kept) < self.keep_articles + batch:
             return
         old, self._kept = self._kept[:batch], self._kept[batch:]
+        self._read_links({id_: n for n, id_, _ in old})
+        linked = [id_ for n, id_, _ in old if n in self.seen.linked_at]
+        ops = [("articles", id_) for _, id_, _ in old] + [("event-links", id_) for id_ in linked]
+        dates = [published for _, _, published in old if published is not None]
+        if dates:
+            cutoff = datetime.fromtimestamp(max(dates) - self.window_days * 86400, UTC).isoformat()
+            query = {"range": {"last_seen": {"lt": cutoff}}}
+            ops += [("events", doc["id"]) for doc in self._search("events", query, 10000, ["id"])]
         try:
-            lines = [json.dumps({"delete": {"_index": "wirewatch-articles", "_id": id_}}) for id_ in old]
+            lines = [
+                json.dumps({"delete": {"_index": f"wirewatch-{index}", "_id": id_}}) for index, id_ in ops
+            ]
             response = self.client.post(
                 "/_bulk", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"}
             )
             items = response.json().get("items", [])
-            self.deleted += sum(1 for item in items if item.get("delete", {}).get("result") == "deleted")
         except (httpx.HTTPError, ValueError) as exc:
             print(f"# deleting old articles failed: {exc!r}", file=sys.stderr)
+            return
+        for (index, _), item in zip(ops, items, strict=False):
+            if item.get("delete", {}).get("result") == "deleted":
+                if index == "articles":
+                    self.deleted += 1
+                elif index == "event-links":
+                    self.deleted_links += 1
+                else:
+                    self.deleted_events += 1
 
     def poll(self, pending: list[str]) -> list[int]:
         """Look for ``pending`` article URLs; returns the articles found now."""
@@ -576,7 +606,7 @@ class Watcher:
                 "articles",
                 {"terms": {"url": chunk}},
                 len(chunk),
-                ["id", "url", "fetched_at", "enriched_at", "is_duplicate"],
+                ["id", "url", "fetched_at", "enriched_at", "is_duplicate", "published"],
             )
             for doc in hits:
                 n = self.n_of_url.get(doc.get("url", ""))
@@ -588,7 +618,8 @@ class Watcher:
                 self.seen.ids[n] = doc["id"]
                 self.seen.duplicates += bool(doc.get("is_duplicate"))
                 found.append(n)
-                self._kept.append(doc["id"])
+                published = parse_time(doc["published"]) if doc.get("published") else None
+                self._kept.append((n, doc["id"], published))
         self.retire()
         if now - self._last_alert_poll >= 1.0:
             self._last_alert_poll = now
@@ -597,7 +628,9 @@ class Watcher:
 
     def poll_links(self, articles: range) -> None:
         """When each article was linked to its event (the indexer's ``linked_at``)."""
-        n_of_id = {self.seen.ids[n]: n for n in articles if n in self.seen.ids}
+        self._read_links({self.seen.ids[n]: n for n in articles if n in self.seen.ids})
+
+    def _read_links(self, n_of_id: dict[str, int]) -> None:
         ids = list(n_of_id)
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
@@ -816,7 +849,12 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
         site,
         servers,
         supervisor,
-        Watcher(servers.es_url, n_of_url, args.keep_articles),
+        Watcher(
+            servers.es_url,
+            n_of_url,
+            args.keep_articles,
+            settings.event_window_days or LinkerConfig().window_days,
+        ),
         matching,
         len(claims),
     )
@@ -1044,7 +1082,12 @@ def report(run: Run, ref_cpu: float) -> list[str]:
     ]
     if len(found) >= LONG_RUN:  # memory over a long run, in tenths of it
         marks = [tenth / 10 for tenth in range(1, 11)]
-        deleted = f" ({run.watcher.deleted} deleted from the search index)" if args.keep_articles else ""
+        deleted = (
+            f" ({run.watcher.deleted} deleted from the search index, with {run.watcher.deleted_links} "
+            f"event-link records and {run.watcher.deleted_events} events)"
+            if args.keep_articles
+            else ""
+        )
         rows += [
             "",
             f"RSS MB after each tenth of the {len(found)} articles{deleted}",

@@ -54,7 +54,7 @@ def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.Capture
     bench = load_script()
     bench.LONG_RUN, bench.RETIRE_BATCH = 30, 5  # the long-run memory table, and old articles deleted
     args = "--articles 30 --rate 10 --window 30 --claims 50 --matching 3 --feeds 3 --warmup 2 --idle 0"
-    args += " --keep-articles 10"
+    args += " --keep-articles 10 --hours-apart 24"  # a day apart: events leave the 7-day window
     code = bench.main([str(docs), *args.split(), "--poll", "0.5", "--stall", "60"])
     assert code == 0
     out = capsys.readouterr().out
@@ -72,8 +72,11 @@ def test_bench_pipeline_prints_its_tables(tmp_path: Path, capsys: pytest.Capture
     assert re.search(r"\| \d+\.\d \| \d+\.\d \|", fetcher)  # CPU s and ms/article
     reference = next(r for r in rows if "trafilatura.extract" in r)
     assert float(reference.split("|")[4]) > 0
-    deleted = re.search(r"tenth of the 30 articles \((\d+) deleted from the search index\)", out)
+    deleted = re.search(r"tenth of the 30 articles \((\d+) deleted from the search index, with (\d+) ", out)
     assert deleted and int(deleted.group(1)) >= 15  # 32 seen, about 10 kept
+    assert int(deleted.group(2)) >= 10  # their event-link records, once their linked_at was read
+    events = re.search(r"event-link records and (\d+) events\)", out)
+    assert events and int(events.group(1)) >= 1  # last seen a week before the newest deleted
     tenths = [r for r in rows if r.startswith("| fetcher |")][-1]
     assert len(re.findall(r"\| \d+ ", tenths)) == 10  # RSS after each tenth of the run
 
