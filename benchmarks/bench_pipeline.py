@@ -853,7 +853,7 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
             servers.es_url,
             n_of_url,
             args.keep_articles,
-            settings.event_window_days or LinkerConfig().window_days,
+            LinkerConfig.from_settings(settings).window_days,
         ),
         matching,
         len(claims),

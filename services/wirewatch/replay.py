@@ -81,7 +81,7 @@ def horizon_days(settings: Settings, stage: Stage) -> float | None:
     """How far back ``stage`` and the stages after it remember their decisions (days), or None."""
     from wirewatch.events.linking import LinkerConfig
 
-    event_window = settings.event_window_days or LinkerConfig().window_days
+    event_window = LinkerConfig.from_settings(settings).window_days
     if stage == "enricher":
         return min(settings.copies_ttl_days, event_window)
     if stage == "indexer":

@@ -53,7 +53,7 @@ bar set beforehand (ECB+ has no dates and never needed a merge).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -62,6 +62,9 @@ from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
 from wirewatch.events.bags import Bag, cosine
 from wirewatch.events.profile import Profile, Report, profile, vector_text
 from wirewatch.events.state import EventState
+
+if TYPE_CHECKING:
+    from wirewatch.core.settings import Settings
 
 SNAPSHOT_VERSION = 1
 DAY = 86400.0
@@ -114,6 +117,11 @@ class LinkerConfig:
     related_threshold: float = 0.28
     max_related: int = 3
     weights: Weights = field(default_factory=Weights)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LinkerConfig:
+        """The defaults, with the window of ``WIREWATCH_EVENT_WINDOW_DAYS`` when it is set."""
+        return cls(window_days=settings.event_window_days) if settings.event_window_days else cls()
 
 
 @dataclass(frozen=True)

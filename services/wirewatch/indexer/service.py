@@ -126,8 +126,7 @@ def create(settings: Settings) -> ServiceApp:
     enriched_topic = service.topic(settings.topic_enriched)
     reports_topic = service.topic(f"{app.conf.id}-event-reports", internal=True, partitions=1)
     linker_table = app.Table("event-linker", default=None, partitions=1, key_type=str, value_type=None)
-    config = LinkerConfig(window_days=settings.event_window_days) if settings.event_window_days else None
-    linking = EventIndexing(LinkerStore(linker_table, config), settings)
+    linking = EventIndexing(LinkerStore(linker_table, LinkerConfig.from_settings(settings)), settings)
 
     @service.on_prepare
     async def setup_indices(settings: Settings) -> None:
