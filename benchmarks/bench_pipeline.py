@@ -83,6 +83,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -554,9 +555,7 @@ class Watcher:
         self.window_days = window_days  # the event linker's window
         # articles seen and not deleted yet, oldest first: (n, id, published epoch s or None)
         self._kept: list[tuple[int, str, float | None]] = []
-        self.deleted = 0  # articles
-        self.deleted_links = 0
-        self.deleted_events = 0
+        self.deleted: Counter[str] = Counter()  # documents deleted, by index ("articles", ...)
 
     def retire(self) -> None:
         """With ``keep_articles``: delete the oldest articles seen, past the newest that many, as
@@ -589,12 +588,7 @@ class Watcher:
             return
         for (index, _), item in zip(ops, items, strict=False):
             if item.get("delete", {}).get("result") == "deleted":
-                if index == "articles":
-                    self.deleted += 1
-                elif index == "event-links":
-                    self.deleted_links += 1
-                else:
-                    self.deleted_events += 1
+                self.deleted[index] += 1
 
     def poll(self, pending: list[str]) -> list[int]:
         """Look for ``pending`` article URLs; returns the articles found now."""
@@ -1082,9 +1076,10 @@ def report(run: Run, ref_cpu: float) -> list[str]:
     ]
     if len(found) >= LONG_RUN:  # memory over a long run, in tenths of it
         marks = [tenth / 10 for tenth in range(1, 11)]
+        deletes = run.watcher.deleted
         deleted = (
-            f" ({run.watcher.deleted} deleted from the search index, with {run.watcher.deleted_links} "
-            f"event-link records and {run.watcher.deleted_events} events)"
+            f" ({deletes['articles']} deleted from the search index, with {deletes['event-links']} "
+            f"event-link records and {deletes['events']} events)"
             if args.keep_articles
             else ""
         )
