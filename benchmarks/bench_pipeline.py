@@ -625,7 +625,9 @@ class Watcher:
         self._read_links({self.seen.ids[n]: n for n in articles if n in self.seen.ids})
 
     def _read_links(self, n_of_id: dict[str, int]) -> None:
-        ids = list(n_of_id)
+        """Reads the ``linked_at`` of the articles not read yet (a link record's time does not
+        change, and retired articles' records are gone)."""
+        ids = [id_ for id_, n in n_of_id.items() if n not in self.seen.linked_at]
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             query = {"terms": {"article_id": chunk}}
