@@ -24,6 +24,7 @@ from conftest import run, wait_for
 from newsroom import NewsSite
 from pipeline import AUDIT_WEBHOOK_PATH, WEBHOOK_PATH, Pipeline
 from reuse_texts import REPOST_EN, WIRE_EN, change_words
+from wirewatch.alerts.throttle import seen_key
 from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
@@ -217,6 +218,20 @@ def _kill_alerts_and_wait_for_its_restart(pipeline: Pipeline) -> None:
     assert supervisor.wait_healthy(90)
 
 
+#: The changelog of the alerts service's throttle table (``alert-throttle``, keyed by claim).
+THROTTLE_CHANGELOG = "wirewatch-alerts-alert-throttle-changelog"
+
+
+def _deliveries_recorded(pipeline: Pipeline, alert_ids: set[str]) -> bool:
+    """Whether the alerts service has recorded every one of ``alert_ids`` as delivered or
+    parked: the claim's throttle state, stored once the batch went to every target, is in the
+    table's changelog. A kill -9 before that sends the alert again when the service is back, with
+    the same X-Wirewatch-Alert-Id (the window the README's Delivery paragraph describes); killed
+    after it, the service reads the alert again (its offset is committed later) and drops it."""
+    records = [v for _, v in run(read_topic(pipeline.settings, THROTTLE_CHANGELOG)) if v]
+    return all(any(seen_key(i).encode() in v for v in records) for i in alert_ids)
+
+
 def _alerts(pipeline: Pipeline, claim_id: str) -> list[dict[str, Any]]:
     return pipeline.search("alerts", {"term": {"claim_id": claim_id}})
 
@@ -238,6 +253,7 @@ def test_tracked_claim_raises_one_alert_on_a_report_in_another_language(pipeline
     # Delivered to the webhook once; a kill -9 of the alerts service re-reads what it had not
     # committed, and neither raises nor sends the alert again.
     wait_for(lambda: pipeline.delivered().get(alert["id"]), what="the alert POSTed to the webhook")
+    wait_for(lambda: _deliveries_recorded(pipeline, {alert["id"]}), what="the delivery recorded")
     _kill_alerts_and_wait_for_its_restart(pipeline)
     time.sleep(3.0)  # give a wrong alert on the other article, or a second delivery, time to show up
     assert [a["article_id"] for a in _alerts(pipeline, claim_id)] == [report]
@@ -445,6 +461,8 @@ def test_webhook_down_for_many_retry_rounds_gets_every_alert_once_when_back(pipe
         wait_for(
             lambda: refused() >= refused_before + 2 + 3, timeout=30, what="parked deliveries tried again"
         )
+        # Killed once the deliveries are recorded (sent to the one webhook, parked for the other).
+        wait_for(lambda: _deliveries_recorded(pipeline, ids), timeout=30, what="the deliveries recorded")
         _kill_alerts_and_wait_for_its_restart(pipeline)
         tried = refused()
         wait_for(lambda: refused() > tried, timeout=30, what="parked deliveries tried after the restart")
