@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -438,7 +439,17 @@ def test_replay_redoes_the_analysis_and_duplicates_nothing(stack: Stack, webhook
         now = p.articles()
         times = {i: (before[i]["enriched_at"], now.get(i, {}).get("enriched_at")) for i in before}
         lags = run(consumer_lag(p.settings, [f"wirewatch-{s}" for s in SERVICES]))
-        raise AssertionError(f"{exc}\nenriched_at before/now: {times}\nlag: {lags}") from None
+        # Which stage stopped short: each article's messages on the enricher's topics (2 each
+        # once it is enriched again), and the enricher's log since its restart.
+        passes = {
+            topic: Counter(k.decode() for k, _ in run(read_topic(p.settings, topic)) if k)
+            for topic in (p.settings.topic_raw, "wirewatch-enricher-copies", p.settings.topic_enriched)
+        }
+        log = (p.tmp / "logs" / "enricher.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(
+            f"{exc}\nenriched_at before/now: {times}\nlag: {lags}\nmessages per article: {passes}"
+            f"\nenricher log: {log}"
+        ) from None
     # Exactly once each (p.articles() fails on an id stored twice), copies and events unchanged.
     assert set(docs) == set(before) == set(p.expected)
     assert docs[BEFORE["copy"]]["duplicate_of"] == BEFORE["original"]
