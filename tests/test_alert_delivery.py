@@ -42,6 +42,7 @@ from wirewatch.alerts.delivery import (
     dead_letter_for,
     http_client,
 )
+from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.render import email_subject, email_text, slack_message
 from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
@@ -676,8 +677,9 @@ async def test_secrets_stay_out_of_logs_and_dead_letters(caplog: pytest.LogCaptu
 
 
 def test_a_decision_is_remembered_only_once_recorded() -> None:
-    """The stream stores a claim's state after the batch is delivered or parked: killed in
-    between, the alert is read again and sent (once more), not dropped as already seen."""
+    """Deciding stores nothing: the stream stores the claim's state itself, with the batch
+    owed to its targets (the Outbox tests below), so a crash before it has the alert read
+    again and sent, not dropped as already seen."""
     throttle = Throttle(window=600)
     alert = make_alert(1)
     decision, state = throttle.decide(alert, 100.0)
@@ -686,3 +688,119 @@ def test_a_decision_is_remembered_only_once_recorded() -> None:
     throttle.record(alert.claim_id, state)
     again, nothing = throttle.decide(alert, 102.0)
     assert again.action == "duplicate" and nothing is None
+
+
+# --- Outbox: what a crash in the middle of a delivery sends again ------------------------------
+
+
+def test_a_batch_is_owed_to_each_target_until_it_is_done_with_it() -> None:
+    state = ClaimState()
+    single, other = AlertBatch.single(make_alert(1)), AlertBatch.single(make_alert(2))
+    state.owe(single, ["webhook a", "slack b"])
+    state.owe(other, ["webhook a"])
+    state.owe(other, [])  # no target: nothing owed
+    state.paid(single.id, "slack b")
+    state.paid(single.id, "email c")  # not owed: no change
+    # What the table stores and gives back after a restart.
+    restored = ClaimState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert restored.owed_batches() == [(single, ["webhook a"]), (other, ["webhook a"])]
+    restored.paid(single.id, "webhook a")
+    restored.paid(other.id, "webhook a")
+    assert restored.owed == [] and ClaimState.from_dict({"v": 1}).owed == []  # a state of before
+
+
+@dataclass
+class Outlets:
+    """Two webhook receivers on one loopback server: ``/chat`` answers at once, ``/slow`` only
+    once ``release`` is set. Each request is kept as (path, alert id, the claim states then)."""
+
+    states: dict[str, Any]
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        await request.read()
+        seen = json.loads(json.dumps(self.states))
+        self.requests.append((request.path, request.headers["X-Wirewatch-Alert-Id"], seen))
+        if request.path == "/slow":
+            await self.release.wait()
+        return web.Response(text="ok")
+
+
+async def test_a_crash_while_one_target_is_slow_resends_only_to_that_target() -> None:
+    """One target answers at once, the other hangs, and the worker dies meanwhile: the claim's
+    state (its table, recovered after the restart) owes the batch to the slow one only, so
+    the alert read again goes to it and not again to the first."""
+    states: dict[str, Any] = {}
+    outlets = Outlets(states)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", outlets.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    urls = [str(server.make_url("/chat")), str(server.make_url("/slow"))]
+    try:
+        async with Deliverer.from_settings(settings(alert_webhook_urls=urls)) as deliverer:
+            names = [target.name for target in deliverer.targets]
+            slow = names[1]
+
+            async def send_to(batch: AlertBatch, name: str) -> None:
+                target = deliverer.target(name)
+                assert target is not None
+                [result] = await deliverer.deliver(batch, [target])
+                assert result.ok
+
+            throttle = Throttle(window=0, states=states)
+            alert = make_alert(1)
+            decision, state = throttle.decide(alert, 100.0)
+            assert decision.batch is not None and state is not None
+            sending = asyncio.create_task(
+                Outbox(throttle, send_to).send(alert.claim_id, state, decision.batch, names)
+            )
+
+            def owed_to() -> list[list[str]]:
+                return [entry["targets"] for entry in states.get(alert.claim_id, {}).get("owed", [])]
+
+            for _ in range(500):
+                if owed_to() == [[slow]] and len(outlets.requests) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert owed_to() == [[slow]]  # the chat target is done with it, the slow one is not
+            sending.cancel()  # the worker dies
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+
+            # The restarted worker: the states its table recovers, and the alert read again.
+            recovered = Throttle(window=0, states=json.loads(json.dumps(states)))
+            outlets.release.set()
+            assert await Outbox(recovered, send_to).resume(alert.claim_id, names) == 1
+            assert recovered.decide(alert, 101.0)[0].action == "duplicate"
+            assert recovered.state(alert.claim_id).owed == []
+            assert await Outbox(recovered, send_to).resume(alert.claim_id, names) == 0  # nothing more
+    finally:
+        await server.close()
+    assert sorted((path, alert_id) for path, alert_id, _ in outlets.requests) == [
+        ("/chat", alert.id),
+        ("/slow", alert.id),
+        ("/slow", alert.id),
+    ]
+    # The state owing the batch to both was stored before either target got it.
+    first_states = [seen for path, _, seen in outlets.requests[:2]]
+    assert all(seen[alert.claim_id]["owed"][0]["batch"]["id"] == alert.id for seen in first_states)
+
+
+async def test_a_batch_owed_to_a_target_no_longer_configured_is_dropped(receiver: Receiver) -> None:
+    states: dict[str, Any] = {}
+    throttle = Throttle(window=0, states=states)
+    alert = make_alert(3)
+    decision, state = throttle.decide(alert, 100.0)
+    assert decision.batch is not None and state is not None
+    state.owe(decision.batch, ["webhook http://gone.example/hook", "webhook http://kept.example/hook"])
+    throttle.record(alert.claim_id, state)  # what a crash left
+    sent: list[str] = []
+
+    async def send_to(batch: AlertBatch, name: str) -> None:
+        sent.append(name)
+
+    assert await Outbox(throttle, send_to).resume(alert.claim_id, ["webhook http://kept.example/hook"]) == 1
+    assert sent == ["webhook http://kept.example/hook"]
+    assert throttle.state(alert.claim_id).owed == []

@@ -7,6 +7,7 @@ and build on each other: first ingestion, then duplicates, bad input, crashes, r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -224,12 +225,18 @@ THROTTLE_CHANGELOG = "wirewatch-alerts-alert-throttle-changelog"
 
 def _deliveries_recorded(pipeline: Pipeline, alert_ids: set[str]) -> bool:
     """Whether the alerts service has recorded every one of ``alert_ids`` as delivered or
-    parked: the claim's throttle state, stored once the batch went to every target, is in the
-    table's changelog. A kill -9 before that sends the alert again when the service is back, with
-    the same X-Wirewatch-Alert-Id (the window the README's Delivery paragraph describes); killed
-    after it, the service reads the alert again (its offset is committed later) and drops it."""
-    records = [v for _, v in run(read_topic(pipeline.settings, THROTTLE_CHANGELOG)) if v]
-    return all(any(seen_key(i).encode() in v for v in records) for i in alert_ids)
+    parked for every target: the claim's latest throttle state in the table's changelog has
+    seen it and owes it to no target (wirewatch.alerts.outbox). A kill -9 before that sends it
+    again, when the service is back, to the targets it was still owed to; killed after it, the
+    service reads the alert again (its offset is committed later) and drops it."""
+    latest: dict[bytes, Any] = {}
+    for key, value in run(read_topic(pipeline.settings, THROTTLE_CHANGELOG)):
+        if key is not None:
+            latest[key] = json.loads(value) if value else None
+    states = [state for state in latest.values() if state]
+    seen = {key for state in states for key in state.get("seen", [])}
+    owed = {i for state in states for entry in state.get("owed", []) for i in entry["batch"]["alert_ids"]}
+    return all(seen_key(i) in seen and i not in owed for i in alert_ids)
 
 
 def _alerts(pipeline: Pipeline, claim_id: str) -> list[dict[str, Any]]:

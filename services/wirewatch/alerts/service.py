@@ -17,11 +17,13 @@
   webhooks and e-mail addresses configured (:mod:`~wirewatch.alerts.delivery`), through the
   per-claim throttle (:mod:`~wirewatch.alerts.throttle`): the first alert of a claim goes out at
   once, the rest of its window as one digest; an alert id already delivered is never sent
-  again. A delivery still failing after its in-line tries is parked on the service's
-  redeliveries topic and ``redeliver`` tries it again later, without holding up the alerts
-  behind it (:mod:`~wirewatch.alerts.redelivery`); a target that fails for good (a 4xx, or down
-  past ``alert_redeliver_give_up_seconds``) gives a dead letter. The indexer writes the alerts
-  topic to the alerts index.
+  again. The claim's state is stored with a batch owed to each target before it is sent, and
+  again as each target is done, so a crash re-sends only to the targets not done yet
+  (:mod:`~wirewatch.alerts.outbox`). A delivery still failing after its in-line tries is
+  parked on the service's redeliveries topic and ``redeliver`` tries it again later, without
+  holding up the alerts behind it (:mod:`~wirewatch.alerts.redelivery`); a target that fails
+  for good (a 4xx, or down past ``alert_redeliver_give_up_seconds``) gives a dead letter. The
+  indexer writes the alerts topic to the alerts index.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from faust.types import EventT
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import Deliverer, dead_letter_for
 from wirewatch.alerts.detect import alerts_for
+from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.retro import retroactive_alerts, search_version
 from wirewatch.alerts.retry import DeliveryResult
@@ -103,7 +106,8 @@ def create(settings: Settings) -> ServiceApp:
     async def park(parked: ParkedDelivery) -> None:
         """Write ``parked`` to the redeliveries topic; its target counts as down until then."""
         outages.down(parked.target, parked.not_before)
-        await redeliveries.send(key=parked.key(), value=parked.to_bytes())
+        sent = await redeliveries.send(key=parked.key(), value=parked.to_bytes())
+        await sent  # on the broker before the claim's state says the target is done with it
 
     async def park_new(parked: ParkedDelivery) -> None:
         """A batch that leaves the alerts stream for the redeliveries topic (counted once)."""
@@ -138,17 +142,23 @@ def create(settings: Settings) -> ServiceApp:
             return
         await give_up(batch, result)
 
-    async def send_batch(batch: AlertBatch) -> None:
+    async def send_to(batch: AlertBatch, name: str) -> None:
+        """One target's part of a batch: delivered, parked, or given up."""
+        target = deliverer.target(name)
+        if target is None:
+            return
         now = time.time()
-        ready = []
-        for target in deliverer.targets:
-            until = outages.until(target.name, now)
-            if until is None:
-                ready.append(target)
-            else:  # down: behind its parked deliveries, without a request
-                await park_new(redelivery.park_behind(batch, target.name, until, now))
-        for result in await deliverer.deliver(batch, ready):
-            await settle(batch, result, None)
+        until = outages.until(name, now)
+        if until is not None:  # down: behind its parked deliveries, without a request
+            await park_new(redelivery.park_behind(batch, name, until, now))
+            return
+        [result] = await deliverer.deliver(batch, [target])
+        await settle(batch, result, None)
+
+    # The claim's state is stored with the batch owed to each target before any request, and
+    # again as each target is done: a crash re-sends only to the targets not done yet.
+    outbox = Outbox(throttle, send_to)
+    target_names = [target.name for target in deliverer.targets]
 
     async def wait_until(moment: float) -> bool:
         """Sleep until ``moment``; False when a rebalance cut the wait short."""
@@ -251,10 +261,11 @@ def create(settings: Settings) -> ServiceApp:
                 },
             )
             async with claim_locks[alert.claim_id]:
+                await outbox.resume(alert.claim_id, target_names)  # what a crash left owed
                 decision, state = throttle.decide(alert, time.time())
-                if decision.batch is not None:
-                    await send_batch(decision.batch)  # delivered or parked before it is remembered
-                if state is not None:
+                if state is not None and decision.batch is not None:
+                    await outbox.send(alert.claim_id, state, decision.batch, target_names)
+                elif state is not None:  # held for a digest
                     throttle.record(alert.claim_id, state)
             metrics.ALERTS.labels(outcome=decision.action).inc()
 
@@ -270,11 +281,13 @@ def create(settings: Settings) -> ServiceApp:
         async for event in stream.events():
             claim_id = (event.key or b"").decode()
             async with claim_locks[claim_id]:
+                await outbox.resume(claim_id, target_names)  # what a crash left owed
                 state = throttle.state(claim_id)
                 batch = flush_state(state, time.time(), throttle.window)
                 if batch is not None:
-                    await send_batch(batch)  # sent or parked before the window is closed
-                throttle.record(claim_id, state)
+                    await outbox.send(claim_id, state, batch, target_names)
+                else:
+                    throttle.record(claim_id, state)
 
     async def try_again(parked: ParkedDelivery) -> None:
         """A parked delivery once it is due: delivered, parked again, or given up."""

@@ -49,6 +49,9 @@ class ClaimState:
     ids: list[str] = field(default_factory=list)  # held alert ids (the first MAX_LISTED)
     urls: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # seen_key of sent and held alerts, oldest first
+    # Batches being delivered: {"batch": AlertBatch as JSON, "targets": names not done with yet}
+    # (wirewatch.alerts.outbox); empty but for the moments a delivery is under way.
+    owed: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"v": STATE_VERSION, **asdict(self)}
@@ -65,12 +68,29 @@ class ClaimState:
             ids=list(data.get("ids", [])),
             urls=list(data.get("urls", [])),
             seen=list(data.get("seen", [])),
+            owed=[dict(entry) for entry in data.get("owed", [])],
         )
 
     @property
     def quiet(self) -> bool:
         """No window open and nothing held."""
         return self.window_end is None and self.held == 0
+
+    def owe(self, batch: AlertBatch, targets: list[str]) -> None:
+        """Note ``batch`` as owed to each of ``targets`` (none: nothing to note)."""
+        if targets:
+            self.owed.append({"batch": batch.model_dump(mode="json"), "targets": list(targets)})
+
+    def paid(self, batch_id: str, target: str) -> None:
+        """``target`` is done with ``batch_id`` (delivered, parked or given up)."""
+        for entry in self.owed:
+            if entry["batch"]["id"] == batch_id and target in entry["targets"]:
+                entry["targets"] = [name for name in entry["targets"] if name != target]
+        self.owed = [entry for entry in self.owed if entry["targets"]]
+
+    def owed_batches(self) -> list[tuple[AlertBatch, list[str]]]:
+        """Each batch still owed, with the targets it is owed to, oldest first."""
+        return [(AlertBatch.model_validate(e["batch"]), list(e["targets"])) for e in self.owed]
 
 
 @dataclass(frozen=True)
@@ -152,9 +172,10 @@ class Throttle:
         return decision
 
     def decide(self, alert: Alert, now: float) -> tuple[Decision, ClaimState | None]:
-        """:meth:`offer` without storing: the decision, and the claim's new state to :meth:`record`
-        once the batch is delivered or parked (None for a duplicate). Stored first, a crash
-        between the two would have the alert read again and dropped as a duplicate, never sent."""
+        """:meth:`offer` without storing: the decision, and the claim's new state (None for a
+        duplicate). The stream stores a state that comes with a batch only with the batch owed
+        to its targets (:class:`~wirewatch.alerts.outbox.Outbox`): stored alone, a crash before
+        the delivery would have the alert read again and dropped as a duplicate, never sent."""
         state = self.state(alert.claim_id)
         decision = offer(state, alert, now, self.window, self.remember)
         return decision, (None if decision.action == "duplicate" else state)
