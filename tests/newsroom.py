@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+#: Longest a POST to a hanging path waits before its 503.
+HANG_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,15 @@ class Received:
 class NewsSite:
     """Serves ``/<outlet>/rss.xml`` and ``/<outlet>/<slug>.html``; add stories while it runs.
     Every POST is answered 200 and kept in ``posts`` (a webhook receiver for alerts); a POST to a
-    path in ``refusing`` is answered 503 and kept in ``refused`` instead (a receiver that is down)."""
+    path in ``refusing`` is answered 503 and kept in ``refused`` instead (a receiver that is down);
+    a POST to a path in ``hanging`` is kept in ``refused`` and answered 503 only once the path
+    leaves ``hanging`` (or after ``HANG_SECONDS``): a receiver that takes the request and stalls."""
 
     server: ThreadingHTTPServer
     posts: list[Received] = field(default_factory=list)
     refused: list[Received] = field(default_factory=list)
     refusing: set[str] = field(default_factory=set)
+    hanging: set[str] = field(default_factory=set)
     routes: dict[str, Route] = field(default_factory=dict)
     feeds: dict[str, list[tuple[Story, str]]] = field(default_factory=dict)
     outlet_names: dict[str, str] = field(default_factory=dict)
@@ -74,8 +81,13 @@ class NewsSite:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                deadline = time.monotonic() + HANG_SECONDS
+                stalled = False
+                while self.path in site.hanging and time.monotonic() < deadline:
+                    stalled = True
+                    time.sleep(0.05)
                 with site.lock:
-                    down = self.path in site.refusing
+                    down = stalled or self.path in site.refusing
                     kept = site.refused if down else site.posts
                     kept.append(Received(self.path, dict(self.headers.items()), body))
                 self.send_response(503 if down else 200)

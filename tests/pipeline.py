@@ -54,11 +54,12 @@ class Pipeline:
             "WIREWATCH_ALERT_WEBHOOK_URLS": f"{site.url}{WEBHOOK_PATH},{site.url}{AUDIT_WEBHOOK_PATH}",
             "WIREWATCH_ALERT_WEBHOOK_SECRET": "e2e-secret",
             "WIREWATCH_ALERT_DIGEST_SECONDS": "0",
-            # A webhook that is down: two quick tries in line, then parked deliveries tried every
-            # second or two (the defaults: three tries in 30 s, then every minute at most).
+            # A webhook that is down: two quick tries in line (one that stalls: one try of up to
+            # 8 s), then parked deliveries tried every second or two (the defaults: three tries in
+            # 30 s, then every minute at most).
             "WIREWATCH_ALERT_RETRY_ATTEMPTS": "2",
             "WIREWATCH_ALERT_RETRY_BACKOFF": "0.2",
-            "WIREWATCH_ALERT_RETRY_MAX_SECONDS": "2",
+            "WIREWATCH_ALERT_RETRY_MAX_SECONDS": "8",
             "WIREWATCH_ALERT_REDELIVER_MAX_DELAY": "1.5",
             # Faust drops a batch it fetched right after a restart now and then (the redeliveries
             # in CI): looked for every 5 s, it is read again within 10 s instead of 30.
