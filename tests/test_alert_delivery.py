@@ -703,6 +703,8 @@ def test_a_batch_is_owed_to_each_target_until_it_is_done_with_it() -> None:
     state.paid(single.id, "email c")  # not owed: no change
     # What the table stores and gives back after a restart.
     restored = ClaimState.from_dict(json.loads(json.dumps(state.to_dict())))
+    throttle = Throttle(window=0, states={"claim": state.to_dict(), "other": ClaimState().to_dict()})
+    assert throttle.owes("claim") and not throttle.owes("other") and not throttle.owes("unknown")
     assert restored.owed_batches() == [(single, ["webhook a"]), (other, ["webhook a"])]
     restored.paid(single.id, "webhook a")
     restored.paid(other.id, "webhook a")

@@ -51,6 +51,8 @@ class Outbox:
     async def resume(self, claim_id: str, configured: Collection[str]) -> int:
         """Send what ``claim_id``'s state still owes (left by a crash), to the targets still owed
         that are ``configured``; returns the number of batches resumed."""
+        if not self.throttle.owes(claim_id):  # the usual case, checked before every alert
+            return 0
         state = self.throttle.state(claim_id)
         owed = state.owed_batches()
         for batch, targets in owed:

@@ -164,6 +164,12 @@ class Throttle:
     def state(self, claim_id: str) -> ClaimState:
         return ClaimState.from_dict(self.states.get(claim_id))
 
+    def owes(self, claim_id: str) -> bool:
+        """Whether ``claim_id``'s stored state owes a batch to some target (without reading
+        the rest of it)."""
+        data = self.states.get(claim_id)
+        return bool(data and data.get("owed"))
+
     def offer(self, alert: Alert, now: float) -> Decision:
         """``send``: deliver ``decision.batch`` now; ``hold``: it will be in a digest; ``duplicate``: drop."""
         decision, state = self.decide(alert, now)
