@@ -524,18 +524,14 @@ def test_alerts_killed_while_one_webhook_stalls_sends_again_only_to_it(pipeline:
         )
         assert pipeline.delivered(path=AUDIT_WEBHOOK_PATH).get(stalled) == 1
         _kill_alerts_and_wait_for_its_restart(pipeline)
-        wait_for(
-            lambda: any(
-                line.get("msg") == "alert delivery resumed" and line.get("alert_id") == stalled
+        [resumed] = wait_for(
+            lambda: [
+                line
                 for line in pipeline.log_lines("alerts")
-            ),
+                if line.get("msg") == "alert delivery resumed" and line.get("alert_id") == stalled
+            ],
             what="the delivery resumed after the restart",
         )
-        [resumed] = [
-            line
-            for line in pipeline.log_lines("alerts")
-            if line.get("msg") == "alert delivery resumed" and line.get("alert_id") == stalled
-        ]
         assert resumed["targets"] == [hook]
     finally:
         pipeline.site.hanging.discard(WEBHOOK_PATH)
