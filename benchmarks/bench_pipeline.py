@@ -544,7 +544,11 @@ class Watcher:
     """Finds published articles in the search index, and alerts in the alerts index."""
 
     def __init__(
-        self, es_url: str, n_of_url: dict[str, int], keep_articles: int = 0, window_days: float = 7.0
+        self,
+        es_url: str,
+        n_of_url: dict[str, int],
+        keep_articles: int = 0,
+        window_days: float = LinkerConfig.window_days,
     ) -> None:
         self.client = httpx.Client(base_url=es_url, timeout=30)
         self.n_of_url = n_of_url
