@@ -126,10 +126,14 @@ class Pipeline:
         port = self.supervisor.children[worker].port
         return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
+    def log_path(self, worker: str) -> Path:
+        """The log file of one worker (``enricher``, ``enricher-2`` …), appended to by each run."""
+        return self.tmp / "logs" / f"{worker}.log"
+
     def log_lines(self, worker: str) -> list[dict[str, Any]]:
         """The JSON log lines of one worker (``enricher``, ``enricher-2`` …)."""
         lines = []
-        for raw in (self.tmp / "logs" / f"{worker}.log").read_text(errors="replace").splitlines():
+        for raw in self.log_path(worker).read_text(errors="replace").splitlines():
             try:
                 lines.append(json.loads(raw))
             except ValueError:

@@ -445,7 +445,7 @@ def test_replay_redoes_the_analysis_and_duplicates_nothing(stack: Stack, webhook
             topic: Counter(k.decode() for k, _ in run(read_topic(p.settings, topic)) if k)
             for topic in (p.settings.topic_raw, "wirewatch-enricher-copies", p.settings.topic_enriched)
         }
-        log = (p.tmp / "logs" / "enricher.log").read_text(errors="replace")[-3000:]
+        log = p.log_path("enricher").read_text(errors="replace")[-3000:]
         raise AssertionError(
             f"{exc}\nenriched_at before/now: {times}\nlag: {lags}\nmessages per article: {passes}"
             f"\nenricher log: {log}"
