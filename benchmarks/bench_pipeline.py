@@ -94,6 +94,7 @@ from typing import Any
 
 import httpx
 import trafilatura
+from prometheus_client.parser import text_string_to_metric_families
 
 from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.core.models import TrackedClaim
@@ -710,6 +711,30 @@ class Run:
     sampler: Sampler | None = None
     restarts: dict[str, int] = field(default_factory=dict)
     load: tuple[float, float] = (0.0, 0.0)
+    # The indexer's bulk-request histogram (wirewatch_bulk_seconds) when the measurement starts
+    # and when the stack is quiet again: {stage: {bucket upper bound: count, "sum": seconds}}
+    bulk_start: dict[str, dict[str, float]] = field(default_factory=dict)
+    bulk_end: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def bulk_histogram(self) -> dict[str, dict[str, float]]:
+        """The indexer's ``wirewatch_bulk_seconds`` by stage, read from its ``/metrics``."""
+        child = self.supervisor.children["indexer"]
+        try:
+            text = httpx.get(f"http://127.0.0.1:{child.port}/metrics", timeout=10).text
+        except httpx.HTTPError as exc:
+            print(f"# the indexer's metrics could not be read: {exc}", file=sys.stderr)
+            return {}
+        stages: dict[str, dict[str, float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "wirewatch_bulk_seconds":
+                continue
+            for sample in family.samples:
+                stage = stages.setdefault(sample.labels.get("stage", "?"), {})
+                if sample.name.endswith("_bucket"):
+                    stage[sample.labels["le"]] = sample.value
+                elif sample.name.endswith("_sum"):
+                    stage["sum"] = sample.value
+        return stages
 
     def roots(self) -> dict[str, int | None]:
         roots: dict[str, int | None] = {name: self.supervisor.children[name].pid for name in SERVICES}
@@ -904,6 +929,7 @@ def measure(run: Run) -> None:
     run.load = (os.getloadavg()[0], 0.0)
     run.sampler = Sampler(run.roots, lambda: sum(1 for n in run.watcher.seen.searchable_at if n >= run.first))
     run.cpu_start = process_trees(run.roots())
+    run.bulk_start = run.bulk_histogram()
     harness_start = time.process_time()
     run.start_at = time.time()
     run.sampler.start()
@@ -922,6 +948,7 @@ def measure(run: Run) -> None:
             break
         previous = run.cpu_end
     run.drained_at = time.time()
+    run.bulk_end = run.bulk_histogram()
     run.harness_cpu = time.process_time() - harness_start
     measured = range(run.first, run.first + args.articles)
     links_deadline = time.monotonic() + 60.0  # linking may still be writing its last batch
@@ -980,6 +1007,29 @@ def steady_rate(times: list[float]) -> float:
 
 #: Runs of at least this many articles also report each process's RSS after every tenth of them.
 LONG_RUN = 2000
+
+
+def bulk_rows(run: Run) -> list[str]:
+    """The indexer's bulk requests during the measurement, by stage: how many, their mean time,
+    and how many took longer than 0.5, 1 and 2.5 s (a slow request holds up the reports behind it
+    in the ordered linking stage)."""
+    rows = [
+        "",
+        "| indexer bulk requests (run) | requests | mean s | > 0.5 s | > 1 s | > 2.5 s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for stage, end in sorted(run.bulk_end.items()):
+        start = run.bulk_start.get(stage, {})
+        count = {key: value - start.get(key, 0.0) for key, value in end.items()}
+        requests = count.get("+Inf", 0.0)
+        if requests <= 0:
+            continue
+        over = {le: requests - count.get(le, 0.0) for le in ("0.5", "1.0", "2.5")}
+        rows.append(
+            f"| {stage} | {requests:.0f} | {count.get('sum', 0.0) / requests:.3f} | {over['0.5']:.0f} | "
+            f"{over['1.0']:.0f} | {over['2.5']:.0f} |"
+        )
+    return rows if len(rows) > 3 else []
 
 
 def report(run: Run, ref_cpu: float) -> list[str]:
@@ -1080,6 +1130,7 @@ def report(run: Run, ref_cpu: float) -> list[str]:
         f"| plain trafilatura.extract, same pages (reference) | — | {ref_cpu * counted:.1f} | "
         f"{1000 * ref_cpu:.1f} | — | 1.00 | — | — |",
     ]
+    rows += bulk_rows(run)
     if len(found) >= LONG_RUN:  # memory over a long run, in tenths of it
         marks = [tenth / 10 for tenth in range(1, 11)]
         deletes = run.watcher.deleted

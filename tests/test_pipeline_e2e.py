@@ -371,6 +371,8 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="events"}') >= 1
     assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="event_articles"}') >= 3
     assert _metric(pipeline, "enricher", 'wirewatch_window_items{window="copies"}') >= 3
+    # ... and how long the linking stage's bulk requests take (a slow one holds up the reports behind it).
+    assert _metric(pipeline, "indexer", 'wirewatch_bulk_seconds_count{stage="indexer.events"}') >= 1
     # The claim tracked in the previous test was found (retroactively) in the Korvath reports.
     wait_for(
         lambda: pipeline.search("events", {"ids": {"values": [event_id]}})[0]["claim_count"] >= 1,

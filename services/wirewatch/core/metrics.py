@@ -17,7 +17,12 @@ EXTRACTION_SECONDS = Histogram(
 )
 DUPLICATES = Counter("wirewatch_duplicates_total", "Articles flagged as exact duplicates")
 INDEXED = Counter("wirewatch_indexed_total", "Documents written to Elasticsearch", ["index"])
-BULK_SECONDS = Histogram("wirewatch_bulk_seconds", "Time per bulk request, retries included")
+BULK_SECONDS = Histogram(
+    "wirewatch_bulk_seconds",
+    "Time per bulk request, retries included, by stage (indexer.events: the event-linking stage's)",
+    ["stage"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
 RETRO_SEARCHES = Counter(
     "wirewatch_retroactive_searches_total",

@@ -104,7 +104,7 @@ class Indexer:
         es = await self.es()
         started = time.perf_counter()
         result = await bulk_write(es, ops, max_backoff=self.settings.index_retry_max_seconds)
-        metrics.BULK_SECONDS.observe(time.perf_counter() - started)
+        metrics.BULK_SECONDS.labels(stage=stage).observe(time.perf_counter() - started)
         metrics.MESSAGES.labels(service="indexer", outcome="ok").inc(result.written)
         for op, reason in result.rejected:
             if quiet:
