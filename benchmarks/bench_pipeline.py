@@ -38,7 +38,11 @@ What it does, in one run:
      services and the two servers, from the first article published until the stack is quiet
      again (event linking and alerts finish after the last article is searchable); RSS (sum
      over the process tree) when 25/50/75/100 % of the articles are searchable, and peak RSS
-     (sum of each process's ``VmHWM``).
+     (sum of each process's ``VmHWM``);
+   - the indexer's bulk requests during the measurement, by stage (its ``wirewatch_bulk_seconds``
+     histogram, read from its ``/metrics`` at the start and when the stack is quiet): how many,
+     their mean time, and how many took over 0.5, 1 and 2.5 s (``indexer.events`` is the ordered
+     linking stage, where a slow request holds up every report behind it).
    Long runs: ``--unique`` makes every article past the pages a page of its own (sentences of the
    pages remixed, seeded by the article's number), so content state grows as on the web instead of
    stopping at the pages' copies; ``--hours-apart H`` dates article ``n`` in the feeds ``H`` hours
