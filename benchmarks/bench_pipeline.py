@@ -722,9 +722,8 @@ class Run:
 
     def bulk_histogram(self) -> dict[str, dict[str, float]]:
         """The indexer's ``wirewatch_bulk_seconds`` by stage, read from its ``/metrics``."""
-        child = self.supervisor.children["indexer"]
         try:
-            text = httpx.get(f"http://127.0.0.1:{child.port}/metrics", timeout=10).text
+            text = httpx.get(self.supervisor.children["indexer"].metrics_url, timeout=10).text
         except httpx.HTTPError as exc:
             print(f"# the indexer's metrics could not be read: {exc}", file=sys.stderr)
             return {}

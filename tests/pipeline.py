@@ -123,8 +123,7 @@ class Pipeline:
     def metrics(self, worker: str) -> str:
         """What one worker (``enricher``, ``enricher-2`` …) serves on ``/metrics`` now."""
         assert self.supervisor is not None
-        port = self.supervisor.children[worker].port
-        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return httpx.get(self.supervisor.children[worker].metrics_url, timeout=5).text
 
     def log_path(self, worker: str) -> Path:
         """The log file of one worker (``enricher``, ``enricher-2`` …), appended to by each run."""

@@ -42,6 +42,10 @@ class Child:
         return f"http://127.0.0.1:{self.port}/healthz"
 
     @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
@@ -189,7 +193,7 @@ class Supervisor:
                 "pid": c.pid,
                 "port": c.port,
                 "health": c.health_url,
-                "metrics": f"http://127.0.0.1:{c.port}/metrics",
+                "metrics": c.metrics_url,
                 "restarts": c.restarts,
             }
             for name, c in self.children.items()
