@@ -23,10 +23,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from conftest import make_settings, settings_for
+from conftest import make_settings, run, settings_for
+from wirewatch.cli import main
 from wirewatch.core import elastic
 from wirewatch.core.elastic import (
     BulkOp,
@@ -166,6 +168,108 @@ async def test_stand_in_searches_french_and_english_subfields(servers: LocalServ
     assert [hit["id"] for hit in await search_articles(settings, "armées")] == ["fr1"]
     assert [hit["id"] for hit in await search_articles(settings, "armées", lang="fr")] == ["fr1"]
     assert await search_articles(settings, "armées", lang="en") == []
+
+
+NEWS = [
+    {
+        "id": "n1",
+        "url": "https://courrier.example/n1",
+        "language": "fr",
+        "source": "Le Courrier",
+        "source_domain": "courrier.example",
+        "title": "Crue de la Loire : la ville évacuée",
+        "text": "La crue menace.",
+        "published": "2026-03-01T08:00:00Z",
+        "event_id": "ev-crue",
+    },
+    {
+        "id": "n2",
+        "url": "https://gazette.example/n2",
+        "language": "fr",
+        "source": "La Gazette",
+        "source_domain": "gazette.example",
+        "title": "La crue de la Loire atteint Tours",
+        "text": "La crue de la Loire, la crue encore.",
+        "published": "2026-03-03T08:00:00Z",
+        "event_id": "ev-crue",
+    },
+    {
+        "id": "n3",
+        "url": "https://courrier.example/n3",
+        "language": "fr",
+        "source": "Le Courrier",
+        "source_domain": "courrier.example",
+        "title": "Après la crue, le nettoyage",
+        "text": "Après la crue.",
+        "published": "2026-03-05T08:00:00Z",
+    },
+    {
+        "id": "n4",
+        "url": "https://gazette.example/n4",
+        "language": "fr",
+        "source": "La Gazette",
+        "source_domain": "gazette.example",
+        "title": "Élections municipales",
+        "text": "Un scrutin.",
+        "published": "2026-03-04T08:00:00Z",
+    },
+]
+
+
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_search_command_filters_by_date_and_outlet_and_sorts_by_date(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wirewatch search``: dates bound the publication date, an outlet is found by its name in
+    any case or by its site, ``--sort newest`` orders by publication, and each hit names its
+    event (for ``wirewatch event ID``)."""
+    stack: LocalServers = request.getfixturevalue(backend)
+    prefix = f"cli-search-{backend}"
+    settings = settings_for(stack, es_index_prefix=prefix)
+
+    async def write() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            await ensure_indices(es, settings)
+            ops = [BulkOp(settings.index("articles"), doc["id"], doc) for doc in NEWS]
+            assert (await bulk_write(es, ops)).written == len(NEWS)
+        finally:
+            await es.close()
+
+    run(write())
+    for name, value in stack.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
+
+    def hits(*args: str) -> list[dict[str, Any]]:
+        result = CliRunner().invoke(main, ["search", "crue", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return list(json.loads(result.output))
+
+    def found(*args: str) -> list[str]:
+        return [hit["id"] for hit in hits(*args)]
+
+    best_first = [hit["score"] for hit in hits()]
+    assert len(best_first) == 3 and best_first == sorted(best_first, reverse=True)
+    assert sorted(found()) == ["n1", "n2", "n3"]
+    assert all(hit["score"] > 0 for hit in hits("--sort", "newest"))  # still scored
+    assert found("--sort", "newest") == ["n3", "n2", "n1"]
+    assert found("--since", "2026-03-02", "--sort", "newest") == ["n3", "n2"]
+    assert found("--since", "2026-03-02", "--until", "2026-03-04") == ["n2"]
+    assert found("--since", "now-1d") == []
+    assert sorted(found("--source", "le courrier")) == ["n1", "n3"]
+    assert sorted(found("--source", "www.gazette.example")) == ["n2"]
+    assert sorted(found("--source", "https://courrier.example/a", "--source", "La Gazette")) == [
+        "n1",
+        "n2",
+        "n3",
+    ]
+    text = CliRunner().invoke(main, ["search", "crue", "--sort", "newest", "--since", "2026-03-03"])
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert "Après la crue" in lines[0] and lines[3].endswith("event ev-crue"), text.output
+    bad = CliRunner().invoke(main, ["search", "crue", "--since", "yesterday"])
+    assert bad.exit_code != 0 and "search failed" in bad.output
 
 
 # --- noida-db (the Elasticsearch 8 API) ----------------------------------------------------------

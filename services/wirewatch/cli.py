@@ -317,15 +317,50 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
 @main.command()
 @click.argument("query", nargs=-1, required=True)
 @click.option("--lang", help="Only articles in this language.")
+@click.option("--since", help="Published on or after: a date (2026-03-01) or date math (now-1d).")
+@click.option("--until", help="Published on or before: a date or date math.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    help="Only this outlet: its name or its site (lemonde.fr); repeat for several.",
+)
+@click.option(
+    "--sort",
+    type=click.Choice(["relevance", "newest"]),
+    default="relevance",
+    show_default=True,
+    help="Best matches first, or most recently published first.",
+)
 @click.option("--size", default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def search(query: tuple[str, ...], lang: str | None, size: int, as_json: bool) -> None:
-    """Full-text search over indexed articles."""
+def search(
+    query: tuple[str, ...],
+    lang: str | None,
+    since: str | None,
+    until: str | None,
+    sources: tuple[str, ...],
+    sort: str,
+    size: int,
+    as_json: bool,
+) -> None:
+    """Full-text search over indexed articles, with each article's event."""
     from wirewatch.search import search_articles
 
     settings = _settings()
     try:
-        hits = asyncio.run(search_articles(settings, " ".join(query), lang=lang, size=size))
+        hits = asyncio.run(
+            search_articles(
+                settings,
+                " ".join(query),
+                lang=lang,
+                since=since,
+                until=until,
+                sources=sources,
+                newest=sort == "newest",
+                size=size,
+            )
+        )
     except Exception as exc:
         _fail(f"search failed: {exc}")
     if as_json:
@@ -333,9 +368,10 @@ def search(query: tuple[str, ...], lang: str | None, size: int, as_json: bool) -
         return
     for hit in hits:
         dup = f"  [duplicate of {hit['duplicate_of'][:12]}]" if hit.get("duplicate_of") else ""
+        event = f"  event {hit['event_id']}" if hit.get("event_id") else ""
         click.echo(
             f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {hit['source'][:24]:<24} "
-            f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}"
+            f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}{event}"
         )
     if not hits:
         click.echo("no matches")

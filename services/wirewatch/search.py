@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,6 +11,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.elastic import connect
+from wirewatch.core.ids import source_domain
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import text_query
 from wirewatch.core.models import Event
@@ -38,20 +39,66 @@ async def reading(settings: Settings, *kinds: str) -> AsyncIterator[AsyncElastic
         await es.close()
 
 
-ARTICLE_FIELDS = ["id", "title", "url", "source", "language", "published", "duplicate_of", "is_duplicate"]
+ARTICLE_FIELDS = [
+    "id",
+    "title",
+    "url",
+    "source",
+    "source_domain",
+    "language",
+    "published",
+    "duplicate_of",
+    "is_duplicate",
+    "event_id",
+]
+
+
+def source_filter(source: str) -> dict[str, Any]:
+    """Articles of one outlet, named as a user would: its name (``Le Monde``, in any case) or its
+    site (``lemonde.fr``, ``www.lemonde.fr`` or a URL of it)."""
+    name = source.strip()
+    site = source_domain(name if "://" in name else f"http://{name}")
+    return {
+        "bool": {
+            "should": [
+                {"term": {"source": {"value": name, "case_insensitive": True}}},
+                {"term": {"source_domain": site}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 async def search_articles(
-    settings: Settings, query: str, *, lang: str | None = None, size: int = 10
+    settings: Settings,
+    query: str,
+    *,
+    lang: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    sources: Sequence[str] = (),
+    newest: bool = False,
+    size: int = 10,
 ) -> list[dict[str, Any]]:
+    """Articles matching ``query``, best first (``newest``: most recently published first).
+    ``since`` and ``until`` bound the publication date (dates, or date math like ``now-1d``);
+    ``sources`` keeps articles of any of these outlets (:func:`source_filter`)."""
+    # The multilingual fields, plus the French/English stemmed subfields (of the
+    # articles in that language, or all of them with ``lang``): see core/mappings.py.
+    must = [text_query(query, ["title^2", "description", "text"], lang)]
+    filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
+    published = {bound: value for bound, value in (("gte", since), ("lte", until)) if value}
+    if published:
+        filters.append({"range": {"published": published}})
+    if sources:
+        filters.append({"bool": {"should": [source_filter(s) for s in sources], "minimum_should_match": 1}})
+    order: list[Any] = [{"published": {"order": "desc"}}, "_score"] if newest else ["_score"]
     async with reading(settings, "articles") as es:
-        # The multilingual fields, plus the French/English stemmed subfields (of the
-        # articles in that language, or all of them with ``lang``): see core/mappings.py.
-        must = [text_query(query, ["title^2", "description", "text"], lang)]
-        filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
         response = await es.search(
             index=settings.index("articles"),
             query={"bool": {"must": must, "filter": filters}},
+            sort=order,
+            track_scores=True,
             size=size,
             source_includes=ARTICLE_FIELDS,
         )
