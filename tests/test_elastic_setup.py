@@ -256,6 +256,8 @@ def test_search_command_filters_by_date_and_outlet_and_sorts_by_date(
     assert found("--sort", "newest") == ["n3", "n2", "n1"]
     assert found("--since", "2026-03-02", "--sort", "newest") == ["n3", "n2"]
     assert found("--since", "2026-03-02", "--until", "2026-03-04") == ["n2"]
+    assert found("--until", "2026-03-03", "--sort", "newest") == ["n2", "n1"]  # the whole day
+    assert found("--until", "2026-03-03T07:00:00Z") == ["n1"]
     assert found("--since", "now-1d") == []
     assert sorted(found("--source", "le courrier")) == ["n1", "n3"]
     assert sorted(found("--source", "www.gazette.example")) == ["n2"]

@@ -318,7 +318,7 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
 @click.argument("query", nargs=-1, required=True)
 @click.option("--lang", help="Only articles in this language.")
 @click.option("--since", help="Published on or after: a date (2026-03-01) or date math (now-1d).")
-@click.option("--until", help="Published on or before: a date or date math.")
+@click.option("--until", help="Published on or before: a date (the whole day) or date math.")
 @click.option(
     "--source",
     "sources",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,6 +70,14 @@ def source_filter(source: str) -> dict[str, Any]:
     }
 
 
+def through_day(until: str | None) -> str | None:
+    """An upper bound as a user means it: a bare date (``2026-03-04``) takes in that whole day
+    (Elasticsearch rounds ``||/d`` up to its last millisecond); date math is left as it is."""
+    if until and re.fullmatch(r"\d{4}-\d{2}-\d{2}", until.strip()):
+        return f"{until.strip()}||/d"
+    return until
+
+
 async def search_articles(
     settings: Settings,
     query: str,
@@ -87,7 +96,7 @@ async def search_articles(
     # articles in that language, or all of them with ``lang``): see core/mappings.py.
     must = [text_query(query, ["title^2", "description", "text"], lang)]
     filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
-    published = {bound: value for bound, value in (("gte", since), ("lte", until)) if value}
+    published = {bound: value for bound, value in (("gte", since), ("lte", through_day(until))) if value}
     if published:
         filters.append({"range": {"published": published}})
     if sources:
