@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from wirewatch.core.files import write_atomically
 from wirewatch.core.ids import InvalidURLError, canonical_url, feed_id
 from wirewatch.core.models import Feed
 
@@ -71,10 +72,7 @@ def save_feeds(path: Path, feeds: list[Feed]) -> None:
             if value is not None:
                 entry[key] = value
         entries.append(entry)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump({"feeds": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, yaml.safe_dump({"feeds": entries}, allow_unicode=True, sort_keys=False))
 
 
 def add_feed(

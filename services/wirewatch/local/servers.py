@@ -30,6 +30,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import IO, Literal
 
+from wirewatch.core.files import write_atomically
+
 Backend = Literal["noida", "ephemeral"]
 
 #: Seconds a consumer pauses after an empty fetch (``Settings.kafka_empty_fetch_pause``): noida-db
@@ -240,8 +242,7 @@ def remembered_ports(path: Path, names: tuple[str, ...]) -> dict[str, int]:
     for name in names:
         if name not in ports or not port_is_free(ports[name]):
             ports[name] = free_port()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(ports))
+    write_atomically(path, json.dumps(ports))
     return ports
 
 

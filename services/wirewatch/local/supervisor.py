@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from wirewatch.core.files import write_atomically
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import ServiceName
 from wirewatch.local.servers import die_with_parent, free_port, http_ok
@@ -201,5 +202,5 @@ class Supervisor:
 
 
 def write_endpoints(path: Path, data: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
+    """Rewritten at every restart; ``wirewatch status`` and the tests read it meanwhile."""
+    write_atomically(path, json.dumps(data, indent=2))
