@@ -53,6 +53,27 @@ def test_a_reader_never_sees_a_partial_endpoints_file(tmp_path: Path) -> None:
     assert seen and seen == sorted(seen)  # old, then new: never back
 
 
+def test_concurrent_writers_each_leave_a_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.json"
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for _ in range(100):
+                write_atomically(path, json.dumps({"writer": n, "padding": "x" * 20_000}))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert not errors, errors[:3]
+    assert json.loads(path.read_text())["writer"] in range(4)
+    assert [p.name for p in tmp_path.iterdir()] == ["endpoints.json"]
+
+
 def test_the_feeds_file_is_replaced_and_a_failed_write_keeps_the_old_one(tmp_path: Path) -> None:
     path = tmp_path / "feeds.yaml"
     add_feed(path, "https://www.harbour-gazette.example/rss.xml", name="Gazette")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so a reader sees the old content or the new, never a part: into a
-    temporary file beside it, then renamed over it (a rename is atomic within a file system)."""
+    temporary file of its own beside it, then renamed over it (a rename is atomic within a file
+    system, and two writers never share a temporary file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
