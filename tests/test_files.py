@@ -5,6 +5,7 @@ A reader must see the old content or the new one, never an empty or half-written
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -51,6 +52,21 @@ def test_a_reader_never_sees_a_partial_endpoints_file(tmp_path: Path) -> None:
         reader.join()
     assert not broken, broken[:3]
     assert seen and seen == sorted(seen)  # old, then new: never back
+
+
+def test_a_rewritten_file_keeps_its_mode_and_a_new_one_gets_the_usual(tmp_path: Path) -> None:
+    shared = tmp_path / "feeds.yaml"
+    write_atomically(shared, "feeds: []\n")
+    assert shared.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's private 0600
+    shared.chmod(0o640)
+    write_atomically(shared, "feeds: []\n")
+    assert shared.stat().st_mode & 0o777 == 0o640
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def test_concurrent_writers_each_leave_a_whole_file(tmp_path: Path) -> None:
