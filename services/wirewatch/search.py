@@ -54,20 +54,15 @@ ARTICLE_FIELDS = [
 ]
 
 
-def source_filter(source: str) -> dict[str, Any]:
-    """Articles of one outlet, named as a user would: its name (``Le Monde``, in any case) or its
-    site (``lemonde.fr``, ``www.lemonde.fr`` or a URL of it)."""
+def source_terms(source: str) -> list[dict[str, Any]]:
+    """The terms that find one outlet, named as a user would: its name (``Le Monde``, in any case)
+    or its site (``lemonde.fr``, ``www.lemonde.fr`` or a URL of it)."""
     name = source.strip()
     site = source_domain(name if "://" in name else f"http://{name}")
-    return {
-        "bool": {
-            "should": [
-                {"term": {"source": {"value": name, "case_insensitive": True}}},
-                {"term": {"source_domain": site}},
-            ],
-            "minimum_should_match": 1,
-        }
-    }
+    return [
+        {"term": {"source": {"value": name, "case_insensitive": True}}},
+        {"term": {"source_domain": site}},
+    ]
 
 
 def through_day(until: str | None) -> str | None:
@@ -91,7 +86,7 @@ async def search_articles(
 ) -> list[dict[str, Any]]:
     """Articles matching ``query``, best first (``newest``: most recently published first).
     ``since`` and ``until`` bound the publication date (dates, or date math like ``now-1d``);
-    ``sources`` keeps articles of any of these outlets (:func:`source_filter`)."""
+    ``sources`` keeps articles of any of these outlets (:func:`source_terms`)."""
     # The multilingual fields, plus the French/English stemmed subfields (of the
     # articles in that language, or all of them with ``lang``): see core/mappings.py.
     must = [text_query(query, ["title^2", "description", "text"], lang)]
@@ -100,7 +95,8 @@ async def search_articles(
     if published:
         filters.append({"range": {"published": published}})
     if sources:
-        filters.append({"bool": {"should": [source_filter(s) for s in sources], "minimum_should_match": 1}})
+        terms = [term for source in sources for term in source_terms(source)]
+        filters.append({"bool": {"should": terms, "minimum_should_match": 1}})
     order: list[Any] = [{"published": {"order": "desc"}}, "_score"] if newest else ["_score"]
     async with reading(settings, "articles") as es:
         response = await es.search(
