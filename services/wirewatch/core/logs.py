@@ -67,6 +67,10 @@ def logging_config(level: str, fmt: str, service: str | None = None) -> dict[str
         "loggers": {
             "aiokafka": {"level": "WARNING"},
             "elastic_transport": {"level": "WARNING"},
+            # dictConfig makes the children of a configured logger propagate again; this one must
+            # not (elastic_transport turns it off): while any handler is above it, the client
+            # decodes and formats every request's whole body for a debug line that is then dropped.
+            "elastic_transport.node": {"propagate": False},
             "httpx": {"level": "WARNING"},
             "trafilatura": {"level": "WARNING"},
             "htmldate": {"level": "WARNING"},
