@@ -3,6 +3,12 @@
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/bench_clustering.py ../shared/benchmarks/clustering
+    .venv/bin/python benchmarks/bench_clustering.py ../shared/benchmarks/clustering --scale 20000
+    .venv/bin/python benchmarks/bench_clustering.py ../shared/benchmarks/clustering --stream 100000
+
+``--scale N`` only times linking against N live synthetic events; ``--stream N`` only runs the
+indexer's linking state (``LinkerStore``) over N reports, the ECB+ documents over and over
+``--minutes-apart`` (12) apart, and prints its memory and table size every tenth of the run.
 
 Datasets (each read as its README.txt describes it), in the stream order given here:
 
@@ -364,6 +370,59 @@ def scale_cost(docs: Sequence[Doc], live_events: int) -> str:
     return f"{live_events} live events: linking {per:.2f} ms/report over {len(enriched)} reports"
 
 
+def resident_mb() -> float:
+    """This process's resident memory now, in MB (Linux)."""
+    import os
+
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def stream_memory(docs: Sequence[Doc], reports_total: int, minutes_apart: float) -> str:
+    """The indexer's linking stage over a long stream: ``reports_total`` reports through a
+    ``LinkerStore`` (its table a plain dict, as in the tests), report ``n`` being document
+    ``n mod len(docs)`` under its own id, ``minutes_apart`` after report ``n - 1``. A table row
+    every tenth of the run: the process's resident memory, the table's records and their JSON
+    size, the live events and articles, and the linking rate over that tenth (encoding included;
+    a document seen again is a cache hit of the encoder, as a wire copy is in the stream)."""
+    from wirewatch.events.offline import reports
+    from wirewatch.events.store import ARTICLE, EVENT, LinkerStore
+
+    enriched = [r for _, r in reports(d.line() for d in docs)]
+    table: dict[str, Any] = {}
+    store = LinkerStore(table)
+    start = 1.7e9
+    step = max(1, reports_total // 10)
+    lines = [
+        f"{reports_total:,} reports, one every {minutes_apart:g} min "
+        f"({reports_total * minutes_apart / 60 / 24:,.0f} days), from {len(enriched)} documents",
+        "",
+        "| reports linked | resident MB | table records (events / articles) | table JSON MB "
+        "| live events | articles in the window | events opened | reports/s over the step |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    opened = 0
+    mark = time.perf_counter()
+    for n in range(reports_total):
+        template = enriched[n % len(enriched)]
+        decision = store.link(replace(template, id=f"r{n}", time=start + 60 * minutes_apart * n))
+        opened += decision.link.reason == "new"
+        if (n + 1) % step == 0 or n + 1 == reports_total:
+            now = time.perf_counter()
+            events = sum(1 for key in table if key.startswith(EVENT))
+            articles = sum(1 for key in table if key.startswith(ARTICLE))
+            size = sum(len(json.dumps(value)) for value in table.values()) / 2**20
+            linker = store.linker
+            lines.append(
+                f"| {n + 1:,} | {resident_mb():.0f} | {events:,} / {articles:,} | {size:.1f} "
+                f"| {len(linker.events):,} | {len(linker.articles):,} | {opened:,} "
+                f"| {step / (now - mark):.0f} |"
+            )
+            print(lines[-1], file=sys.stderr, flush=True)
+            mark = time.perf_counter()
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", type=Path, help="the clustering benchmark directory")
@@ -372,6 +431,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--scale", type=int, default=0, help="only time linking with this many live (synthetic) events"
     )
+    parser.add_argument(
+        "--stream",
+        type=int,
+        default=0,
+        help="only run the linking stage's state over this many reports (ECB+ documents over again) "
+        "and print its memory",
+    )
+    parser.add_argument(
+        "--minutes-apart", type=float, default=12.0, help="with --stream: minutes between reports"
+    )
     args = parser.parse_args(argv)
     from wirewatch.core.settings import Settings
     from wirewatch.runner import limit_compute_threads
@@ -379,6 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit_compute_threads(Settings().compute_threads)  # as in a service: one BLAS thread by default
     if args.scale:
         print(scale_cost(load_newswcl50(args.data_dir), args.scale))
+        return 0
+    if args.stream:
+        print(stream_memory(load_ecbplus(args.data_dir), args.stream, args.minutes_apart))
         return 0
     for name in args.datasets:
         docs = load_demo() if name == "demo" else DATASETS[name](args.data_dir)
