@@ -865,6 +865,8 @@ def start_run(pages: list[Page], args: argparse.Namespace, tmp: Path) -> Run:
         "WIREWATCH_LOG_FORMAT": "json",
         "WIREWATCH_DATA_DIR": str(tmp / "data"),
     }
+    if args.producer_batching:
+        env["WIREWATCH_KAFKA_PRODUCER_BATCHING"] = "true"
     if args.blas_threads > 0:
         env["WIREWATCH_COMPUTE_THREADS"] = str(args.blas_threads)
     else:
@@ -1196,6 +1198,13 @@ def main(argv: list[str] | None = None) -> int:
         "--table-store", default="memory://", help="WIREWATCH_TABLE_STORE (rocksdb:// on disk)."
     )
     parser.add_argument("--keep", type=Path, help="Keep logs and data in this directory.")
+    parser.add_argument(
+        "--producer-batching",
+        action="store_true",
+        help="Batch produced records, as on Apache Kafka, also on tansu (where the local mode sends one "
+        "record per request so that a table recovering after a restart reads every record; a run "
+        "starts from empty tables and never recovers one).",
+    )
     parser.add_argument(
         "--unique",
         action="store_true",
