@@ -73,6 +73,13 @@ def through_day(until: str | None) -> str | None:
     return until
 
 
+def date_range(field: str, since: str | None, until: str | None = None) -> list[dict[str, Any]]:
+    """The filter keeping documents whose ``field`` lies within ``since`` and ``until`` (dates, or
+    date math like ``now-1d``; a bare date as ``until`` takes in its whole day), or none at all."""
+    bounds = {bound: value for bound, value in (("gte", since), ("lte", through_day(until))) if value}
+    return [{"range": {field: bounds}}] if bounds else []
+
+
 async def search_articles(
     settings: Settings,
     query: str,
@@ -91,9 +98,7 @@ async def search_articles(
     # articles in that language, or all of them with ``lang``): see core/mappings.py.
     must = [text_query(query, ["title^2", "description", "text"], lang)]
     filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
-    published = {bound: value for bound, value in (("gte", since), ("lte", through_day(until))) if value}
-    if published:
-        filters.append({"range": {"published": published}})
+    filters.extend(date_range("published", since, until))
     if sources:
         terms = [term for source in sources for term in source_terms(source)]
         filters.append({"bool": {"should": terms, "minimum_should_match": 1}})
@@ -117,8 +122,7 @@ async def list_alerts(
     filters: list[dict[str, Any]] = []
     if claim_id:
         filters.append({"term": {"claim_id": claim_id}})
-    if since:
-        filters.append({"range": {"created_at": {"gte": since}}})
+    filters.extend(date_range("created_at", since))
     async with reading(settings, "alerts") as es:
         response = await es.search(
             index=settings.index("alerts"),
@@ -165,9 +169,7 @@ async def list_events(
 ) -> list[dict[str, Any]]:
     """Live (not merged) events, most recently active first; ``since`` bounds their last report
     (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language."""
-    filters: list[dict[str, Any]] = []
-    if since:
-        filters.append({"range": {"last_seen": {"gte": since}}})
+    filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
     async with reading(settings, "events") as es:
