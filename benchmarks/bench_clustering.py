@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import sys
 import time
@@ -44,6 +45,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from bench_pipeline import process_trees
 
 csv.field_size_limit(sys.maxsize)
 
@@ -370,14 +373,6 @@ def scale_cost(docs: Sequence[Doc], live_events: int) -> str:
     return f"{live_events} live events: linking {per:.2f} ms/report over {len(enriched)} reports"
 
 
-def resident_mb() -> float:
-    """This process's resident memory now, in MB (Linux)."""
-    import os
-
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def stream_memory(docs: Sequence[Doc], reports_total: int, minutes_apart: float) -> str:
     """The indexer's linking stage over a long stream: ``reports_total`` reports through a
     ``LinkerStore`` (its table a plain dict, as in the tests), report ``n`` being document
@@ -412,9 +407,10 @@ def stream_memory(docs: Sequence[Doc], reports_total: int, minutes_apart: float)
             events = sum(1 for key in table if key.startswith(EVENT))
             articles = sum(1 for key in table if key.startswith(ARTICLE))
             size = sum(len(json.dumps(value)) for value in table.values()) / 2**20
+            resident = process_trees({"self": os.getpid()})["self"].rss / 2**20
             linker = store.linker
             lines.append(
-                f"| {n + 1:,} | {resident_mb():.0f} | {events:,} / {articles:,} | {size:.1f} "
+                f"| {n + 1:,} | {resident:.0f} | {events:,} / {articles:,} | {size:.1f} "
                 f"| {len(linker.events):,} | {len(linker.articles):,} | {opened:,} "
                 f"| {step / (now - mark):.0f} |"
             )
