@@ -83,6 +83,25 @@ def test_each_article_gets_its_event_a_link_record_and_an_event_document() -> No
     assert sum(h.reports for h in event.growth) == 2 and event.reports_last_day == 2
 
 
+def test_an_events_sources_are_the_outlets_its_articles_name() -> None:
+    """Outlets are counted by name, as articles and alerts show them: two outlets served from
+    one host (a syndication platform, the demo site) are two sources, not one host name."""
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    host = "news.example"
+    first = article(FIRE_EN, source="Northern Ledger", source_domain=host)
+    second = article(FIRE_FR, source="Le Courrier du Matin", source_domain=host)
+    stage.article_ops(first)
+    ops = ops_by(stage.article_ops(second))
+    event = next(
+        Event.model_validate(doc) for (index, _, _), doc in ops.items() if index == "wirewatch-events"
+    )
+    assert event.article_count == 2 and event.source_count == 2
+    assert sorted(event.sources) == ["Le Courrier du Matin", "Northern Ledger"]
+    assert event.earliest_source == "Northern Ledger"
+    # An article without a name of its outlet counts by its host.
+    assert Report.from_article(article(ELECTION, source="", source_domain=host)).source == host
+
+
 def test_a_batch_of_reports_sends_each_event_document_once_and_every_other_write() -> None:
     """The linking stage sends a batch's writes in one bulk: an event document rewritten by each
     report of the batch goes once, as the last report left it; nothing else is dropped."""
@@ -347,6 +366,18 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         merged_into=fire,
     )
     ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
+    now = datetime.now(UTC)
+    growing = Event(
+        id="growing-now",
+        label="an event with three reports in the last hour",
+        first_seen=now,
+        last_seen=now,
+        article_count=3,
+        source_count=3,
+        earliest_article_id="first-of-three",
+        reports_last_hour=3,
+    )
+    ops.append(BulkOp(settings.index("events"), growing.id, growing.model_dump(mode="json")))
 
     async def write() -> None:
         es = await connect(settings, wait=30)
@@ -367,7 +398,13 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     listed = CliRunner().invoke(main, ["events", "--since", "2000-01-01", "--json"])
     assert listed.exit_code == 0, listed.output
     events = json.loads(listed.output)
-    assert {e["id"] for e in events} == {fire, stage.store.linker.event_of("election")}  # not the merged one
+    election = stage.store.linker.event_of("election")
+    assert {e["id"] for e in events} == {fire, election, "growing-now"}  # not the merged one
+    # "+N/h" is a rate of now: shown for the event active in the last hour, not for older ones,
+    # whose last hour (the hour before their last report) is long past.
+    lines = CliRunner().invoke(main, ["events", "--since", "2000-01-01"]).output.splitlines()
+    rates = {line.split()[0]: line.split()[-1] for line in lines if line and not line.startswith(" ")}
+    assert rates["growing-now"] == "+3/h" and "/h" not in rates[fire]
     shown = CliRunner().invoke(main, ["event", "merged-away", "--json"])
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)

@@ -9,6 +9,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -530,16 +531,28 @@ def events_command(since: str, lang: str | None, size: int, as_json: bool) -> No
     if as_json:
         _emit_json(found)
         return
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     for event in found:
-        growth = f"+{event.get('reports_last_hour', 0)}/h" if event.get("reports_last_hour") else ""
+        # Reports in the hour up to its last one: a rate of now only if that hour is the last.
+        active = datetime.fromisoformat(event["last_seen"]) >= an_hour_ago
+        growth = f"+{event['reports_last_hour']}/h" if active and event.get("reports_last_hour") else ""
         claims = f"  {event['claim_count']} tracked claim(s)" if event.get("claim_count") else ""
+        reports, sources = (
+            _counted(event["article_count"], "report"),
+            _counted(event["source_count"], "source"),
+        )
         click.echo(
-            f"{event['id']}  {event['last_seen'][:16]}  {event['article_count']:>4} reports "
-            f"{event['source_count']:>3} sources  {','.join(event.get('languages', []))} {growth}"
+            f"{event['id']}  {event['last_seen'][:16]}  {reports:>12} {sources:>11}  "
+            f"{','.join(event.get('languages', []))} {growth}"
         )
         click.echo(f"{'':34}{event['label'][:90]}{claims}")
     if not found:
         click.echo("no events")
+
+
+def _counted(n: int, noun: str) -> str:
+    """``"1 report"``, ``"4 reports"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @main.command("event")
@@ -564,7 +577,7 @@ def event_command(event_id: str, as_json: bool) -> None:
         click.echo(f"{report['requested_id']} was merged into {report['id']}")
     click.echo(f"{report['label']}\n{report.get('summary', '')}")
     click.echo(
-        f"{report['article_count']} reports from {report['source_count']} sources "
+        f"{_counted(report['article_count'], 'report')} from {_counted(report['source_count'], 'source')} "
         f"({', '.join(report.get('languages', []))}), "
         f"{report['first_seen'][:16]} to {report['last_seen'][:16]}"
     )

@@ -58,6 +58,8 @@ class Report:
     text: str
     time: float
     language: str = "und"
+    #: The outlet, as the article names it (``EnrichedArticle.source``: its site name, else its
+    #: feed's name, else its host): what an event's sources and earliest source count and show.
     source: str | None = None
     entities: tuple[str, ...] = ()
     keyphrases: tuple[str, ...] = ()
@@ -78,7 +80,7 @@ class Report:
             text=article.text,
             time=at,
             language=article.language,
-            source=article.source_domain or article.source,
+            source=article.source or article.source_domain,
             entities=tuple(e.name for e in article.entities),
             keyphrases=tuple(article.keyphrases),
             duplicate_of=article.duplicate_of,
