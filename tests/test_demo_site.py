@@ -5,13 +5,15 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import feedparser
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wirewatch.core.feeds import load_feeds
 from wirewatch.demo.site import (
@@ -270,6 +272,33 @@ def test_release_interval_with_the_real_clock_starts_with_the_earliest_articles(
         first = demo.content.articles[:INITIAL_RELEASE]
         assert _feed_items(demo, client) == {demo.article_url(a) for a in first}
         assert all(a.published <= b.published for a in first for b in demo.content.articles[INITIAL_RELEASE:])
+
+
+@given(
+    now=st.datetimes(min_value=datetime(2026, 3, 13), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
+)
+def test_content_moved_to_now_keeps_its_gaps_and_ends_within_the_last_day(now: datetime) -> None:
+    original = load_content()
+    moved = original.moved_to(now)
+    newest = moved.articles[-1].published
+    assert newest <= now < newest + timedelta(days=1)
+    shifts = {m.published - o.published for o, m in zip(original.articles, moved.articles, strict=True)}
+    assert len(shifts) == 1 and next(iter(shifts)) % timedelta(days=1) == timedelta(0)
+    assert [(a.key, a.title) for a in moved.articles] == [(a.key, a.title) for a in original.articles]
+
+
+def test_a_moved_site_serves_the_new_dates(client: httpx.Client) -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    with DemoSite.start(content=load_content().moved_to(now)) as demo:
+        article = demo.content.articles[-1]
+        extracted = extract_article(client.get(demo.article_url(article)).text, demo.article_url(article))
+        assert extracted.published is not None and extracted.published.date() == article.published.date()
+        assert now - timedelta(days=1) < article.published <= now
+        feed = feedparser.parse(client.get(demo.feed_urls()[0][0]).text)
+        assert all(
+            now - timedelta(days=7) < datetime(*e.published_parsed[:6], tzinfo=UTC) <= now
+            for e in feed.entries
+        )
 
 
 def test_release_interval_must_be_positive() -> None:

@@ -31,8 +31,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import cache
 from http import HTTPStatus
@@ -116,6 +116,19 @@ class DemoContent:
 
     def article(self, key: ArticleKey) -> DemoArticle | None:
         return next((a for a in self.articles if a.key == key), None)
+
+    def moved_to(self, now: datetime) -> DemoContent:
+        """The same content with every publication moved by one whole number of days, so that
+        the newest article is published on or before ``now``, less than a day before it.
+
+        The stories then happen this week, as news does: ``wirewatch events`` (last 7 days) and
+        ``--since now-2d`` find them. Gaps between articles and their times of day are kept, so
+        copies, events and their growth come out as with the original dates."""
+        if not self.articles:
+            return self
+        days = (now - self.articles[-1].published) // timedelta(days=1)
+        shift = timedelta(days=days)
+        return replace(self, articles=tuple(replace(a, published=a.published + shift) for a in self.articles))
 
 
 def _field(entry: Any, key: str, where: str) -> str:
@@ -695,7 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--feeds-file", type=Path, help="also write a wirewatch feeds file here")
     args = parser.parse_args(argv)
-    with DemoSite.start(args.host, args.port, release_interval=args.release_interval) as site:
+    content = load_content().moved_to(datetime.now(UTC))
+    with DemoSite.start(
+        args.host, args.port, release_interval=args.release_interval, content=content
+    ) as site:
         print(f"demo site: {site.url}/")
         for url, name, language in site.feed_urls():
             print(f"  {url}  {name} ({language})")
