@@ -102,6 +102,15 @@ def test_an_events_sources_are_the_outlets_its_articles_name() -> None:
     assert Report.from_article(article(ELECTION, source="", source_domain=host)).source == host
 
 
+def test_an_event_reported_by_hundreds_of_outlets_counts_them_all() -> None:
+    stage = EventIndexing(LinkerStore({}), SETTINGS)
+    for n in range(300):
+        copy = article(FIRE_EN, id=f"fire-{n}", source=f"Outlet {n}", duplicate_of="fire-0" if n else None)
+        ops = ops_by(stage.article_ops(copy))
+    [event] = [Event.model_validate(doc) for (index, _, _), doc in ops.items() if index == "wirewatch-events"]
+    assert event.article_count == 300 and event.source_count == 300 and len(event.sources) == 300
+
+
 def test_a_batch_of_reports_sends_each_event_document_once_and_every_other_write() -> None:
     """The linking stage sends a batch's writes in one bulk: an event document rewritten by each
     report of the batch goes once, as the last report left it; nothing else is dropped."""

@@ -245,7 +245,7 @@ class Event(Message):
     first_seen: datetime = Field(description="Time of its earliest report.")
     last_seen: datetime = Field(description="Time of its latest report.")
     article_count: int = Field(ge=0)
-    source_count: int = Field(ge=0)
+    source_count: int = Field(ge=0, description="Outlets that reported it (exact up to 1,000).")
     sources: list[str] = Field(default_factory=list, description="Outlets, most reports first.")
     languages: list[str] = Field(default_factory=list, description="Languages, most reports first.")
     language_count: int = Field(default=0, ge=0)

@@ -30,8 +30,9 @@ from wirewatch.events.profile import Profile, Report, lead
 
 #: Entries kept per bag of an event (per language for terms and keyphrases).
 BAG_SIZES = {"terms": 96, "keyphrases": 48, "entities": 64, "numbers": 48}
-#: Sources named in an event's state (the most frequent); the count is exact up to there.
-MAX_SOURCES = 100
+#: Sources named in an event's state (the most frequent); the count is exact up to there. A
+#: deployment follows hundreds of feeds: a story every one of them reports is counted in full.
+MAX_SOURCES = 1000
 #: Hours of per-hour report counts kept (before the event's last report).
 GROWTH_HOURS = 48
 #: Tracked claims and related events kept per event.
