@@ -25,6 +25,7 @@ from wirewatch.demo.site import (
     DemoContent,
     DemoSite,
     Outlet,
+    content_of_this_week,
     load_content,
     write_feeds_file,
 )
@@ -285,6 +286,11 @@ def test_content_moved_to_now_keeps_its_gaps_and_ends_within_the_last_day(now: d
     shifts = {m.published - o.published for o, m in zip(original.articles, moved.articles, strict=True)}
     assert len(shifts) == 1 and next(iter(shifts)) % timedelta(days=1) == timedelta(0)
     assert [(a.key, a.title) for a in moved.articles] == [(a.key, a.title) for a in original.articles]
+
+
+def test_the_demo_serves_this_weeks_content() -> None:
+    newest = content_of_this_week().articles[-1].published
+    assert datetime.now(UTC) - timedelta(days=1) < newest <= datetime.now(UTC)
 
 
 def test_a_moved_site_serves_the_new_dates(client: httpx.Client) -> None:

@@ -199,6 +199,12 @@ def load_content() -> DemoContent:
     return parse_content(json.loads(resource.read_text(encoding="utf-8")))
 
 
+def content_of_this_week() -> DemoContent:
+    """The bundled content dated this week (its own dates are in March 2026): what the demo serves
+    from ``wirewatch up --demo`` and ``python -m wirewatch.demo.site``."""
+    return load_content().moved_to(datetime.now(UTC))
+
+
 # --------------------------------------------------------------------------------------------------
 # Rendering
 
@@ -708,9 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--feeds-file", type=Path, help="also write a wirewatch feeds file here")
     args = parser.parse_args(argv)
-    content = load_content().moved_to(datetime.now(UTC))
     with DemoSite.start(
-        args.host, args.port, release_interval=args.release_interval, content=content
+        args.host, args.port, release_interval=args.release_interval, content=content_of_this_week()
     ) as site:
         print(f"demo site: {site.url}/")
         for url, name, language in site.feed_urls():

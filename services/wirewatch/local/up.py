@@ -15,7 +15,6 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +96,11 @@ def run_up(
                 env["WIREWATCH_TABLE_STORE"] = "rocksdb://"
             settings = settings.model_copy(update=servers.settings())
         if demo:
-            from wirewatch.demo.site import DemoSite, load_content, write_feeds_file
+            from wirewatch.demo.site import DemoSite, content_of_this_week, write_feeds_file
 
             # Same port as last time: the demo's article URLs, hence their ids, stay the same.
             demo_port = remembered_ports(data_dir / "demo-port.json", ("demo",))["demo"]
-            # The demo's news is dated this week (its own dates are in March 2026).
-            content = load_content().moved_to(datetime.now(UTC))
-            site = DemoSite.start(port=demo_port, release_interval=5.0, content=content)
+            site = DemoSite.start(port=demo_port, release_interval=5.0, content=content_of_this_week())
             feeds_file = data_dir / "demo-feeds.yaml"
             write_feeds_file(feeds_file, site)
             env["WIREWATCH_FEEDS_FILE"] = str(feeds_file)
