@@ -440,7 +440,8 @@ def test_replay_redoes_the_analysis_and_duplicates_nothing(stack: Stack, webhook
         times = {i: (before[i]["enriched_at"], now.get(i, {}).get("enriched_at")) for i in before}
         lags = run(consumer_lag(p.settings, [f"wirewatch-{s}" for s in SERVICES]))
         # Which stage stopped short: each article's messages on the enricher's topics (2 each
-        # once it is enriched again), and the end of the enricher's log (appended to by each run).
+        # once it is enriched again), where the replay put each partition, and the end of the
+        # enricher's log (appended to by each run).
         passes = {
             topic: Counter(k.decode() for k, _ in run(read_topic(p.settings, topic)) if k)
             for topic in (p.settings.topic_raw, "wirewatch-enricher-copies", p.settings.topic_enriched)
@@ -448,7 +449,7 @@ def test_replay_redoes_the_analysis_and_duplicates_nothing(stack: Stack, webhook
         log = p.log_path("enricher").read_text(errors="replace")[-3000:]
         raise AssertionError(
             f"{exc}\nenriched_at before/now: {times}\nlag: {lags}\nmessages per article: {passes}"
-            f"\nenricher log: {log}"
+            f"\nreplay plan: {done['partitions']}\nenricher log: {log}"
         ) from None
     # Exactly once each (p.articles() fails on an id stored twice), copies and events unchanged.
     assert set(docs) == set(before) == set(p.expected)
