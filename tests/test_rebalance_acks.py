@@ -92,6 +92,45 @@ def test_the_commit_never_moves_past_an_unacknowledged_message(tmp_path: Path) -
     assert consumer._new_offset(tp) == 7
 
 
+async def test_a_dropped_first_message_is_waited_for_at_offset_0_and_at_the_log_start(
+    tmp_path: Path,
+) -> None:
+    """Faust stored a committed offset of 0 as "unknown", as it does a partition never
+    committed, and with nothing known the commit went past a dropped first message as soon as the
+    next one was handled (what test_replay's rare CI failure looks like: after ``wirewatch
+    replay`` put the enricher back at 0, one article was never enriched again, and the enricher
+    had committed every partition to its end)."""
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
+    consumer = ServiceApp("enricher", settings).app.consumer
+    topic = settings.topic_raw
+    consumer.app.topics._acking_topics.add(topic)  # an agent reads it
+    replayed, never, table = TP(topic, 0), TP(topic, 1), TP("wirewatch-enricher-copies-changelog", 0)
+    log_start = {never: 5}
+
+    async def seek_to_committed() -> dict[TP, int | None]:
+        return {replayed: 0, never: None, table: None}
+
+    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:
+        assert set(partitions) == {never}  # only the partitions agents read
+        return {tp: log_start[tp] for tp in partitions}
+
+    consumer.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
+    consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
+    await consumer.perform_seek()
+    assert consumer._committed_offset[replayed] == 0
+    assert consumer._committed_offset[never] == 5
+    assert consumer._committed_offset[table] is None
+    assert consumer._read_offset[replayed] == 0 and consumer._read_offset[never] is None
+
+    for tp, first in ((replayed, 0), (never, 5)):
+        consumer._acked[tp].append(first + 1)  # the first was dropped, the next one handled
+        consumer._acked_index[tp].add(first + 1)
+        assert consumer._new_offset(tp) is None  # waits: DroppedMessages has it read again
+        consumer._acked[tp].append(first)
+        consumer._acked_index[tp].add(first)
+        assert consumer._new_offset(tp) == first + 2
+
+
 async def test_a_jump_in_offsets_counts_as_handled_only_in_a_compacted_topic(tmp_path: Path) -> None:
     """Faust takes any jump between two offsets it reads for a compaction gap and commits past
     it. Outside compacted topics the jump means it discarded fetched records (e2e: parked
