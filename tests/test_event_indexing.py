@@ -375,6 +375,8 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         merged_into=fire,
     )
     ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
+    also_merged = merged.model_copy(update={"id": "merged-away-too", "label": "another merged event"})
+    ops.append(BulkOp(settings.index("events"), also_merged.id, also_merged.model_dump(mode="json")))
     now = datetime.now(UTC)
     growing = Event(
         id="growing-now",
@@ -423,3 +425,16 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert "first" in text.output and FIRE_EN.title[:40] in text.output
     missing = CliRunner().invoke(main, ["event", "no-such-event"])
     assert missing.exit_code != 0 and "no event" in missing.output
+    # The start of an id will do, as a commit's for git: six characters or more, and one event.
+    start = CliRunner().invoke(main, ["event", fire[:8], "--json"])
+    assert start.exit_code == 0, start.output
+    assert json.loads(start.output)["id"] == fire and json.loads(start.output)["requested_id"] == fire
+    assert "was merged" not in CliRunner().invoke(main, ["event", fire[:8]]).output
+    survivor = json.loads(CliRunner().invoke(main, ["event", "merged-away-t", "--json"]).output)
+    assert survivor["id"] == fire and survivor["requested_id"] == "merged-away-too"
+    too_short = CliRunner().invoke(main, ["event", fire[:5]])
+    assert too_short.exit_code != 0 and f"no event '{fire[:5]}'" in too_short.output
+    both = CliRunner().invoke(main, ["event", "merged-a"])
+    assert both.exit_code != 0
+    assert "2 events start with 'merged-a'" in both.output
+    assert "merged-away an event merged into the fire; merged-away-too another merged event" in both.output

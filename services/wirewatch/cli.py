@@ -559,7 +559,9 @@ def _counted(n: int, noun: str) -> str:
 @click.argument("event_id")
 @click.option("--json", "as_json", is_flag=True)
 def event_command(event_id: str, as_json: bool) -> None:
-    """One event: what it is and its articles in time order, copies marked."""
+    """One event: what it is and its articles in time order, copies marked.
+
+    EVENT_ID is an event's id, or its first six or more characters."""
     from wirewatch.search import EventNotFoundError, event_report
 
     try:

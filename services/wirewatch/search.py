@@ -206,11 +206,45 @@ async def stored_event(es: AsyncElasticsearch, settings: Settings, event_id: str
     return None
 
 
+#: The fewest characters of an event id that ``wirewatch event`` takes for the whole id.
+MIN_ID_PREFIX = 6
+
+
+async def event_id_from_prefix(es: AsyncElasticsearch, settings: Settings, prefix: str) -> str:
+    """The one event id that starts with ``prefix`` (at least :data:`MIN_ID_PREFIX` characters),
+    as git takes the start of a commit's hash. Raises :class:`EventNotFoundError` when no event
+    id, or more than one, starts with it (the message lists them)."""
+    if len(prefix) < MIN_ID_PREFIX:
+        raise EventNotFoundError(
+            f"no event {prefix!r} (give an id, or its first {MIN_ID_PREFIX} characters or more)"
+        )
+    found = await es.search(
+        index=settings.index("events"),
+        query={"prefix": {"id": prefix}},
+        sort=[{"id": "asc"}],
+        size=10,
+        source_includes=["id", "label"],
+    )
+    hits = [hit["_source"] for hit in found["hits"]["hits"]]
+    if not hits:
+        raise EventNotFoundError(f"no event {prefix!r}")
+    if len(hits) > 1:
+        total = found["hits"]["total"]
+        count = total["value"] if isinstance(total, dict) else total
+        listed = "; ".join(f"{hit['id']} {hit.get('label', '')[:50]}" for hit in hits)
+        raise EventNotFoundError(f"{count} events start with {prefix!r}, give more of the id: {listed}")
+    return str(hits[0]["id"])
+
+
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
-    articles in time order (publication time, else fetch time)."""
+    articles in time order (publication time, else fetch time). ``event_id`` may be the start of
+    an id (:func:`event_id_from_prefix`)."""
     async with reading(settings, "events", "articles") as es:
         event = await stored_event(es, settings, event_id)
+        if event is None:
+            event_id = await event_id_from_prefix(es, settings, event_id)
+            event = await stored_event(es, settings, event_id)
         if event is None:
             raise EventNotFoundError(f"no event {event_id!r}")
         response = await es.search(
