@@ -12,10 +12,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wirewatch.core.ids import (
+    MIN_ID_PREFIX,
     TRACKING_PARAMS,
     InvalidURLError,
+    UnknownIdError,
     article_id,
     canonical_url,
+    complete_id,
     feed_id,
     source_domain,
     stable_id,
@@ -381,3 +384,35 @@ def test_amp_variants_share_the_article_id(
     else:
         variant = _amp_cache(scheme, host, path) + (f"?{_query(pairs)}" if pairs else "")
     assert article_id(variant) == article_id(base)
+
+
+# --- ids typed by people ---------------------------------------------------------------------
+
+
+def test_the_start_of_an_id_stands_for_it_when_it_fits_one() -> None:
+    ids = ["211b7bf383e8", "211b7c000000", "96f5087dac7c"]
+    assert complete_id("96f508", ids, "event") == "96f5087dac7c"
+    assert complete_id("211b7bf", ids, "event") == "211b7bf383e8"
+    assert complete_id("211b7c000000", ids, "event") == "211b7c000000"  # whole ids as they are
+    with pytest.raises(UnknownIdError, match=r"no event '96f50' \(give an id, or its first 6 characters"):
+        complete_id("96f50", ids, "event")  # too short to stand for an id
+    with pytest.raises(UnknownIdError, match=r"^no event 'ffffff'$"):
+        complete_id("ffffff", ids, "event")
+    with pytest.raises(
+        UnknownIdError, match=r"^2 claims start with '211b7b', give more of the id: 211b7bf383e8 Mosul; 211b7bff$"
+    ):
+        complete_id("211b7b", [*ids, "211b7bff"], "claim", labels={"211b7bf383e8": "Mosul"})
+
+
+@given(st.sets(st.text("0123456789abcdef", min_size=8, max_size=12), min_size=1, max_size=30), st.data())
+def test_a_start_is_either_its_one_id_or_an_error_naming_every_fit(ids: set[str], data: st.DataObject) -> None:
+    chosen = data.draw(st.sampled_from(sorted(ids)))
+    start = chosen[: data.draw(st.integers(MIN_ID_PREFIX, len(chosen)))]
+    fits = sorted(i for i in ids if i.startswith(start))
+    if start in ids or len(fits) == 1:
+        assert complete_id(start, ids, "event") == (start if start in ids else chosen)
+    else:
+        with pytest.raises(UnknownIdError) as raised:
+            complete_id(start, ids, "event")
+        assert str(raised.value).startswith(f"{len(fits)} events start with {start!r}")
+        assert all(i in str(raised.value) for i in fits[:10])

@@ -209,3 +209,29 @@ def test_a_poll_of_claims_reaches_the_matcher_as_one_batch_and_a_tombstone_untra
     assert claims[0].id not in {c.id for c in matcher.claims()}
     assert claims[0].id not in watchlist.active
     assert Watchlist._claim(None, b"not json") is None
+
+
+def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
+    servers: LocalServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from wirewatch.alerts.watchlist import current, publish
+    from wirewatch.cli import main
+
+    settings = settings_for(servers)
+    run(setup(settings))
+    claims = [new_claim(text, id=i) for text, i in ((CLAIM_EN, "c1a1m5-one"), (OTHER_FR, "c1a1m5-two"))]
+    run(publish(settings, claims))
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    both = CliRunner().invoke(main, ["claims", "untrack", "c1a1m5"])
+    assert both.exit_code == 1 and "2 tracked claims start with 'c1a1m5'" in both.output
+    assert "c1a1m5-one " + CLAIM_EN[:50] in both.output
+    untracked = CliRunner().invoke(main, ["claims", "untrack", "c1a1m5-t"])
+    assert untracked.exit_code == 0 and "untracked c1a1m5-two" in untracked.output
+    assert {i: c.active for i, c in run(current(settings)).items()} == {"c1a1m5-one": True, "c1a1m5-two": False}
+    listed = CliRunner().invoke(main, ["alerts", "--claim", "c1a1m5-o"])
+    assert listed.exit_code == 0 and listed.output.strip() == "no alerts"
+    unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim"])
+    assert unknown.exit_code == 1 and "no tracked claim 'nosuchclaim'" in unknown.output

@@ -11,11 +11,14 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from wirewatch.core.settings import SERVICES, Settings
+
+if TYPE_CHECKING:
+    from wirewatch.core.models import TrackedClaim
 
 
 def _settings() -> Settings:
@@ -473,29 +476,46 @@ def claims_list(show_all: bool, as_json: bool) -> None:
 @claims.command("untrack")
 @click.argument("claim_id")
 def claims_untrack(claim_id: str) -> None:
-    """Stop tracking a claim (it stays listed with --all)."""
+    """Stop tracking a claim (it stays listed with --all).
+
+    CLAIM_ID is a claim's id, or its first six or more characters."""
     from wirewatch.alerts.watchlist import current, publish
 
     settings = _settings()
-    claim = asyncio.run(current(settings)).get(claim_id)
-    if claim is None:
-        _fail(f"no tracked claim {claim_id}")
-        return
+    claims = asyncio.run(current(settings))
+    claim = claims[_claim_id(claim_id, claims)]
     asyncio.run(publish(settings, [claim.model_copy(update={"active": False})]))
-    click.echo(f"untracked {claim_id}")
+    click.echo(f"untracked {claim.id}")
+
+
+def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
+    """The id of the claim (tracked or not) ``given`` is, or starts with; exits if none."""
+    from wirewatch.core.ids import UnknownIdError, complete_id
+
+    try:
+        return complete_id(given, claims, "tracked claim", labels={i: c.text for i, c in claims.items()})
+    except UnknownIdError as exc:
+        _fail(str(exc))
+        raise
 
 
 @main.command("alerts")
-@click.option("--claim", "claim_id", help="Only this claim's alerts.")
+@click.option(
+    "--claim", "claim_id", help="Only this claim's alerts (its id, or its first six characters or more)."
+)
 @click.option("--since", help="A date (2026-03-01) or date math (now-7d).")
 @click.option("--size", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: bool) -> None:
     """Alerts raised, newest first, with their evidence."""
+    from wirewatch.alerts.watchlist import current
     from wirewatch.search import list_alerts
 
+    settings = _settings()
+    if claim_id is not None:
+        claim_id = _claim_id(claim_id, asyncio.run(current(settings)))
     try:
-        found = asyncio.run(list_alerts(_settings(), claim_id=claim_id, since=since, size=size))
+        found = asyncio.run(list_alerts(settings, claim_id=claim_id, since=since, size=size))
     except Exception as exc:
         _fail(f"cannot read alerts: {exc}")
     if as_json:

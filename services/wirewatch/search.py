@@ -12,7 +12,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.elastic import connect
-from wirewatch.core.ids import source_domain
+from wirewatch.core.ids import MIN_ID_PREFIX, UnknownIdError, complete_id, source_domain
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import text_query
 from wirewatch.core.models import Event
@@ -206,34 +206,22 @@ async def stored_event(es: AsyncElasticsearch, settings: Settings, event_id: str
     return None
 
 
-#: The fewest characters of an event id that ``wirewatch event`` takes for the whole id.
-MIN_ID_PREFIX = 6
-
-
 async def event_id_from_prefix(es: AsyncElasticsearch, settings: Settings, prefix: str) -> str:
-    """The one event id that starts with ``prefix`` (at least :data:`MIN_ID_PREFIX` characters),
-    as git takes the start of a commit's hash. Raises :class:`EventNotFoundError` when no event
-    id, or more than one, starts with it (the message lists them)."""
-    if len(prefix) < MIN_ID_PREFIX:
-        raise EventNotFoundError(
-            f"no event {prefix!r} (give an id, or its first {MIN_ID_PREFIX} characters or more)"
+    """The one event id that starts with ``prefix`` (:func:`~wirewatch.core.ids.complete_id`).
+    Raises :class:`EventNotFoundError` when none does, or several (the message lists them)."""
+    ids: dict[str, str] = {}
+    if len(prefix) >= MIN_ID_PREFIX:
+        found = await es.search(
+            index=settings.index("events"),
+            query={"prefix": {"id": prefix}},
+            size=100,
+            source_includes=["id", "label"],
         )
-    found = await es.search(
-        index=settings.index("events"),
-        query={"prefix": {"id": prefix}},
-        sort=[{"id": "asc"}],
-        size=10,
-        source_includes=["id", "label"],
-    )
-    hits = [hit["_source"] for hit in found["hits"]["hits"]]
-    if not hits:
-        raise EventNotFoundError(f"no event {prefix!r}")
-    if len(hits) > 1:
-        total = found["hits"]["total"]
-        count = total["value"] if isinstance(total, dict) else total
-        listed = "; ".join(f"{hit['id']} {hit.get('label', '')[:50]}" for hit in hits)
-        raise EventNotFoundError(f"{count} events start with {prefix!r}, give more of the id: {listed}")
-    return str(hits[0]["id"])
+        ids = {hit["_source"]["id"]: hit["_source"].get("label", "") for hit in found["hits"]["hits"]}
+    try:
+        return complete_id(prefix, ids, "event", labels=ids)
+    except UnknownIdError as exc:
+        raise EventNotFoundError(str(exc)) from None
 
 
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:

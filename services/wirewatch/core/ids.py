@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: Query parameters that only track the reader; they never change the article.
@@ -171,3 +172,37 @@ def feed_id(url: str) -> str:
 def source_domain(url: str) -> str:
     host = (urlsplit(url).hostname or "").lower()
     return host[4:] if host.startswith("www.") else host
+
+
+# --- ids typed by people --------------------------------------------------------------------------
+
+#: The fewest characters of an id that the CLI takes for the whole id, as git takes the start of
+#: a commit's hash.
+MIN_ID_PREFIX = 6
+
+
+class UnknownIdError(LookupError):
+    """No id, or more than one, is the one given (the message says which)."""
+
+
+def complete_id(given: str, ids: Iterable[str], what: str, labels: Mapping[str, str] | None = None) -> str:
+    """``given`` if it is one of ``ids``, else the one id that starts with it (at least
+    :data:`MIN_ID_PREFIX` characters). Raises :class:`UnknownIdError` naming the ``what``
+    (``"event"``, ``"claim"``), and listing the ids it fits, with their ``labels``, when several."""
+    known = sorted(set(ids))
+    if given in known:
+        return given
+    if len(given) < MIN_ID_PREFIX:
+        raise UnknownIdError(
+            f"no {what} {given!r} (give an id, or its first {MIN_ID_PREFIX} characters or more)"
+        )
+    fits = [i for i in known if i.startswith(given)]
+    if not fits:
+        raise UnknownIdError(f"no {what} {given!r}")
+    if len(fits) > 1:
+        named = [f"{i} {(labels or {}).get(i, '')[:50]}".rstrip() for i in fits[:10]]
+        more = f" and {len(fits) - 10} more" if len(fits) > 10 else ""
+        raise UnknownIdError(
+            f"{len(fits)} {what}s start with {given!r}, give more of the id: {'; '.join(named)}{more}"
+        )
+    return fits[0]
