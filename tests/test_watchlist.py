@@ -230,7 +230,8 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert "c1a1m5-one " + CLAIM_EN[:50] in both.output
     untracked = CliRunner().invoke(main, ["claims", "untrack", "c1a1m5-t"])
     assert untracked.exit_code == 0 and "untracked c1a1m5-two" in untracked.output
-    assert {i: c.active for i, c in run(current(settings)).items()} == {"c1a1m5-one": True, "c1a1m5-two": False}
+    active = {i: c.active for i, c in run(current(settings)).items()}
+    assert active == {"c1a1m5-one": True, "c1a1m5-two": False}
     listed = CliRunner().invoke(main, ["alerts", "--claim", "c1a1m5-o"])
     assert listed.exit_code == 0 and listed.output.strip() == "no alerts"
     unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim"])
