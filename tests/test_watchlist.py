@@ -236,3 +236,20 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert listed.exit_code == 0 and listed.output.strip() == "no alerts"
     unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim"])
     assert unknown.exit_code == 1 and "no tracked claim 'nosuchclaim'" in unknown.output
+
+
+def test_with_no_broker_the_watchlist_commands_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from wirewatch.cli import main
+
+    monkeypatch.setenv("WIREWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WIREWATCH_ES_URL", "http://127.0.0.1:9")
+    for command in (["claims", "list"], ["claims", "untrack", "c1a1m5"], ["claims", "track", CLAIM_EN]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "error: Kafka does not answer" in result.output
+        assert "WIREWATCH_KAFKA_BOOTSTRAP" in result.output and "Traceback" not in result.output
+    # The alerts are in Elasticsearch: a claim's id is then taken as given.
+    alerts = CliRunner().invoke(main, ["alerts", "--claim", "c1a1m5"])
+    assert "claim id taken as given" in alerts.output and "cannot read alerts" in alerts.output

@@ -36,7 +36,19 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: a broker that does not answer is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from wirewatch.core.kafka import KafkaUnavailableError
+
+        try:
+            return super().invoke(ctx)
+        except KafkaUnavailableError as exc:
+            _fail(f"Kafka does not answer ({exc}): start `wirewatch up`, or set WIREWATCH_KAFKA_BOOTSTRAP")
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="wirewatch")
 def main() -> None:
     """wirewatch: follow news feeds, find copies, events and tracked claims."""
@@ -509,11 +521,17 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
 def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: bool) -> None:
     """Alerts raised, newest first, with their evidence."""
     from wirewatch.alerts.watchlist import current
+    from wirewatch.core.kafka import KafkaUnavailableError
     from wirewatch.search import list_alerts
 
     settings = _settings()
     if claim_id is not None:
-        claim_id = _claim_id(claim_id, asyncio.run(current(settings)))
+        try:
+            claims = asyncio.run(current(settings))
+        except KafkaUnavailableError as exc:  # the alerts are in Elasticsearch: the id as given
+            click.echo(f"warning: the watchlist cannot be read ({exc}): claim id taken as given", err=True)
+        else:
+            claim_id = _claim_id(claim_id, claims)
     try:
         found = asyncio.run(list_alerts(settings, claim_id=claim_id, since=since, size=size))
     except Exception as exc:
