@@ -222,7 +222,7 @@ def test_search_command_filters_by_date_and_outlet_and_sorts_by_date(
 ) -> None:
     """``wirewatch search``: dates bound the publication date, an outlet is found by its name in
     any case or by its site, ``--sort newest`` orders by publication, and each hit names its
-    event (for ``wirewatch event ID``)."""
+    event (for ``wirewatch event ID``); every word of the query must appear."""
     stack: LocalServers = request.getfixturevalue(backend)
     prefix = f"cli-search-{backend}"
     settings = settings_for(stack, es_index_prefix=prefix)
@@ -272,6 +272,25 @@ def test_search_command_filters_by_date_and_outlet_and_sorts_by_date(
     assert "Après la crue" in lines[0] and lines[3].endswith("event ev-crue"), text.output
     bad = CliRunner().invoke(main, ["search", "crue", "--since", "yesterday"])
     assert bad.exit_code != 0 and "search failed" in bad.output
+
+    # Every word must appear, in any of the fields (n1's "Loire" is in its title, n2's in both);
+    # quotes make a phrase, | either, -word leaves out (as a word of the query, not an option).
+    def query(*words: str) -> list[str]:
+        result = CliRunner().invoke(main, ["search", *words, "--json"])
+        assert result.exit_code == 0, result.output
+        return sorted(hit["id"] for hit in json.loads(result.output))
+
+    assert query("crue", "Loire") == ["n1", "n2"]  # n3 names the flood only
+    assert query("Loire crues") == ["n1", "n2"]  # the French stem
+    assert query("crue", "-Loire") == ["n3"]
+    assert query("atteint Loire") == ["n2"]
+    assert query('"atteint Loire"') == []
+    assert query('"Loire atteint"') == ["n2"]
+    assert query("Tours | nettoyage") == ["n2", "n3"]
+    assert query("crue", "scrutin") == []
+    assert query('"crue') == ["n1", "n2", "n3"]  # an unclosed quote is not an error
+    typo = CliRunner().invoke(main, ["search", "crue", "--sinec", "now-1d"])
+    assert typo.exit_code == 2 and "no such option: --sinec" in typo.output
 
 
 # --- noida-db (the Elasticsearch 8 API) ----------------------------------------------------------

@@ -330,7 +330,8 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
 
 
 # --- reading ------------------------------------------------------------------------------------
-@main.command()
+# ``ignore_unknown_options``: ``-word`` (leave out articles with it) is part of the query
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1, required=True)
 @click.option("--lang", help="Only articles in this language.")
 @click.option("--since", help="Published on or after: a date (2026-03-01) or date math (now-1d).")
@@ -360,9 +361,16 @@ def search(
     size: int,
     as_json: bool,
 ) -> None:
-    """Full-text search over indexed articles, with each article's event."""
+    """Full-text search over indexed articles, with each article's event.
+
+    Every word of QUERY must appear (in the title, description or text; French and English
+    words also by their stem): "a phrase" in quotes, a | b for either, -word to leave out.
+    """
     from wirewatch.search import search_articles
 
+    unknown = [word for word in query if word.startswith("--")]
+    if unknown:
+        raise click.UsageError(f"no such option: {unknown[0]}")
     settings = _settings()
     try:
         hits = asyncio.run(

@@ -91,12 +91,13 @@ async def search_articles(
     newest: bool = False,
     size: int = 10,
 ) -> list[dict[str, Any]]:
-    """Articles matching ``query``, best first (``newest``: most recently published first).
+    """Articles with every word of ``query`` (:func:`text_query`'s ``every_word`` syntax: quoted
+    phrases, ``a | b``, ``-word``), best first (``newest``: most recently published first).
     ``since`` and ``until`` bound the publication date (dates, or date math like ``now-1d``);
     ``sources`` keeps articles of any of these outlets (:func:`source_terms`)."""
     # The multilingual fields, plus the French/English stemmed subfields (of the
     # articles in that language, or all of them with ``lang``): see core/mappings.py.
-    must = [text_query(query, ["title^2", "description", "text"], lang)]
+    must = [text_query(query, ["title^2", "description", "text"], lang, every_word=True)]
     filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
     filters.extend(date_range("published", since, until))
     if sources:

@@ -132,24 +132,37 @@ def language_fields(fields: list[str], language: str) -> list[str]:
     return out
 
 
-def text_query(query: str, fields: list[str], language: str | None = None) -> dict[str, Any]:
+def text_query(
+    query: str, fields: list[str], language: str | None = None, *, every_word: bool = False
+) -> dict[str, Any]:
     """Full-text query over multilingual text ``fields`` and their language subfields.
 
     With ``language`` (the documents are known to be in it): the fields and that language's
     subfields. Without: the fields (the multilingual analyzer, any language), and each
     language's subfields only for documents whose ``language`` is that one, so French
     stemming is never applied to English articles and the other way round.
+
+    By default any of the words matches, the more the better (a claim's retroactive search
+    ranks candidates that share some of its words). ``every_word``: a person's search, in the
+    syntax of ``simple_query_string``: every word must appear in one of the fields,
+    ``"a phrase"`` in quotes, ``a | b`` either, ``-word`` not; a syntax error is never an error.
     """
+
+    def matching(names: list[str]) -> dict[str, Any]:
+        if every_word:
+            return {"simple_query_string": {"query": query, "fields": names, "default_operator": "and"}}
+        return {"multi_match": {"query": query, "fields": names}}
+
     if language is not None:
         extra = language_fields(fields, language) if language in LANGUAGE_ANALYZERS else []
-        return {"multi_match": {"query": query, "fields": [*fields, *extra]}}
-    should: list[dict[str, Any]] = [{"multi_match": {"query": query, "fields": list(fields)}}]
+        return matching([*fields, *extra])
+    should: list[dict[str, Any]] = [matching(list(fields))]
     for lang in LANGUAGE_ANALYZERS:
         should.append(
             {
                 "bool": {
                     "filter": [{"term": {"language": lang}}],
-                    "must": [{"multi_match": {"query": query, "fields": language_fields(fields, lang)}}],
+                    "must": [matching(language_fields(fields, lang))],
                 }
             }
         )
