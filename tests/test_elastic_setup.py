@@ -165,9 +165,9 @@ async def test_stand_in_searches_french_and_english_subfields(servers: LocalServ
         await es.close()
     assert await _index_and_search(settings, LANGUAGE_QUERIES) == EXPECTED
     # ``wirewatch search`` goes through the same subfields.
-    assert [hit["id"] for hit in await search_articles(settings, "armées")] == ["fr1"]
-    assert [hit["id"] for hit in await search_articles(settings, "armées", lang="fr")] == ["fr1"]
-    assert await search_articles(settings, "armées", lang="en") == []
+    assert [hit["id"] for hit in (await search_articles(settings, "armées")).hits] == ["fr1"]
+    assert [hit["id"] for hit in (await search_articles(settings, "armées", lang="fr")).hits] == ["fr1"]
+    assert (await search_articles(settings, "armées", lang="en")).hits == []
 
 
 NEWS = [
@@ -270,6 +270,10 @@ def test_search_command_filters_by_date_and_outlet_and_sorts_by_date(
     assert text.exit_code == 0, text.output
     lines = text.output.splitlines()
     assert "Après la crue" in lines[0] and lines[3].endswith("event ev-crue"), text.output
+    assert len(lines) == 4  # every match shown: no count
+    first = CliRunner().invoke(main, ["search", "crue", "--size", "2"])
+    assert first.exit_code == 0 and len(first.output.splitlines()) == 5, first.output
+    assert first.output.splitlines()[-1] == "2 of 3 matches (--size for more)"
     bad = CliRunner().invoke(main, ["search", "crue", "--since", "yesterday"])
     assert bad.exit_code != 0 and "search failed" in bad.output
 
@@ -333,7 +337,7 @@ async def test_the_cli_reads_on_noida_see_what_was_just_written(noida: LocalServ
         await es.close()
     report = await collect_status(settings)
     assert report["indices"][alias] == 3, report
-    assert {hit["id"] for hit in await search_articles(settings, "ville")} == {"fr1", "fr2"}
+    assert {hit["id"] for hit in (await search_articles(settings, "ville")).hits} == {"fr1", "fr2"}
 
 
 async def test_noida_accepts_the_lifecycle_template_and_rolls_over(noida: LocalServers) -> None:

@@ -373,7 +373,7 @@ def search(
         raise click.UsageError(f"no such option: {unknown[0]}")
     settings = _settings()
     try:
-        hits = asyncio.run(
+        found = asyncio.run(
             search_articles(
                 settings,
                 " ".join(query),
@@ -387,6 +387,7 @@ def search(
         )
     except Exception as exc:
         _fail(f"search failed: {exc}")
+    hits = found.hits
     if as_json:
         _emit_json(hits)
         return
@@ -399,6 +400,9 @@ def search(
         )
     if not hits:
         click.echo("no matches")
+    elif found.total > len(hits):
+        total = f"{found.total:,}" + ("" if found.exact else "+")
+        click.echo(f"{len(hits)} of {total} matches (--size for more)")
 
 
 @main.group()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -80,6 +81,16 @@ def date_range(field: str, since: str | None, until: str | None = None) -> list[
     return [{"range": {field: bounds}}] if bounds else []
 
 
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """The first hits of a search and how many articles match in all: ``total`` is exact when
+    ``exact``, else a lower bound (Elasticsearch counts up to 10,000 by default)."""
+
+    hits: list[dict[str, Any]]
+    total: int
+    exact: bool = True
+
+
 async def search_articles(
     settings: Settings,
     query: str,
@@ -90,7 +101,7 @@ async def search_articles(
     sources: Sequence[str] = (),
     newest: bool = False,
     size: int = 10,
-) -> list[dict[str, Any]]:
+) -> Matches:
     """Articles with every word of ``query`` (:func:`text_query`'s ``every_word`` syntax: quoted
     phrases, ``a | b``, ``-word``), best first (``newest``: most recently published first).
     ``since`` and ``until`` bound the publication date (dates, or date math like ``now-1d``);
@@ -113,7 +124,9 @@ async def search_articles(
             size=size,
             source_includes=ARTICLE_FIELDS,
         )
-    return [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]
+    hits = [{**hit["_source"], "score": hit["_score"]} for hit in response["hits"]["hits"]]
+    total = response["hits"].get("total") or {"value": len(hits)}
+    return Matches(hits, int(total["value"]), total.get("relation", "eq") == "eq")
 
 
 async def list_alerts(
