@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -31,7 +31,7 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -258,10 +258,8 @@ def backfill(url: str, since: Any, as_json: bool) -> None:
         request = asyncio.run(request_backfill(settings, url, since))
     except InvalidURLError as exc:
         _fail(str(exc))
-        return
     except Exception as exc:
         _fail(f"cannot request the backfill: {exc}")
-        return
     if as_json:
         _emit_json(request.model_dump(mode="json"))
     else:
@@ -318,10 +316,8 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
             )
     except ReplayError as exc:
         _fail(str(exc))
-        return
     except Exception as exc:
         _fail(f"replay failed: {exc}")
-        return
     if as_json:
         _emit_json(plan.as_dict())
     else:
@@ -520,7 +516,6 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
         return complete_id(given, claims, "tracked claim", labels={i: c.text for i, c in claims.items()})
     except UnknownIdError as exc:
         _fail(str(exc))
-        raise
 
 
 @main.command("alerts")
@@ -618,10 +613,8 @@ def event_command(event_id: str, as_json: bool) -> None:
         report = asyncio.run(event_report(_settings(), event_id))
     except EventNotFoundError as exc:
         _fail(str(exc))
-        return
     except Exception as exc:
         _fail(f"cannot read the event: {exc}")
-        return
     if as_json:
         _emit_json(report)
         return
@@ -786,7 +779,6 @@ def eval_claims(claims_path: Path, queries_path: Path, top: int, output: Path) -
         claims, queries = read_claims(claims_path), read_queries(queries_path)
     except ValueError as exc:  # bad JSON or a line without id / text
         _fail(str(exc))
-        return
     started = time.perf_counter()
     matcher = ClaimMatcher()
     matcher.upsert_many(claims)
@@ -839,7 +831,6 @@ def eval_dedup(input_path: Path, output: Path) -> None:
         rows = _write_jsonl(output, dedup_rows(read_documents(input_path)))
     except DocumentError as exc:
         _fail(str(exc))
-        return
     duplicates = sum(row["duplicate_of"] is not None for row in rows)
     reusing = sum(bool(row["reuses"]) for row in rows)
     click.echo(
@@ -867,7 +858,6 @@ def eval_cluster(input_path: Path, output: Path) -> None:
         rows = cluster_rows(read_documents(input_path))
     except DocumentError as exc:
         _fail(str(exc))
-        return
     _write_jsonl(output, rows)
     click.echo(
         f"{len(rows)} documents, {len({r['cluster'] for r in rows})} events in "
