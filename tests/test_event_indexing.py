@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import make_settings, run, settings_for
@@ -25,6 +26,7 @@ from wirewatch.events.state import EventState
 from wirewatch.events.store import ARTICLE, EVENT, META, PENDING, LinkerStore
 from wirewatch.indexer import events as indexer_events
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
+from wirewatch.local.servers import LocalServers
 from wirewatch.search import stored_event
 
 SETTINGS = make_settings()
@@ -387,6 +389,7 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         source_count=3,
         earliest_article_id="first-of-three",
         reports_last_hour=3,
+        related=["merged-away", fire, "no-such-event"],  # the fire twice: through its merge too
     )
     ops.append(BulkOp(settings.index("events"), growing.id, growing.model_dump(mode="json")))
 
@@ -438,3 +441,57 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert both.exit_code != 0
     assert "2 events start with 'merged-a'" in both.output
     assert "merged-away an event merged into the fire; merged-away-too another merged event" in both.output
+    # Related events: each once, as its survivor, an id without a document left out.
+    growing_report = json.loads(CliRunner().invoke(main, ["event", "growing-now", "--json"]).output)
+    assert [(e["id"], e["article_count"]) for e in growing_report["related_events"]] == [(fire, 2)]
+    shown_growing = CliRunner().invoke(main, ["event", "growing-now"]).output
+    assert f"related event: {fire}  2 reports, last " in shown_growing and FIRE_EN.title[:30] in shown_growing
+
+
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_events_command_finds_events_by_their_words(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: Any
+) -> None:
+    """``wirewatch events WORDS``: every word in the label, earliest title or summary, English
+    and French words by their stem in the languages of the event's reports, search's syntax."""
+    servers: LocalServers = request.getfixturevalue(backend)
+    prefix = f"event-words-{backend}"
+    settings = settings_for(servers, es_index_prefix=prefix)
+    stage = EventIndexing(LinkerStore({}), settings)
+    ops = [op for report in (FIRE_EN, FIRE_FR, ELECTION) for op in stage.article_ops(article(report))]
+
+    async def write() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            await ensure_indices(es, settings)
+            result = await bulk_write(es, ops)
+            assert not result.rejected, result.rejected
+        finally:
+            await es.close()
+
+    run(write())
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
+    fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
+
+    def events(*words: str) -> list[str]:
+        out = CliRunner().invoke(main, ["events", *words, "--since", "2000-01-01", "--json"])
+        assert out.exit_code == 0, out.output
+        return sorted(e["id"] for e in json.loads(out.output))
+
+    assert events() == sorted([fire, election])
+    assert events("Norvalis") == [fire]
+    assert events("plants", "residents") == [fire]  # English stems: the label says plant, residents
+    assert events("Norvalis", "Vallmora") == []  # every word
+    assert events("Norvalis", "|", "Vallmora") == sorted([fire, election])
+    assert events("Norvalis", "-Lyon") == []
+    assert events('"presidential run-off"') == [election]
+    assert events('"run-off presidential"') == []
+    assert events("Norvalis", "--lang", "fr") == [fire]  # the fire has a French report
+    assert events("presidential", "--lang", "fr") == []
+    text = CliRunner().invoke(main, ["events", "Vallmora", "--since", "2000-01-01"]).output
+    assert election in text and "Vallmora votes" in text
+    assert CliRunner().invoke(main, ["events", "Atlantis", "--since", "2000-01-01"]).output == "no events\n"
+    typo = CliRunner().invoke(main, ["events", "Norvalis", "--sinec", "2000-01-01"])
+    assert typo.exit_code == 2 and "no such option: --sinec" in typo.output

@@ -364,9 +364,7 @@ def search(
     """
     from wirewatch.search import search_articles
 
-    unknown = [word for word in query if word.startswith("--")]
-    if unknown:
-        raise click.UsageError(f"no such option: {unknown[0]}")
+    _no_unknown_options(query)
     settings = _settings()
     try:
         found = asyncio.run(
@@ -399,6 +397,13 @@ def search(
     elif found.total > len(hits):
         total = f"{found.total:,}" + ("" if found.exact else "+")
         click.echo(f"{len(hits)} of {total} matches (--size for more)")
+
+
+def _no_unknown_options(query: tuple[str, ...]) -> None:
+    """A query's words may start with ``-`` (leave out); a mistyped ``--option`` is an error."""
+    unknown = [word for word in query if word.startswith("--")]
+    if unknown:
+        raise click.UsageError(f"no such option: {unknown[0]}")
 
 
 @main.group()
@@ -558,19 +563,26 @@ def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: 
         click.echo("no alerts")
 
 
-@main.command("events")
+@main.command("events", context_settings={"ignore_unknown_options": True})  # -word, as in search
+@click.argument("query", nargs=-1)
 @click.option(
     "--since", default="now-7d", show_default=True, help="Last report on or after: a date or now-2d."
 )
 @click.option("--lang", help="Only events with reports in this language (ISO 639-1).")
 @click.option("--size", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def events_command(since: str, lang: str | None, size: int, as_json: bool) -> None:
-    """Events (clusters of reports), most recently active first."""
+def events_command(query: tuple[str, ...], since: str, lang: str | None, size: int, as_json: bool) -> None:
+    """Events (clusters of reports), most recently active first.
+
+    With QUERY, only events whose label, earliest title or summary has every word of it (the
+    syntax of search: "a phrase", a | b, -word)."""
     from wirewatch.search import list_events
 
+    _no_unknown_options(query)
     try:
-        found = asyncio.run(list_events(_settings(), since=since, lang=lang, size=size))
+        found = asyncio.run(
+            list_events(_settings(), query=" ".join(query), since=since, lang=lang, size=size)
+        )
     except Exception as exc:
         _fail(f"cannot read events: {exc}")
     if as_json:
@@ -628,6 +640,9 @@ def event_command(event_id: str, as_json: bool) -> None:
     )
     for claim in report.get("claims", []):
         click.echo(f"  tracked claim: {claim[:100]}")
+    for other in report.get("related_events", []):
+        reports, last = _counted(other["article_count"], "report"), other["last_seen"][:10]
+        click.echo(f"  related event: {other['id']}  {reports}, last {last}  {other['label'][:70]}")
     for article in report["articles"]:
         when = (article.get("published") or article.get("fetched_at") or "")[:16]
         if article.get("duplicate_of"):

@@ -162,6 +162,7 @@ EVENT_FIELDS = [
     "claim_count",
     "related",
 ]
+RELATED_EVENT_FIELDS = ["id", "label", "article_count", "source_count", "first_seen", "last_seen"]
 EVENT_ARTICLE_FIELDS = [
     "id",
     "title",
@@ -178,18 +179,39 @@ EVENT_ARTICLE_FIELDS = [
 ]
 
 
+#: What ``wirewatch events WORDS`` searches: what the event is called and its first sentences.
+EVENT_TEXT_FIELDS = ["label^2", "earliest_title", "summary"]
+
+
 async def list_events(
-    settings: Settings, *, since: str | None = None, lang: str | None = None, size: int = 20
+    settings: Settings,
+    *,
+    query: str = "",
+    since: str | None = None,
+    lang: str | None = None,
+    size: int = 20,
 ) -> list[dict[str, Any]]:
     """Live (not merged) events, most recently active first; ``since`` bounds their last report
-    (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language."""
+    (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language,
+    ``query`` those whose label, earliest title or summary has every word of it (the syntax of
+    :func:`search_articles`; French and English words also by their stem, in the languages of
+    the event's reports)."""
     filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
+    must: list[dict[str, Any]] = []
+    if query.strip():
+        must.append(text_query(query, EVENT_TEXT_FIELDS, lang, every_word=True, language_field="languages"))
     async with reading(settings, "events") as es:
         response = await es.search(
             index=settings.index("events"),
-            query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
+            query={
+                "bool": {
+                    "must": must,
+                    "filter": filters,
+                    "must_not": [{"exists": {"field": "merged_into"}}],
+                }
+            },
             sort=[{"last_seen": {"order": "desc"}}, {"id": {"order": "asc"}}],
             size=size,
             source_includes=EVENT_FIELDS,
@@ -255,6 +277,24 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,
         )
+        related = await related_events(es, settings, event)
     articles = [hit["_source"] for hit in response["hits"]["hits"]]
     articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
-    return {**event.model_dump(mode="json"), "requested_id": event_id, "articles": articles}
+    return {
+        **event.model_dump(mode="json"),
+        "requested_id": event_id,
+        "related_events": related,
+        "articles": articles,
+    }
+
+
+async def related_events(es: AsyncElasticsearch, settings: Settings, event: Event) -> list[dict[str, Any]]:
+    """The events ``event`` is related to (similar, not joined: :attr:`Event.related`), best
+    first, each as its survivor when it was merged since, as its id, label, counts and dates."""
+    found: dict[str, dict[str, Any]] = {}
+    for related_id in event.related:
+        other = await stored_event(es, settings, related_id)
+        if other is None or other.id == event.id or other.id in found:
+            continue
+        found[other.id] = other.model_dump(mode="json", include=set(RELATED_EVENT_FIELDS))
+    return list(found.values())
