@@ -19,6 +19,7 @@ from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
 from wirewatch.cli import main
 from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
+from wirewatch.core.settings import Settings
 from wirewatch.events import Report
 from wirewatch.events import store as event_store
 from wirewatch.events.linking import EventLinker
@@ -52,6 +53,22 @@ def article(report: Report, **fields: Any) -> EnrichedArticle:
     }
     values.update(fields)
     return EnrichedArticle(**values)
+
+
+def write_all(settings: Settings, ops: list[BulkOp]) -> None:
+    """The indices created and ``ops`` written, refreshed (searchable)."""
+
+    async def write() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            await ensure_indices(es, settings)
+            result = await bulk_write(es, ops)
+            assert not result.rejected, result.rejected
+            await es.indices.refresh(index=settings.index("*"))
+        finally:
+            await es.close()
+
+    run(write())
 
 
 def ops_by(ops: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -393,20 +410,18 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     )
     ops.append(BulkOp(settings.index("events"), growing.id, growing.model_dump(mode="json")))
 
-    async def write() -> None:
+    write_all(settings, ops)
+
+    async def read() -> None:
         es = await connect(settings, wait=30)
         try:
-            await ensure_indices(es, settings)
-            result = await bulk_write(es, ops)
-            assert not result.rejected, result.rejected
-            await es.indices.refresh(index=settings.index("*"))
             survivor = await stored_event(es, settings, "merged-away")
             assert survivor is not None and survivor.id == fire and survivor.article_count == 2
             assert await stored_event(es, settings, "no-such-event") is None
         finally:
             await es.close()
 
-    run(write())
+    run(read())
     for name, value in servers.env().items():
         monkeypatch.setenv(name, value)
     listed = CliRunner().invoke(main, ["events", "--since", "2000-01-01", "--json"])
@@ -459,21 +474,12 @@ def test_events_command_finds_events_by_their_words(
     settings = settings_for(servers, es_index_prefix=prefix)
     stage = EventIndexing(LinkerStore({}), settings)
     ops = [op for report in (FIRE_EN, FIRE_FR, ELECTION) for op in stage.article_ops(article(report))]
-
-    async def write() -> None:
-        es = await connect(settings, wait=30)
-        try:
-            await ensure_indices(es, settings)
-            result = await bulk_write(es, ops)
-            assert not result.rejected, result.rejected
-        finally:
-            await es.close()
-
-    run(write())
+    write_all(settings, ops)
     for name, value in servers.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
     fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
+    assert fire is not None and election is not None
 
     def events(*words: str) -> list[str]:
         out = CliRunner().invoke(main, ["events", *words, "--since", "2000-01-01", "--json"])
