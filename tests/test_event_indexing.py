@@ -464,22 +464,37 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
 
 
 @pytest.mark.parametrize("backend", ["servers", "noida"])
-def test_events_command_finds_events_by_their_words(
+def test_events_command_finds_events_by_the_words_of_their_reports(
     backend: str, request: pytest.FixtureRequest, monkeypatch: Any
 ) -> None:
-    """``wirewatch events WORDS``: every word in the label, earliest title or summary, English
-    and French words by their stem in the languages of the event's reports, search's syntax."""
+    """``wirewatch events WORDS``: the events with a report that has every word (search's
+    syntax and stems), so an event is found in any of its reports' languages, a merged event
+    as its survivor."""
     servers: LocalServers = request.getfixturevalue(backend)
     prefix = f"event-words-{backend}"
     settings = settings_for(servers, es_index_prefix=prefix)
     stage = EventIndexing(LinkerStore({}), settings)
     ops = [op for report in (FIRE_EN, FIRE_FR, ELECTION) for op in stage.article_ops(article(report))]
+    fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
+    assert fire is not None and election is not None
+    # A report of an event merged into the fire since (its document says so; the report does not).
+    wales = article(FIRE_WALES).model_dump(mode="json") | {"event_id": "merged-fire"}
+    ops.append(BulkOp(settings.index("articles"), FIRE_WALES.id, wales))
+    merged = Event(
+        id="merged-fire",
+        label=FIRE_WALES.title,
+        first_seen=datetime(2025, 10, 9, tzinfo=UTC),
+        last_seen=datetime(2025, 10, 9, tzinfo=UTC),
+        article_count=1,
+        source_count=1,
+        earliest_article_id=FIRE_WALES.id,
+        merged_into=fire,
+    )
+    ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
     write_all(settings, ops)
     for name, value in servers.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
-    fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
-    assert fire is not None and election is not None
 
     def events(*words: str) -> list[str]:
         out = CliRunner().invoke(main, ["events", *words, "--since", "2000-01-01", "--json"])
@@ -488,7 +503,9 @@ def test_events_command_finds_events_by_their_words(
 
     assert events() == sorted([fire, election])
     assert events("Norvalis") == [fire]
-    assert events("plants", "residents") == [fire]  # English stems: the label says plant, residents
+    assert events("plants", "residents") == [fire]  # English stems: the title says plant
+    assert events("incendie", "pompier") == [fire]  # its French report's words, by their stem
+    assert events("Bexmoor") == [fire]  # the merged event's report finds its survivor
     assert events("Norvalis", "Vallmora") == []  # every word
     assert events("Norvalis", "|", "Vallmora") == sorted([fire, election])
     assert events("Norvalis", "-Lyon") == []

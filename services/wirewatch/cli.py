@@ -574,8 +574,8 @@ def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: 
 def events_command(query: tuple[str, ...], since: str, lang: str | None, size: int, as_json: bool) -> None:
     """Events (clusters of reports), most recently active first.
 
-    With QUERY, only events whose label, earliest title or summary has every word of it (the
-    syntax of search: "a phrase", a | b, -word)."""
+    With QUERY, only events with a report that has every word of it, in any of their
+    languages (the syntax of search: "a phrase", a | b, -word)."""
     from wirewatch.search import list_events
 
     _no_unknown_options(query)

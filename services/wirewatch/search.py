@@ -55,6 +55,10 @@ ARTICLE_FIELDS = [
 ]
 
 
+#: What ``wirewatch search`` (and ``events WORDS``) looks for the words in.
+ARTICLE_TEXT_FIELDS = ["title^2", "description", "text"]
+
+
 def source_terms(source: str) -> list[dict[str, Any]]:
     """The terms that find one outlet, named as a user would: its name (``Le Monde``, in any case)
     or its site (``lemonde.fr``, ``www.lemonde.fr`` or a URL of it)."""
@@ -108,7 +112,7 @@ async def search_articles(
     ``sources`` keeps articles of any of these outlets (:func:`source_terms`)."""
     # The multilingual fields, plus the French/English stemmed subfields (of the
     # articles in that language, or all of them with ``lang``): see core/mappings.py.
-    must = [text_query(query, ["title^2", "description", "text"], lang, every_word=True)]
+    must = [text_query(query, ARTICLE_TEXT_FIELDS, lang, every_word=True)]
     filters: list[dict[str, Any]] = [{"term": {"language": lang}}] if lang else []
     filters.extend(date_range("published", since, until))
     if sources:
@@ -179,8 +183,8 @@ EVENT_ARTICLE_FIELDS = [
 ]
 
 
-#: What ``wirewatch events WORDS`` searches: what the event is called and its first sentences.
-EVENT_TEXT_FIELDS = ["label^2", "earliest_title", "summary"]
+#: Events found by ``wirewatch events WORDS``: at most this many, the most reported first.
+MAX_EVENTS_MATCHED = 1000
 
 
 async def list_events(
@@ -193,30 +197,56 @@ async def list_events(
 ) -> list[dict[str, Any]]:
     """Live (not merged) events, most recently active first; ``since`` bounds their last report
     (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language,
-    ``query`` those whose label, earliest title or summary has every word of it (the syntax of
-    :func:`search_articles`; French and English words also by their stem, in the languages of
-    the event's reports)."""
+    ``query`` those with a report that has every word of it (:func:`events_reporting`)."""
     filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
-    must: list[dict[str, Any]] = []
-    if query.strip():
-        must.append(text_query(query, EVENT_TEXT_FIELDS, lang, every_word=True, language_field="languages"))
-    async with reading(settings, "events") as es:
+    async with reading(settings, "events", "articles") as es:
+        if query.strip():
+            ids = await events_reporting(es, settings, query)
+            if not ids:
+                return []
+            filters.append({"ids": {"values": ids}})
         response = await es.search(
             index=settings.index("events"),
-            query={
-                "bool": {
-                    "must": must,
-                    "filter": filters,
-                    "must_not": [{"exists": {"field": "merged_into"}}],
-                }
-            },
+            query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
             sort=[{"last_seen": {"order": "desc"}}, {"id": {"order": "asc"}}],
             size=size,
             source_includes=EVENT_FIELDS,
         )
     return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+async def events_reporting(es: AsyncElasticsearch, settings: Settings, query: str) -> list[str]:
+    """The events with a report that has every word of ``query`` (the articles' search,
+    :func:`search_articles`, in any language): so an event is found by the words of any of its
+    reports, in any of their languages. Merged events lead to their survivors; at most
+    ``MAX_EVENTS_MATCHED`` events, those with the most matching reports."""
+    response = await es.search(
+        index=settings.index("articles"),
+        query=text_query(query, ARTICLE_TEXT_FIELDS, every_word=True),
+        size=0,
+        aggs={"events": {"terms": {"field": "event_id", "size": MAX_EVENTS_MATCHED}}},
+    )
+    ids = [bucket["key"] for bucket in response["aggregations"]["events"]["buckets"]]
+    if not ids:
+        return []
+    found = await es.search(
+        index=settings.index("events"),
+        query={"ids": {"values": ids}},
+        size=len(ids),
+        source_includes=["id", "merged_into"],
+    )
+    survivors = set()
+    for hit in found["hits"]["hits"]:
+        event_id = hit["_source"]["id"]
+        if hit["_source"].get("merged_into"):
+            survivor = await stored_event(es, settings, event_id)
+            if survivor is None:
+                continue
+            event_id = survivor.id
+        survivors.add(event_id)
+    return sorted(survivors)
 
 
 class EventNotFoundError(LookupError):

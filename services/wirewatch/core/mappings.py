@@ -133,20 +133,14 @@ def language_fields(fields: list[str], language: str) -> list[str]:
 
 
 def text_query(
-    query: str,
-    fields: list[str],
-    language: str | None = None,
-    *,
-    every_word: bool = False,
-    language_field: str = "language",
+    query: str, fields: list[str], language: str | None = None, *, every_word: bool = False
 ) -> dict[str, Any]:
     """Full-text query over multilingual text ``fields`` and their language subfields.
 
     With ``language`` (the documents are known to be in it): the fields and that language's
     subfields. Without: the fields (the multilingual analyzer, any language), and each
-    language's subfields only for documents whose ``language_field`` holds that one, so French
-    stemming is never applied to English articles and the other way round (an event, with the
-    ``languages`` of its reports, is matched by the stems of each of them).
+    language's subfields only for documents whose ``language`` is that one, so French
+    stemming is never applied to English articles and the other way round.
 
     By default any of the words matches, the more the better (a claim's retroactive search
     ranks candidates that share some of its words). ``every_word``: a person's search, in the
@@ -167,7 +161,7 @@ def text_query(
         should.append(
             {
                 "bool": {
-                    "filter": [{"term": {language_field: lang}}],
+                    "filter": [{"term": {"language": lang}}],
                     "must": [matching(language_fields(fields, lang))],
                 }
             }
