@@ -239,9 +239,9 @@ async def events_reporting(es: AsyncElasticsearch, settings: Settings, query: st
     )
     survivors = set()
     for hit in found["hits"]["hits"]:
-        event_id = hit["_source"]["id"]
-        if hit["_source"].get("merged_into"):
-            survivor = await stored_event(es, settings, event_id)
+        event_id, merged_into = hit["_source"]["id"], hit["_source"].get("merged_into")
+        if merged_into:
+            survivor = await stored_event(es, settings, merged_into)
             if survivor is None:
                 continue
             event_id = survivor.id
