@@ -409,7 +409,15 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         related=["merged-away", fire, "no-such-event"],  # the fire twice: through its merge too
     )
     ops.append(BulkOp(settings.index("events"), growing.id, growing.model_dump(mode="json")))
-
+    election = stage.store.linker.event_of("election")
+    # Alerts as the stage leaves them: the fire's, one raised before its event was merged into
+    # the fire (so it keeps the merged id), and the election's.
+    for alert in (
+        _alert("fire-fr", event_id=fire),
+        _alert("before-merge", event_id="merged-away"),
+        _alert("election", event_id=election),
+    ):
+        ops.append(BulkOp(settings.index("alerts"), alert.id, alert.model_dump(mode="json")))
     write_all(settings, ops)
 
     async def read() -> None:
@@ -427,7 +435,6 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     listed = CliRunner().invoke(main, ["events", "--since", "2000-01-01", "--json"])
     assert listed.exit_code == 0, listed.output
     events = json.loads(listed.output)
-    election = stage.store.linker.event_of("election")
     assert {e["id"] for e in events} == {fire, election, "growing-now"}  # not the merged one
     # "+N/h" is a rate of now: shown for the event active in the last hour, not for older ones,
     # whose last hour (the hour before their last report) is long past.
@@ -456,6 +463,13 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert both.exit_code != 0
     assert "2 events start with 'merged-a'" in both.output
     assert "merged-away an event merged into the fire; merged-away-too another merged event" in both.output
+    # The alerts on an event's reports: named as for `event`, merged events' alerts included.
+    for given in (fire[:8], "merged-away"):
+        on_fire = CliRunner().invoke(main, ["alerts", "--event", given, "--json"])
+        assert on_fire.exit_code == 0, on_fire.output
+        assert sorted(a["id"] for a in json.loads(on_fire.output)) == ["alert-before-merge", "alert-fire-fr"]
+    no_event = CliRunner().invoke(main, ["alerts", "--event", "no-such-event"])
+    assert no_event.exit_code == 1 and "no event 'no-such-event'" in no_event.output
     # Related events: each once, as its survivor, an id without a document left out.
     growing_report = json.loads(CliRunner().invoke(main, ["event", "growing-now", "--json"]).output)
     assert [(e["id"], e["article_count"]) for e in growing_report["related_events"]] == [(fire, 2)]

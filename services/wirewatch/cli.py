@@ -527,14 +527,21 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
 @click.option(
     "--claim", "claim_id", help="Only this claim's alerts (its id, or its first six characters or more)."
 )
+@click.option(
+    "--event",
+    "event_id",
+    help="Only the alerts on this event's reports (its id, or its first six characters).",
+)
 @click.option("--since", help="A date (2026-03-01) or date math (now-7d).")
 @click.option("--size", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: bool) -> None:
+def alerts_command(
+    claim_id: str | None, event_id: str | None, since: str | None, size: int, as_json: bool
+) -> None:
     """Alerts raised, newest first, with their evidence."""
     from wirewatch.alerts.watchlist import current
     from wirewatch.core.kafka import KafkaUnavailableError
-    from wirewatch.search import list_alerts
+    from wirewatch.search import EventNotFoundError, list_alerts
 
     settings = _settings()
     if claim_id is not None:
@@ -545,7 +552,11 @@ def alerts_command(claim_id: str | None, since: str | None, size: int, as_json: 
         else:
             claim_id = _claim_id(claim_id, claims)
     try:
-        found = asyncio.run(list_alerts(settings, claim_id=claim_id, since=since, size=size))
+        found = asyncio.run(
+            list_alerts(settings, claim_id=claim_id, event_id=event_id, since=since, size=size)
+        )
+    except EventNotFoundError as exc:
+        _fail(str(exc))
     except Exception as exc:
         _fail(f"cannot read alerts: {exc}")
     if as_json:

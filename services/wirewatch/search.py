@@ -134,14 +134,24 @@ async def search_articles(
 
 
 async def list_alerts(
-    settings: Settings, *, claim_id: str | None = None, since: str | None = None, size: int = 50
+    settings: Settings,
+    *,
+    claim_id: str | None = None,
+    event_id: str | None = None,
+    since: str | None = None,
+    size: int = 50,
 ) -> list[dict[str, Any]]:
-    """Alerts, newest first; ``since`` is a date or an Elasticsearch date-math like ``now-7d``."""
+    """Alerts, newest first; ``since`` is a date or an Elasticsearch date-math like ``now-7d``.
+    ``event_id`` (an id or its start, :func:`find_event`) keeps the alerts on that event's
+    reports, those raised before an event was merged into it included."""
     filters: list[dict[str, Any]] = []
     if claim_id:
         filters.append({"term": {"claim_id": claim_id}})
     filters.extend(date_range("created_at", since))
-    async with reading(settings, "alerts") as es:
+    async with reading(settings, "alerts", "events") as es:
+        if event_id:
+            _, event = await find_event(es, settings, event_id)
+            filters.append({"terms": {"event_id": await with_merged(es, settings, event.id)}})
         response = await es.search(
             index=settings.index("alerts"),
             query={"bool": {"filter": filters}},
@@ -290,17 +300,43 @@ async def event_id_from_prefix(es: AsyncElasticsearch, settings: Settings, prefi
         raise EventNotFoundError(str(exc)) from None
 
 
+async def find_event(es: AsyncElasticsearch, settings: Settings, given: str) -> tuple[str, Event]:
+    """The event ``given`` names, by its id or the start of one (:func:`event_id_from_prefix`):
+    that id in full, and the event (its survivor when it was merged). Raises
+    :class:`EventNotFoundError`."""
+    event = await stored_event(es, settings, given)
+    if event is None:
+        given = await event_id_from_prefix(es, settings, given)
+        event = await stored_event(es, settings, given)
+    if event is None:
+        raise EventNotFoundError(f"no event {given!r}")
+    return given, event
+
+
+async def with_merged(es: AsyncElasticsearch, settings: Settings, event_id: str) -> list[str]:
+    """``event_id`` and the ids of the events merged into it, and into those (records written
+    before a merge, such as alerts, keep the id of their event at the time)."""
+    ids, newest = [event_id], [event_id]
+    for _ in range(MAX_MERGE_HOPS):
+        found = await es.search(
+            index=settings.index("events"),
+            query={"terms": {"merged_into": newest}},
+            size=1000,
+            source_includes=["id"],
+        )
+        newest = [hit["_source"]["id"] for hit in found["hits"]["hits"] if hit["_source"]["id"] not in ids]
+        if not newest:
+            break
+        ids += newest
+    return ids
+
+
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
     articles in time order (publication time, else fetch time). ``event_id`` may be the start of
     an id (:func:`event_id_from_prefix`)."""
     async with reading(settings, "events", "articles") as es:
-        event = await stored_event(es, settings, event_id)
-        if event is None:
-            event_id = await event_id_from_prefix(es, settings, event_id)
-            event = await stored_event(es, settings, event_id)
-        if event is None:
-            raise EventNotFoundError(f"no event {event_id!r}")
+        event_id, event = await find_event(es, settings, event_id)
         response = await es.search(
             index=settings.index("articles"),
             query={"term": {"event_id": event.id}},
