@@ -418,6 +418,9 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         _alert("election", event_id=election),
     ):
         ops.append(BulkOp(settings.index("alerts"), alert.id, alert.model_dump(mode="json")))
+    # An article of the merged event that had left the stage's memory: it keeps the merged id.
+    old_report = article(FIRE_WALES, event_id="merged-away").model_dump(mode="json")
+    ops.append(BulkOp(settings.index("articles"), FIRE_WALES.id, old_report))
     write_all(settings, ops)
 
     async def read() -> None:
@@ -445,7 +448,7 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)
     assert report["id"] == fire and report["requested_id"] == "merged-away"
-    assert [a["id"] for a in report["articles"]] == ["fire-en", "fire-fr"]  # in time order
+    assert [a["id"] for a in report["articles"]] == ["fire-en", "fire-fr", "fire-wales"]  # in time order
     text = CliRunner().invoke(main, ["event", fire])
     assert "first" in text.output and FIRE_EN.title[:40] in text.output
     missing = CliRunner().invoke(main, ["event", "no-such-event"])

@@ -333,13 +333,14 @@ async def with_merged(es: AsyncElasticsearch, settings: Settings, event_id: str)
 
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
-    articles in time order (publication time, else fetch time). ``event_id`` may be the start of
-    an id (:func:`event_id_from_prefix`)."""
+    articles, those of the events merged into it included, in time order (publication time,
+    else fetch time). ``event_id`` may be the start of an id (:func:`event_id_from_prefix`)."""
     async with reading(settings, "events", "articles") as es:
         event_id, event = await find_event(es, settings, event_id)
         response = await es.search(
             index=settings.index("articles"),
-            query={"term": {"event_id": event.id}},
+            # Articles that left the linking stage's memory before a merge keep their old id.
+            query={"terms": {"event_id": await with_merged(es, settings, event.id)}},
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,
         )
