@@ -148,7 +148,7 @@ async def list_alerts(
     if claim_id:
         filters.append({"term": {"claim_id": claim_id}})
     filters.extend(date_range("created_at", since))
-    async with reading(settings, "alerts", "events") as es:
+    async with reading(settings, "alerts", *(["events"] if event_id else [])) as es:
         if event_id:
             _, event = await find_event(es, settings, event_id)
             filters.append({"terms": {"event_id": await with_merged(es, settings, event.id)}})
@@ -211,7 +211,7 @@ async def list_events(
     filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
-    async with reading(settings, "events", "articles") as es:
+    async with reading(settings, "events", *(["articles"] if query.strip() else [])) as es:
         if query.strip():
             ids = await events_reporting(es, settings, query)
             if not ids:
