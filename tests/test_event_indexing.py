@@ -71,6 +71,21 @@ def write_all(settings: Settings, ops: list[BulkOp]) -> None:
     run(write())
 
 
+def merged_event(event_id: str, label: str, *, into: str) -> Event:
+    """The document of a one-report event merged ``into`` another."""
+    when = datetime(2025, 10, 9, tzinfo=UTC)
+    return Event(
+        id=event_id,
+        label=label,
+        first_seen=when,
+        last_seen=when,
+        article_count=1,
+        source_count=1,
+        earliest_article_id="gone",
+        merged_into=into,
+    )
+
+
 def ops_by(ops: list[Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(op.index, op.id, op.action): op.doc for op in ops}
 
@@ -383,16 +398,7 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         ops += stage.article_ops(article(report))
     fire = stage.store.linker.event_of("fire-en")
     assert fire is not None
-    merged = Event(
-        id="merged-away",
-        label="an event merged into the fire",
-        first_seen=datetime(2025, 10, 9, tzinfo=UTC),
-        last_seen=datetime(2025, 10, 9, tzinfo=UTC),
-        article_count=1,
-        source_count=1,
-        earliest_article_id="gone",
-        merged_into=fire,
-    )
+    merged = merged_event("merged-away", "an event merged into the fire", into=fire)
     ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
     also_merged = merged.model_copy(update={"id": "merged-away-too", "label": "another merged event"})
     ops.append(BulkOp(settings.index("events"), also_merged.id, also_merged.model_dump(mode="json")))
@@ -495,18 +501,9 @@ def test_events_command_finds_events_by_the_words_of_their_reports(
     fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
     assert fire is not None and election is not None
     # A report of an event merged into the fire since (its document says so; the report does not).
-    wales = article(FIRE_WALES).model_dump(mode="json") | {"event_id": "merged-fire"}
+    wales = article(FIRE_WALES, event_id="merged-fire").model_dump(mode="json")
     ops.append(BulkOp(settings.index("articles"), FIRE_WALES.id, wales))
-    merged = Event(
-        id="merged-fire",
-        label=FIRE_WALES.title,
-        first_seen=datetime(2025, 10, 9, tzinfo=UTC),
-        last_seen=datetime(2025, 10, 9, tzinfo=UTC),
-        article_count=1,
-        source_count=1,
-        earliest_article_id=FIRE_WALES.id,
-        merged_into=fire,
-    )
+    merged = merged_event("merged-fire", FIRE_WALES.title, into=fire)
     ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
     write_all(settings, ops)
     for name, value in servers.env().items():
