@@ -8,6 +8,7 @@ The reports are the invented ones of ``test_events_linking``, made into enriched
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_settings, run, settings_for
-from test_events_linking import ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES
+from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
 from wirewatch.cli import main
 from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
@@ -532,3 +533,100 @@ def test_events_command_finds_events_by_the_words_of_their_reports(
     assert CliRunner().invoke(main, ["events", "Atlantis", "--since", "2000-01-01"]).output == "no events\n"
     typo = CliRunner().invoke(main, ["events", "Norvalis", "--sinec", "2000-01-01"])
     assert typo.exit_code == 2 and "no such option: --sinec" in typo.output
+
+
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A merge moves the articles of the linker's window with it; the merged event's older
+    documents (an article that left the window, its alert and its link record) follow once the
+    batch is written, and after a restart any the stage had not reached yet."""
+    servers: LocalServers = request.getfixturevalue(backend)
+    settings = settings_for(servers, es_index_prefix=f"repoint-{backend}")
+    table: dict[str, Any] = {}
+    stage = EventIndexing(LinkerStore(table), settings)
+    ops = [op for report in (BLAST, STAY_IN) for op in stage.article_ops(article(report))]
+    blast, stay_in = stage.store.linker.event_of("blast"), stage.store.linker.event_of("stay-in")
+    assert blast is not None and stay_in is not None and blast != stay_in
+    assert not stage.repoint_due  # no merge yet
+
+    def older(article_id: str) -> list[BulkOp]:
+        """What the stage wrote for a report of the stay-in event that has left its window."""
+        report = replace(STAY_IN, id=article_id, time=STAY_IN.time - 20 * DAY)
+        link = ops_by(ops)[(settings.index("event-links"), "stay-in", "index")]
+        return [
+            BulkOp(
+                settings.index("articles"),
+                article_id,
+                article(report, event_id=stay_in).model_dump(mode="json"),
+            ),
+            BulkOp(
+                settings.index("alerts"),
+                f"alert-{article_id}",
+                _alert(article_id, event_id=stay_in).model_dump(mode="json"),
+            ),
+            BulkOp(
+                settings.index("event-links"),
+                article_id,
+                {**link, "id": article_id, "article_id": article_id},
+            ),
+        ]
+
+    write_all(settings, ops + older("stay-in-old"))
+    bridge = stage.article_ops(article(BRIDGE))
+    assert ("stay-in", "update") in {(op.id, op.action) for op in bridge}  # moved with the merge
+    write_all(settings, bridge)
+    assert stage.store.linker.resolve(stay_in) == blast and stage.repoint_due
+
+    async def repoint(indexing: EventIndexing) -> set[tuple[str, str]]:
+        es = await connect(settings, wait=30)
+        try:
+            ops = await indexing.repoint_ops(es)
+            result = await bulk_write(es, ops)
+            assert not result.rejected, result.rejected
+            await es.indices.refresh(index=settings.index("*"))
+            indexing.repointed()
+            return {(op.index.removeprefix(f"repoint-{backend}-"), op.id) for op in ops}
+        finally:
+            await es.close()
+
+    async def naming(event_id: str) -> dict[str, list[str]]:
+        es = await connect(settings, wait=30)
+        try:
+            found = {}
+            for kind in ("articles", "alerts", "event-links"):
+                response = await es.search(
+                    index=settings.index(kind), query={"term": {"event_id": event_id}}, size=100
+                )
+                found[kind] = sorted(hit["_id"] for hit in response["hits"]["hits"])
+            return found
+        finally:
+            await es.close()
+
+    # Each updated where it is: the versioned index behind the alias.
+    assert run(repoint(stage)) == {
+        ("articles-000001", "stay-in-old"),
+        ("alerts-000001", "alert-stay-in-old"),
+        ("event-links-000001", "stay-in-old"),
+    }
+    assert not stage.repoint_due
+    assert run(naming(stay_in)) == {"articles": [], "alerts": [], "event-links": []}
+    assert run(naming(blast)) == {
+        "articles": ["blast", "bridge", "stay-in", "stay-in-old"],
+        "alerts": ["alert-stay-in-old"],
+        "event-links": ["blast", "bridge", "stay-in", "stay-in-old"],
+    }
+
+    # A crash after a merge's batch, before its repoint: the restarted stage looks for every
+    # merge its linker remembers.
+    write_all(settings, older("stay-in-older"))
+    restarted = EventIndexing(LinkerStore(table), settings)
+    assert restarted.repoint_due
+    assert run(repoint(restarted)) == {
+        ("articles-000001", "stay-in-older"),
+        ("alerts-000001", "alert-stay-in-older"),
+        ("event-links-000001", "stay-in-older"),
+    }
+    assert run(naming(stay_in)) == {"articles": [], "alerts": [], "event-links": []}
+    assert not restarted.repoint_due and run(repoint(restarted)) == set()

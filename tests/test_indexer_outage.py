@@ -4,7 +4,8 @@ Only the indexer runs, as a child process under the supervisor ``wirewatch up`` 
 test produces enriched articles itself. The search server (osmem-server) is frozen with
 SIGSTOP for a minute while articles keep arriving: connections hang, bulk requests time out.
 The indexer must stay up, retry, and once the server is back (SIGCONT) index every article
-exactly once, with its event, and dead-letter none of them.
+exactly once, with its event, and dead-letter none of them. The last test checks, on the same
+running indexer, that a merge reaches the merged event's articles older than its window.
 
 Every text here is invented for this test.
 """
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ import httpx
 import pytest
 
 from conftest import run, search_docs, settings_for, wait_for
+from test_event_indexing import article as event_article
+from test_events_linking import BLAST, BRIDGE, DAY, STAY_IN
 from wirewatch.core.app import EXIT_SHUTDOWN_TIMEOUT
-from wirewatch.core.ids import article_id
+from wirewatch.core.ids import article_id, stable_id
 from wirewatch.core.kafka import produce, read_topic
 from wirewatch.core.models import DeadLetter, EnrichedArticle
 from wirewatch.core.settings import Settings
@@ -400,3 +403,42 @@ def test_indexer_told_to_stop_during_an_outage_exits_in_time_and_its_batch_is_in
     )
     stack.wait_until_indexed(180, "every article indexed and linked after the stop")
     stack.assert_exact()
+
+
+def test_a_merge_in_the_running_indexer_gives_the_merged_events_older_article_the_survivors_id(
+    stack: Stack,
+) -> None:
+    """Two events joined by a report that bridges them: the merged event's article that left
+    the linking stage's window long ago gets the survivor's id in the index too, so a dashboard
+    counting articles by event shows one event."""
+    later = (BASE_TIME + timedelta(days=60)).timestamp() - BLAST.time  # after the module's articles
+    blast, stay_in, bridge = (replace(r, time=r.time + later) for r in (BLAST, STAY_IN, BRIDGE))
+    stay_in_event = stable_id("event", stay_in.id)  # an event's id: the hash of its first report
+    old = replace(stay_in, id="stay-in-long-ago", time=stay_in.time - 30 * DAY)
+    # The old report as the linking stage wrote it a month ago.
+    httpx.put(
+        f"{stack.servers.es_url}/wirewatch-articles/_doc/{old.id}",
+        content=event_article(old, event_id=stay_in_event).to_bytes(),
+        headers={"content-type": "application/json"},
+        timeout=10,
+    ).raise_for_status()
+
+    def event_of(article_id: str) -> str | None:
+        docs = stack.search("articles", {"ids": {"values": [article_id]}})
+        return docs[0].get("event_id") if docs else None
+
+    stack.send([event_article(blast), event_article(stay_in)])
+    wait_for(lambda: event_of(stay_in.id), timeout=60, what="the first two reports linked")
+    blast_event = event_of(blast.id)
+    assert event_of(stay_in.id) == stay_in_event != blast_event
+    stack.send([event_article(bridge)])
+    wait_for(
+        lambda: event_of(old.id) == blast_event,
+        timeout=60,
+        what="the merged event's old article given the survivor's id",
+    )
+    assert event_of(stay_in.id) == event_of(bridge.id) == blast_event
+    assert not stack.search("articles", {"term": {"event_id": stay_in_event}})
+    merged = stack.search("events", {"ids": {"values": [stay_in_event]}})
+    assert merged and merged[0]["merged_into"] == blast_event
+    assert not stack.indexer_dead_letters()

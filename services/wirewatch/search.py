@@ -314,8 +314,10 @@ async def find_event(es: AsyncElasticsearch, settings: Settings, given: str) -> 
 
 
 async def with_merged(es: AsyncElasticsearch, settings: Settings, event_id: str) -> list[str]:
-    """``event_id`` and the ids of the events merged into it, and into those (records written
-    before a merge, such as alerts, keep the id of their event at the time)."""
+    """``event_id`` and the ids of the events merged into it, and into those. The linking stage
+    gives a merged event's documents the survivor's id once the merge's batch is written
+    (``EventIndexing.repoint_ops``); until then, and in documents written by versions before
+    it, they have the id of their event at the time."""
     ids, newest = [event_id], [event_id]
     for _ in range(MAX_MERGE_HOPS):
         found = await es.search(
@@ -339,7 +341,7 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
         event_id, event = await find_event(es, settings, event_id)
         response = await es.search(
             index=settings.index("articles"),
-            # Articles that left the linking stage's memory before a merge keep their old id.
+            # Documents not repointed (yet) after a merge have the merged event's id: see with_merged.
             query={"terms": {"event_id": await with_merged(es, settings, event.id)}},
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,

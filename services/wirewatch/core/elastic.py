@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -309,6 +309,34 @@ def without_superseded(ops: Sequence[BulkOp]) -> list[BulkOp]:
         kept.append(op)
     kept.reverse()
     return kept
+
+
+#: Hits per request of :func:`search_all`.
+SEARCH_PAGE = 500
+
+
+async def search_all(
+    es: AsyncElasticsearch, index: str, query: dict[str, Any], fields: list[str], *, page: int = SEARCH_PAGE
+) -> AsyncIterator[dict[str, Any]]:
+    """Every hit of ``query`` in ``index`` (with ``fields`` of its source), page after page:
+    ``search_after`` on the documents' ``id`` keyword, so no scroll context or point in time
+    (which the stand-in servers lack), and the pages hold together while the hits change."""
+    after: list[Any] | None = None
+    while True:
+        found = await es.search(
+            index=index,
+            query=query,
+            size=page,
+            sort=[{"id": {"order": "asc"}}],
+            source_includes=fields,
+            search_after=after,  # None: the first page
+        )
+        hits = found["hits"]["hits"]
+        for hit in hits:
+            yield hit
+        if len(hits) < page:
+            return
+        after = hits[-1]["sort"]
 
 
 @dataclass

@@ -11,7 +11,8 @@ one order; decisions depend on the order). Its input:
   afterwards meant two writes of every article: an update re-indexes the whole document, body
   and its three analyses included, and cost the search server more than the first write.)
   A merge rewrites the merged events' documents (``merged_into`` the survivor) and moves their
-  recent articles and records to the survivor.
+  recent articles and records to the survivor; after the batch is written, the older ones
+  (and their alerts) follow (:meth:`EventIndexing.repoint_ops`).
 - ``alert/<id>``: an alert, forwarded once indexed. Its claim is added to the article's event
   and the alert document gets the ``event_id``. An alert can overtake its article (then the
   sighting waits for it, and the alert document gets the event id with the article's); a
@@ -26,7 +27,7 @@ from __future__ import annotations
 from elasticsearch import AsyncElasticsearch
 
 from wirewatch.core import metrics
-from wirewatch.core.elastic import BulkOp
+from wirewatch.core.elastic import BulkOp, search_all
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, EnrichedArticle
 from wirewatch.core.settings import Settings
@@ -46,6 +47,10 @@ ALERT_KEY = "alert/"
 RECENT_LINKS = 1_000
 #: Fields of the article document that only the linking stage sets.
 EVENT_FIELDS = frozenset({"event_id", "event_reason", "event_score"})
+#: The indices whose documents name their event (``event_id``), and what else of it they name.
+EVENT_NAMING = {"articles": (), "alerts": (), "event-links": ("event_label",)}
+#: Merged ids per search of :meth:`EventIndexing.repoint_ops`.
+REPOINT_IDS = 1_000
 
 
 def article_document(index: str, article: EnrichedArticle, **event: object) -> BulkOp:
@@ -71,12 +76,19 @@ class EventIndexing:
         self.settings = settings
         # The events of the articles linked last (in memory, oldest first): see old_alert_ops.
         self._recent: dict[str, EventState] = {}
+        # Events merged since the last repoint_ops, and whether to check every merge the linker
+        # remembers (after a start or a rebalance: a crash may have come between a merge and
+        # its repoint).
+        self._merged: set[str] = set()
+        self._check_all_merges = True
 
     def reset(self) -> None:
         """Partitions moved: the linker is rebuilt from the table on next use, and the events in
         memory are forgotten (another worker may have written them since)."""
         self.store.reset()
         self._recent.clear()
+        self._merged.clear()
+        self._check_all_merges = True
 
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
         """Link ``article``; the writes that record it, its own document first."""
@@ -85,6 +97,7 @@ class EventIndexing:
         link = decision.link
         metrics.EVENT_LINKS.labels(reason=link.reason).inc()
         metrics.EVENT_MERGES.inc(len(link.merged))
+        self._merged.update(link.merged)
         articles, links, events = (self.settings.index(n) for n in ("articles", "event-links", "events"))
         event = self.store.event(link.event_id)
         if event is None:  # only when a replayed article's event has since expired
@@ -173,6 +186,48 @@ class EventIndexing:
             BulkOp(self.settings.index("alerts"), alert.id, {"event_id": event_doc.id}, "update"),
             BulkOp(self.settings.index("events"), event_doc.id, event_doc.model_dump(mode="json")),
         ]
+
+    @property
+    def repoint_due(self) -> bool:
+        """Whether :meth:`repoint_ops` has merges to look for."""
+        return bool(self._merged) or (self._check_all_merges and bool(self.store.linker.merged))
+
+    async def repoint_ops(self, es: AsyncElasticsearch) -> list[BulkOp]:
+        """The updates giving the documents that still name a merged event (articles, alerts,
+        "report joined event" records) the event it was merged into.
+
+        A merge moves the articles still in the linker's window with it (``Decision.moved``).
+        An event can be older than the window, though: its first articles, their alerts and
+        records keep its id, and a dashboard counting articles by ``event_id`` would show the
+        merged event beside its survivor. This search finds them (in every index behind each
+        alias: each is updated where it is). Partial updates, by id, no script: run again, it
+        rewrites the same values. Call it once the batch with the merge is written, then
+        :meth:`repointed`; after a start or a rebalance it looks for every merge the linker
+        remembers (those whose survivor is still live)."""
+        ids = set(self._merged)
+        if self._check_all_merges:
+            ids.update(self.store.linker.merged)
+        wanted = sorted(ids)
+        ops: list[BulkOp] = []
+        for kind, also in EVENT_NAMING.items():
+            for start in range(0, len(wanted), REPOINT_IDS):
+                query = {"terms": {"event_id": wanted[start : start + REPOINT_IDS]}}
+                async for hit in search_all(es, self.settings.index(kind), query, ["event_id"]):
+                    event = self.store.event(hit["_source"]["event_id"])
+                    if event is None or event.id == hit["_source"]["event_id"]:
+                        continue
+                    doc: dict[str, object] = {"event_id": event.id}
+                    if "event_label" in also:
+                        doc["event_label"] = event.label
+                    ops.append(BulkOp(hit["_index"], hit["_id"], doc, "update"))
+        if ops:
+            log.info("events.repointed", extra={"merged_events": len(wanted), "documents": len(ops)})
+        return ops
+
+    def repointed(self) -> None:
+        """The updates of :meth:`repoint_ops` are written."""
+        self._merged.clear()
+        self._check_all_merges = False
 
     def _event_op(self, event: EventState) -> BulkOp:
         return BulkOp(self.settings.index("events"), event.id, event_document(event).model_dump(mode="json"))

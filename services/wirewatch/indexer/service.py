@@ -18,7 +18,9 @@ Two stages:
    document, once, with its ``event_id`` (an article is searchable once linked), the
    "report joined event" records, the event documents and the alerts' ``event_id``, in one
    bulk request per batch (same size and wait as the indexing batches), acknowledged once
-   written. Cost: a sentence encoding and a few milliseconds of scoring per article.
+   written. Cost: a sentence encoding and a few milliseconds of scoring per article. After a
+   batch with a merge (and after a start), the merged events' older documents are given the
+   survivor's id too, before the batch is acknowledged.
 
 Articles are written as partial upserts, so re-indexing an article without its event (its
 event has left the window) never erases the event it was given.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -176,11 +179,13 @@ def create(settings: Settings) -> ServiceApp:
     async def index_claims(stream: StreamT[bytes]) -> None:
         await consume(stream, "claims", TrackedClaim)
 
-    async def old_alert_ops(alert: Alert) -> list[BulkOp]:
+    async def searched_ops(search: Callable[[AsyncElasticsearch], Awaitable[list[BulkOp]]]) -> list[BulkOp]:
+        """The writes ``search`` makes from what it reads; while Elasticsearch is down it waits
+        (back-pressure), never drops them."""
         attempt = 0
-        while True:  # Elasticsearch down: wait (back-pressure), never drop the sighting
+        while True:
             try:
-                return await linking.old_alert_ops(await indexer.es(), alert)
+                return await search(await indexer.es())
             except (TimeoutError, EsTransportError, OSError) as exc:
                 attempt += 1
                 log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
@@ -197,7 +202,7 @@ def create(settings: Settings) -> ServiceApp:
                 alert = Alert.from_bytes(event.value)
                 ops = linking.alert_ops(alert)
                 if ops is None:
-                    ops = await old_alert_ops(alert)
+                    ops = await searched_ops(lambda es: linking.old_alert_ops(es, alert))
             else:
                 article = EnrichedArticle.from_bytes(event.value)
                 ops = linking.article_ops(article)
@@ -234,5 +239,11 @@ def create(settings: Settings) -> ServiceApp:
             rejected = await indexer.bulk(ops, stage="indexer.events")
             written = [op for op in ops if op.index == articles and (op.index, op.id) not in rejected]
             metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
+            if linking.repoint_due:  # older documents of the events merged (see repoint_ops)
+                # Quiet: a document deleted since (its index expired) has nothing to repoint.
+                await indexer.bulk(
+                    await searched_ops(linking.repoint_ops), stage="indexer.merges", quiet=True
+                )
+                linking.repointed()
 
     return service
