@@ -18,7 +18,14 @@ from click.testing import CliRunner
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
 from wirewatch.cli import main
-from wirewatch.core.elastic import BulkOp, bulk_write, connect, ensure_indices, without_superseded
+from wirewatch.core.elastic import (
+    BulkOp,
+    bulk_write,
+    connect,
+    ensure_indices,
+    to_their_indices,
+    without_superseded,
+)
 from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
 from wirewatch.core.settings import Settings
 from wirewatch.events import Report
@@ -630,3 +637,87 @@ def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
     }
     assert run(naming(stay_in)) == {"articles": [], "alerts": [], "event-links": []}
     assert not restarted.repoint_due and run(repoint(restarted)) == set()
+
+
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Behind a rolled-over articles alias, a replayed article is rewritten in the index that
+    has it (not copied into the new write index), and a merge's move updates it there."""
+    servers: LocalServers = request.getfixturevalue(backend)
+    prefix = f"rolled-{backend}"
+    settings = settings_for(servers, es_index_prefix=prefix)
+    alias = settings.index("articles")
+    stage = EventIndexing(LinkerStore({}), settings)
+
+    async def write(ops: list[BulkOp]) -> set[tuple[str, str]]:
+        es = await connect(settings, wait=30)
+        try:
+            ops = await to_their_indices(es, alias, without_superseded(ops))
+            result = await bulk_write(es, ops)
+            assert not result.rejected, result.rejected
+            await es.indices.refresh(index=settings.index("*"))
+            return {(op.index.removeprefix(f"{prefix}-"), op.id) for op in ops if op.index.startswith(alias)}
+        finally:
+            await es.close()
+
+    async def roll_over() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            if backend == "noida":  # as ILM does it
+                assert (await es.indices.rollover(alias=alias))["new_index"] == f"{alias}-000002"
+            else:  # the stand-in has no rollover API: the same aliases, by hand
+                await es.indices.create(index=f"{alias}-000002")
+                await es.indices.update_aliases(
+                    actions=[
+                        {"add": {"index": f"{alias}-000001", "alias": alias, "is_write_index": False}},
+                        {"add": {"index": f"{alias}-000002", "alias": alias, "is_write_index": True}},
+                    ]
+                )
+        finally:
+            await es.close()
+
+    def copies(article_id: str) -> dict[str, dict[str, Any]]:
+        """The index of each copy of the article, and its document."""
+
+        async def find() -> dict[str, dict[str, Any]]:
+            es = await connect(settings, wait=30)
+            try:
+                found = await es.search(index=alias, query={"ids": {"values": [article_id]}}, size=10)
+                return {
+                    hit["_index"].removeprefix(f"{prefix}-"): hit["_source"] for hit in found["hits"]["hits"]
+                }
+            finally:
+                await es.close()
+
+        return run(find())
+
+    async def setup() -> None:
+        es = await connect(settings, wait=30)
+        try:
+            await ensure_indices(es, settings)
+        finally:
+            await es.close()
+
+    run(setup())
+    first = [op for report in (BLAST, STAY_IN) for op in stage.article_ops(article(report))]
+    assert run(write(first)) == {("articles", "blast"), ("articles", "stay-in")}  # one index: the alias
+    run(roll_over())
+    # A replay (the same report again) and a new report, after the rollover.
+    replayed = stage.article_ops(article(BLAST, title="Explosion heard at the Norvalis plant"))
+    assert run(write(replayed + stage.article_ops(article(ELECTION)))) == {
+        ("articles-000001", "blast"),
+        ("articles", "election"),
+    }
+    assert list(copies("election")) == ["articles-000002"]
+    blast = copies("blast")
+    assert list(blast) == ["articles-000001"] and blast["articles-000001"]["title"].endswith(
+        "at the Norvalis plant"
+    )
+    # A merge moves stay-in (written before the rollover) to the survivor: updated where it is.
+    bridge = stage.article_ops(article(BRIDGE))
+    assert run(write(bridge)) == {("articles-000001", "stay-in"), ("articles", "bridge")}
+    stay_in = copies("stay-in")
+    assert list(stay_in) == ["articles-000001"]
+    assert stay_in["articles-000001"]["event_id"] == stage.store.linker.event_of("blast")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -309,6 +309,33 @@ def without_superseded(ops: Sequence[BulkOp]) -> list[BulkOp]:
         kept.append(op)
     kept.reverse()
     return kept
+
+
+async def to_their_indices(es: AsyncElasticsearch, alias: str, ops: list[BulkOp]) -> list[BulkOp]:
+    """``ops``, those addressed to ``alias`` for documents already in one of its older indices
+    (not the write index) addressed to that index instead.
+
+    Behind a rolled-over alias (ILM), a write by id goes to the write index: an upsert of a
+    document written before the rollover would make a second copy there, and an update would
+    fail (no such document). So the older indices are asked first: one ``get_alias`` (nothing
+    more while the alias has one index), then one real-time ``mget`` of the ops' ids there.
+    """
+    if not any(op.index == alias for op in ops):
+        return ops
+    indices = (await es.indices.get_alias(name=alias)).body
+    older = [
+        name
+        for name, body in indices.items()
+        if not body.get("aliases", {}).get(alias, {}).get("is_write_index", len(indices) == 1)
+    ]
+    if not older:
+        return ops
+    ids = sorted({op.id for op in ops if op.index == alias})
+    found = await es.mget(
+        docs=[{"_index": index, "_id": id_} for index in older for id_ in ids], source=False
+    )
+    where = {doc["_id"]: doc["_index"] for doc in found["docs"] if doc.get("found")}
+    return [replace(op, index=where[op.id]) if op.index == alias and op.id in where else op for op in ops]
 
 
 #: Hits per request of :func:`search_all`.

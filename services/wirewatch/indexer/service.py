@@ -23,7 +23,9 @@ Two stages:
    survivor's id too, before the batch is acknowledged.
 
 Articles are written as partial upserts, so re-indexing an article without its event (its
-event has left the window) never erases the event it was given.
+event has left the window) never erases the event it was given; once the articles alias has
+rolled over (ILM), an article already in an older index is written there, not copied into the
+new write index (``core.elastic.to_their_indices``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -45,6 +48,7 @@ from wirewatch.core.elastic import (
     bulk_write,
     connect,
     ensure_indices,
+    to_their_indices,
     without_superseded,
 )
 from wirewatch.core.logs import get_logger
@@ -232,7 +236,8 @@ def create(settings: Settings) -> ServiceApp:
             for event in batch:
                 stream._set_current_event(event)  # type: ignore[attr-defined]
                 ops += await link_ops(event)
-            ops = without_superseded(ops)
+            # An article written before its alias rolled over is rewritten where it is.
+            ops = await searched_ops(partial(to_their_indices, alias=articles, ops=without_superseded(ops)))
             linker = linking.store.linker
             metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
             metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
