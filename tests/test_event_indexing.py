@@ -453,6 +453,18 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert listed.exit_code == 0, listed.output
     events = json.loads(listed.output)
     assert {e["id"] for e in events} == {fire, election, "growing-now"}  # not the merged one
+
+    def order(*options: str) -> list[str]:
+        out = CliRunner().invoke(main, ["events", "--since", "2000-01-01", "--json", *options])
+        assert out.exit_code == 0, out.output
+        return [e["id"] for e in json.loads(out.output)]
+
+    # The fire (2 reports, 2 outlets) was last reported before the election (1 report).
+    assert order() == order("--sort", "recent") == ["growing-now", election, fire]
+    assert order("--sort", "reports") == order("--sort", "sources") == ["growing-now", fire, election]
+    assert order("--sort", "reports", "--size", "2") == ["growing-now", fire]
+    wrong = CliRunner().invoke(main, ["events", "--sort", "size"])
+    assert wrong.exit_code == 2 and "'size' is not one of 'recent', 'reports', 'sources'" in wrong.output
     # "+N/h" is a rate of now: shown for the event active in the last hour, not for older ones,
     # whose last hour (the hour before their last report) is long past.
     lines = CliRunner().invoke(main, ["events", "--since", "2000-01-01"]).output.splitlines()

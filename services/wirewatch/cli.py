@@ -580,10 +580,20 @@ def alerts_command(
     "--since", default="now-7d", show_default=True, help="Last report on or after: a date or now-2d."
 )
 @click.option("--lang", help="Only events with reports in this language (ISO 639-1).")
+@click.option(
+    "--sort",
+    type=click.Choice(["recent", "reports", "sources"]),
+    default="recent",
+    show_default=True,
+    help="Most recently active, most reports or most outlets first.",
+)
 @click.option("--size", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def events_command(query: tuple[str, ...], since: str, lang: str | None, size: int, as_json: bool) -> None:
-    """Events (clusters of reports), most recently active first.
+def events_command(
+    query: tuple[str, ...], since: str, lang: str | None, sort: str, size: int, as_json: bool
+) -> None:
+    """Events (clusters of reports), most recently active first (or --sort reports: the
+    biggest stories of the period, --sort sources: the most widely reported).
 
     With QUERY, only events with a report that has every word of it, in any of their
     languages (the syntax of search: "a phrase", a | b, -word)."""
@@ -592,7 +602,7 @@ def events_command(query: tuple[str, ...], since: str, lang: str | None, size: i
     _no_unknown_options(query)
     try:
         found = asyncio.run(
-            list_events(_settings(), query=" ".join(query), since=since, lang=lang, size=size)
+            list_events(_settings(), query=" ".join(query), since=since, lang=lang, size=size, sort=sort)
         )
     except Exception as exc:
         _fail(f"cannot read events: {exc}")

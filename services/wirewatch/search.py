@@ -195,6 +195,13 @@ EVENT_ARTICLE_FIELDS = [
 
 #: Events found by ``wirewatch events WORDS``: at most this many, the most reported first.
 MAX_EVENTS_MATCHED = 1000
+#: The orders of ``wirewatch events --sort``: most recently active, most reports, most outlets
+#: first (ties: the most recently active, then by id).
+EVENT_SORTS: dict[str, list[str]] = {
+    "recent": ["last_seen"],
+    "reports": ["article_count", "source_count", "last_seen"],
+    "sources": ["source_count", "article_count", "last_seen"],
+}
 
 
 async def list_events(
@@ -204,10 +211,12 @@ async def list_events(
     since: str | None = None,
     lang: str | None = None,
     size: int = 20,
+    sort: str = "recent",
 ) -> list[dict[str, Any]]:
-    """Live (not merged) events, most recently active first; ``since`` bounds their last report
-    (a date or date math like ``now-7d``), ``lang`` keeps those with reports in that language,
-    ``query`` those with a report that has every word of it (:func:`events_reporting`)."""
+    """Live (not merged) events in the order ``sort`` names (:data:`EVENT_SORTS`: most recently
+    active first by default); ``since`` bounds their last report (a date or date math like
+    ``now-7d``), ``lang`` keeps those with reports in that language, ``query`` those with a
+    report that has every word of it (:func:`events_reporting`)."""
     filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
@@ -220,7 +229,7 @@ async def list_events(
         response = await es.search(
             index=settings.index("events"),
             query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
-            sort=[{"last_seen": {"order": "desc"}}, {"id": {"order": "asc"}}],
+            sort=[*({field: {"order": "desc"}} for field in EVENT_SORTS[sort]), {"id": {"order": "asc"}}],
             size=size,
             source_includes=EVENT_FIELDS,
         )
