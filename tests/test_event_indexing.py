@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
@@ -623,13 +624,17 @@ def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
         finally:
             await es.close()
 
+    def repointed_count() -> float:
+        return REGISTRY.get_sample_value("wirewatch_event_repointed_total", {"index": "articles"}) or 0.0
+
     # Each updated where it is: the versioned index behind the alias.
+    counted = repointed_count()
     assert run(repoint(stage)) == {
         ("articles-000001", "stay-in-old"),
         ("alerts-000001", "alert-stay-in-old"),
         ("event-links-000001", "stay-in-old"),
     }
-    assert not stage.repoint_due
+    assert not stage.repoint_due and repointed_count() == counted + 1
     assert run(naming(stay_in)) == {"articles": [], "alerts": [], "event-links": []}
     assert run(naming(blast)) == {
         "articles": ["blast", "bridge", "stay-in", "stay-in-old"],

@@ -53,6 +53,11 @@ WINDOW_ITEMS = Gauge(
 )
 EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, by reason", ["reason"])
 EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
+EVENT_REPOINTED = Counter(
+    "wirewatch_event_repointed_total",
+    "Documents of merged events older than the linking window given the survivor's id",
+    ["index"],
+)
 EVENT_LINK_SECONDS = Histogram(
     "wirewatch_event_link_seconds",
     "Time to link one report or claim sighting (its batch's Elasticsearch writes not included)",

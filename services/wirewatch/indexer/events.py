@@ -220,6 +220,7 @@ class EventIndexing:
                     if "event_label" in also:
                         doc["event_label"] = event.label
                     ops.append(BulkOp(hit["_index"], hit["_id"], doc, "update"))
+                    metrics.EVENT_REPOINTED.labels(index=kind).inc()
         if ops:
             log.info("events.repointed", extra={"merged_events": len(wanted), "documents": len(ops)})
         return ops
