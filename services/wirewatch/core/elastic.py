@@ -221,13 +221,20 @@ async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasti
     return True
 
 
+def _is_write_index(aliases: dict[str, Any], index: str, alias: str) -> bool:
+    """Whether ``index`` is the write index of ``alias`` in ``aliases`` (a ``get_alias`` answer):
+    flagged so, or the alias's only index when none is flagged."""
+    flags = aliases[index].get("aliases", {}).get(alias, {})
+    return bool(flags.get("is_write_index", len(aliases) == 1))
+
+
 async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings) -> None:
     """Put an articles write index created before ILM was on (or by an older wirewatch) under the
     policy; the template does it for every index created since."""
     alias = settings.index("articles")
     aliases = (await es.indices.get_alias(name=alias)).body
-    for index, body in aliases.items():
-        if not body.get("aliases", {}).get(alias, {}).get("is_write_index", len(aliases) == 1):
+    for index in aliases:
+        if not _is_write_index(aliases, index, alias):
             continue
         current = await es.indices.get_settings(index=index, name="index.lifecycle.name", flat_settings=True)
         if current.body.get(index, {}).get("settings", {}).get("index.lifecycle.name"):
@@ -322,12 +329,8 @@ async def to_their_indices(es: AsyncElasticsearch, alias: str, ops: list[BulkOp]
     """
     if not any(op.index == alias for op in ops):
         return ops
-    indices = (await es.indices.get_alias(name=alias)).body
-    older = [
-        name
-        for name, body in indices.items()
-        if not body.get("aliases", {}).get(alias, {}).get("is_write_index", len(indices) == 1)
-    ]
+    aliases = (await es.indices.get_alias(name=alias)).body
+    older = [index for index in aliases if not _is_write_index(aliases, index, alias)]
     if not older:
         return ops
     ids = sorted({op.id for op in ops if op.index == alias})
