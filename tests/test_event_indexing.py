@@ -64,20 +64,24 @@ def article(report: Report, **fields: Any) -> EnrichedArticle:
     return EnrichedArticle(**values)
 
 
-def write_all(settings: Settings, ops: list[BulkOp]) -> None:
-    """The indices created and ``ops`` written, refreshed (searchable)."""
+def write_all(settings: Settings, ops: list[BulkOp]) -> list[BulkOp]:
+    """The indices created and ``ops`` written as the linking stage writes them (an article
+    already in an older index behind its alias, there), refreshed (searchable); the ops as
+    written."""
 
-    async def write() -> None:
+    async def write() -> list[BulkOp]:
         es = await connect(settings, wait=30)
         try:
             await ensure_indices(es, settings)
-            result = await bulk_write(es, ops)
+            written = await to_their_indices(es, settings.index("articles"), ops)
+            result = await bulk_write(es, written)
             assert not result.rejected, result.rejected
             await es.indices.refresh(index=settings.index("*"))
+            return written
         finally:
             await es.close()
 
-    run(write())
+    return run(write())
 
 
 def merged_event(event_id: str, label: str, *, into: str) -> Event:
@@ -668,16 +672,10 @@ def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
     alias = settings.index("articles")
     stage = EventIndexing(LinkerStore({}), settings)
 
-    async def write(ops: list[BulkOp]) -> set[tuple[str, str]]:
-        es = await connect(settings, wait=30)
-        try:
-            ops = await to_their_indices(es, alias, without_superseded(ops))
-            result = await bulk_write(es, ops)
-            assert not result.rejected, result.rejected
-            await es.indices.refresh(index=settings.index("*"))
-            return {(op.index.removeprefix(f"{prefix}-"), op.id) for op in ops if op.index.startswith(alias)}
-        finally:
-            await es.close()
+    def write(ops: list[BulkOp]) -> set[tuple[str, str]]:
+        """Where each article write went: the alias, or one of its indices."""
+        written = write_all(settings, without_superseded(ops))
+        return {(op.index.removeprefix(f"{prefix}-"), op.id) for op in written if op.index.startswith(alias)}
 
     async def roll_over() -> None:
         es = await connect(settings, wait=30)
@@ -710,20 +708,12 @@ def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
 
         return run(find())
 
-    async def setup() -> None:
-        es = await connect(settings, wait=30)
-        try:
-            await ensure_indices(es, settings)
-        finally:
-            await es.close()
-
-    run(setup())
     first = [op for report in (BLAST, STAY_IN) for op in stage.article_ops(article(report))]
-    assert run(write(first)) == {("articles", "blast"), ("articles", "stay-in")}  # one index: the alias
+    assert write(first) == {("articles", "blast"), ("articles", "stay-in")}  # one index: the alias
     run(roll_over())
     # A replay (the same report again) and a new report, after the rollover.
     replayed = stage.article_ops(article(BLAST, title="Explosion heard at the Norvalis plant"))
-    assert run(write(replayed + stage.article_ops(article(ELECTION)))) == {
+    assert write(replayed + stage.article_ops(article(ELECTION))) == {
         ("articles-000001", "blast"),
         ("articles", "election"),
     }
@@ -734,7 +724,7 @@ def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
     )
     # A merge moves stay-in (written before the rollover) to the survivor: updated where it is.
     bridge = stage.article_ops(article(BRIDGE))
-    assert run(write(bridge)) == {("articles-000001", "stay-in"), ("articles", "bridge")}
+    assert write(bridge) == {("articles-000001", "stay-in"), ("articles", "bridge")}
     stay_in = copies("stay-in")
     assert list(stay_in) == ["articles-000001"]
     assert stay_in["articles-000001"]["event_id"] == stage.store.linker.event_of("blast")
