@@ -31,11 +31,12 @@ from conftest import make_settings, run, settings_for
 from wirewatch.cli import main
 from wirewatch.core import elastic
 from wirewatch.core.elastic import (
+    ROLLING,
     BulkOp,
-    articles_lifecycle_policy,
     bulk_write,
     connect,
     ensure_indices,
+    lifecycle_policy,
     lifecycle_settings,
     templates_for,
 )
@@ -376,8 +377,8 @@ async def test_noida_accepts_putting_an_existing_write_index_under_the_policy(no
     try:
         await es.indices.create(index=f"{alias}-000001", aliases={alias: {"is_write_index": False}})
         await es.indices.create(index=f"{alias}-000002", aliases={alias: {"is_write_index": True}})
-        await elastic._adopt_write_index(es, settings)
-        await elastic._adopt_write_index(es, settings)  # a no-op the second time
+        await elastic._adopt_write_index(es, settings, "articles")
+        await elastic._adopt_write_index(es, settings, "articles")  # a no-op the second time
         got = await es.indices.get_settings(index=f"{alias}-*", flat_settings=True)
         assert got[f"{alias}-000002"]["settings"]["index.lifecycle.name"] == "setup-adopt-articles"
         assert got[f"{alias}-000002"]["settings"]["index.lifecycle.rollover_alias"] == alias
@@ -398,41 +399,52 @@ def test_schema_templates_hold_nothing_environment_specific() -> None:
 
 def test_lifecycle_policy_body() -> None:
     settings = make_settings(es_index_prefix="news")
-    assert articles_lifecycle_policy(settings) == {
-        "phases": {
-            "hot": {
-                "min_age": "0ms",
-                "actions": {"rollover": {"max_primary_shard_size": "50gb", "max_age": "30d"}},
-            }
-        },
-        "_meta": {"managed_by": "wirewatch"},
-    }
+    for kind in ROLLING:
+        assert lifecycle_policy(settings, kind) == {
+            "phases": {
+                "hot": {
+                    "min_age": "0ms",
+                    "actions": {"rollover": {"max_primary_shard_size": "50gb", "max_age": "30d"}},
+                }
+            },
+            "_meta": {"managed_by": "wirewatch"},
+        }
     kept = make_settings(
         es_articles_retention="365d",
-        es_articles_rollover_size="10gb",
-        es_articles_rollover_age="7d",
+        es_dead_letters_retention="30d",
+        es_rollover_size="10gb",
+        es_rollover_age="7d",
     )
-    phases = articles_lifecycle_policy(kept)["phases"]
+    phases = lifecycle_policy(kept, "articles")["phases"]
     assert phases["hot"]["actions"]["rollover"] == {"max_primary_shard_size": "10gb", "max_age": "7d"}
     assert phases["delete"] == {"min_age": "365d", "actions": {"delete": {}}}
-    assert lifecycle_settings(settings) == {
-        "index.lifecycle.name": "news-articles",
-        "index.lifecycle.rollover_alias": "news-articles",
+    assert lifecycle_policy(kept, "dead-letters")["phases"]["delete"]["min_age"] == "30d"
+    assert "delete" not in lifecycle_policy(kept, "event-links")["phases"]  # no retention set: kept
+    assert lifecycle_settings(settings, "event-links") == {
+        "index.lifecycle.name": "news-event-links",
+        "index.lifecycle.rollover_alias": "news-event-links",
     }
+
+
+def test_every_index_that_grows_with_the_stream_rolls_over() -> None:
+    """Each kind is rolling but the watchlist, which a compacted topic rewrites in place."""
+    assert set(all_templates()) - set(ROLLING) == {"claims"}
+    settings = make_settings()
+    assert all(settings.retention(kind) is None for kind in ROLLING)
 
 
 def test_templates_for_elasticsearch_and_for_the_stand_in() -> None:
     settings = make_settings(es_index_prefix="news")
     real, changes = templates_for(settings, elasticsearch=True, lifecycle=True)
     assert changes == []
-    assert real["articles"]["template"]["settings"]["index.lifecycle.name"] == "news-articles"
-    assert real["articles"]["template"]["settings"]["index.lifecycle.rollover_alias"] == "news-articles"
-    assert all(
-        "index.lifecycle.name" not in t["template"]["settings"] for n, t in real.items() if n != "articles"
-    )
+    for kind in ROLLING:
+        assert real[kind]["template"]["settings"]["index.lifecycle.name"] == f"news-{kind}"
+        assert real[kind]["template"]["settings"]["index.lifecycle.rollover_alias"] == f"news-{kind}"
+    assert "index.lifecycle.name" not in real["claims"]["template"]["settings"]
     # Apart from the lifecycle settings, exactly the templates of schemas/.
-    del real["articles"]["template"]["settings"]["index.lifecycle.name"]
-    del real["articles"]["template"]["settings"]["index.lifecycle.rollover_alias"]
+    for kind in ROLLING:
+        del real[kind]["template"]["settings"]["index.lifecycle.name"]
+        del real[kind]["template"]["settings"]["index.lifecycle.rollover_alias"]
     assert real == all_templates("news")
 
     no_ilm, _ = templates_for(settings, elasticsearch=True, lifecycle=False)
@@ -524,14 +536,20 @@ async def test_ensure_indices_on_elasticsearch_puts_policy_then_templates() -> N
     recorder = _Recorder()
     created = await ensure_indices(_fake(recorder), settings)
     assert "news-articles-000001" in created
-    kind, policy = recorder.calls[0]
-    assert kind == "put_lifecycle"
-    assert policy == {"name": "news-articles", "policy": articles_lifecycle_policy(settings)}
+    # The policies first, one per rolling kind.
+    policies = recorder.calls[: len(ROLLING)]
+    assert policies == [
+        ("put_lifecycle", {"name": f"news-{kind}", "policy": lifecycle_policy(settings, kind)})
+        for kind in ROLLING
+    ]
+    assert (
+        "delete" in policies[0][1]["policy"]["phases"] and "delete" not in policies[1][1]["policy"]["phases"]
+    )
     templates = {c["name"]: c for k, c in recorder.calls if k == "put_index_template"}
-    articles = templates["news-articles"]["template"]["settings"]
-    assert articles["index.lifecycle.name"] == "news-articles"
-    assert articles["index.lifecycle.rollover_alias"] == "news-articles"
-    assert "index.lifecycle.name" not in templates["news-events"]["template"]["settings"]
+    links = templates["news-event-links"]["template"]["settings"]
+    assert links["index.lifecycle.name"] == "news-event-links"
+    assert links["index.lifecycle.rollover_alias"] == "news-event-links"
+    assert "index.lifecycle.name" not in templates["news-claims"]["template"]["settings"]
     assert (
         "create",
         {"index": "news-articles-000001", "aliases": {"news-articles": {"is_write_index": True}}},
@@ -543,8 +561,10 @@ async def test_ensure_indices_puts_an_existing_write_index_under_the_policy() ->
     settings = make_settings(es_index_prefix="news")
     recorder = _Recorder(aliases={settings.index(name) for name in all_templates()})
     assert await ensure_indices(_fake(recorder), settings) == []
-    assert [c for k, c in recorder.calls if k == "put_settings"] == [
-        {"index": "news-articles-000002", "settings": lifecycle_settings(settings)}
+    adopted = [c for k, c in recorder.calls if k == "put_settings"]
+    assert sorted(adopted, key=lambda c: c["index"]) == [
+        {"index": f"news-{kind}-000002", "settings": lifecycle_settings(settings, kind)}
+        for kind in sorted(ROLLING)
     ]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,7 +21,9 @@ from prometheus_client import REGISTRY
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
 from wirewatch.cli import main
+from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import (
+    ROLLING,
     BulkOp,
     bulk_write,
     connect,
@@ -27,7 +31,7 @@ from wirewatch.core.elastic import (
     to_their_indices,
     without_superseded,
 )
-from wirewatch.core.models import Alert, EnrichedArticle, Event, EventLink
+from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Event, EventLink, Message
 from wirewatch.core.settings import Settings
 from wirewatch.events import Report
 from wirewatch.events import store as event_store
@@ -36,6 +40,7 @@ from wirewatch.events.state import EventState
 from wirewatch.events.store import ARTICLE, EVENT, META, PENDING, LinkerStore
 from wirewatch.indexer import events as indexer_events
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
+from wirewatch.indexer.service import Indexer
 from wirewatch.local.servers import LocalServers
 from wirewatch.search import stored_event
 
@@ -65,7 +70,7 @@ def article(report: Report, **fields: Any) -> EnrichedArticle:
 
 
 def write_all(settings: Settings, ops: list[BulkOp]) -> list[BulkOp]:
-    """The indices created and ``ops`` written as the linking stage writes them (an article
+    """The indices created and ``ops`` written as the linking stage writes them (a document
     already in an older index behind its alias, there), refreshed (searchable); the ops as
     written."""
 
@@ -73,7 +78,7 @@ def write_all(settings: Settings, ops: list[BulkOp]) -> list[BulkOp]:
         es = await connect(settings, wait=30)
         try:
             await ensure_indices(es, settings)
-            written = await to_their_indices(es, settings.index("articles"), ops)
+            written = await to_their_indices(es, [settings.index(kind) for kind in ROLLING], ops)
             result = await bulk_write(es, written)
             assert not result.rejected, result.rejected
             await es.indices.refresh(index=settings.index("*"))
@@ -660,26 +665,12 @@ def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
     assert not restarted.repoint_due and run(repoint(restarted)) == set()
 
 
-@pytest.mark.parametrize("backend", ["servers", "noida"])
-def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
-    backend: str, request: pytest.FixtureRequest
-) -> None:
-    """Behind a rolled-over articles alias, a replayed article is rewritten in the index that
-    has it (not copied into the new write index), and a merge's move updates it there."""
-    servers: LocalServers = request.getfixturevalue(backend)
-    prefix = f"rolled-{backend}"
-    settings = settings_for(servers, es_index_prefix=prefix)
-    alias = settings.index("articles")
-    stage = EventIndexing(LinkerStore({}), settings)
-
-    def write(ops: list[BulkOp]) -> set[tuple[str, str]]:
-        """Where each article write went: the alias, or one of its indices."""
-        written = write_all(settings, without_superseded(ops))
-        return {(op.index.removeprefix(f"{prefix}-"), op.id) for op in written if op.index.startswith(alias)}
-
-    async def roll_over() -> None:
-        es = await connect(settings, wait=30)
-        try:
+async def roll_over(settings: Settings, backend: str) -> None:
+    """Every rolling alias moved to a new write index, ``-000002``."""
+    es = await connect(settings, wait=30)
+    try:
+        for kind in ROLLING:
+            alias = settings.index(kind)
             if backend == "noida":  # as ILM does it
                 assert (await es.indices.rollover(alias=alias))["new_index"] == f"{alias}-000002"
             else:  # the stand-in has no rollover API: the same aliases, by hand
@@ -690,41 +681,129 @@ def test_articles_written_before_a_rollover_are_rewritten_where_they_are(
                         {"add": {"index": f"{alias}-000002", "alias": alias, "is_write_index": True}},
                     ]
                 )
+    finally:
+        await es.close()
+
+
+def copies(settings: Settings, kind: str, doc_id: str) -> dict[str, dict[str, Any]]:
+    """The index (less the prefix) of each copy of a document of ``kind``, and its source."""
+
+    async def find() -> dict[str, dict[str, Any]]:
+        es = await connect(settings, wait=30)
+        try:
+            found = await es.search(index=settings.index(kind), query={"ids": {"values": [doc_id]}}, size=10)
+            return {
+                hit["_index"].removeprefix(f"{settings.es_index_prefix}-"): hit["_source"]
+                for hit in found["hits"]["hits"]
+            }
         finally:
             await es.close()
 
-    def copies(article_id: str) -> dict[str, dict[str, Any]]:
-        """The index of each copy of the article, and its document."""
+    return run(find())
 
-        async def find() -> dict[str, dict[str, Any]]:
-            es = await connect(settings, wait=30)
-            try:
-                found = await es.search(index=alias, query={"ids": {"values": [article_id]}}, size=10)
-                return {
-                    hit["_index"].removeprefix(f"{prefix}-"): hit["_source"] for hit in found["hits"]["hits"]
-                }
-            finally:
-                await es.close()
 
-        return run(find())
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_documents_written_before_a_rollover_are_rewritten_where_they_are(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """Behind rolled-over aliases, a replayed article, its link record and its event are
+    rewritten in the indices that have them (not copied into the new write indices), and a
+    merge updates an older article and the merged event there."""
+    servers: LocalServers = request.getfixturevalue(backend)
+    prefix = f"rolled-{backend}"
+    settings = settings_for(servers, es_index_prefix=prefix)
+    stage = EventIndexing(LinkerStore({}), settings)
+
+    def write(ops: list[BulkOp]) -> set[tuple[str, str]]:
+        """Where each write went: an alias (named by its kind), or one of its indices."""
+        return {
+            (op.index.removeprefix(f"{prefix}-"), op.id)
+            for op in write_all(settings, without_superseded(ops))
+        }
 
     first = [op for report in (BLAST, STAY_IN) for op in stage.article_ops(article(report))]
-    assert write(first) == {("articles", "blast"), ("articles", "stay-in")}  # one index: the alias
-    run(roll_over())
+    blast_event, stay_in_event = (stage.store.linker.event_of(r.id) for r in (BLAST, STAY_IN))
+    assert write(first) == {  # one index per alias: written through the alias
+        ("articles", "blast"),
+        ("articles", "stay-in"),
+        ("event-links", "blast"),
+        ("event-links", "stay-in"),
+        ("events", blast_event),
+        ("events", stay_in_event),
+    }
+    run(roll_over(settings, backend))
     # A replay (the same report again) and a new report, after the rollover.
     replayed = stage.article_ops(article(BLAST, title="Explosion heard at the Norvalis plant"))
-    assert write(replayed + stage.article_ops(article(ELECTION))) == {
+    election = stage.article_ops(article(ELECTION))
+    election_event = stage.store.linker.event_of("election")
+    assert write(replayed + election) == {
         ("articles-000001", "blast"),
+        ("event-links-000001", "blast"),
+        ("events-000001", blast_event),
         ("articles", "election"),
+        ("event-links", "election"),
+        ("events", election_event),
     }
-    assert list(copies("election")) == ["articles-000002"]
-    blast = copies("blast")
+    assert list(copies(settings, "articles", "election")) == ["articles-000002"]
+    assert list(copies(settings, "event-links", "election")) == ["event-links-000002"]
+    blast = copies(settings, "articles", "blast")
     assert list(blast) == ["articles-000001"] and blast["articles-000001"]["title"].endswith(
         "at the Norvalis plant"
     )
-    # A merge moves stay-in (written before the rollover) to the survivor: updated where it is.
-    bridge = stage.article_ops(article(BRIDGE))
-    assert write(bridge) == {("articles-000001", "stay-in"), ("articles", "bridge")}
-    stay_in = copies("stay-in")
+    assert list(copies(settings, "event-links", "blast")) == ["event-links-000001"]
+    assert list(copies(settings, "events", blast_event)) == ["events-000001"]
+    # A merge moves stay-in (written before the rollover) to the survivor: its article and the
+    # merged event's document are updated where they are.
+    assert {
+        ("articles-000001", "stay-in"),
+        ("events-000001", stay_in_event),
+        ("articles", "bridge"),
+    } <= write(stage.article_ops(article(BRIDGE)))
+    stay_in = copies(settings, "articles", "stay-in")
     assert list(stay_in) == ["articles-000001"]
-    assert stay_in["articles-000001"]["event_id"] == stage.store.linker.event_of("blast")
+    assert stay_in["articles-000001"]["event_id"] == stage.store.linker.event_of("blast") == blast_event
+    merged = copies(settings, "events", stay_in_event)
+    assert list(merged) == ["events-000001"] and merged["events-000001"]["merged_into"] == blast_event
+
+
+def test_the_indexing_stage_rewrites_alerts_and_dead_letters_where_they_are(
+    servers: LocalServers, tmp_path: Path
+) -> None:
+    """The indexing stage's writes after the aliases rolled over: a redelivered alert or dead
+    letter is rewritten in the older index that has it, a new one goes to the new write index."""
+    settings = settings_for(servers, es_index_prefix="rolled-stage", data_dir=tmp_path)
+    letter = DeadLetter(
+        id="letter-1", stage="fetcher.feed", reason="feed unreachable", error_type="HTTPError"
+    )
+    write_all(settings, [])  # the indices
+
+    async def write(batches: list[tuple[str, list[Message]]]) -> None:
+        indexer = Indexer(ServiceApp("indexer", settings))
+        try:
+            for kind, messages in batches:
+                events = [SimpleNamespace(value=m.to_bytes()) for m in messages]
+                written = await indexer.write(kind, type(messages[0]), events)
+                assert written == messages
+            await (await indexer.es()).indices.refresh(index=settings.index("*"))
+        finally:
+            await (await indexer.es()).close()
+
+    run(write([("alerts", [_alert("a1")]), ("dead-letters", [letter])]))
+    run(roll_over(settings, "servers"))
+    again = letter.model_copy(update={"reason": "feed unreachable again"})
+    run(
+        write(
+            [
+                ("alerts", [_alert("a1").model_copy(update={"score": 0.9}), _alert("a2")]),
+                ("dead-letters", [again]),
+            ]
+        )
+    )
+
+    alert = copies(settings, "alerts", "alert-a1")
+    assert list(alert) == ["alerts-000001"] and alert["alerts-000001"]["score"] == 0.9
+    assert list(copies(settings, "alerts", "alert-a2")) == ["alerts-000002"]
+    letters = copies(settings, "dead-letters", "letter-1")
+    assert list(letters) == ["dead-letters-000001"] and letters["dead-letters-000001"]["reason"].endswith(
+        "again"
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -126,33 +126,41 @@ async def connect(settings: Settings, *, wait: float = 60.0) -> AsyncElasticsear
 STAND_IN_ANALYZERS: dict[str, str] = {LANGUAGE_ANALYZERS["fr"]: "french", LANGUAGE_ANALYZERS["en"]: "english"}
 
 
-def articles_policy_name(settings: Settings) -> str:
-    return settings.index("articles")
+#: The document kinds whose indices grow with the stream: on real Elasticsearch each rolls over
+#: under its own ILM policy (its alias moves to a new write index), and an older index can be
+#: deleted after its retention. Tracked claims (the watchlist, rewritten from a compacted topic)
+#: stay in one index.
+ROLLING = ("articles", "events", "event-links", "alerts", "dead-letters")
 
 
-def articles_lifecycle_policy(settings: Settings) -> dict[str, Any]:
-    """The ILM policy of the articles indices: roll over by size or age, delete after retention."""
+def policy_name(settings: Settings, kind: str) -> str:
+    """The ILM policy of ``kind``'s indices: the name of its alias."""
+    return settings.index(kind)
+
+
+def lifecycle_policy(settings: Settings, kind: str) -> dict[str, Any]:
+    """The ILM policy of ``kind``'s indices: roll over by size or age, delete after retention."""
     phases: dict[str, Any] = {
         "hot": {
             "min_age": "0ms",
             "actions": {
                 "rollover": {
-                    "max_primary_shard_size": settings.es_articles_rollover_size,
-                    "max_age": settings.es_articles_rollover_age,
+                    "max_primary_shard_size": settings.es_rollover_size,
+                    "max_age": settings.es_rollover_age,
                 }
             },
         }
     }
-    if settings.es_articles_retention:
-        phases["delete"] = {"min_age": settings.es_articles_retention, "actions": {"delete": {}}}
+    if retention := settings.retention(kind):
+        phases["delete"] = {"min_age": retention, "actions": {"delete": {}}}
     return {"phases": phases, "_meta": {"managed_by": "wirewatch"}}
 
 
-def lifecycle_settings(settings: Settings) -> dict[str, str]:
-    """Index settings putting the articles indices under their policy, rolling their alias."""
+def lifecycle_settings(settings: Settings, kind: str) -> dict[str, str]:
+    """Index settings putting ``kind``'s indices under their policy, rolling their alias."""
     return {
-        "index.lifecycle.name": articles_policy_name(settings),
-        "index.lifecycle.rollover_alias": settings.index("articles"),
+        "index.lifecycle.name": policy_name(settings, kind),
+        "index.lifecycle.rollover_alias": settings.index(kind),
     }
 
 
@@ -176,12 +184,13 @@ def templates_for(
     """The index templates ``ensure_indices`` puts, and the analysis changes made for the stand-in.
 
     They are those of ``schemas/`` (which hold nothing environment-specific), plus the
-    lifecycle settings on the articles template when ILM is on, or with the analysis adapted
-    when the server is not Elasticsearch.
+    lifecycle settings on the templates of the ``ROLLING`` kinds when ILM is on, or with the
+    analysis adapted when the server is not Elasticsearch.
     """
     templates = all_templates(settings.es_index_prefix)
     if lifecycle:
-        templates["articles"]["template"]["settings"].update(lifecycle_settings(settings))
+        for kind in ROLLING:
+            templates[kind]["template"]["settings"].update(lifecycle_settings(settings, kind))
     changes: list[str] = []
     if not elasticsearch:
         for template in templates.values():
@@ -197,41 +206,46 @@ def _api_unavailable(exc: ApiError) -> bool:
 
 
 async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasticsearch: bool) -> bool:
-    """Put the articles ILM policy; False (with a log line) where there is none to put."""
+    """Put the ILM policy of each ``ROLLING`` kind; False (with a log line) where there is none
+    to put."""
     if not elasticsearch:
-        log.info(f"ILM skipped: {settings.es_url} is not Elasticsearch (stand-in); articles never roll over")
+        log.info(f"ILM skipped: {settings.es_url} is not Elasticsearch (stand-in); no index rolls over")
         return False
     if not settings.es_ilm:
         log.info("ILM skipped: disabled by WIREWATCH_ES_ILM")
         return False
-    policy = articles_lifecycle_policy(settings)
-    try:
-        await es.ilm.put_lifecycle(name=articles_policy_name(settings), policy=policy)
-    except ApiError as exc:
-        if not _api_unavailable(exc):
-            raise
-        log.warning(
-            "ILM unavailable: the server refused the lifecycle API; articles never roll over",
-            extra={"status": exc.status_code, "error": str(exc)[:300]},
+    for kind in ROLLING:
+        policy = lifecycle_policy(settings, kind)
+        try:
+            await es.ilm.put_lifecycle(name=policy_name(settings, kind), policy=policy)
+        except ApiError as exc:
+            if not _api_unavailable(exc):
+                raise
+            log.warning(
+                "ILM unavailable: the server refused the lifecycle API; no index rolls over",
+                extra={"status": exc.status_code, "error": str(exc)[:300]},
+            )
+            return False
+        log.info(
+            "ILM policy put",
+            extra={"policy": policy_name(settings, kind), "phases": sorted(policy["phases"])},
         )
-        return False
-    log.info(
-        "ILM policy put", extra={"policy": articles_policy_name(settings), "phases": sorted(policy["phases"])}
-    )
     return True
 
 
 def _is_write_index(aliases: dict[str, Any], index: str, alias: str) -> bool:
-    """Whether ``index`` is the write index of ``alias`` in ``aliases`` (a ``get_alias`` answer):
-    flagged so, or the alias's only index when none is flagged."""
+    """Whether ``index`` is the write index of ``alias`` in ``aliases`` (a ``get_alias`` answer,
+    possibly for several aliases): flagged so, or the alias's only index when none is flagged."""
     flags = aliases[index].get("aliases", {}).get(alias, {})
-    return bool(flags.get("is_write_index", len(aliases) == 1))
+    if "is_write_index" in flags:
+        return bool(flags["is_write_index"])
+    return sum(alias in entry.get("aliases", {}) for entry in aliases.values()) == 1
 
 
-async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings) -> None:
-    """Put an articles write index created before ILM was on (or by an older wirewatch) under the
-    policy; the template does it for every index created since."""
-    alias = settings.index("articles")
+async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings, kind: str) -> None:
+    """Put a write index of ``kind`` created before ILM was on (or by an older wirewatch) under
+    its policy; the template does it for every index created since."""
+    alias = settings.index(kind)
     aliases = (await es.indices.get_alias(name=alias)).body
     for index in aliases:
         if not _is_write_index(aliases, index, alias):
@@ -239,7 +253,7 @@ async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings) -> None
         current = await es.indices.get_settings(index=index, name="index.lifecycle.name", flat_settings=True)
         if current.body.get(index, {}).get("settings", {}).get("index.lifecycle.name"):
             continue
-        await es.indices.put_settings(index=index, settings=lifecycle_settings(settings))
+        await es.indices.put_settings(index=index, settings=lifecycle_settings(settings, kind))
         log.info("ILM policy applied to an existing index", extra={"index": index})
 
 
@@ -269,8 +283,8 @@ async def ensure_indices(es: AsyncElasticsearch, settings: Settings) -> list[str
             except (ApiError, EsTransportError) as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
-        elif lifecycle and name == "articles":
-            await _adopt_write_index(es, settings)
+        elif lifecycle and name in ROLLING:
+            await _adopt_write_index(es, settings, name)
     if created:
         log.info("indices created", extra={"indices": created})
     return created
@@ -318,27 +332,42 @@ def without_superseded(ops: Sequence[BulkOp]) -> list[BulkOp]:
     return kept
 
 
-async def to_their_indices(es: AsyncElasticsearch, alias: str, ops: list[BulkOp]) -> list[BulkOp]:
-    """``ops``, those addressed to ``alias`` for documents already in one of its older indices
-    (not the write index) addressed to that index instead.
+async def to_their_indices(
+    es: AsyncElasticsearch, aliases: Collection[str], ops: list[BulkOp]
+) -> list[BulkOp]:
+    """``ops``, those addressed to one of ``aliases`` for documents already in one of its older
+    indices (not the write index) addressed to that index instead.
 
-    Behind a rolled-over alias (ILM), a write by id goes to the write index: an upsert of a
-    document written before the rollover would make a second copy there, and an update would
-    fail (no such document). So the older indices are asked first: one ``get_alias`` (nothing
-    more while the alias has one index), then one real-time ``mget`` of the ops' ids there.
+    Behind a rolled-over alias (ILM), a write by id goes to the write index: an upsert or a
+    replacement of a document written before the rollover would make a second copy there, and
+    an update would fail (no such document). So the older indices are asked first: one
+    ``get_alias`` for the aliases the ops address (nothing more while each has one index), then
+    one real-time ``mget`` of the ops' ids in the older indices of their alias.
     """
-    if not any(op.index == alias for op in ops):
+    addressed = sorted({op.index for op in ops} & set(aliases))
+    if not addressed:
         return ops
-    aliases = (await es.indices.get_alias(name=alias)).body
-    older = [index for index in aliases if not _is_write_index(aliases, index, alias)]
-    if not older:
+    found_aliases = (await es.indices.get_alias(name=",".join(addressed))).body
+    older: dict[str, list[str]] = {alias: [] for alias in addressed}
+    for index, entry in found_aliases.items():
+        for alias in entry.get("aliases", {}):
+            if alias in older and not _is_write_index(found_aliases, index, alias):
+                older[alias].append(index)
+    wanted = [
+        (alias, index, id_)
+        for alias in addressed
+        for index in sorted(older[alias])
+        for id_ in sorted({op.id for op in ops if op.index == alias})
+    ]
+    if not wanted:
         return ops
-    ids = sorted({op.id for op in ops if op.index == alias})
-    found = await es.mget(
-        docs=[{"_index": index, "_id": id_} for index in older for id_ in ids], source=False
-    )
-    where = {doc["_id"]: doc["_index"] for doc in found["docs"] if doc.get("found")}
-    return [replace(op, index=where[op.id]) if op.index == alias and op.id in where else op for op in ops]
+    found = await es.mget(docs=[{"_index": index, "_id": id_} for _, index, id_ in wanted], source=False)
+    where = {
+        (alias, id_): doc["_index"]
+        for (alias, _, id_), doc in zip(wanted, found["docs"], strict=True)
+        if doc.get("found")
+    }
+    return [replace(op, index=where[(op.index, op.id)]) if (op.index, op.id) in where else op for op in ops]
 
 
 #: Hits per request of :func:`search_all`.

@@ -147,20 +147,25 @@ class Settings(BaseSettings):
     es_index_prefix: str = "wirewatch"
     es_ilm: bool = Field(
         default=True,
-        description="Manage an index lifecycle (ILM) policy for the articles indices, on real "
-        "Elasticsearch only (skipped with a log line on other servers).",
+        description="Manage index lifecycle (ILM) policies for the indices that grow with the stream "
+        "(articles, events, event links, alerts, dead letters), on real Elasticsearch only (skipped "
+        "with a log line on other servers).",
     )
-    es_articles_rollover_size: str = Field(
-        default="50gb", description="ILM: roll the articles alias over when its primary shard reaches this."
+    es_rollover_size: str = Field(
+        default="50gb", description="ILM: roll an alias over when its primary shard reaches this."
     )
-    es_articles_rollover_age: str = Field(
-        default="30d", description="ILM: roll the articles alias over when its write index is this old."
+    es_rollover_age: str = Field(
+        default="30d", description="ILM: roll an alias over when its write index is this old."
     )
     es_articles_retention: str | None = Field(
         default=None,
         description="ILM: delete an articles index this long after it rolled over (e.g. `365d`); "
-        "unset keeps every index.",
+        "unset keeps every index. The same for the other kinds below.",
     )
+    es_events_retention: str | None = None
+    es_event_links_retention: str | None = None
+    es_alerts_retention: str | None = None
+    es_dead_letters_retention: str | None = None
     index_batch_size: int = Field(default=500, ge=1)
     index_batch_seconds: float = Field(default=0.25, gt=0)
     index_retry_max_seconds: float = Field(default=30.0, gt=0)
@@ -475,6 +480,17 @@ class Settings(BaseSettings):
     def index(self, name: str) -> str:
         """Alias (or index) name for one of wirewatch's document kinds."""
         return f"{self.es_index_prefix}-{name}"
+
+    def retention(self, kind: str) -> str | None:
+        """How long an index of ``kind`` (one of ``core.elastic.ROLLING``) is kept after it rolled
+        over (ILM's delete phase); None: kept."""
+        return {
+            "articles": self.es_articles_retention,
+            "events": self.es_events_retention,
+            "event-links": self.es_event_links_retention,
+            "alerts": self.es_alerts_retention,
+            "dead-letters": self.es_dead_letters_retention,
+        }[kind]
 
 
 @lru_cache(maxsize=1)

@@ -23,9 +23,9 @@ Two stages:
    survivor's id too, before the batch is acknowledged.
 
 Articles are written as partial upserts, so re-indexing an article without its event (its
-event has left the window) never erases the event it was given; once the articles alias has
-rolled over (ILM), an article already in an older index is written there, not copied into the
-new write index (``core.elastic.to_their_indices``).
+event has left the window) never erases the event it was given. Once an alias has rolled over
+(ILM), a document already in an older index is written there, not copied into the new write
+index (``core.elastic.to_their_indices``): in both stages, before each bulk request.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from faust import StreamT
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception
 from wirewatch.core.elastic import (
+    ROLLING,
     BulkOp,
     backoff_delay,
     bulk_write,
@@ -73,6 +74,30 @@ class Indexer:
             self._es = await connect(self.settings, wait=3600)
         return self._es
 
+    @property
+    def rolling_aliases(self) -> list[str]:
+        """The aliases that roll over under ILM (``core.elastic.ROLLING``)."""
+        return [self.settings.index(kind) for kind in ROLLING]
+
+    async def searched_ops(
+        self, search: Callable[[AsyncElasticsearch], Awaitable[list[BulkOp]]]
+    ) -> list[BulkOp]:
+        """The writes ``search`` makes from what it reads; while Elasticsearch is down it waits
+        (back-pressure), never drops them."""
+        attempt = 0
+        while True:
+            try:
+                return await search(await self.es())
+            except (TimeoutError, EsTransportError, OSError) as exc:
+                attempt += 1
+                log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
+                await asyncio.sleep(backoff_delay(attempt, self.settings.index_retry_max_seconds))
+
+    async def in_their_indices(self, ops: list[BulkOp]) -> list[BulkOp]:
+        """``ops``, a document already in an older index behind its rolled-over alias written
+        there (``core.elastic.to_their_indices``), retried while Elasticsearch is down."""
+        return await self.searched_ops(partial(to_their_indices, aliases=self.rolling_aliases, ops=ops))
+
     async def write(self, kind: str, model: type[Message], events: list[Any]) -> list[Message]:
         """Write the messages of ``events`` as documents of ``kind``; the ones written."""
         docs: list[Message] = []
@@ -86,11 +111,10 @@ class Indexer:
                     metrics.MESSAGES.labels(service="indexer", outcome="invalid").inc()
                     continue
                 await self.service.dead_letter(f"indexer.{kind}", exc, payload=event.value, event=event)
-        index = self.settings.index(kind)
-        ops = [self._op(index, doc) for doc in docs]
+        ops = await self.in_their_indices([self._op(self.settings.index(kind), doc) for doc in docs])
         rejected = await self.bulk(ops, stage=f"indexer.{kind}", quiet=model is DeadLetter)
         metrics.INDEXED.labels(index=kind).inc(len(ops) - len(rejected))
-        return [doc for doc in docs if (index, doc.id) not in rejected]  # type: ignore[attr-defined]
+        return [doc for doc, op in zip(docs, ops, strict=True) if (op.index, op.id) not in rejected]
 
     @staticmethod
     def _op(index: str, doc: Message) -> BulkOp:
@@ -183,18 +207,6 @@ def create(settings: Settings) -> ServiceApp:
     async def index_claims(stream: StreamT[bytes]) -> None:
         await consume(stream, "claims", TrackedClaim)
 
-    async def searched_ops(search: Callable[[AsyncElasticsearch], Awaitable[list[BulkOp]]]) -> list[BulkOp]:
-        """The writes ``search`` makes from what it reads; while Elasticsearch is down it waits
-        (back-pressure), never drops them."""
-        attempt = 0
-        while True:
-            try:
-                return await search(await indexer.es())
-            except (TimeoutError, EsTransportError, OSError) as exc:
-                attempt += 1
-                log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc)[:300]})
-                await asyncio.sleep(backoff_delay(attempt, settings.index_retry_max_seconds))
-
     async def link_ops(event: Any) -> list[BulkOp]:
         """The writes that record one report or claim sighting (a broken one: a dead letter; an
         article whose linking failed is still written, without an event)."""
@@ -206,7 +218,7 @@ def create(settings: Settings) -> ServiceApp:
                 alert = Alert.from_bytes(event.value)
                 ops = linking.alert_ops(alert)
                 if ops is None:
-                    ops = await searched_ops(lambda es: linking.old_alert_ops(es, alert))
+                    ops = await indexer.searched_ops(lambda es: linking.old_alert_ops(es, alert))
             else:
                 article = EnrichedArticle.from_bytes(event.value)
                 ops = linking.article_ops(article)
@@ -236,8 +248,8 @@ def create(settings: Settings) -> ServiceApp:
             for event in batch:
                 stream._set_current_event(event)  # type: ignore[attr-defined]
                 ops += await link_ops(event)
-            # An article written before its alias rolled over is rewritten where it is.
-            ops = await searched_ops(partial(to_their_indices, alias=articles, ops=without_superseded(ops)))
+            # A document written before its alias rolled over is rewritten where it is.
+            ops = await indexer.in_their_indices(without_superseded(ops))
             linker = linking.store.linker
             metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
             metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
@@ -252,7 +264,7 @@ def create(settings: Settings) -> ServiceApp:
             if linking.repoint_due:  # older documents of the events merged (see repoint_ops)
                 # Quiet: a document deleted since (its index expired) has nothing to repoint.
                 await indexer.bulk(
-                    await searched_ops(linking.repoint_ops), stage="indexer.merges", quiet=True
+                    await indexer.searched_ops(linking.repoint_ops), stage="indexer.merges", quiet=True
                 )
                 linking.repointed()
 
