@@ -615,7 +615,7 @@ def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
             result = await bulk_write(es, ops)
             assert not result.rejected, result.rejected
             await es.indices.refresh(index=settings.index("*"))
-            indexing.repointed()
+            indexing.repointed(ops)
             return {(op.index.removeprefix(f"repoint-{backend}-"), op.id) for op in ops}
         finally:
             await es.close()

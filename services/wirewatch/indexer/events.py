@@ -24,6 +24,8 @@ Every write is by id, so a replay rewrites the same documents.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from elasticsearch import AsyncElasticsearch
 
 from wirewatch.core import metrics
@@ -220,13 +222,17 @@ class EventIndexing:
                     if "event_label" in also:
                         doc["event_label"] = event.label
                     ops.append(BulkOp(hit["_index"], hit["_id"], doc, "update"))
-                    metrics.EVENT_REPOINTED.labels(index=kind).inc()
-        if ops:
-            log.info("events.repointed", extra={"merged_events": len(wanted), "documents": len(ops)})
         return ops
 
-    def repointed(self) -> None:
-        """The updates of :meth:`repoint_ops` are written."""
+    def repointed(self, written: Sequence[BulkOp]) -> None:
+        """The updates of :meth:`repoint_ops` are written (``written``: those that were; a
+        document deleted since has nothing to repoint), and counted."""
+        for kind in EVENT_NAMING:
+            alias = self.settings.index(kind)
+            done = sum(op.index == alias or op.index.startswith(f"{alias}-") for op in written)
+            metrics.EVENT_REPOINTED.labels(index=kind).inc(done)
+        if written:
+            log.info("events.repointed", extra={"documents": len(written)})
         self._merged.clear()
         self._check_all_merges = False
 

@@ -263,9 +263,8 @@ def create(settings: Settings) -> ServiceApp:
             metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
             if linking.repoint_due:  # older documents of the events merged (see repoint_ops)
                 # Quiet: a document deleted since (its index expired) has nothing to repoint.
-                await indexer.bulk(
-                    await indexer.searched_ops(linking.repoint_ops), stage="indexer.merges", quiet=True
-                )
-                linking.repointed()
+                repoints = await indexer.searched_ops(linking.repoint_ops)
+                rejected = await indexer.bulk(repoints, stage="indexer.merges", quiet=True)
+                linking.repointed([op for op in repoints if (op.index, op.id) not in rejected])
 
     return service
