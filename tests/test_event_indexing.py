@@ -8,6 +8,7 @@ The reports are the invented ones of ``test_events_linking``, made into enriched
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -665,11 +666,11 @@ def test_a_merge_gives_the_merged_events_older_documents_the_survivors_id(
     assert not restarted.repoint_due and run(repoint(restarted)) == set()
 
 
-async def roll_over(settings: Settings, backend: str) -> None:
-    """Every rolling alias moved to a new write index, ``-000002``."""
+async def roll_over(settings: Settings, backend: str, kinds: Sequence[str] = ROLLING) -> None:
+    """Each rolling alias (of ``kinds``) moved to a new write index, ``-000002``."""
     es = await connect(settings, wait=30)
     try:
-        for kind in ROLLING:
+        for kind in kinds:
             alias = settings.index(kind)
             if backend == "noida":  # as ILM does it
                 assert (await es.indices.rollover(alias=alias))["new_index"] == f"{alias}-000002"
@@ -807,3 +808,24 @@ def test_the_indexing_stage_rewrites_alerts_and_dead_letters_where_they_are(
     assert list(letters) == ["dead-letters-000001"] and letters["dead-letters-000001"]["reason"].endswith(
         "again"
     )
+
+
+def test_a_missing_alias_leaves_the_other_writes_readdressed(servers: LocalServers) -> None:
+    """An alias deleted by hand is no error for the lookup: its writes go as they are, the
+    others still find their older index."""
+    settings = settings_for(servers, es_index_prefix="rolled-missing")
+    write_all(settings, [])  # the indices
+    alerts, articles = settings.index("alerts"), settings.index("articles")
+
+    async def lookup() -> list[BulkOp]:
+        es = await connect(settings, wait=30)
+        try:
+            await es.indices.delete_alias(index=f"{alerts}-000001", name=alerts)
+            await es.index(index=f"{articles}-000001", id="old", document={"id": "old"}, refresh=True)
+            ops = [BulkOp(alerts, "a", {}), BulkOp(articles, "old", {}), BulkOp(articles, "new", {})]
+            return await to_their_indices(es, [settings.index(kind) for kind in ROLLING], ops)
+        finally:
+            await es.close()
+
+    run(roll_over(settings, "servers", kinds=["articles"]))
+    assert [op.index for op in run(lookup())] == [alerts, f"{articles}-000001", articles]

@@ -347,10 +347,15 @@ async def to_their_indices(
     addressed = sorted({op.index for op in ops} & set(aliases))
     if not addressed:
         return ops
-    found_aliases = (await es.indices.get_alias(name=",".join(addressed))).body
+    # A missing alias (deleted by hand) is a 404 naming it beside the indices of the others: its
+    # documents have no older index to be in (the bulk request writes them as it can).
+    answer = (await es.options(ignore_status=404).indices.get_alias(name=",".join(addressed))).body
+    found_aliases = {
+        index: entry for index, entry in answer.items() if isinstance(entry, dict) and "aliases" in entry
+    }
     older: dict[str, list[str]] = {alias: [] for alias in addressed}
     for index, entry in found_aliases.items():
-        for alias in entry.get("aliases", {}):
+        for alias in entry["aliases"]:
             if alias in older and not _is_write_index(found_aliases, index, alias):
                 older[alias].append(index)
     wanted = [
