@@ -44,7 +44,7 @@ pytestmark = pytest.mark.e2e
 #: How long the search server stays frozen (the issue says a minute).
 OUTAGE_SECONDS = 60.0
 #: How the indexer's log lines saying it retries begin: a bulk request, or the read a batch
-#: needs first (the linking stage asks the articles alias for its indices before each write).
+#: needs first (each stage asks the rolling aliases for their indices before each write).
 RETRY_MESSAGE = "elasticsearch unavailable, retrying"
 #: WIREWATCH_SHUTDOWN_TIMEOUT of the indexer here (the supervisor's SIGKILL comes at 20 s).
 SHUTDOWN_TIMEOUT = 4.0

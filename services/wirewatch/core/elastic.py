@@ -233,6 +233,12 @@ async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasti
     return True
 
 
+def behind(alias: str, index: str) -> bool:
+    """Whether a write to ``index`` is one to ``alias``: the alias itself, or one of its
+    versioned indices (``<alias>-000001``, where :func:`to_their_indices` readdresses writes)."""
+    return index == alias or index.startswith(f"{alias}-")
+
+
 def _is_write_index(aliases: dict[str, Any], index: str, alias: str) -> bool:
     """Whether ``index`` is the write index of ``alias`` in ``aliases`` (a ``get_alias`` answer,
     possibly for several aliases): flagged so, or the alias's only index when none is flagged."""

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from elasticsearch import AsyncElasticsearch
 
 from wirewatch.core import metrics
-from wirewatch.core.elastic import BulkOp, search_all
+from wirewatch.core.elastic import BulkOp, behind, search_all
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import Alert, EnrichedArticle
 from wirewatch.core.settings import Settings
@@ -228,8 +228,7 @@ class EventIndexing:
         """The updates of :meth:`repoint_ops` are written (``written``: those that were; a
         document deleted since has nothing to repoint), and counted."""
         for kind in EVENT_NAMING:
-            alias = self.settings.index(kind)
-            done = sum(op.index == alias or op.index.startswith(f"{alias}-") for op in written)
+            done = sum(behind(self.settings.index(kind), op.index) for op in written)
             metrics.EVENT_REPOINTED.labels(index=kind).inc(done)
         if written:
             log.info("events.repointed", extra={"documents": len(written)})

@@ -46,6 +46,7 @@ from wirewatch.core.elastic import (
     ROLLING,
     BulkOp,
     backoff_delay,
+    behind,
     bulk_write,
     connect,
     ensure_indices,
@@ -254,12 +255,7 @@ def create(settings: Settings) -> ServiceApp:
             metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
             metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
             rejected = await indexer.bulk(ops, stage="indexer.events")
-            written = [
-                op
-                for op in ops  # through the alias, or where the article was before a rollover
-                if (op.index == articles or op.index.startswith(f"{articles}-"))
-                and (op.index, op.id) not in rejected
-            ]
+            written = [op for op in ops if behind(articles, op.index) and (op.index, op.id) not in rejected]
             metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
             if linking.repoint_due:  # older documents of the events merged (see repoint_ops)
                 # Quiet: a document deleted since (its index expired) has nothing to repoint.
