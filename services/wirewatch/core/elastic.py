@@ -364,11 +364,15 @@ async def to_their_indices(
         for alias in entry["aliases"]:
             if alias in older and not _is_write_index(found_aliases, index, alias):
                 older[alias].append(index)
+    ids: dict[str, set[str]] = {alias: set() for alias in addressed}
+    for op in ops:
+        if op.index in ids:
+            ids[op.index].add(op.id)
     wanted = [
         (alias, index, id_)
         for alias in addressed
         for index in sorted(older[alias])
-        for id_ in sorted({op.id for op in ops if op.index == alias})
+        for id_ in sorted(ids[alias])
     ]
     if not wanted:
         return ops
