@@ -15,13 +15,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
-from wirewatch.cli import main
+from wirewatch.cli import events_command, main
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import (
     ROLLING,
@@ -43,7 +44,7 @@ from wirewatch.indexer import events as indexer_events
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.indexer.service import Indexer
 from wirewatch.local.servers import LocalServers
-from wirewatch.search import stored_event
+from wirewatch.search import EVENT_SORTS, stored_event
 
 SETTINGS = make_settings()
 
@@ -517,6 +518,15 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert f"related event: {fire}  2 reports, last " in shown_growing and FIRE_EN.title[:30] in shown_growing
 
 
+def test_the_events_command_offers_every_order_the_search_knows() -> None:
+    """``events --sort`` lists its choices in the CLI (which does not import the search client
+    until a command runs): the same names, in the same order, as ``EVENT_SORTS``."""
+    (sort,) = (param for param in events_command.params if param.name == "sort")
+    assert isinstance(sort.type, click.Choice)
+    assert list(sort.type.choices) == list(EVENT_SORTS)
+    assert sort.default == next(iter(EVENT_SORTS))
+
+
 @pytest.mark.parametrize("backend", ["servers", "noida"])
 def test_events_command_finds_events_by_the_words_of_their_reports(
     backend: str, request: pytest.FixtureRequest, monkeypatch: Any
@@ -536,6 +546,28 @@ def test_events_command_finds_events_by_the_words_of_their_reports(
     ops.append(BulkOp(settings.index("articles"), FIRE_WALES.id, wales))
     merged = merged_event("merged-fire", FIRE_WALES.title, into=fire)
     ops.append(BulkOp(settings.index("events"), merged.id, merged.model_dump(mode="json")))
+    # Two steps from the fire: an event merged into the merged one (read in one search per step).
+    farther = replace(
+        FIRE_WALES, id="fire-farther", title="Kestrelby firefighters back from the Bexmoor mill"
+    )
+    ops.append(
+        BulkOp(
+            settings.index("articles"),
+            farther.id,
+            article(farther, event_id="merged-twice").model_dump(mode="json"),
+        )
+    )
+    twice = merged_event("merged-twice", farther.title, into="merged-fire")
+    ops.append(BulkOp(settings.index("events"), twice.id, twice.model_dump(mode="json")))
+    # A merge whose survivor has no document (an index expired): the event is not found.
+    lost = replace(ELECTION, id="lost-report", title="Quillmarsh ballots recounted")
+    ops.append(
+        BulkOp(
+            settings.index("articles"), lost.id, article(lost, event_id="merged-lost").model_dump(mode="json")
+        )
+    )
+    orphan = merged_event("merged-lost", lost.title, into="expired-event")
+    ops.append(BulkOp(settings.index("events"), orphan.id, orphan.model_dump(mode="json")))
     write_all(settings, ops)
     for name, value in servers.env().items():
         monkeypatch.setenv(name, value)
@@ -551,6 +583,8 @@ def test_events_command_finds_events_by_the_words_of_their_reports(
     assert events("plants", "residents") == [fire]  # English stems: the title says plant
     assert events("incendie", "pompier") == [fire]  # its French report's words, by their stem
     assert events("Bexmoor") == [fire]  # the merged event's report finds its survivor
+    assert events("Kestrelby") == [fire]  # and two merges away
+    assert events("Quillmarsh") == []  # a survivor without a document: nothing to list
     assert events("Norvalis", "Vallmora") == []  # every word
     assert events("Norvalis", "|", "Vallmora") == sorted([fire, election])
     assert events("Norvalis", "-Lyon") == []

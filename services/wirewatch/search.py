@@ -256,16 +256,39 @@ async def events_reporting(es: AsyncElasticsearch, settings: Settings, query: st
         size=len(ids),
         source_includes=["id", "merged_into"],
     )
-    survivors = set()
-    for hit in found["hits"]["hits"]:
-        event_id, merged_into = hit["_source"]["id"], hit["_source"].get("merged_into")
-        if merged_into:
-            survivor = await stored_event(es, settings, merged_into)
-            if survivor is None:
+    pointers = {hit["_source"]["id"]: hit["_source"].get("merged_into") for hit in found["hits"]["hits"]}
+    merged = {event_id: into for event_id, into in pointers.items() if into}
+    live = {event_id for event_id, into in pointers.items() if not into}
+    return sorted(live | set((await survivor_ids(es, settings, merged)).values()))
+
+
+async def survivor_ids(es: AsyncElasticsearch, settings: Settings, merged: dict[str, str]) -> dict[str, str]:
+    """For merged events (id: the id it was merged into), the id of the live event each leads to,
+    following every chain of merges at once: one search per step, at most ``MAX_MERGE_HOPS``.
+    An event whose chain reaches an id without a document is left out."""
+    survivors: dict[str, str] = {}
+    leads = dict(merged)
+    for _ in range(MAX_MERGE_HOPS):
+        if not leads:
+            break
+        targets = sorted(set(leads.values()))
+        found = await es.search(
+            index=settings.index("events"),
+            query={"ids": {"values": targets}},
+            size=len(targets),
+            source_includes=["id", "merged_into"],
+        )
+        onward = {hit["_source"]["id"]: hit["_source"].get("merged_into") for hit in found["hits"]["hits"]}
+        following = {}
+        for event_id, target in leads.items():
+            if target not in onward:
                 continue
-            event_id = survivor.id
-        survivors.add(event_id)
-    return sorted(survivors)
+            if onward[target]:
+                following[event_id] = onward[target]
+            else:
+                survivors[event_id] = target
+        leads = following
+    return survivors
 
 
 class EventNotFoundError(LookupError):
