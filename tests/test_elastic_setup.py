@@ -26,6 +26,9 @@ import pytest
 from click.testing import CliRunner
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elasticsearch import AsyncElasticsearch, BadRequestError
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from conftest import make_settings, run, settings_for
 from wirewatch.cli import main
@@ -41,7 +44,7 @@ from wirewatch.core.elastic import (
     templates_for,
 )
 from wirewatch.core.mappings import LANGUAGE_ANALYZERS, MULTILINGUAL, all_templates, text_query
-from wirewatch.core.settings import Settings
+from wirewatch.core.settings import TIME_UNITS, Settings, time_value_seconds
 from wirewatch.local.servers import LocalServers
 from wirewatch.search import search_articles
 from wirewatch.status import collect_status
@@ -593,3 +596,53 @@ async def test_ensure_indices_without_ilm(caplog: pytest.LogCaptureFixture) -> N
         await ensure_indices(_fake(recorder), off)
     assert not any(k == "put_lifecycle" for k, _ in recorder.calls)
     assert any(r.getMessage() == "ILM skipped: disabled by WIREWATCH_ES_ILM" for r in caplog.records)
+
+
+@pytest.mark.usefixtures("elasticsearch")
+async def test_setup_warns_when_documents_outlive_the_articles_they_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Events, link records and alerts name articles: kept longer than the articles (a longer
+    retention, or none), they lead nowhere once an articles index is deleted. Said once, at setup."""
+
+    async def warnings(**retentions: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wirewatch.core.elastic"):
+            await ensure_indices(_fake(_Recorder()), make_settings(es_index_prefix="news", **retentions))
+        return [r.getMessage() for r in caplog.records if "longer than the articles" in r.getMessage()]
+
+    assert await warnings() == []  # nothing deleted
+    longest = {"es_articles_retention": "365d", "es_events_retention": "365d", "es_alerts_retention": "8760h"}
+    assert await warnings(**longest, es_event_links_retention="30d") == []  # 8760 h = 365 d
+    (warned,) = await warnings(**longest)  # the link records kept for ever
+    assert warned.startswith("event-links kept longer than the articles they name")
+    (warned,) = await warnings(
+        es_articles_retention="90d", es_alerts_retention="91d", es_dead_letters_retention="1d"
+    )
+    assert warned.startswith("events, event-links, alerts kept longer")  # dead letters name none
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WIREWATCH_ES_ARTICLES_RETENTION", "30 days"),
+        ("WIREWATCH_ES_EVENTS_RETENTION", "1y"),
+        ("WIREWATCH_ES_ROLLOVER_AGE", "7"),
+        ("WIREWATCH_ES_ROLLOVER_SIZE", "50 gigabytes"),
+    ],
+)
+def test_lifecycle_values_elasticsearch_would_refuse_are_refused_by_name(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retention, age or size the lifecycle API cannot parse stops the settings, naming the
+    variable, not setup with the server's parse error."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError, match=f"{variable}='{value}' is not an Elasticsearch"):
+        Settings()
+
+
+@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(sorted(TIME_UNITS)))
+def test_time_values_are_read_in_seconds(amount: int, unit: str) -> None:
+    assert time_value_seconds(f"{amount}{unit}") == amount * TIME_UNITS[unit]
+    with pytest.raises(ValueError, match="not an Elasticsearch time value"):
+        time_value_seconds(f"{amount} {unit}")

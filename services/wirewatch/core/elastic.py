@@ -23,7 +23,7 @@ from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import LANGUAGE_ANALYZERS, all_templates
-from wirewatch.core.settings import Settings
+from wirewatch.core.settings import Settings, time_value_seconds
 
 log = get_logger(__name__)
 
@@ -205,6 +205,24 @@ def _api_unavailable(exc: ApiError) -> bool:
     )
 
 
+#: The rolling kinds whose documents name articles (an event its earliest report, a link record
+#: and an alert their article).
+POINTING_AT_ARTICLES = ("events", "event-links", "alerts")
+
+
+def outliving_articles(settings: Settings) -> list[str]:
+    """The kinds of ``POINTING_AT_ARTICLES`` kept longer than the articles (their retention
+    longer, or unset while the articles' is set)."""
+    if settings.es_articles_retention is None:
+        return []
+    articles = time_value_seconds(settings.es_articles_retention)
+    return [
+        kind
+        for kind in POINTING_AT_ARTICLES
+        if (kept := settings.retention(kind)) is None or time_value_seconds(kept) > articles
+    ]
+
+
 async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasticsearch: bool) -> bool:
     """Put the ILM policy of each ``ROLLING`` kind; False (with a log line) where there is none
     to put."""
@@ -214,6 +232,13 @@ async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasti
     if not settings.es_ilm:
         log.info("ILM skipped: disabled by WIREWATCH_ES_ILM")
         return False
+    if outliving := outliving_articles(settings):
+        log.warning(
+            f"{', '.join(outliving)} kept longer than the articles they name: once an articles "
+            "index is deleted, their documents of its reports lead nowhere "
+            "(give the articles the longest retention)",
+            extra={"articles_retention": settings.es_articles_retention, "kinds": outliving},
+        )
     for kind in ROLLING:
         policy = lifecycle_policy(settings, kind)
         try:

@@ -9,17 +9,32 @@ working directory. Secrets are ``SecretStr`` so they never show up in logs or re
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SERVICES: tuple[ServiceName, ...] = ("fetcher", "enricher", "indexer", "alerts")
+
+#: Elasticsearch's time units, in seconds (a time value is a whole number and one of them: ``30d``).
+TIME_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
+TIME_VALUE = re.compile(rf"(\d+)({'|'.join(sorted(TIME_UNITS, key=len, reverse=True))})")
+#: An Elasticsearch byte size: a whole number and a unit (``50gb``).
+BYTE_SIZE = re.compile(r"\d+(b|kb|mb|gb|tb|pb)", re.IGNORECASE)
+
+
+def time_value_seconds(value: str) -> float:
+    """Seconds of an Elasticsearch time value (``365d`` -> 31536000.0); ValueError if it is not one."""
+    match = TIME_VALUE.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not an Elasticsearch time value: {value!r}")
+    return int(match[1]) * TIME_UNITS[match[2]]
 
 
 class Settings(BaseSettings):
@@ -396,6 +411,36 @@ class Settings(BaseSettings):
                 f"WIREWATCH_KAFKA_FETCH_MAX_WAIT={self.kafka_fetch_max_wait:g}: a fetch is held that long"
             )
         return self
+
+    @field_validator(
+        "es_rollover_age",
+        "es_articles_retention",
+        "es_events_retention",
+        "es_event_links_retention",
+        "es_alerts_retention",
+        "es_dead_letters_retention",
+    )
+    @classmethod
+    def _time_value(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """An Elasticsearch time value (``30d``, ``12h``): refused here, naming the variable,
+        rather than by the lifecycle API at setup."""
+        if value is not None and not TIME_VALUE.fullmatch(value):
+            raise ValueError(
+                f"WIREWATCH_{str(info.field_name).upper()}={value!r} is not an Elasticsearch time value "
+                "such as 365d, 12h or 90m"
+            )
+        return value
+
+    @field_validator("es_rollover_size")
+    @classmethod
+    def _byte_size(cls, value: str) -> str:
+        """An Elasticsearch byte size (``50gb``)."""
+        if not BYTE_SIZE.fullmatch(value):
+            raise ValueError(
+                f"WIREWATCH_ES_ROLLOVER_SIZE={value!r} is not an Elasticsearch byte size "
+                "such as 50gb or 500mb"
+            )
+        return value
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
