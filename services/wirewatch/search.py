@@ -250,16 +250,21 @@ async def events_reporting(es: AsyncElasticsearch, settings: Settings, query: st
     ids = [bucket["key"] for bucket in response["aggregations"]["events"]["buckets"]]
     if not ids:
         return []
+    pointers = await merge_pointers(es, settings, ids)
+    merged: dict[str, str] = {event_id: into for event_id, into in pointers.items() if into}
+    live = {event_id for event_id, into in pointers.items() if not into}
+    return sorted(live | set((await survivor_ids(es, settings, merged)).values()))
+
+
+async def merge_pointers(es: AsyncElasticsearch, settings: Settings, ids: list[str]) -> dict[str, str | None]:
+    """Each of the events ``ids`` that has a document, with the id it was merged into (None: live)."""
     found = await es.search(
         index=settings.index("events"),
         query={"ids": {"values": ids}},
         size=len(ids),
         source_includes=["id", "merged_into"],
     )
-    pointers = {hit["_source"]["id"]: hit["_source"].get("merged_into") for hit in found["hits"]["hits"]}
-    merged = {event_id: into for event_id, into in pointers.items() if into}
-    live = {event_id for event_id, into in pointers.items() if not into}
-    return sorted(live | set((await survivor_ids(es, settings, merged)).values()))
+    return {hit["_source"]["id"]: hit["_source"].get("merged_into") for hit in found["hits"]["hits"]}
 
 
 async def survivor_ids(es: AsyncElasticsearch, settings: Settings, merged: dict[str, str]) -> dict[str, str]:
@@ -271,20 +276,13 @@ async def survivor_ids(es: AsyncElasticsearch, settings: Settings, merged: dict[
     for _ in range(MAX_MERGE_HOPS):
         if not leads:
             break
-        targets = sorted(set(leads.values()))
-        found = await es.search(
-            index=settings.index("events"),
-            query={"ids": {"values": targets}},
-            size=len(targets),
-            source_includes=["id", "merged_into"],
-        )
-        onward = {hit["_source"]["id"]: hit["_source"].get("merged_into") for hit in found["hits"]["hits"]}
-        following = {}
+        onward = await merge_pointers(es, settings, sorted(set(leads.values())))
+        following: dict[str, str] = {}
         for event_id, target in leads.items():
             if target not in onward:
                 continue
-            if onward[target]:
-                following[event_id] = onward[target]
+            if onward_id := onward[target]:
+                following[event_id] = onward_id
             else:
                 survivors[event_id] = target
         leads = following
