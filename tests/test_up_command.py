@@ -89,7 +89,9 @@ class Up:
 @pytest.fixture
 def up(tmp_path: Path, site: NewsSite) -> Iterator[Up]:
     feeds_file = tmp_path / "feeds.yaml"
-    add_feed(feeds_file, site.add_outlet("daily", "Daily Test"))
+    # Polled every 2 s, its own interval (adaptive polling would wait at least a minute between
+    # polls, and after each restart the fetcher keeps to the schedule it had).
+    add_feed(feeds_file, site.add_outlet("daily", "Daily Test"), interval=2)
     runner = Up(tmp_path, feeds_file)
     yield runner
     if runner.process is not None and runner.process.poll() is None:
