@@ -220,9 +220,10 @@ async def list_events(
     filters = date_range("last_seen", since)
     if lang:
         filters.append({"term": {"languages": lang}})
-    async with reading(settings, "events", *(["articles"] if query.strip() else [])) as es:
-        if query.strip():
-            ids = await events_reporting(es, settings, query)
+    words = text_query(query, ARTICLE_TEXT_FIELDS, every_word=True) if query.strip() else None
+    async with reading(settings, "events", *(["articles"] if words else [])) as es:
+        if words:
+            ids = await events_reporting(es, settings, words)
             if not ids:
                 return []
             filters.append({"ids": {"values": ids}})
@@ -236,14 +237,15 @@ async def list_events(
     return [hit["_source"] for hit in response["hits"]["hits"]]
 
 
-async def events_reporting(es: AsyncElasticsearch, settings: Settings, query: str) -> list[str]:
-    """The events with a report that has every word of ``query`` (the articles' search,
-    :func:`search_articles`, in any language): so an event is found by the words of any of its
-    reports, in any of their languages. Merged events lead to their survivors; at most
-    ``MAX_EVENTS_MATCHED`` events, those with the most matching reports."""
+async def events_reporting(es: AsyncElasticsearch, settings: Settings, words: dict[str, Any]) -> list[str]:
+    """The events with a report that matches ``words``, the articles' query of a person's search
+    (:func:`text_query` with ``every_word``, in any language, as :func:`search_articles`): so an
+    event is found by the words of any of its reports, in any of their languages. Merged events
+    lead to their survivors; at most ``MAX_EVENTS_MATCHED`` events, those with the most matching
+    reports."""
     response = await es.search(
         index=settings.index("articles"),
-        query=text_query(query, ARTICLE_TEXT_FIELDS, every_word=True),
+        query=words,
         size=0,
         aggs={"events": {"terms": {"field": "event_id", "size": MAX_EVENTS_MATCHED}}},
     )
@@ -334,6 +336,7 @@ async def find_event(es: AsyncElasticsearch, settings: Settings, given: str) -> 
     """The event ``given`` names, by its id or the start of one (:func:`event_id_from_prefix`):
     that id in full, and the event (its survivor when it was merged). Raises
     :class:`EventNotFoundError`."""
+    given = given.strip().lower()  # event ids are hex digests (``stable_id``), written in lower case
     event = await stored_event(es, settings, given)
     if event is None:
         given = await event_id_from_prefix(es, settings, given)

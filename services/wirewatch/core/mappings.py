@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import types
 import typing
 from datetime import datetime
@@ -132,6 +133,18 @@ def language_fields(fields: list[str], language: str) -> list[str]:
     return out
 
 
+#: Words a person's search (``every_word``) may have. Each word is a clause per field and
+#: language subfield, so a pasted paragraph would be thousands of clauses: Elasticsearch caps
+#: them (``indices.query.bool.max_clause_count``) and the local noida-db server overflows its
+#: stack on ~1,000 words. A question is asked in fewer.
+MAX_QUERY_WORDS = 64
+_WORD = re.compile(r"\w+")
+
+
+class QueryTooLongError(ValueError):
+    """A search with more than ``MAX_QUERY_WORDS`` words."""
+
+
 def text_query(
     query: str, fields: list[str], language: str | None = None, *, every_word: bool = False
 ) -> dict[str, Any]:
@@ -145,8 +158,13 @@ def text_query(
     By default any of the words matches, the more the better (a claim's retroactive search
     ranks candidates that share some of its words). ``every_word``: a person's search, in the
     syntax of ``simple_query_string``: every word must appear in one of the fields,
-    ``"a phrase"`` in quotes, ``a | b`` either, ``-word`` not; a syntax error is never an error.
+    ``"a phrase"`` in quotes, ``a | b`` either, ``-word`` not; a syntax error is never an error,
+    more than ``MAX_QUERY_WORDS`` words is (``QueryTooLongError``).
     """
+    if every_word:
+        words = len(_WORD.findall(query))
+        if words > MAX_QUERY_WORDS:
+            raise QueryTooLongError(f"a search has at most {MAX_QUERY_WORDS} words; this one has {words}")
 
     def matching(names: list[str]) -> dict[str, Any]:
         if every_word:
