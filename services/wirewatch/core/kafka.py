@@ -242,6 +242,16 @@ async def _start_failed(settings: Settings, exc: Exception) -> NoReturn:
     raise exc
 
 
+async def _start(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> None:
+    """Start a short-lived client; if it cannot, close what it opened and raise as
+    :func:`_start_failed` does (a client left unstopped warns "Unclosed AIOKafkaConsumer")."""
+    try:
+        await client.start()
+    except Exception as exc:
+        await client.stop()
+        await _start_failed(settings, exc)
+
+
 async def wait_for_kafka(settings: Settings, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -300,7 +310,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 async def topic_stats(settings: Settings) -> list[TopicStats]:
     consumer = AIOKafkaConsumer(**client_options(settings), request_timeout_ms=10000)
-    await consumer.start()
+    await _start(consumer, settings)
     try:
         out = []
         for name in settings.topics.values():
@@ -327,7 +337,7 @@ async def consumer_lag(settings: Settings, groups: list[str]) -> list[GroupLag]:
             enable_auto_commit=False,
             request_timeout_ms=10000,
         )
-        await consumer.start()  # not subscribed: reads committed offsets without joining the group
+        await _start(consumer, settings)  # not subscribed: reads committed offsets without joining the group
         try:
             for topic in settings.topics.values():
                 tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
@@ -354,11 +364,7 @@ async def read_topic(
         enable_auto_commit=False,
         group_id=None,
     )
-    try:
-        await consumer.start()
-    except Exception as exc:
-        await consumer.stop()
-        await _start_failed(settings, exc)
+    await _start(consumer, settings)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
         ends = await consumer.end_offsets(tps) if tps else {}
@@ -390,11 +396,7 @@ async def _position_reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end:
 async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes | None]]) -> None:
     """Send ``(key, value)`` messages and wait until the broker has them all (acks=all)."""
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    try:
-        await producer.start()
-    except Exception as exc:
-        await producer.stop()
-        await _start_failed(settings, exc)
+    await _start(producer, settings)
     try:
         sent = [await producer.send(topic, key=key, value=value) for key, value in messages]
         await asyncio.gather(*sent)
