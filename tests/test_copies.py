@@ -276,3 +276,9 @@ def test_eval_dedup_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["eval", "dedup", "--input", str(source), "--output", str(out)])
     assert result.exit_code != 0
     assert "docs.jsonl:2: not JSON" in result.output
+
+    for published, shown in (('"yesterday"', "'yesterday'"), ("12345", "12345")):
+        source.write_text(f'{{"id": "a", "text": "fine", "published": {published}}}\n', encoding="utf-8")
+        result = CliRunner().invoke(main, ["eval", "dedup", "--input", str(source), "--output", str(out)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a line, no traceback
+        assert f'docs.jsonl:1: "published" must be an ISO 8601 date or null, not {shown}' in result.output

@@ -115,6 +115,7 @@ def test_discover_reports_what_it_could_not_read(cli: CliRunner) -> None:
     report = json.loads(result.stdout)
     assert report["feeds"] == [] and report["sitemaps"] == []
     assert len(report["problems"]) == 1 and "HTTP 404" in report["problems"][0]
+    assert result.exit_code == 1  # nothing found because nothing could be read: not an answer
 
 
 def test_discover_goes_through_the_ssrf_guard(

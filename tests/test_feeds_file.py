@@ -242,6 +242,11 @@ def test_feeds_text_output(cli: CliRunner, path: Path) -> None:
     result = cli.invoke(main, ["feeds", "remove", GAZETTE])
     assert result.exit_code == 0
     assert f"removed: {GAZETTE}" in result.stdout
+    cli.invoke(main, ["feeds", "add", GAZETTE])
+    result = cli.invoke(main, ["feeds", "remove", feed_id(GAZETTE)[:12]])  # the id as `feeds list` shows it
+    assert result.exit_code == 0 and f"removed: {GAZETTE}" in result.stdout
+    result = cli.invoke(main, ["feeds", "remove", feed_id(GAZETTE)[:12]])
+    assert result.exit_code == 1 and f"no feed {feed_id(GAZETTE)[:12]!r}" in result.output
 
 
 def test_feeds_remove_of_an_unknown_feed_fails_clearly(cli: CliRunner, path: Path) -> None:

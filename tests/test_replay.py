@@ -383,7 +383,7 @@ def test_replay_refuses_while_the_enricher_runs(stack: Stack) -> None:
     p = stack.pipeline
     raw = len(run(read_topic(p.settings, p.settings.topic_raw)))
     wait_for(lambda: _raw_lag(p.settings) == (0, raw), what="the enricher's offsets committed")
-    with pytest.raises(ReplayError, match=r"the enricher is running.*Stop every instance"):
+    with pytest.raises(ReplayError, match=r"the enricher stage is running.*Stop every instance"):
         run(replay(p.settings, "enricher", BEFORE["started"]))
     assert _raw_lag(p.settings) == (0, raw)  # nothing moved
     # A dry run still shows the plan: every raw message, back to the start of each partition.

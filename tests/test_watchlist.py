@@ -58,6 +58,12 @@ def test_claims_file(tmp_path: Path) -> None:
     path.write_text('{"text": "ok"}\n{"labels": {}}\n', encoding="utf-8")
     with pytest.raises(ClaimFileError, match=r"claims\.jsonl:2: a claim needs a text"):
         read_claims_file(path)
+    path.write_text('{"text": 42}\n', encoding="utf-8")
+    with pytest.raises(ClaimFileError, match=r"claims\.jsonl:1: \"text\" must be a string, not int"):
+        read_claims_file(path)
+    path.write_text('{"text": "ok"}\n{"text": "ok", "label": {"verdict": "false"}}\n', encoding="utf-8")
+    with pytest.raises(ClaimFileError, match=r"claims\.jsonl:2: unknown key\(s\) 'label': expected"):
+        read_claims_file(path)
 
 
 @pytest.fixture(scope="module")

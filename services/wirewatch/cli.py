@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,10 @@ from wirewatch.core.settings import SERVICES, Settings
 
 if TYPE_CHECKING:
     from wirewatch.core.models import TrackedClaim
+
+
+#: The most hits a listing asks for: Elasticsearch's default ``index.max_result_window``.
+MAX_SIZE = 10_000
 
 
 def _settings() -> Settings:
@@ -34,6 +40,58 @@ def _emit_json(data: Any) -> None:
 def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+#: A date as Elasticsearch reads it in a range (``strict_date_optional_time``): a year, a month,
+#: a day, with a time of day and a zone or not.
+_ES_DATE = (
+    r"\d{4}(?:-\d{2}(?:-\d{2}(?:T\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?"
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?"
+)
+#: Date math after ``now`` or ``date||``: ``-7d``, ``+1h``, ``/d`` (rounding), in any number.
+_ES_MATH = r"(?:[+-]\d+[yMwdhHms]|/[yMwdhHms])*"
+_DATE_BOUND = re.compile(rf"now{_ES_MATH}|(?P<date>{_ES_DATE})(?:\|\|{_ES_MATH})?|\d{{5,}}")
+
+
+class DateBound(click.ParamType):
+    """A bound of a date range as the search server takes it (``2026-03-01``,
+    ``2026-03-01T08:00:00+01:00``, ``now-7d``, ``now/d``, ``2026-03-01||+1M``, epoch
+    milliseconds), checked here so that a mistyped date is a usage error, not the server's
+    parse error after a request."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        found = _DATE_BOUND.fullmatch(text)
+        if found and found["date"]:
+            day = found["date"]
+            day = {4: f"{day}-01-01", 7: f"{day}-01"}.get(len(day), day)
+            try:  # the calendar: no month 13, no 30 February
+                datetime.fromisoformat(re.sub(r"[.,](\d{1,6})\d*", r".\1", day))
+            except ValueError:
+                found = None
+        if not found:
+            self.fail(
+                f"not a date: {text!r} (expected e.g. 2026-03-01, 2026-03-01T08:00:00Z, now-7d or now/d)",
+                param,
+                ctx,
+            )
+        return text
+
+
+_LANGUAGE_TAG = re.compile(r"([a-z]{2,3})(?:[-_][a-z0-9]{1,8})*", re.IGNORECASE)
+
+
+def _language(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A ``--lang`` as the pipeline names languages: ISO 639 in lower case (``FR``, ``fr-FR`` ->
+    ``fr``), the way the detector writes it on articles, events and claims."""
+    if value is None:
+        return None
+    found = _LANGUAGE_TAG.fullmatch(value.strip())
+    if not found:
+        raise click.BadParameter(f"{value!r} is not a language code (e.g. fr, en, fr-FR)", ctx, param)
+    return found[1].lower()
 
 
 class _Commands(click.Group):
@@ -52,6 +110,9 @@ class _Commands(click.Group):
 @click.version_option(package_name="wirewatch")
 def main() -> None:
     """wirewatch: follow news feeds, find copies, events and tracked claims."""
+    # The Kafka client logs each failed connection attempt; a command says once, in its own
+    # words, that the broker does not answer (``_Commands``), so those lines are only noise.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -119,6 +180,7 @@ def kibana_import(
     the WIREWATCH_ES_INDEX_PREFIX aliases."""
     from wirewatch.kibana import KibanaError, import_objects
 
+    click.echo(f"importing into Kibana at {url} (waiting up to {wait:g} s for it to be available)", err=True)
     try:
         result = import_objects(
             url, Settings(), directory=directory, space=space, wait=wait, verify=ca_certs or True
@@ -139,7 +201,7 @@ def feeds() -> None:
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name", help="Outlet name.")
-@click.option("--lang", "language", help="Declared language (a hint).")
+@click.option("--lang", "language", callback=_language, help="Declared language (a hint): fr, en…")
 @click.option("--interval", type=float, help="Seconds between polls.")
 @click.option("--json", "as_json", is_flag=True)
 def feeds_add(
@@ -183,11 +245,21 @@ def feeds_list(as_json: bool) -> None:
 @click.argument("url_or_id")
 @click.option("--json", "as_json", is_flag=True)
 def feeds_remove(url_or_id: str, as_json: bool) -> None:
-    """Remove a feed by URL or id."""
-    from wirewatch.core.feeds import FeedsFileError, remove_feed
+    """Remove a feed by URL or id (or its first six or more characters, as `feeds list` shows it)."""
+    from wirewatch.core.feeds import FeedsFileError, load_feeds, remove_feed
+    from wirewatch.core.ids import UnknownIdError, complete_id
 
+    path = Settings().feeds_file
     try:
-        removed = remove_feed(Settings().feeds_file, url_or_id)
+        listed = {feed.id: feed.url for feed in load_feeds(path)}
+        if "://" not in url_or_id:  # an id, or its start as `feeds list` shows it
+            try:
+                url_or_id = complete_id(url_or_id, listed, "feed", labels=listed)
+            except UnknownIdError as exc:
+                if as_json:
+                    _emit_json({"removed": None})
+                _fail(str(exc))
+        removed = remove_feed(path, url_or_id)
     except FeedsFileError as exc:
         _fail(str(exc))
     if as_json:
@@ -203,7 +275,9 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
 @click.option("--add", is_flag=True, help="Add every feed and sitemap found to the feeds file.")
 @click.option("--json", "as_json", is_flag=True)
 def feeds_discover(url: str, add: bool, as_json: bool) -> None:
-    """Find a site's feeds (home page <link rel=alternate>) and sitemaps (robots.txt)."""
+    """Find a site's feeds (home page <link rel=alternate>) and sitemaps (robots.txt).
+
+    Exits 1 when nothing was found because the site could not be read."""
     from wirewatch.core.feeds import FeedsFileError, add_feed
     from wirewatch.fetcher.discover import discover_site
     from wirewatch.fetcher.errors import FetchError
@@ -222,9 +296,10 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
                     added.append(feed.url)
         except FeedsFileError as exc:
             _fail(str(exc))
+    unreadable = bool(found.problems) and not found.feeds and not found.sitemaps  # "none found" is no answer
     if as_json:
         _emit_json({**found.as_dict(), "added": added})
-        return
+        sys.exit(1 if unreadable else 0)
     for item in [*found.feeds, *found.sitemaps]:
         click.echo(f"{item.kind:<9} {item.url}  {item.title or ''}  ({item.source})")
     if not found.feeds and not found.sitemaps:
@@ -233,6 +308,7 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
         click.echo(f"  ! {problem}", err=True)
     if add:
         click.echo(f"added {len(added)} to {settings.feeds_file}")
+    sys.exit(1 if unreadable else 0)
 
 
 @main.command()
@@ -329,9 +405,13 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
 # ``ignore_unknown_options``: ``-word`` (leave out articles with it) is part of the query
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("query", nargs=-1, required=True)
-@click.option("--lang", help="Only articles in this language.")
-@click.option("--since", help="Published on or after: a date (2026-03-01) or date math (now-1d).")
-@click.option("--until", help="Published on or before: a date (the whole day) or date math.")
+@click.option("--lang", callback=_language, help="Only articles in this language (fr, en…).")
+@click.option(
+    "--since", type=DateBound(), help="Published on or after: a date (2026-03-01) or date math (now-1d)."
+)
+@click.option(
+    "--until", type=DateBound(), help="Published on or before: a date (the whole day) or date math."
+)
 @click.option(
     "--source",
     "sources",
@@ -345,7 +425,7 @@ def replay_command(since: str, stage: str, dry_run: bool, past_window: bool, as_
     show_default=True,
     help="Best matches first, or most recently published first.",
 )
-@click.option("--size", default=10, show_default=True)
+@click.option("--size", default=10, show_default=True, type=click.IntRange(1, MAX_SIZE))
 @click.option("--json", "as_json", is_flag=True)
 def search(
     query: tuple[str, ...],
@@ -389,8 +469,8 @@ def search(
         dup = f"  [duplicate of {hit['duplicate_of'][:12]}]" if hit.get("duplicate_of") else ""
         event = f"  event {hit['event_id']}" if hit.get("event_id") else ""
         click.echo(
-            f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {hit['source'][:24]:<24} "
-            f"{hit['title'][:80]}{dup}\n{'':15}{hit['url']}{event}"
+            f"{(hit.get('published') or '')[:10]:<10} {hit['language']:<3} {_clip(hit['source'], 24):<24} "
+            f"{_clip(hit['title'], 80)}{dup}\n{'':15}{hit['url']}{event}"
         )
     if not hits:
         click.echo("no matches")
@@ -423,7 +503,9 @@ def _labels(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @claims.command("track")
 @click.argument("text")
-@click.option("--lang", "language", help="Language of the claim (ISO 639-1); detected if omitted.")
+@click.option(
+    "--lang", "language", callback=_language, help="Language of the claim (ISO 639-1); detected if omitted."
+)
 @click.option("--label", "labels", multiple=True, help="key=value, e.g. verdict=false (repeatable).")
 @click.option("--keyword", "keywords", multiple=True, help="A phrase that should appear (repeatable).")
 @click.option(
@@ -532,8 +614,8 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
     "event_id",
     help="Only the alerts on this event's reports (its id, or its first six characters).",
 )
-@click.option("--since", help="A date (2026-03-01) or date math (now-7d).")
-@click.option("--size", default=50, show_default=True)
+@click.option("--since", type=DateBound(), help="A date (2026-03-01) or date math (now-7d).")
+@click.option("--size", default=50, show_default=True, type=click.IntRange(1, MAX_SIZE))
 @click.option("--json", "as_json", is_flag=True)
 def alerts_command(
     claim_id: str | None, event_id: str | None, since: str | None, size: int, as_json: bool
@@ -567,8 +649,9 @@ def alerts_command(
         said = "disputes" if alert.get("stance") == "disputes" else "said  "
         pad = " " * 19
         head = f"{alert['created_at'][:16]}  {alert['score']:.2f}  {alert['source']}"
-        click.echo(f"{head}: {alert['title'][:70]}{retro}")
-        click.echo(f"{pad}claim  {alert['claim_text'][:90]}\n{pad}{said} {alert['sentence'][:90]}")
+        click.echo(f"{head}: {_clip(alert['title'], 70)}{retro}")
+        click.echo(f"{pad}claim  {_clip(alert['claim_text'], 90)}")
+        click.echo(f"{pad}{said} {_clip(alert['sentence'], 90)}")
         click.echo(f"{pad}{alert['url']}")
     if not found:
         click.echo("no alerts")
@@ -577,9 +660,13 @@ def alerts_command(
 @main.command("events", context_settings={"ignore_unknown_options": True})  # -word, as in search
 @click.argument("query", nargs=-1)
 @click.option(
-    "--since", default="now-7d", show_default=True, help="Last report on or after: a date or now-2d."
+    "--since",
+    type=DateBound(),
+    default="now-7d",
+    show_default=True,
+    help="Last report on or after: a date or now-2d.",
 )
-@click.option("--lang", help="Only events with reports in this language (ISO 639-1).")
+@click.option("--lang", callback=_language, help="Only events with reports in this language (ISO 639-1).")
 @click.option(
     "--sort",
     type=click.Choice(["recent", "reports", "sources"]),
@@ -587,7 +674,7 @@ def alerts_command(
     show_default=True,
     help="Most recently active, most reports or most outlets first.",
 )
-@click.option("--size", default=20, show_default=True)
+@click.option("--size", default=20, show_default=True, type=click.IntRange(1, MAX_SIZE))
 @click.option("--json", "as_json", is_flag=True)
 def events_command(
     query: tuple[str, ...], since: str, lang: str | None, sort: str, size: int, as_json: bool
@@ -623,9 +710,15 @@ def events_command(
             f"{event['id']}  {event['last_seen'][:16]}  {reports:>12} {sources:>11}  "
             f"{','.join(event.get('languages', []))} {growth}"
         )
-        click.echo(f"{'':34}{event['label'][:90]}{claims}")
+        click.echo(f"{'':34}{_clip(event['label'], 90)}{claims}")
     if not found:
         click.echo("no events")
+
+
+def _clip(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a cut one ending in "…" (never run into the next
+    column: "…near D first" read as a word of the title)."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 def _counted(n: int, noun: str) -> str:
@@ -660,10 +753,10 @@ def event_command(event_id: str, as_json: bool) -> None:
         f"{report['first_seen'][:16]} to {report['last_seen'][:16]}"
     )
     for claim in report.get("claims", []):
-        click.echo(f"  tracked claim: {claim[:100]}")
+        click.echo(f"  tracked claim: {_clip(claim, 100)}")
     for other in report.get("related_events", []):
         reports, last = _counted(other["article_count"], "report"), other["last_seen"][:10]
-        click.echo(f"  related event: {other['id']}  {reports}, last {last}  {other['label'][:70]}")
+        click.echo(f"  related event: {other['id']}  {reports}, last {last}  {_clip(other['label'], 70)}")
     for article in report["articles"]:
         when = (article.get("published") or article.get("fetched_at") or "")[:16]
         if article.get("duplicate_of"):
@@ -674,22 +767,25 @@ def event_command(event_id: str, as_json: bool) -> None:
             mark = "first"
         else:
             mark = ""
-        source, title = article["source"][:22], article["title"][:60]
-        click.echo(f"{when:<16}  {article['language']:<3} {source:<22} {title:<60} {mark}")
+        source, title = _clip(article["source"], 24), _clip(article["title"], 60)
+        click.echo(f"{when:<16}  {article['language']:<3} {source:<24} {title:<60}  {mark}".rstrip())
         click.echo(f"{'':18}{article['url']}")
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
-    """Topic sizes, consumer lag, index counts and service health."""
+    """Topic sizes, consumer lag, index counts and service health.
+
+    Exits 1 when Kafka, Elasticsearch or a service does not answer (for scripts and probes)."""
     from wirewatch.status import collect_status
 
     settings = _settings()
     report = asyncio.run(collect_status(settings))
+    answering = not report["errors"] and all(info["healthy"] for info in report["services"].values())
     if as_json:
         _emit_json(report)
-        return
+        sys.exit(0 if answering else 1)
     click.echo("Topics")
     for t in report["topics"]:
         click.echo(f"  {t['topic']:<32} {t['messages']:>8} messages  {t['partitions']} partitions")
@@ -705,6 +801,7 @@ def status(as_json: bool) -> None:
             click.echo(f"  {name:<12} {'healthy' if info['healthy'] else 'DOWN':<8} {info['health']}")
     for error in report["errors"]:
         click.echo(f"  ! {error}")
+    sys.exit(0 if answering else 1)
 
 
 @main.group()

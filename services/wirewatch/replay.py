@@ -342,17 +342,17 @@ async def replay(
     )
     if members:
         plan.warnings.append(
-            f"consumer group {group} has {len(members)} member(s): the {stage} is running; stop it "
+            f"consumer group {group} has {len(members)} member(s): the {stage} stage is running; stop it "
             "before the replay"
         )
     if dry_run:
         return plan
     if members:
         raise ReplayError(
-            f"the {stage} is running: consumer group {group} has {len(members)} member(s), and the offsets "
-            f"of a live group cannot be moved. Stop every instance of the {stage}, then replay (a killed "
-            f"instance stays listed for the session timeout, {settings.kafka_session_timeout:g} s; on "
-            "noida-db until it restarts)."
+            f"the {stage} stage is running: consumer group {group} has {len(members)} member(s), and the "
+            f"offsets of a live group cannot be moved. Stop every instance of the {stage} stage, then replay "
+            "(a killed instance stays listed for the session timeout, "
+            f"{settings.kafka_session_timeout:g} s; on noida-db until it restarts)."
         )
     offsets = plan.offsets()
     if offsets:

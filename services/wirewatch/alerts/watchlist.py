@@ -51,8 +51,14 @@ def new_claim(text: str, **fields: Any) -> TrackedClaim:
     return TrackedClaim(id=fields.pop("id", None) or claim_id(text), text=text, **fields)
 
 
+#: What a line of a claims file may say (the rest of a claim is the watchlist's own).
+CLAIM_FILE_KEYS = frozenset({"text", "id", "language", "keywords", "labels", "threshold", "owner"})
+CLAIM_FILE_HELP = '{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}'
+
+
 def read_claims_file(path: Path) -> list[TrackedClaim]:
-    """JSON lines, each ``{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}``."""
+    """JSON lines, each ``{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}``;
+    an unknown key or a text that is not a string is an error naming the line."""
     claims = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -61,7 +67,14 @@ def read_claims_file(path: Path) -> list[TrackedClaim]:
             data = json.loads(line)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-            claims.append(new_claim(str(data.pop("text", "")), **data))
+            unknown = sorted(set(data) - CLAIM_FILE_KEYS)
+            if unknown:  # a typo (``label`` for ``labels``) would be lost without a word
+                named = ", ".join(map(repr, unknown))
+                raise ValueError(f"unknown key(s) {named}: expected {CLAIM_FILE_HELP}")
+            text = data.pop("text", "")
+            if not isinstance(text, str):
+                raise ValueError(f'"text" must be a string, not {type(text).__name__}')
+            claims.append(new_claim(text, **data))
         except (ValueError, ValidationError) as exc:
             raise ClaimFileError(f"{path}:{number}: {exc}") from exc
     return claims

@@ -37,7 +37,24 @@ def read_documents(path: Path) -> Iterator[dict[str, Any]]:
                 raise DocumentError(f"{path}:{number}: not JSON: {exc}") from exc
             if not isinstance(doc, dict) or "id" not in doc or not isinstance(doc.get("text"), str):
                 raise DocumentError(f'{path}:{number}: expected an object with "id" and "text"')
+            published = doc.get("published")
+            if published is not None and not _iso_date(published):
+                raise DocumentError(
+                    f'{path}:{number}: "published" must be an ISO 8601 date or null, not {published!r}'
+                )
             yield doc
+
+
+def _iso_date(value: Any) -> bool:
+    """Whether ``value`` is a string ``datetime.fromisoformat`` reads (``2016-10-25``,
+    ``2016-10-25T08:00:00+02:00``, ``…Z``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def document_article(doc: dict[str, Any], internal_id: str) -> RawArticle:
