@@ -30,6 +30,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from pydantic import ValidationError
 
 from conftest import make_settings
 from wirewatch.alerts.batch import AlertBatch
@@ -654,10 +655,13 @@ def test_settings_lists_and_secret_files(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_unusable_settings_are_refused() -> None:
-    with pytest.raises(ConfigError, match="SECRET"):
-        Deliverer.from_settings(
-            settings(alert_webhook_secret=None, alert_webhook_urls=["https://a.example/h"])
-        )
+    unsigned = {"alert_webhook_secret": None, "alert_webhook_urls": ["https://a.example/h"]}
+    with pytest.raises(
+        ValidationError, match="WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET"
+    ):
+        settings(**unsigned)  # refused at start
+    with pytest.raises(ConfigError, match="SECRET"):  # and by the deliverer, given such settings
+        Deliverer.from_settings(settings().model_copy(update=unsigned))
     with pytest.raises(ConfigError, match="http"):
         Deliverer.from_settings(settings(alert_webhook_urls=["ftp://a.example/h"]))
     with pytest.raises(ConfigError, match="FROM"):

@@ -3,7 +3,9 @@
 Every field is read from an environment variable with the ``WIREWATCH_`` prefix
 (``kafka_bootstrap`` -> ``WIREWATCH_KAFKA_BOOTSTRAP``), or from a ``.env`` file in the
 working directory. Secrets are ``SecretStr`` so they never show up in logs or reprs;
-``WIREWATCH_ES_PASSWORD_FILE``-style file variables are honoured for container secrets.
+``WIREWATCH_ES_PASSWORD_FILE``-style file variables are honoured for container secrets. A
+value that cannot work stops the settings with an error naming its variable
+(:func:`settings_error_message` makes one line of each).
 """
 
 from __future__ import annotations
@@ -12,21 +14,65 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 SERVICES: tuple[ServiceName, ...] = ("fetcher", "enricher", "indexer", "alerts")
+ENV_PREFIX = "WIREWATCH_"
 
 #: Elasticsearch's time units, in seconds (a time value is a whole number and one of them: ``30d``).
 TIME_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "micros": 1e-6, "nanos": 1e-9}
 TIME_VALUE = re.compile(rf"(\d+)({'|'.join(sorted(TIME_UNITS, key=len, reverse=True))})")
 #: An Elasticsearch byte size: a whole number and a unit (``50gb``).
 BYTE_SIZE = re.compile(r"\d+(b|kb|mb|gb|tb|pb)", re.IGNORECASE)
+#: What Elasticsearch refuses in an index name (besides upper case), and at its start.
+INDEX_NAME_FORBIDDEN = frozenset('\\/*?"<>| ,#:')
+INDEX_NAME_FORBIDDEN_START = ("-", "_", "+")
+#: The Faust table stores wirewatch runs on (Faust also knows aerospike://, which needs a client
+#: and options wirewatch does not pass).
+TABLE_STORES = ("memory", "rocksdb")
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a settings field (``poll_interval`` -> ``WIREWATCH_POLL_INTERVAL``)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def blank(value: object) -> bool:
+    """Whether ``value`` is an empty or whitespace-only string (or secret): as good as unset."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return isinstance(text, str) and not text.strip()
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info shown as ``***``
+    (``http://user:pw@host:9200`` -> ``http://user:***@host:9200``): for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon:
+        return url
+    return f"{scheme}{sep}{user}:***@{host}{rest[end:]}"
+
+
+def read_setting_file(field: str, path: Path) -> str:
+    """The text of ``path``, the file named by the setting ``field``; a ValueError naming its
+    variable if it cannot be read (missing, a directory, not UTF-8)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{env_var(field)}: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{env_var(field)}: cannot read {path}: not UTF-8 text") from None
 
 
 def time_value_seconds(value: str) -> float:
@@ -37,9 +83,29 @@ def time_value_seconds(value: str) -> float:
     return int(match[1]) * TIME_UNITS[match[2]]
 
 
+#: Each secret and the field naming a file that may hold it instead.
+SECRET_FILES = {
+    "es_password": "es_password_file",
+    "alert_webhook_secret": "alert_webhook_secret_file",
+    "alert_smtp_password": "alert_smtp_password_file",
+    "kafka_sasl_password": "kafka_sasl_password_file",
+    "kafka_ssl_key_password": "kafka_ssl_key_password_file",
+}
+#: Secrets, user names and secret files: blank is unset (``Settings._blank_is_unset``).
+CREDENTIALS = (
+    *SECRET_FILES,
+    *SECRET_FILES.values(),
+    "es_username",
+    "es_api_key",
+    "alert_smtp_username",
+    "kafka_sasl_username",
+    "alert_slack_urls_file",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WIREWATCH_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -377,28 +443,38 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator(*CREDENTIALS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty secret, credential or secret file (``WIREWATCH_ES_PASSWORD=``) is unset: it
+        neither wins over its ``*_FILE`` nor turns authentication on with nothing."""
+        return None if blank(value) else value
+
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        """A secret not given directly is read from its ``*_file`` (Docker/Kubernetes secrets)."""
-        for secret, path in (
-            ("es_password", self.es_password_file),
-            ("alert_webhook_secret", self.alert_webhook_secret_file),
-            ("alert_smtp_password", self.alert_smtp_password_file),
-            ("kafka_sasl_password", self.kafka_sasl_password_file),
-            ("kafka_ssl_key_password", self.kafka_ssl_key_password_file),
-        ):
+        """A secret not given directly is read from its ``*_file`` (Docker/Kubernetes secrets); a
+        blank file leaves it unset, like a blank variable."""
+        for secret, file in SECRET_FILES.items():
+            path = getattr(self, file)
             if getattr(self, secret) is None and path is not None:
-                setattr(self, secret, SecretStr(path.read_text(encoding="utf-8").strip()))
+                text = read_setting_file(file, path).strip()
+                setattr(self, secret, None if blank(text) else SecretStr(text))
         if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
-            lines = self.alert_slack_urls_file.read_text(encoding="utf-8").splitlines()
+            lines = read_setting_file("alert_slack_urls_file", self.alert_slack_urls_file).splitlines()
             self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
         return self
 
     @model_validator(mode="after")
     def _check_kafka_timing(self) -> Settings:
-        """A request must be allowed to outlast a group join (Faust refuses a session timeout
-        above the request timeout; a join is held for up to the rebalance timeout) and a held
-        fetch."""
+        """Heartbeats must come within the session timeout, and a request must be allowed to
+        outlast a group join (Faust refuses a session timeout above the request timeout; a join is
+        held for up to the rebalance timeout) and a held fetch."""
+        if self.kafka_heartbeat_interval >= self.kafka_session_timeout:
+            raise ValueError(
+                f"WIREWATCH_KAFKA_HEARTBEAT_INTERVAL={self.kafka_heartbeat_interval:g} must be shorter than "
+                f"WIREWATCH_KAFKA_SESSION_TIMEOUT={self.kafka_session_timeout:g}: a member is dropped from "
+                "its group when no heartbeat came within the session timeout"
+            )
         longest = max(self.kafka_session_timeout, self.kafka_rebalance_timeout)
         if self.kafka_request_timeout <= longest:
             raise ValueError(
@@ -426,7 +502,7 @@ class Settings(BaseSettings):
         rather than by the lifecycle API at setup."""
         if value is not None and not TIME_VALUE.fullmatch(value):
             raise ValueError(
-                f"WIREWATCH_{str(info.field_name).upper()}={value!r} is not an Elasticsearch time value "
+                f"{env_var(str(info.field_name))}={value!r} is not an Elasticsearch time value "
                 "such as 365d, 12h or 90m"
             )
         return value
@@ -441,6 +517,91 @@ class Settings(BaseSettings):
                 "such as 50gb or 500mb"
             )
         return value
+
+    @field_validator("es_index_prefix")
+    @classmethod
+    def _index_prefix(cls, value: str) -> str:
+        """A prefix Elasticsearch accepts in an index name (``<prefix>-articles-000001``):
+        refused here rather than by index setup, after the services started."""
+        problem = None
+        if not value:
+            problem = "is empty"
+        elif value != value.lower():
+            problem = "has upper case letters"
+        elif bad := sorted(set(value) & INDEX_NAME_FORBIDDEN):
+            problem = f"has {', '.join(repr(c) for c in bad)}"
+        elif value.startswith(INDEX_NAME_FORBIDDEN_START):
+            problem = f"starts with {value[0]!r}"
+        if problem:
+            raise ValueError(
+                f"WIREWATCH_ES_INDEX_PREFIX={value!r} {problem}: Elasticsearch index names are lower "
+                'case, without \\ / * ? " < > | , # : or spaces, and do not start with -, _ or +'
+            )
+        return value
+
+    @field_validator("user_agent")
+    @classmethod
+    def _user_agent(cls, value: str) -> str:
+        """Sent with every request, and its first word is the robots.txt user agent: not blank."""
+        if blank(value):
+            raise ValueError("WIREWATCH_USER_AGENT is empty: sites and robots.txt need a user agent")
+        return value.strip()
+
+    @field_validator("table_store")
+    @classmethod
+    def _table_store(cls, value: str) -> str:
+        """A Faust store URL of :data:`TABLE_STORES`, refused here rather than by Faust in every
+        service."""
+        if "://" not in value or urlsplit(value).scheme not in TABLE_STORES:
+            raise ValueError(
+                f"WIREWATCH_TABLE_STORE={value!r} is not a table store: "
+                f"{' or '.join(f'{store}://' for store in TABLE_STORES)}"
+            )
+        return value
+
+    @field_validator("fetch_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: list[str]) -> list[str]:
+        """Read as the fetcher reads them (:meth:`AddressPolicy.from_entries`), so a bad entry stops
+        the settings, not the fetcher after its start."""
+        if value:
+            # Imported here: it brings httpx, which most commands do not need.
+            from wirewatch.fetcher.safety import AddressPolicy
+
+            try:
+                AddressPolicy.from_entries(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"WIREWATCH_FETCH_ALLOW_HOSTS: {str(exc).removeprefix('fetch_allow_hosts: ')}"
+                ) from None
+        return value
+
+    @field_validator("log_level", "log_format", "alert_smtp_security", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """``DEBUG`` and ``JSON`` are accepted too."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_polling(self) -> Settings:
+        """Adaptive polling keeps each feed's interval between the two bounds: they must be in order."""
+        if self.poll_interval_min > self.poll_interval_max:
+            raise ValueError(
+                f"WIREWATCH_POLL_INTERVAL_MIN={self.poll_interval_min:g} is above "
+                f"WIREWATCH_POLL_INTERVAL_MAX={self.poll_interval_max:g}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_alert_targets(self) -> Settings:
+        """Webhooks are signed (the receiver checks the signature): they need the secret. Runs after
+        ``_read_secret_files``, so it may come from its ``*_FILE``."""
+        if self.alert_webhook_urls and self.alert_webhook_secret is None:
+            raise ValueError(
+                "WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET (or _FILE): "
+                "webhooks are signed with it"
+            )
+        return self
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
     @classmethod
@@ -465,7 +626,7 @@ class Settings(BaseSettings):
                     ("SASL_USERNAME", self.kafka_sasl_username),
                     ("SASL_PASSWORD (or _FILE)", self.kafka_sasl_password),
                 )
-                if not value or (isinstance(value, SecretStr) and not value.get_secret_value())
+                if value is None  # blank is unset (_blank_is_unset)
             ]
             if missing:
                 raise ValueError(f"{var}SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
@@ -536,6 +697,46 @@ class Settings(BaseSettings):
             "alerts": self.es_alerts_retention,
             "dead-letters": self.es_dead_letters_retention,
         }[kind]
+
+
+def _holds_secret(annotation: Any) -> bool:
+    """Whether a field's type is or holds a ``SecretStr``."""
+    return annotation is SecretStr or any(_holds_secret(arg) for arg in get_args(annotation))
+
+
+#: Fields whose input an error message must never show.
+SECRET_FIELDS = frozenset(
+    name for name, info in Settings.model_fields.items() if _holds_secret(info.annotation)
+)
+
+
+def settings_error_message(exc: ValidationError) -> str:
+    """The errors of ``Settings()``, one line each, naming the environment variable: what a
+    command prints instead of pydantic's report, which names fields. Pydantic's own messages get
+    the input they refused (``(got 'abc')``), never that of a secret, and with any password in a
+    URL hidden; the validators' messages name their variables and values themselves."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a model validator's, naming its variables
+            lines.append(message)
+            continue
+        field = str(error["loc"][0])
+        variable = env_var(field)
+        if message.startswith(variable):
+            lines.append(message)
+            continue
+        line = f"{variable}: {message}"
+        value = error.get("input")
+        if (
+            error["type"] != "value_error"
+            and field not in SECRET_FIELDS
+            and isinstance(value, str | int | float)
+        ):
+            shown = redact_url(value) if isinstance(value, str) else value
+            line += f" (got {shown!r})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

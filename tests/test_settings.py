@@ -1,0 +1,328 @@
+"""Settings read from the environment: a value that cannot work stops them at start, naming its
+variable in one line (``settings_error_message``) without echoing a secret; a blank secret is
+unset; a ``*_FILE`` that cannot be read is such an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from wirewatch.core.elastic import _auth
+from wirewatch.core.settings import (
+    CREDENTIALS,
+    SECRET_FIELDS,
+    SECRET_FILES,
+    Settings,
+    env_var,
+    redact_url,
+    settings_error_message,
+)
+
+
+def from_env(monkeypatch: pytest.MonkeyPatch, **variables: str) -> Settings:
+    """Settings as a process reads them, with exactly these ``WIREWATCH_*`` variables (no ``.env``)."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(env_var(name), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def error_lines(monkeypatch: pytest.MonkeyPatch, **variables: str) -> list[str]:
+    """The lines ``settings_error_message`` makes of the settings' refusal of ``variables``."""
+    with pytest.raises(ValidationError) as caught:
+        from_env(monkeypatch, **variables)
+    return settings_error_message(caught.value).splitlines()
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"WIREWATCH_POLL_INTERVAL": "abc"},
+            "WIREWATCH_POLL_INTERVAL: Input should be a valid number, unable to parse string as a number "
+            "(got 'abc')",
+        ),
+        (
+            {"WIREWATCH_FETCH_MAX_BYTES": "10MB"},
+            "WIREWATCH_FETCH_MAX_BYTES: Input should be a valid integer, unable to parse string as an "
+            "integer (got '10MB')",
+        ),
+        (
+            {"WIREWATCH_ES_VERIFY_CERTS": "maybe"},
+            "WIREWATCH_ES_VERIFY_CERTS: Input should be a valid boolean, unable to interpret input "
+            "(got 'maybe')",
+        ),
+        (
+            {"WIREWATCH_LOG_LEVEL": "verbose"},
+            "WIREWATCH_LOG_LEVEL: Input should be 'debug', 'info', 'warning' or 'error' (got 'verbose')",
+        ),
+        (  # a validator's message names its variable: not named twice
+            {"WIREWATCH_ES_ROLLOVER_AGE": "7"},
+            "WIREWATCH_ES_ROLLOVER_AGE='7' is not an Elasticsearch time value such as 365d, 12h or 90m",
+        ),
+        (  # a model validator's too
+            {"WIREWATCH_POLL_INTERVAL_MIN": "600", "WIREWATCH_POLL_INTERVAL_MAX": "300"},
+            "WIREWATCH_POLL_INTERVAL_MIN=600 is above WIREWATCH_POLL_INTERVAL_MAX=300",
+        ),
+        (  # a password in a URL is hidden wherever an input is shown
+            {"WIREWATCH_ALERT_SMTP_PORT": "smtp://desk:pa55word@mail.example"},
+            "WIREWATCH_ALERT_SMTP_PORT: Input should be a valid integer, unable to parse string as an "
+            "integer (got 'smtp://desk:***@mail.example')",
+        ),
+    ],
+)
+def test_each_error_is_one_line_naming_the_variable(
+    variables: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert error_lines(monkeypatch, **variables) == [expected]
+
+
+def test_every_error_gets_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = error_lines(
+        monkeypatch,
+        WIREWATCH_POLL_INTERVAL="abc",
+        WIREWATCH_FETCH_MAX_BYTES="10MB",
+        WIREWATCH_ES_VERIFY_CERTS="maybe",
+        WIREWATCH_TABLE_STORE="redis://",
+    )
+    assert sorted(line.split(":", 1)[0].split("=", 1)[0] for line in lines) == [
+        "WIREWATCH_ES_VERIFY_CERTS",
+        "WIREWATCH_FETCH_MAX_BYTES",
+        "WIREWATCH_POLL_INTERVAL",
+        "WIREWATCH_TABLE_STORE",
+    ]
+
+
+def test_secret_inputs_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret refused by type or by its JSON list says which variable, never what it held."""
+    assert {"es_password", "es_api_key", "alert_slack_urls", "kafka_ssl_key_password"} <= SECRET_FIELDS
+    assert "es_password_file" not in SECRET_FIELDS and "poll_interval" not in SECRET_FIELDS
+    (line,) = error_lines(monkeypatch, WIREWATCH_ALERT_SLACK_URLS="[987654321]")
+    assert line.startswith("WIREWATCH_ALERT_SLACK_URLS: Input should be a valid string")
+    assert "987654321" not in line
+    (line,) = error_lines(monkeypatch, WIREWATCH_ALERT_SLACK_URLS='["https://chat.example/T/TOPSECRET"')
+    assert line.startswith("WIREWATCH_ALERT_SLACK_URLS: ") and "TOPSECRET" not in line
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None, es_api_key=123456789)  # type: ignore[call-arg, arg-type]
+    assert settings_error_message(caught.value).startswith("WIREWATCH_ES_API_KEY: Input should be")
+    assert "123456789" not in settings_error_message(caught.value) + str(caught.value)
+
+
+@pytest.mark.parametrize("variable", ["WIREWATCH_LOG_LEVEL", "WIREWATCH_LOG_FORMAT"])
+def test_choices_are_read_in_any_case(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    value = {"WIREWATCH_LOG_LEVEL": "DEBUG", "WIREWATCH_LOG_FORMAT": "Console"}[variable]
+    settings = from_env(monkeypatch, **{variable: value, "WIREWATCH_ALERT_SMTP_SECURITY": " TLS"})
+    assert getattr(settings, variable.removeprefix("WIREWATCH_").lower()) == value.lower()
+    assert settings.alert_smtp_security == "tls"
+
+
+# --- secret files and blank secrets ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("file_field", [*SECRET_FILES.values(), "alert_slack_urls_file"])
+def test_a_secret_file_that_cannot_be_read_is_named(
+    file_field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Missing, a directory or not text: a settings error naming the variable, not a raw
+    FileNotFoundError/IsADirectoryError from inside the settings."""
+    variable = env_var(file_field)
+    missing = tmp_path / "nonexistent" / "pw"
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00secret")
+    for path, reason in (
+        (missing, "No such file or directory"),
+        (tmp_path, "Is a directory"),
+        (binary, "not UTF-8 text"),
+    ):
+        assert error_lines(monkeypatch, **{variable: str(path)}) == [
+            f"{variable}: cannot read {path}: {reason}"
+        ]
+
+
+def beside(secret: str, tmp_path: Path) -> dict[str, str]:
+    """The variables a Kafka secret needs beside it to be used at all."""
+    pem = tmp_path / "client.pem"
+    pem.write_text("stand-in\n", encoding="utf-8")
+    return {
+        "kafka_sasl_password": {
+            "WIREWATCH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "WIREWATCH_KAFKA_SASL_MECHANISM": "PLAIN",
+            "WIREWATCH_KAFKA_SASL_USERNAME": "wirewatch",
+        },
+        "kafka_ssl_key_password": {
+            "WIREWATCH_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "WIREWATCH_KAFKA_SSL_CERTFILE": str(pem),
+            "WIREWATCH_KAFKA_SSL_KEYFILE": str(pem),
+        },
+    }.get(secret, {})
+
+
+@pytest.mark.parametrize(("secret", "file_field"), sorted(SECRET_FILES.items()))
+def test_a_blank_secret_is_unset(
+    secret: str, file_field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``WIREWATCH_ES_PASSWORD=`` (empty, or spaces) neither hides its ``*_FILE`` nor sets an empty
+    secret; a blank file leaves it unset too."""
+    variable, file_variable, needed = env_var(secret), env_var(file_field), beside(secret, tmp_path)
+    (tmp_path / "pw").write_text("from-the-file\n", encoding="utf-8")
+    (tmp_path / "blank").write_text(" \n", encoding="utf-8")
+    for blank in ("", "  "):
+        settings = from_env(monkeypatch, **needed, **{variable: blank, file_variable: str(tmp_path / "pw")})
+        value = getattr(settings, secret)
+        assert value is not None and value.get_secret_value() == "from-the-file"
+        assert getattr(from_env(monkeypatch, **{variable: blank}), secret) is None
+        assert getattr(from_env(monkeypatch, **{file_variable: blank}), file_field) is None
+    given = from_env(monkeypatch, **needed, **{variable: " as given ", file_variable: str(tmp_path / "pw")})
+    assert getattr(given, secret).get_secret_value() == " as given "
+    if secret == "kafka_sasl_password":  # needed: unset is refused
+        (line,) = error_lines(monkeypatch, **needed, **{file_variable: str(tmp_path / "blank")})
+        assert line.endswith("needs WIREWATCH_KAFKA_SASL_PASSWORD (or _FILE)")
+    else:
+        settings = from_env(monkeypatch, **needed, **{file_variable: str(tmp_path / "blank")})
+        assert getattr(settings, secret) is None
+
+
+@pytest.mark.parametrize("field", CREDENTIALS)
+def test_every_blank_credential_is_unset(field: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert getattr(from_env(monkeypatch, **{env_var(field): " "}), field) is None
+
+
+def test_a_blank_api_key_leaves_basic_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = from_env(
+        monkeypatch, WIREWATCH_ES_API_KEY="", WIREWATCH_ES_USERNAME="wirewatch", WIREWATCH_ES_PASSWORD="pw"
+    )
+    assert settings.es_api_key is None
+    assert _auth(settings) == {"basic_auth": ("wirewatch", "pw")}
+    assert _auth(from_env(monkeypatch, WIREWATCH_ES_USERNAME="wirewatch", WIREWATCH_ES_PASSWORD=" ")) == {}
+
+
+def test_a_blank_webhook_secret_does_not_sign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Webhooks need the secret: blank, it is missing (at start, not in the alerts service)."""
+    hooks = {"WIREWATCH_ALERT_WEBHOOK_URLS": "https://a.example/hook"}
+    assert error_lines(monkeypatch, **hooks, WIREWATCH_ALERT_WEBHOOK_SECRET=" ") == [
+        "WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET (or _FILE): "
+        "webhooks are signed with it"
+    ]
+    (tmp_path / "secret").write_text("s3cret\n", encoding="utf-8")
+    settings = from_env(monkeypatch, **hooks, WIREWATCH_ALERT_WEBHOOK_SECRET_FILE=str(tmp_path / "secret"))
+    assert settings.alert_webhook_secret is not None
+    assert settings.alert_webhook_secret.get_secret_value() == "s3cret"
+
+
+# --- values that would stop a service later ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"WIREWATCH_FETCH_ALLOW_HOSTS": "127.0.0.1/32, 10.0.0.0/33"},
+            "WIREWATCH_FETCH_ALLOW_HOSTS: '10.0.0.0/33' is not a host name or CIDR block",
+        ),
+        (
+            {"WIREWATCH_FETCH_ALLOW_HOSTS": '["site.test", "fe80::1/129"]'},
+            "WIREWATCH_FETCH_ALLOW_HOSTS: 'fe80::1/129' is not a host name or CIDR block",
+        ),
+        (
+            {"WIREWATCH_ALERT_WEBHOOK_URLS": "https://a.example/hook"},
+            "WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET (or _FILE): "
+            "webhooks are signed with it",
+        ),
+        (
+            {"WIREWATCH_POLL_INTERVAL_MIN": "3601"},
+            "WIREWATCH_POLL_INTERVAL_MIN=3601 is above WIREWATCH_POLL_INTERVAL_MAX=3600",
+        ),
+        (
+            {"WIREWATCH_KAFKA_HEARTBEAT_INTERVAL": "10"},
+            "WIREWATCH_KAFKA_HEARTBEAT_INTERVAL=10 must be shorter than WIREWATCH_KAFKA_SESSION_TIMEOUT=10: "
+            "a member is dropped from its group when no heartbeat came within the session timeout",
+        ),
+        (
+            {"WIREWATCH_USER_AGENT": ""},
+            "WIREWATCH_USER_AGENT is empty: sites and robots.txt need a user agent",
+        ),
+        (
+            {"WIREWATCH_USER_AGENT": "  "},
+            "WIREWATCH_USER_AGENT is empty: sites and robots.txt need a user agent",
+        ),
+        (
+            {"WIREWATCH_TABLE_STORE": "redis://"},
+            "WIREWATCH_TABLE_STORE='redis://' is not a table store: memory:// or rocksdb://",
+        ),
+        (
+            {"WIREWATCH_TABLE_STORE": "memory"},
+            "WIREWATCH_TABLE_STORE='memory' is not a table store: memory:// or rocksdb://",
+        ),
+    ],
+)
+def test_values_a_service_would_stop_on_are_refused_at_start(
+    variables: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert error_lines(monkeypatch, **variables) == [expected]
+
+
+def test_good_values_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = from_env(
+        monkeypatch,
+        WIREWATCH_FETCH_ALLOW_HOSTS="127.0.0.1/32,[::1],site.test,10.0.0.0/8",
+        WIREWATCH_POLL_INTERVAL_MIN="60",
+        WIREWATCH_POLL_INTERVAL_MAX="60",
+        WIREWATCH_KAFKA_SESSION_TIMEOUT="3",
+        WIREWATCH_KAFKA_HEARTBEAT_INTERVAL="1",
+        WIREWATCH_KAFKA_REBALANCE_TIMEOUT="3",
+        WIREWATCH_TABLE_STORE="rocksdb://",
+        WIREWATCH_USER_AGENT=" newsbot/2 (+https://desk.example/bot) ",
+        WIREWATCH_ES_INDEX_PREFIX="news.desk-2",
+    )
+    assert settings.fetch_allow_hosts == ["127.0.0.1/32", "[::1]", "site.test", "10.0.0.0/8"]
+    assert settings.user_agent == "newsbot/2 (+https://desk.example/bot)"
+    assert settings.index("articles") == "news.desk-2-articles"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "problem"),
+    [
+        ("Wirewatch", "has upper case letters"),
+        ("news/desk", "has '/'"),
+        ("news\\desk", "has '\\\\'"),
+        ("news*", "has '*'"),
+        ("news?", "has '?'"),
+        ('news"', "has '\"'"),
+        ("<news>", "has '<', '>'"),
+        ("news|desk", "has '|'"),
+        ("news desk", "has ' '"),
+        ("news,desk", "has ','"),
+        ("news#1", "has '#'"),
+        ("news:desk", "has ':'"),
+        ("-news", "starts with '-'"),
+        ("_news", "starts with '_'"),
+        ("+news", "starts with '+'"),
+        ("", "is empty"),
+    ],
+)
+def test_index_prefixes_elasticsearch_would_refuse_are_refused(
+    prefix: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (line,) = error_lines(monkeypatch, WIREWATCH_ES_INDEX_PREFIX=prefix)
+    assert line.startswith(f"WIREWATCH_ES_INDEX_PREFIX={prefix!r} {problem}: Elasticsearch index names"), line
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pa55word@127.0.0.1:1", "http://user:***@127.0.0.1:1"),
+        ("https://user:p%40ss@es.example:9200/path?q=a@b#x", "https://user:***@es.example:9200/path?q=a@b#x"),
+        ("http://user:p@ss:w@rd@[::1]:9200/", "http://user:***@[::1]:9200/"),  # unencoded '@' and ':'
+        ("http://user:@host", "http://user:***@host"),
+        ("user:secret@host:9200", "user:***@host:9200"),
+        ("http://user@host:9200", "http://user@host:9200"),  # no password
+        ("http://host:9200/a:b@c", "http://host:9200/a:b@c"),  # '@' in the path is not user info
+        ("http://127.0.0.1:9200", "http://127.0.0.1:9200"),
+        ("", ""),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
