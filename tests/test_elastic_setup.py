@@ -18,6 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -52,7 +57,7 @@ from wirewatch.core.mappings import (
     text_query,
 )
 from wirewatch.core.settings import TIME_UNITS, Settings, time_value_seconds
-from wirewatch.local.servers import LocalServers
+from wirewatch.local.servers import LocalServers, free_port
 from wirewatch.search import search_articles
 from wirewatch.status import collect_status
 
@@ -669,3 +674,105 @@ def test_time_values_are_read_in_seconds(amount: int, unit: str) -> None:
     assert time_value_seconds(f"{amount}{unit}") == amount * TIME_UNITS[unit]
     with pytest.raises(ValueError, match="not an Elasticsearch time value"):
         time_value_seconds(f"{amount} {unit}")
+
+
+@dataclass
+class FakeCluster:
+    """An HTTP server answering ``GET /`` as Elasticsearch does, or with ``status``; it records
+    each request's Authorization header."""
+
+    url: str = ""
+    status: int = 200
+    authorizations: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture
+def cluster() -> Iterator[FakeCluster]:
+    fake = FakeCluster()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            fake.authorizations.append(self.headers.get("Authorization"))
+            if fake.status == 200:
+                body = {
+                    "version": {"number": "8.15.0", "build_flavor": "default"},
+                    "tagline": "You Know, for Search",
+                }
+            else:
+                reason = "action [cluster:monitor/main] is unauthorized for user [wirewatch]"
+                body = {"error": {"type": "security_exception", "reason": reason}, "status": fake.status}
+            data = json.dumps(body).encode()
+            self.send_response(fake.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Elastic-Product", "Elasticsearch")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({"es_api_key": "", "es_username": "wirewatch", "es_password": "pw"}, "Basic d2lyZXdhdGNoOnB3"),
+        ({"es_api_key": "a2V5", "es_username": "wirewatch", "es_password": "pw"}, "ApiKey a2V5"),
+        ({"es_api_key": " ", "es_username": "wirewatch", "es_password": ""}, None),
+    ],
+)
+async def test_the_probe_and_the_client_send_the_same_credentials(
+    cluster: FakeCluster, credentials: dict[str, str], expected: str | None
+) -> None:
+    """``GET /`` (is it Elasticsearch?) and the client's requests authenticate alike: a blank API
+    key is no API key for either."""
+    es = await connect(make_settings(es_url=cluster.url, **credentials), wait=5)
+    try:
+        await es.info()
+    finally:
+        await es.close()
+    assert cluster.authorizations == [expected, expected]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_credentials_are_said_so(cluster: FakeCluster, status: int) -> None:
+    """Not "did not answer": the server answered, and said no."""
+    cluster.status = status
+    url = cluster.url.replace("http://", "http://wirewatch:pa55word@")
+    with pytest.raises(elastic.SearchCredentialsError) as caught:
+        await connect(make_settings(es_url=url), wait=0)
+    reason = {401: "Unauthorized", 403: "Forbidden"}[status]
+    assert str(caught.value) == (
+        f"Elasticsearch at {cluster.url.replace('http://', 'http://wirewatch:***@')} refused the "
+        f"credentials ({status} {reason}): action [cluster:monitor/main] is unauthorized for user [wirewatch]"
+    )
+    assert cluster.authorizations == ["Basic d2lyZXdhdGNoOnBhNTV3b3Jk"]  # from the URL's user info
+
+
+async def test_a_password_in_the_url_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://user:pa55word@127.0.0.1:{free_port()}"
+    with pytest.raises(elastic.SearchUnavailableError) as caught:
+        await connect(make_settings(es_url=url), wait=0)
+    assert str(caught.value).startswith(f"Elasticsearch at {url.replace('pa55word', '***')} did not answer: ")
+    assert "pa55word" not in str(caught.value)
+    with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+        await elastic.ensure_lifecycle(_fake(_Recorder()), make_settings(es_url=url), elasticsearch=False)
+    assert "user:***@127.0.0.1" in caplog.text and "pa55word" not in caplog.text
+
+
+async def test_no_url_is_reported_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(elastic.SearchUnavailableError, match="WIREWATCH_ES_URL is not set"):
+        await connect(make_settings(), wait=30)
+    assert time.monotonic() - started < 1

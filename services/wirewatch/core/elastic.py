@@ -23,7 +23,7 @@ from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import LANGUAGE_ANALYZERS, all_templates
-from wirewatch.core.settings import Settings, time_value_seconds
+from wirewatch.core.settings import Settings, redact_url, time_value_seconds
 
 log = get_logger(__name__)
 
@@ -32,6 +32,10 @@ PLAIN_JSON = "application/json"
 
 class SearchUnavailableError(RuntimeError):
     """Elasticsearch is unreachable or answering with server errors."""
+
+
+class SearchCredentialsError(SearchUnavailableError):
+    """Elasticsearch refused the configured credentials (401, or 403: not allowed ``GET /``)."""
 
 
 class PlainJsonNode(AiohttpHttpNode):
@@ -54,9 +58,11 @@ class PlainJsonNode(AiohttpHttpNode):
 
 
 def _auth(settings: Settings) -> dict[str, Any]:
+    """The client's credentials: the API key if set, else basic auth if both user name and
+    password are (a blank one is unset: ``Settings._blank_is_unset``)."""
     if settings.es_api_key is not None:
         return {"api_key": settings.es_api_key.get_secret_value()}
-    if settings.es_username and settings.es_password is not None:
+    if settings.es_username is not None and settings.es_password is not None:
         return {"basic_auth": (settings.es_username, settings.es_password.get_secret_value())}
     return {}
 
@@ -70,21 +76,33 @@ def es_url(settings: Settings) -> str:
 
 
 async def is_elasticsearch(settings: Settings) -> bool:
-    """Ask ``GET /`` what the server is. Raises SearchUnavailableError if it does not answer."""
-    auth = None
-    if settings.es_username and settings.es_password is not None:
-        auth = (settings.es_username, settings.es_password.get_secret_value())
-    headers = (
-        {"Authorization": f"ApiKey {settings.es_api_key.get_secret_value()}"} if settings.es_api_key else {}
-    )
+    """Ask ``GET /`` what the server is, with the client's credentials (:func:`_auth`). Raises
+    SearchUnavailableError if it does not answer, SearchCredentialsError if it refuses them."""
+    url = es_url(settings)
+    auth = _auth(settings)
+    headers = {"Authorization": f"ApiKey {auth['api_key']}"} if "api_key" in auth else {}
     verify: Any = str(settings.es_ca_certs) if settings.es_ca_certs else settings.es_verify_certs
     try:
-        async with httpx.AsyncClient(timeout=10.0, verify=verify, auth=auth, headers=headers) as client:
-            response = await client.get(es_url(settings))
-            response.raise_for_status()
-            info = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise SearchUnavailableError(f"Elasticsearch at {settings.es_url} did not answer: {exc}") from exc
+        async with httpx.AsyncClient(
+            timeout=10.0, verify=verify, auth=auth.get("basic_auth"), headers=headers
+        ) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise SearchUnavailableError(f"Elasticsearch at {redact_url(url)} did not answer: {exc}") from exc
+    status = f"{response.status_code} {response.reason_phrase}"
+    if response.status_code in (401, 403):
+        reason = _error_reason(response)
+        raise SearchCredentialsError(
+            f"Elasticsearch at {redact_url(url)} refused the credentials ({status})"
+            + (f": {reason}" if reason else "")
+        )
+    try:
+        response.raise_for_status()
+        info = response.json()
+    except httpx.HTTPStatusError:  # its message names the URL, password and all
+        raise SearchUnavailableError(f"Elasticsearch at {redact_url(url)} did not answer: {status}") from None
+    except ValueError as exc:
+        raise SearchUnavailableError(f"Elasticsearch at {redact_url(url)} did not answer: {exc}") from exc
     version = info.get("version", {})
     return bool(
         version.get("distribution", "elasticsearch") == "elasticsearch"
@@ -92,8 +110,21 @@ async def is_elasticsearch(settings: Settings) -> bool:
     )
 
 
+def _error_reason(response: httpx.Response) -> str:
+    """The ``error.reason`` of an Elasticsearch error answer (which user lacks which
+    privilege), or nothing."""
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        return ""
+    return str(error.get("reason", ""))[:300] if isinstance(error, dict) else ""
+
+
 async def connect(settings: Settings, *, wait: float = 60.0) -> AsyncElasticsearch:
-    """A client for the configured cluster, waiting up to ``wait`` seconds for it to answer."""
+    """A client for the configured cluster, waiting up to ``wait`` seconds for it to answer
+    (refused credentials too: a cluster recovering its security index refuses them for a
+    while). No URL is a configuration error: raised at once."""
+    url = es_url(settings)
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         try:
@@ -115,7 +146,7 @@ async def connect(settings: Settings, *, wait: float = 60.0) -> AsyncElasticsear
         options["verify_certs"] = False
     if not real:
         options["node_class"] = PlainJsonNode
-    return AsyncElasticsearch(es_url(settings), **options)
+    return AsyncElasticsearch(url, **options)
 
 
 #: The stand-in (osmem-server) accepts the custom language analyzers and ``_analyze`` runs them
@@ -227,7 +258,10 @@ async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasti
     """Put the ILM policy of each ``ROLLING`` kind; False (with a log line) where there is none
     to put."""
     if not elasticsearch:
-        log.info(f"ILM skipped: {settings.es_url} is not Elasticsearch (stand-in); no index rolls over")
+        log.info(
+            f"ILM skipped: {redact_url(str(settings.es_url))} is not Elasticsearch (stand-in); "
+            "no index rolls over"
+        )
         return False
     if not settings.es_ilm:
         log.info("ILM skipped: disabled by WIREWATCH_ES_ILM")
