@@ -138,3 +138,32 @@ def test_status_exits_1_when_something_does_not_answer(
     monkeypatch.setattr(status_module, "collect_status", collected)
     result = CliRunner().invoke(main, ["status", *(["--json"] if as_json else [])], env=NOWHERE)
     assert result.exit_code == code, result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("WIREWATCH_POLL_INTERVAL", "abc", "WIREWATCH_POLL_INTERVAL: Input should be a valid number"),
+        ("WIREWATCH_ES_PASSWORD_FILE", "/nonexistent/pw", "WIREWATCH_ES_PASSWORD_FILE: cannot read"),
+        ("WIREWATCH_FETCH_ALLOW_HOSTS", "10.0.0.0/33", "'10.0.0.0/33' is not a host name or CIDR block"),
+    ],
+)
+@pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["up", "--ephemeral"]])
+def test_a_malformed_setting_is_one_line_naming_its_variable(
+    variable: str, value: str, said: str, command: list[str]
+) -> None:
+    result = CliRunner().invoke(main, command, env={**NOWHERE, variable: value})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    (line,) = result.output.splitlines()  # one line, no traceback
+    assert line.startswith(f"error: {variable}: ") and said in line
+
+
+def test_without_a_server_address_the_cli_says_where_it_looked(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in NOWHERE:
+        monkeypatch.delenv(variable, raising=False)
+    result = CliRunner().invoke(main, ["search", "Loire"], env={"WIREWATCH_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 1
+    assert f"WIREWATCH_ES_URL is not set, and no `wirewatch up` runs on {tmp_path.resolve()}" in result.output
+    assert "set WIREWATCH_DATA_DIR to the data dir of the one running" in result.output

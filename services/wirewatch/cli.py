@@ -95,15 +95,25 @@ def _language(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 
 class _Commands(click.Group):
-    """The command group: a broker that does not answer is a one-line error, not a traceback."""
+    """The command group: a broker that does not answer is a one-line error, and a malformed
+    setting a line naming its variable (exit 2), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from pydantic import ValidationError
+
         from wirewatch.core.kafka import KafkaUnavailableError
+        from wirewatch.core.settings import settings_error_message
 
         try:
             return super().invoke(ctx)
         except KafkaUnavailableError as exc:
             _fail(f"Kafka does not answer ({exc}): start `wirewatch up`, or set WIREWATCH_KAFKA_BOOTSTRAP")
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            for line in settings_error_message(exc).splitlines():
+                click.echo(f"error: {line}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +122,13 @@ def main() -> None:
     """wirewatch: follow news feeds, find copies, events and tracked claims."""
     # The Kafka client logs each failed connection attempt; a command says once, in its own
     # words, that the broker does not answer (``_Commands``), so those lines are only noise.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # Not for the services (`run`, and `up`, which runs them), whose logs are for operators.
+    ctx = click.get_current_context()
+    if ctx.invoked_subcommand not in ("run", "up"):
+        kafka_client = logging.getLogger("aiokafka")
+        level = kafka_client.level
+        kafka_client.setLevel(logging.CRITICAL)
+        ctx.call_on_close(lambda: kafka_client.setLevel(level))
 
 
 # --- running ----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from elasticsearch import TransportError as EsTransportError
 
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import LANGUAGE_ANALYZERS, all_templates
-from wirewatch.core.settings import Settings, redact_url, time_value_seconds
+from wirewatch.core.settings import Settings, not_configured, redact_url, time_value_seconds
 
 log = get_logger(__name__)
 
@@ -69,9 +69,7 @@ def _auth(settings: Settings) -> dict[str, Any]:
 
 def es_url(settings: Settings) -> str:
     if not settings.es_url:
-        raise SearchUnavailableError(
-            "WIREWATCH_ES_URL is not set (run `wirewatch up` to start local servers)"
-        )
+        raise SearchUnavailableError(not_configured("WIREWATCH_ES_URL", settings.data_dir))
     return settings.es_url
 
 

@@ -28,7 +28,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from wirewatch.core.logs import get_logger
-from wirewatch.core.settings import Settings
+from wirewatch.core.settings import Settings, not_configured
 
 if TYPE_CHECKING:  # Faust is imported by the services only, not by every command
     import faust
@@ -116,9 +116,7 @@ class KafkaSecurityError(KafkaUnavailableError):
 
 def bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
-        raise KafkaUnavailableError(
-            "WIREWATCH_KAFKA_BOOTSTRAP is not set (run `wirewatch up` to start local servers)"
-        )
+        raise KafkaUnavailableError(not_configured("WIREWATCH_KAFKA_BOOTSTRAP", settings.data_dir))
     return settings.kafka_bootstrap
 
 

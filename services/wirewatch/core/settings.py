@@ -50,6 +50,16 @@ def blank(value: object) -> bool:
     return isinstance(text, str) and not text.strip()
 
 
+def not_configured(variable: str, data_dir: Path) -> str:
+    """What a command says when a server's address is neither set nor known from a running
+    ``wirewatch up`` (which the CLI finds by its data dir's ``endpoints.json``)."""
+    return (
+        f"{variable} is not set, and no `wirewatch up` runs on {data_dir.resolve()}: start one, "
+        "or set WIREWATCH_DATA_DIR to the data dir of the one running, or set "
+        f"{variable}"
+    )
+
+
 def redact_url(url: str) -> str:
     """``url`` with the password of its user info shown as ``***``
     (``http://user:pw@host:9200`` -> ``http://user:***@host:9200``): for messages and logs."""
