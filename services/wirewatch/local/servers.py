@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,6 +53,19 @@ REQUEST_TIMEOUT: dict[str, float] = {"ephemeral": 8.0, "noida": 15.0}
 
 class LocalServerError(RuntimeError):
     """A local server binary is missing, exited, or did not become ready in time."""
+
+
+class StartCancelledError(LocalServerError):
+    """A stop was requested (Ctrl-C, SIGTERM) while the local servers were starting."""
+
+
+def pause(seconds: float, cancel: threading.Event | None = None) -> None:
+    """Sleep ``seconds`` between readiness checks; raise :class:`StartCancelledError` as soon as
+    ``cancel`` is set, so a stop requested during a start is not held up by its wait."""
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        raise StartCancelledError("stop requested while starting")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -106,6 +120,8 @@ class LocalServers:
     logs: list[IO[bytes]] = field(default_factory=list)
     log_dir: Path | None = None
     data_dir: Path | None = None
+    #: Set to stop a (re)start that is waiting for the servers to answer (:func:`start_servers`).
+    cancel: threading.Event | None = None
 
     @property
     def timing(self) -> tuple[float, float, float]:
@@ -174,7 +190,7 @@ class LocalServers:
     def restart(self) -> dict[str, str]:
         """Stop and start the same backend on the same data; returns the (new) service env."""
         self.stop()
-        fresh = start_servers(self.backend, data_dir=self.data_dir, log_dir=self.log_dir)
+        fresh = start_servers(self.backend, data_dir=self.data_dir, log_dir=self.log_dir, cancel=self.cancel)
         self.processes, self.logs = fresh.processes, fresh.logs
         self.kafka_bootstrap, self.es_url = fresh.kafka_bootstrap, fresh.es_url
         return self.env()
@@ -198,14 +214,20 @@ def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[byt
     return proc, log
 
 
-def wait_for_tcp(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_tcp(
+    host: str,
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise LocalServerError(f"{proc.args!r} exited with code {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
-        time.sleep(0.1)
+        pause(0.1, cancel)
     raise LocalServerError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
@@ -218,7 +240,12 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_http(
+    url: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -230,7 +257,7 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None
                     return
         except (urllib.error.URLError, OSError) as exc:
             last = exc
-        time.sleep(0.2)
+        pause(0.2, cancel)
     raise LocalServerError(f"{url} not ready after {timeout:.0f}s: {last}")
 
 
@@ -252,14 +279,18 @@ def start_servers(
     data_dir: Path | None = None,
     log_dir: Path | None = None,
     timeout: float = 60.0,
+    cancel: threading.Event | None = None,
 ) -> LocalServers:
-    """Start the chosen backend on free loopback ports and wait until both protocols answer."""
+    """Start the chosen backend on free loopback ports and wait until both protocols answer
+    (:class:`StartCancelledError`, the servers stopped, as soon as ``cancel`` is set)."""
     host = "127.0.0.1"
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     if backend == "ephemeral":
         kafka_port, es_port = free_port(), free_port()
-        servers = LocalServers(backend, f"{host}:{kafka_port}", f"http://{host}:{es_port}", log_dir=log_dir)
+        servers = LocalServers(
+            backend, f"{host}:{kafka_port}", f"http://{host}:{es_port}", log_dir=log_dir, cancel=cancel
+        )
         try:
             tansu, log = _spawn(
                 [
@@ -290,8 +321,8 @@ def start_servers(
             )
             servers.processes.append(osmem)
             servers.logs.extend([log] if log else [])
-            wait_for_tcp(host, kafka_port, timeout, tansu)
-            wait_for_http(servers.es_url, timeout, osmem)
+            wait_for_tcp(host, kafka_port, timeout, tansu, cancel)
+            wait_for_http(servers.es_url, timeout, osmem, cancel)
         except BaseException:
             servers.stop()
             raise
@@ -307,6 +338,7 @@ def start_servers(
         f"http://{host}:{ports['elasticsearch']}",
         log_dir=log_dir,
         data_dir=data_dir,
+        cancel=cancel,
     )
     try:
         noida, log = _spawn(
@@ -328,8 +360,8 @@ def start_servers(
         )
         servers.processes.append(noida)
         servers.logs.extend([log] if log else [])
-        wait_for_tcp(host, ports["kafka"], timeout, noida)
-        wait_for_http(servers.es_url, timeout, noida)
+        wait_for_tcp(host, ports["kafka"], timeout, noida, cancel)
+        wait_for_http(servers.es_url, timeout, noida, cancel)
     except BaseException:
         servers.stop()
         raise

@@ -153,12 +153,15 @@ class Supervisor:
     def healthy(self) -> dict[str, bool]:
         return {name: child.running() and http_ok(child.health_url) for name, child in self.children.items()}
 
-    def wait_healthy(self, timeout: float = 120.0) -> bool:
+    def wait_healthy(self, timeout: float = 120.0, stop: threading.Event | None = None) -> bool:
+        """True once every service answers its health check; False after ``timeout``, or as soon
+        as ``stop`` is set (a Ctrl-C during the start must not wait for a crash-looping service)."""
+        stop = stop or threading.Event()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while not stop.is_set() and time.monotonic() < deadline:
             if all(self.healthy().values()):
                 return True
-            time.sleep(0.5)
+            stop.wait(0.5)
         return False
 
     def stop(self, timeout: float = 20.0) -> None:

@@ -3,13 +3,17 @@
 With no Kafka/Elasticsearch configured it starts local servers (noida-db, data kept under
 ``data_dir``; or tansu + osmem-server with ``--ephemeral``), creates topics and indices,
 starts every service as a child process, waits for health, prints where things are, and
-restarts crashed services. Ctrl-C / SIGTERM stops services (draining), then servers.
-With ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services.
+restarts crashed services. Ctrl-C / SIGTERM stops services (draining), then servers, also
+during the start. With ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only
+the services. It refuses to start (:class:`UpError`) on a feeds file the fetcher could not read
+or a data directory it cannot use, and (exit code 2) on a data directory another ``up`` holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -18,12 +22,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import SERVICES, Settings
-from wirewatch.local.servers import Backend, LocalServers, remembered_ports, start_servers
+from wirewatch.local.servers import (
+    Backend,
+    LocalServers,
+    StartCancelledError,
+    remembered_ports,
+    start_servers,
+)
 from wirewatch.local.supervisor import Supervisor, write_endpoints
 
 log = get_logger(__name__)
+
+
+class UpError(Exception):
+    """``wirewatch up`` cannot start: the message for the user (one line), and the exit code."""
+
+    code = 2
 
 
 def endpoints_file(settings: Settings) -> Path:
@@ -38,6 +55,61 @@ def running_up(settings: Settings) -> dict[str, Any] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return data
+
+
+def check_feeds_file(settings: Settings) -> bool:
+    """Read the feeds file as the fetcher will; whether it exists. Raises :class:`UpError` (the
+    error ``wirewatch feeds list`` gives) when it cannot be read, or when it was configured
+    (``WIREWATCH_FEEDS_FILE``) but does not exist: the fetcher would then poll nothing while
+    every service looks healthy. The default file may be missing (``wirewatch feeds add``
+    creates it, and the fetcher picks it up)."""
+    path = settings.feeds_file
+    if not path.exists():
+        if "feeds_file" in settings.model_fields_set:
+            raise UpError(
+                f"feeds file {path} (WIREWATCH_FEEDS_FILE) does not exist: create it with "
+                "`wirewatch feeds add URL`, or leave WIREWATCH_FEEDS_FILE unset"
+            )
+        return False
+    try:
+        load_feeds(path)
+    except FeedsFileError as exc:
+        raise UpError(str(exc)) from exc
+    return True
+
+
+def lock_data_dir(data_dir: Path) -> int | None:
+    """Claim ``data_dir`` for this process: the descriptor of its ``up.lock``, exclusively locked
+    (``flock``), to keep open for as long as the claim holds; None when another process holds it.
+    The system drops the lock when the descriptor closes, at the latest when the process ends,
+    however it ends: a crashed run leaves no stale claim. Creates the directory; raises
+    :class:`UpError` when it cannot be used."""
+    try:
+        (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / "up.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        if data_dir.exists() and not data_dir.is_dir():
+            reason = "it is not a directory"
+        else:
+            reason = exc.strerror or str(exc)
+            if exc.filename and Path(exc.filename) != data_dir:
+                reason += f" ({exc.filename})"
+        raise UpError(f"cannot use {data_dir} as the data dir: {reason}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # for the message of the `up` refused
+    return fd
+
+
+def data_dir_holder(data_dir: Path) -> str:
+    """The pid of the ``up`` holding ``data_dir`` (as it wrote in ``up.lock``), or ``unknown``."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        return (data_dir / "up.lock").read_text().strip() or "unknown"
+    return "unknown"
 
 
 def resolve_endpoints(settings: Settings) -> Settings:
@@ -65,18 +137,22 @@ def run_up(
 ) -> int:
     from wirewatch.runner import setup
 
-    other = running_up(settings)
-    if other is not None:
-        echo(f"wirewatch up is already running on {settings.data_dir} (pid {other['pid']}); stop it first.")
+    feeds_listed = demo or check_feeds_file(settings)
+    data_dir = settings.data_dir.resolve()
+    lock = lock_data_dir(data_dir)
+    if lock is None:
+        echo(
+            f"wirewatch up is already running on {settings.data_dir} (pid {data_dir_holder(data_dir)});"
+            " stop it first."
+        )
         return 2
     stop = stop_event or threading.Event()
     if stop_event is None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
 
-    data_dir = settings.data_dir.resolve()
     log_dir = data_dir / "logs"
-    write_endpoints(endpoints_file(settings), {"pid": os.getpid(), "starting": True})  # claim the data dir
+    write_endpoints(endpoints_file(settings), {"pid": os.getpid(), "starting": True})  # for `status`
     env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir)}
     servers: LocalServers | None = None
     site = None
@@ -89,7 +165,7 @@ def run_up(
             return 2
         else:
             echo(f"Starting local servers ({backend}) …")
-            servers = start_servers(backend, data_dir=data_dir, log_dir=log_dir)
+            servers = start_servers(backend, data_dir=data_dir, log_dir=log_dir, cancel=stop)
             env.update(servers.env())
             if backend == "noida" and "WIREWATCH_TABLE_STORE" not in os.environ:
                 # Kafka's data is on disk, so the services' tables can be too (no replay at start).
@@ -110,6 +186,8 @@ def run_up(
         else:
             env["WIREWATCH_FEEDS_FILE"] = str(settings.feeds_file.resolve())
 
+        if stop.is_set():
+            raise StartCancelledError("stop requested while starting")
         created = asyncio.run(setup(settings))
         if created["topics"] or created["indices"]:
             echo(f"Created topics {created['topics']} and indices {created['indices']}")
@@ -136,14 +214,17 @@ def run_up(
             )
 
         publish_endpoints(supervisor)
-        healthy = supervisor.wait_healthy(120)
+        healthy = supervisor.wait_healthy(120, stop)
+        if stop.is_set():
+            raise StartCancelledError("stop requested while starting")
         echo("")
         echo("wirewatch is up" if healthy else "wirewatch started, but some services are not healthy yet:")
         echo(f"  Kafka bootstrap      {settings.kafka_bootstrap}")
         echo(f"  Elasticsearch        {settings.es_url}   (point Kibana's elasticsearch.hosts here)")
         for name, info in supervisor.describe().items():
             echo(f"  {name:<20} {info['health']}  metrics: {info['metrics']}")
-        echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}")
+        none_yet = "" if feeds_listed else "   (none yet: wirewatch feeds add URL)"
+        echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}{none_yet}")
         echo(f"  Logs                 {log_dir}")
         echo("Try: wirewatch status · wirewatch search QUERY · Ctrl-C to stop")
         while not stop.wait(1.0):
@@ -160,6 +241,9 @@ def run_up(
                 publish_endpoints(supervisor)
         echo("Stopping …")
         return 0
+    except StartCancelledError:
+        echo("Stopping …")
+        return 0
     finally:
         if supervisor is not None:
             supervisor.stop()
@@ -170,3 +254,4 @@ def run_up(
         mine = running_up(settings)
         if mine is not None and mine.get("pid") == os.getpid():
             endpoints_file(settings).unlink(missing_ok=True)
+        os.close(lock)  # the data directory is free again

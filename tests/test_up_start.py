@@ -1,0 +1,243 @@
+"""`wirewatch up`'s start, without the services: what it refuses before starting anything (a
+feeds file the fetcher could not read, a data directory it cannot use or that another `up`
+holds), and a stop requested while it starts. The whole command runs in test_up_command.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import make_settings
+from wirewatch.core.settings import Settings
+from wirewatch.local import up
+from wirewatch.local.servers import StartCancelledError, free_port, wait_for_http, wait_for_tcp
+from wirewatch.local.supervisor import Child, Supervisor
+from wirewatch.local.up import UpError, check_feeds_file, lock_data_dir, run_up
+
+pytestmark = pytest.mark.timeout(60)
+
+GOOD = [f"https://outlet{n}.example/rss.xml" for n in range(6)]
+
+
+@pytest.fixture
+def feeds_file(tmp_path: Path) -> Path:
+    path = tmp_path / "feeds.yaml"
+    path.write_text(yaml.safe_dump({"feeds": GOOD}), encoding="utf-8")
+    return path
+
+
+def _up(settings: Settings, stop: threading.Event | None = None, **options: Any) -> tuple[int, list[str]]:
+    said: list[str] = []
+    code = run_up(settings, echo=said.append, stop_event=stop or threading.Event(), **options)
+    return code, said
+
+
+# --- refused before anything starts -----------------------------------------------------------------
+
+
+def test_a_bad_feed_entry_stops_up_before_it_starts(tmp_path: Path, feeds_file: Path) -> None:
+    """One bad entry among six good ones: the fetcher would publish none of them (the feeds file
+    is refused whole) while every service looks healthy. `up` refuses, as `feeds list` does."""
+    feeds_file.write_text(yaml.safe_dump({"feeds": [*GOOD[:2], {"url": "not a url"}, *GOOD[2:]]}))
+    settings = make_settings(feeds_file=feeds_file, data_dir=tmp_path / "data")
+    with pytest.raises(UpError) as refused:
+        _up(settings)
+    assert str(refused.value) == f"{feeds_file}: feed #3: not an http(s) URL: 'not a url'"
+    assert refused.value.code == 2
+    assert not (tmp_path / "data").exists()  # nothing started, nothing claimed
+
+
+def test_a_configured_feeds_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "typo.yaml"
+    with pytest.raises(UpError, match=f"feeds file {missing} \\(WIREWATCH_FEEDS_FILE\\) does not exist"):
+        _up(make_settings(feeds_file=missing, data_dir=tmp_path / "data"))
+    assert not (tmp_path / "data").exists()
+    # The default ./feeds.yaml may be missing: `wirewatch feeds add` creates it, the fetcher reads it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WIREWATCH_FEEDS_FILE", raising=False)
+    assert check_feeds_file(make_settings()) is False
+    Path("feeds.yaml").write_text("feeds:\n  - url: []\n", encoding="utf-8")
+    with pytest.raises(UpError, match="feed #1: 'url' must be a string"):
+        check_feeds_file(make_settings())
+
+
+@pytest.mark.parametrize("kind", ["a file", "under a file", "not creatable"])
+def test_an_unusable_data_dir_is_one_clear_error(tmp_path: Path, feeds_file: Path, kind: str) -> None:
+    (tmp_path / "afile").write_text("x")
+    data_dir, reason = {
+        "a file": (tmp_path / "afile", "it is not a directory"),
+        "under a file": (tmp_path / "afile" / "data", "Not a directory"),
+        "not creatable": (Path("/proc/wirewatch-test"), "No such file or directory"),
+    }[kind]
+    with pytest.raises(UpError) as refused:
+        _up(make_settings(feeds_file=feeds_file, data_dir=data_dir))
+    message = str(refused.value)
+    assert message.startswith(f"cannot use {data_dir} as the data dir: {reason}")
+    assert "\n" not in message and refused.value.code == 2
+
+
+# --- one `up` per data directory ---------------------------------------------------------------------
+
+
+def test_only_one_of_many_simultaneous_claims_wins(tmp_path: Path) -> None:
+    """The check and the claim are one step: of claims made at the same instant, one wins."""
+    data_dir = tmp_path / "data"
+    start = threading.Barrier(8)
+    won: list[int | None] = []
+
+    def claim() -> None:
+        start.wait()
+        won.append(lock_data_dir(data_dir))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    holders = [fd for fd in won if fd is not None]
+    assert len(won) == 8 and len(holders) == 1
+    assert lock_data_dir(data_dir) is None
+    os.close(holders[0])  # released: the next claim wins
+    again = lock_data_dir(data_dir)
+    assert again is not None
+    os.close(again)
+
+
+def test_a_second_up_is_refused_while_the_first_holds_the_data_dir(tmp_path: Path, feeds_file: Path) -> None:
+    settings = make_settings(feeds_file=feeds_file, data_dir=tmp_path / "data")
+    held = lock_data_dir(tmp_path / "data")
+    assert held is not None
+    try:
+        code, said = _up(settings)
+    finally:
+        os.close(held)
+    assert code == 2
+    assert said == [
+        f"wirewatch up is already running on {tmp_path / 'data'} (pid {os.getpid()}); stop it first."
+    ]
+    assert not (tmp_path / "data" / "endpoints.json").exists()
+
+
+def test_a_crashed_up_leaves_no_claim(tmp_path: Path) -> None:
+    """The system drops the lock of a process that dies, even by SIGKILL: no stale claim."""
+    data_dir = tmp_path / "data"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from wirewatch.local.up import lock_data_dir; "
+            "assert lock_data_dir(Path(sys.argv[1])) is not None; print('held', flush=True); time.sleep(60)",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert lock_data_dir(data_dir) is None
+        assert up.data_dir_holder(data_dir) == str(holder.pid)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    fd = lock_data_dir(data_dir)
+    assert fd is not None
+    os.close(fd)
+
+
+# --- a stop requested during the start ----------------------------------------------------------------
+
+
+def _children() -> list[str]:
+    """This process's children still running (their command names; Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().split(" (", 1)[1].rsplit(") ", 1)
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+        state, parent = rest.split()[:2]
+        if int(parent) == os.getpid() and state != "Z":
+            found.append(name)
+    return found
+
+
+def _stop_after(seconds: float) -> threading.Event:
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    return stop
+
+
+def test_the_server_waits_end_when_stop_is_requested() -> None:
+    port = free_port()  # nothing listens there: each would wait its whole timeout
+    for wait in (
+        lambda stop: wait_for_tcp("127.0.0.1", port, 60, cancel=stop),
+        lambda stop: wait_for_http(f"http://127.0.0.1:{port}/", 60, cancel=stop),
+    ):
+        started = time.monotonic()
+        with pytest.raises(StartCancelledError):
+            wait(_stop_after(0.3))
+        assert time.monotonic() - started < 3
+
+
+def test_the_health_wait_ends_when_stop_is_requested(tmp_path: Path) -> None:
+    """A service that never becomes healthy (crash-looping) held a Ctrl-C for the whole wait."""
+    supervisor = Supervisor(["fetcher"], {}, tmp_path)
+    supervisor.children["fetcher"] = Child("fetcher", "fetcher", free_port())  # never started
+    started = time.monotonic()
+    assert supervisor.wait_healthy(120, _stop_after(0.3)) is False
+    assert time.monotonic() - started < 3
+
+
+class _Unhealthy(Supervisor):
+    """A supervisor whose one service never answers its health check (and runs no process)."""
+
+    def start(self) -> None:
+        self.children["fetcher"] = Child("fetcher", "fetcher", free_port())
+
+
+def test_a_stop_during_the_health_wait_stops_up_without_saying_it_is_up(
+    tmp_path: Path, feeds_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def setup(settings: Settings) -> dict[str, list[str]]:
+        return {"topics": [], "indices": []}
+
+    monkeypatch.setattr("wirewatch.runner.setup", setup)
+    monkeypatch.setattr(up, "Supervisor", _Unhealthy)
+    settings = make_settings(  # "external" servers: `up` starts none
+        feeds_file=feeds_file,
+        data_dir=tmp_path / "data",
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        es_url=f"http://127.0.0.1:{free_port()}",
+    )
+    started = time.monotonic()
+    code, said = _up(settings, _stop_after(0.5))
+    assert time.monotonic() - started < 5
+    assert code == 0 and said[-1] == "Stopping …"
+    assert not any("wirewatch is up" in line or "wirewatch started" in line for line in said)
+    assert not (tmp_path / "data" / "endpoints.json").exists()
+    fd = lock_data_dir(tmp_path / "data")  # released
+    assert fd is not None
+    os.close(fd)
+
+
+def test_a_stop_while_the_servers_start_stops_them(tmp_path: Path, feeds_file: Path) -> None:
+    """Stop requested before the local servers answer: they are stopped, `up` ends at once."""
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    code, said = _up(
+        make_settings(feeds_file=feeds_file, data_dir=tmp_path / "data"), stop, backend="ephemeral"
+    )
+    assert time.monotonic() - started < 15
+    assert code == 0 and said == ["Starting local servers (ephemeral) …", "Stopping …"]
+    assert not (tmp_path / "data" / "endpoints.json").exists()
+    assert _children() == []  # tansu and osmem-server stopped
