@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import html
 import json
+import logging
 import signal
 import threading
 import time
@@ -28,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for, wait_for
 from test_fetcher_feeds import article_page
@@ -443,6 +446,47 @@ async def test_the_publisher_sends_what_changed_and_tombstones_what_left(tmp_pat
     assert [p for _, _, p in topic.sent] == [partition_of(shard_of(f.url), 4) for f in (changed, new, gone)]
     # No feeds file: nothing published (an instance without the file follows the topic).
     assert await publisher.sync() is False and len(topic.sent) == 3
+
+
+async def test_a_feeds_file_edited_into_an_invalid_state_keeps_the_feeds_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "feeds.yaml"
+    publisher = FeedsPublisher(make_settings(feeds_file=path), _Topic())
+    published: list[list[str]] = []
+
+    async def topic_now(settings: Settings) -> dict[str, Feed]:
+        return {}
+
+    async def publish(listed: list[Feed], current: dict[str, Feed]) -> tuple[int, int]:
+        published.append([f.url for f in listed])
+        return len(listed), 0
+
+    monkeypatch.setattr("wirewatch.fetcher.feedsync.read_feeds_topic", topic_now)
+    monkeypatch.setattr(publisher, "publish", publish)
+
+    def invalid() -> float | None:
+        return REGISTRY.get_sample_value("wirewatch_fetcher_feeds_file_invalid")
+
+    good = [f"https://outlet{n}.example/rss.xml" for n in range(6)]
+    save_feeds(path, [Feed(id=feed_id(url), url=url) for url in good])
+    assert await publisher.sync() is True
+    assert publisher.problem is None and invalid() == 0
+
+    # One bad entry among six good ones: nothing published, the reason at ERROR, the gauge at 1.
+    path.write_text(yaml.safe_dump({"feeds": [*good, {"url": "not a url"}]}), encoding="utf-8")
+    with caplog.at_level(logging.ERROR, logger="wirewatch.fetcher.feedsync"):
+        assert await publisher.sync() is False
+    assert published == [good]
+    assert publisher.problem == f"{path}: feed #7: not an http(s) URL: 'not a url'"
+    assert invalid() == 1
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert getattr(record, "error", None) == publisher.problem
+    assert await publisher.sync() is False  # (unchanged: not read, nor logged, again)
+
+    save_feeds(path, [Feed(id=feed_id(url), url=url) for url in good[:5]])  # fixed
+    assert await publisher.sync() is True
+    assert published == [good, good[:5]] and publisher.problem is None and invalid() == 0
 
 
 # --- restarts, on the real fetcher -----------------------------------------------------------------

@@ -7,7 +7,10 @@ feed id, a tombstone for each feed no longer listed. Each record goes to the par
 feed's shard (:func:`~wirewatch.fetcher.state.partition_of`), so that the instance owning
 that partition, whichever it is, picks the feed up. Instances sharing one file publish the
 same records, which is harmless (same key, same value). An instance whose feeds file does not
-exist publishes nothing and follows the topic: extra instances need no copy of the file.
+exist publishes nothing and follows the topic: extra instances need no copy of the file. A file
+that cannot be read, or has an invalid entry, publishes nothing either (the feeds last published
+stay): the reason is logged at ERROR and ``wirewatch_fetcher_feeds_file_invalid`` is 1 until
+the file is fixed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Gauge
 
 from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.kafka import client_options
@@ -26,6 +30,11 @@ from wirewatch.core.settings import Settings
 from wirewatch.fetcher.state import partition_of, shard_of
 
 log = get_logger(__name__)
+
+FEEDS_FILE_INVALID = Gauge(
+    "wirewatch_fetcher_feeds_file_invalid",
+    "1 while the feeds file cannot be read or has an invalid entry (the feeds last published stay)",
+)
 
 
 class Sender(Protocol):
@@ -94,6 +103,8 @@ class FeedsPublisher:
         self.topic = topic
         self._stamp: tuple[int, int] | None = None
         self._missing_logged = False
+        #: Why the feeds file was refused, while it is (None once it reads again, or is removed).
+        self.problem: str | None = None
 
     def partition(self, feed: Feed) -> int:
         return partition_of(shard_of(feed.url), self.settings.topic_partitions)
@@ -107,15 +118,23 @@ class FeedsPublisher:
                 log.info("no feeds file: following the feeds topic", extra={"feeds_file": str(path)})
                 self._missing_logged = True
             self._stamp = None
+            self._set_problem(None)
             return False
         if stamp == self._stamp:
             return False
         try:
             listed = load_feeds(path)
         except FeedsFileError as exc:
-            log.error("feeds file unreadable, the feeds topic is unchanged", extra={"error": str(exc)})
+            log.error(
+                "feeds file refused: nothing published, the feeds last published stay",
+                extra={"error": str(exc), "feeds_file": str(path)},
+            )
             self._stamp = stamp
+            self._set_problem(str(exc))
             return False
+        if self.problem is not None:
+            log.info("feeds file readable again", extra={"feeds_file": str(path)})
+        self._set_problem(None)
         try:
             current = await read_feeds_topic(self.settings)
         except Exception as exc:  # try again at the next call
@@ -125,6 +144,10 @@ class FeedsPublisher:
         self._stamp = stamp
         self._missing_logged = False
         return True
+
+    def _set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        FEEDS_FILE_INVALID.set(0 if problem is None else 1)
 
     async def publish(self, listed: list[Feed], current: dict[str, Feed]) -> tuple[int, int]:
         """Send the difference between ``listed`` (the file) and ``current`` (the topic)."""
