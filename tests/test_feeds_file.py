@@ -11,7 +11,14 @@ import yaml
 from click.testing import CliRunner, Result
 
 from wirewatch.cli import main
-from wirewatch.core.feeds import FeedsFileError, add_feed, load_feeds, remove_feed, save_feeds
+from wirewatch.core.feeds import (
+    MAX_FEED_INTERVAL,
+    FeedsFileError,
+    add_feed,
+    load_feeds,
+    remove_feed,
+    save_feeds,
+)
 from wirewatch.core.ids import feed_id
 
 GAZETTE = "https://www.harbour-gazette.example/rss.xml"
@@ -133,6 +140,16 @@ def test_save_then_load_is_lossless(path: Path) -> None:
         ("feeds:\n  - url: ftp://example.com/rss\n", "feed #1"),
         (f"feeds:\n  - url: {GAZETTE}\n    interval: -5\n", "feed #1"),
         (f"feeds:\n  - url: {GAZETTE}\n    interval: soon\n", "interval"),
+        # Past a day: 1e12 s made the fetcher's /feeds page fail (a date past year 9999), and .inf
+        # went to the feeds topic as null (the default interval), both without a word.
+        (f"feeds:\n  - {WIRE}\n  - url: {GAZETTE}\n    interval: 1e12\n", "feed #2: interval: 1e+12 seconds"),
+        (f"feeds:\n  - url: {GAZETTE}\n    interval: .inf\n", "feed #1: interval: inf seconds"),
+        (f"feeds:\n  - url: {GAZETTE}\n    interval: 86401\n", "more than a day"),
+        # The same feed twice (one canonical URL, one id): which entry's name or interval?
+        (
+            f"feeds:\n  - {GAZETTE}\n  - {WIRE}\n  - url: HTTPS://WWW.Harbour-Gazette.example/rss.xml#top\n",
+            "feed #3 is feed #1 again",
+        ),
     ],
 )
 def test_bad_files_raise_feeds_file_error_naming_the_path(path: Path, content: str, reason: str) -> None:
@@ -145,6 +162,15 @@ def test_bad_files_raise_feeds_file_error_naming_the_path(path: Path, content: s
     with pytest.raises(FeedsFileError):
         add_feed(path, WIRE)  # never overwrite a file we cannot read
     assert path.read_text(encoding="utf-8") == content
+
+
+def test_an_interval_of_a_day_is_the_longest(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"feeds:\n  - url: {GAZETTE}\n    interval: {MAX_FEED_INTERVAL:g}\n", encoding="utf-8")
+    assert [f.interval for f in load_feeds(path)] == [86_400]
+    with pytest.raises(ValueError, match="more than a day"):
+        add_feed(path, WIRE, interval=MAX_FEED_INTERVAL * 2)
+    assert [f.url for f in load_feeds(path)] == [GAZETTE]
 
 
 def test_non_utf8_file_is_a_feeds_file_error(path: Path) -> None:
@@ -265,6 +291,15 @@ def test_feeds_add_of_a_bad_url_fails_clearly(cli: CliRunner, path: Path, url: s
     assert result.stderr.startswith("error: ")
     assert url in result.stderr
     assert not path.exists()
+
+
+def test_feeds_list_names_the_bad_entry(cli: CliRunner, path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    good = [f"https://outlet{n}.example/rss.xml" for n in range(6)]
+    path.write_text(yaml.safe_dump({"feeds": [*good[:3], {"url": "not a url"}, *good[3:]]}), encoding="utf-8")
+    result = cli.invoke(main, ["feeds", "list"])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {path}: feed #4: not an http(s) URL: 'not a url'\n"
 
 
 def test_feeds_commands_report_a_broken_file(cli: CliRunner, path: Path) -> None:

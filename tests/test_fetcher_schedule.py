@@ -35,6 +35,16 @@ def test_next_interval_rules() -> None:
     assert [failure_interval(100, n) for n in (1, 2, 3, 4, 9)] == [200, 400, 800, 800, 800]
 
 
+@pytest.mark.parametrize("wait", [1e12, float("inf"), float("nan"), 8 * 1e12])
+def test_a_next_poll_past_any_date_is_the_latest_date(wait: float) -> None:
+    """An interval no date can add (1e12 s: past year 9999) made every ``/feeds`` record fail
+    (OverflowError); now its next poll is the latest date, and the record is served."""
+    state = FeedState(next_poll=time.monotonic() + wait, interval=wait, polls=1)
+    record = state.health("https://a.example/rss.xml", None)
+    assert record["next_poll"] == datetime.max.replace(tzinfo=UTC).isoformat(timespec="seconds")
+    assert FeedState.from_record(state.to_record()).health("https://a.example/rss.xml", None)["polls"] == 1
+
+
 class LiveFeed:
     """An RSS feed with an ETag that changes when an item is added; it can be made to fail."""
 

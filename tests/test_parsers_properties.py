@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from wirewatch.alerts.signing import signature_headers, verify
 from wirewatch.alerts.watchlist import claim_id
-from wirewatch.core.feeds import FeedsFileError, load_feeds, save_feeds
+from wirewatch.core.feeds import MAX_FEED_INTERVAL, FeedsFileError, load_feeds, save_feeds
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import (
     MAX_MESSAGE_BYTES,
@@ -763,6 +763,8 @@ feed_entries = st.one_of(
 @given(st.one_of(st.lists(feed_entries, max_size=4).map(lambda f: {"feeds": f}), yaml_values))
 @example({"feeds": [{"url": "https://a.example/rss", "id": "mine"}]})
 @example({"feeds": [{"url": "https://a.example/rss", 1: 2}]})
+@example({"feeds": [{"url": "https://a.example/rss", "interval": math.inf}]})
+@example({"feeds": ["https://a.example/rss", "https://A.example/rss#top"]})
 def test_the_feeds_file_loads_or_is_a_feeds_file_error(tmp_path: Path, content: Any) -> None:
     path = tmp_path / "feeds.yaml"
     path.write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
@@ -771,6 +773,8 @@ def test_the_feeds_file_loads_or_is_a_feeds_file_error(tmp_path: Path, content: 
     except FeedsFileError:
         return
     assert all(isinstance(f, Feed) for f in feeds)
+    assert len({f.id for f in feeds}) == len(feeds)  # each feed once
+    assert all(f.interval is None or 0 < f.interval <= MAX_FEED_INTERVAL for f in feeds)
     save_feeds(path, feeds)
     assert load_feeds(path) == feeds  # what is saved loads back the same
 

@@ -10,7 +10,11 @@ Format::
       - url: https://www.example.org/rss.xml
         name: Example News        # optional
         language: fr              # optional hint
-        interval: 600             # optional, seconds
+        interval: 600             # optional, seconds (at most a day)
+
+Each feed is listed once (one canonical URL, one feed id). A file with an entry that is not
+valid is refused whole, naming the entry: ``wirewatch up`` does not start on it, and a running
+fetcher keeps the feeds it last published.
 """
 
 from __future__ import annotations
@@ -25,9 +29,22 @@ from wirewatch.core.files import write_atomically
 from wirewatch.core.ids import InvalidURLError, canonical_url, feed_id
 from wirewatch.core.models import Feed
 
+#: The longest ``interval`` a feed may set, in seconds: a day, 24 times the longest adaptive
+#: interval by default (``poll_interval_max``). A failing feed backs off to 8 intervals at most,
+#: so it is polled again well within the 30 days its articles' ids are remembered
+#: (``fetch_seen_ttl_days``); and an interval stays a time a clock or date can add.
+MAX_FEED_INTERVAL = 86_400.0
+
 
 class FeedsFileError(ValueError):
     """The feeds file cannot be read or is not in the expected shape."""
+
+
+def interval_problem(interval: float | None) -> str | None:
+    """Why a feed's ``interval`` is refused (not finite, longer than a day), or None."""
+    if interval is None or interval <= MAX_FEED_INTERVAL:  # (False for inf and nan)
+        return None
+    return f"interval: {interval:g} seconds is more than a day (at most {MAX_FEED_INTERVAL:g})"
 
 
 def load_feeds(path: Path) -> list[Feed]:
@@ -41,6 +58,7 @@ def load_feeds(path: Path) -> list[Feed]:
     if not isinstance(entries, list):
         raise FeedsFileError(f"{path}: expected a mapping with a 'feeds' list")
     feeds: list[Feed] = []
+    positions: dict[str, int] = {}  # feed id -> its entry's number
     for n, entry in enumerate(entries, 1):
         if isinstance(entry, str):
             entry = {"url": entry}
@@ -52,7 +70,7 @@ def load_feeds(path: Path) -> list[Feed]:
         # strings (``1: 2``) are ignored like any unknown key.
         fields = {str(key): value for key, value in entry.items()}
         try:
-            feeds.append(Feed.model_validate({**fields, "id": feed_id(entry["url"])}))
+            feed = Feed.model_validate({**fields, "id": feed_id(entry["url"])})
         except InvalidURLError as exc:
             raise FeedsFileError(f"{path}: feed #{n}: {exc}") from exc
         except ValidationError as exc:  # named by field; pydantic's text would repr the whole input
@@ -60,6 +78,15 @@ def load_feeds(path: Path) -> list[Feed]:
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)[:5]
             )
             raise FeedsFileError(f"{path}: feed #{n}: {problems}") from exc
+        problem = interval_problem(feed.interval)
+        if problem is not None:
+            raise FeedsFileError(f"{path}: feed #{n}: {problem}")
+        if feed.id in positions:  # the same canonical URL: which entry's name or interval?
+            raise FeedsFileError(
+                f"{path}: feed #{n} is feed #{positions[feed.id]} again ({feed.url}): list each feed once"
+            )
+        positions[feed.id] = n
+        feeds.append(feed)
     return feeds
 
 
@@ -79,6 +106,9 @@ def add_feed(
     path: Path, url: str, name: str | None = None, language: str | None = None, interval: float | None = None
 ) -> tuple[Feed, bool]:
     """Add a feed; returns (feed, added). An existing feed (same canonical URL) is kept."""
+    problem = interval_problem(interval)
+    if problem is not None:
+        raise ValueError(problem)
     feeds = load_feeds(path)
     new = Feed(id=feed_id(url), url=url, name=name, language=language, interval=interval)
     for feed in feeds:

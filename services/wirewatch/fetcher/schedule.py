@@ -118,7 +118,7 @@ class FeedState:
 
     def health(self, url: str, name: str | None) -> dict[str, Any]:
         """The record served at the fetcher's ``/feeds`` page (JSON-ready: times are ISO 8601 strings)."""
-        next_poll = datetime.now(UTC) + timedelta(seconds=max(self.next_poll - time.monotonic(), 0.0))
+        next_poll = _date_in(self.next_poll - time.monotonic())
         return {
             "url": url,
             "name": name,
@@ -135,6 +135,15 @@ class FeedState:
             "asked_interval": self.asked_interval,
             "next_poll": _iso(next_poll) if self.polls or self.next_poll else None,
         }
+
+
+def _date_in(seconds: float) -> datetime:
+    """Now plus ``seconds`` (now if negative), as a date; the latest date when that is past what
+    a date holds (an interval of 1e12 seconds, a corrupt saved record): never an exception."""
+    try:
+        return datetime.now(UTC) + timedelta(seconds=max(seconds, 0.0))
+    except (OverflowError, ValueError):  # past year 9999; ValueError: not a number
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _iso(value: datetime | None, timespec: str = "seconds") -> str | None:
