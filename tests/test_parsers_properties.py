@@ -22,6 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 import pytest
@@ -32,7 +33,7 @@ from hypothesis import strategies as st
 from wirewatch.alerts.signing import signature_headers, verify
 from wirewatch.alerts.watchlist import claim_id
 from wirewatch.core.feeds import MAX_FEED_INTERVAL, FeedsFileError, load_feeds, save_feeds
-from wirewatch.core.ids import stable_id
+from wirewatch.core.ids import InvalidURLError, canonical_url, stable_id
 from wirewatch.core.models import (
     MAX_MESSAGE_BYTES,
     MESSAGES,
@@ -146,6 +147,8 @@ url_paths = st.text(st.characters(whitelist_categories=["Ll", "Lu", "Nd"]), min_
 links = st.builds(
     lambda host, path: f"https://{host}.example/{path}", st.sampled_from(["a", "b", "news"]), url_paths
 )
+#: The URL the feeds are read from: relative links are resolved against it.
+FEED_URL = "https://a.example/feeds/all.xml"
 aware_datetimes = st.datetimes(
     min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 ).map(lambda d: d.replace(microsecond=0))
@@ -174,7 +177,7 @@ def _bounded(seconds: float, func: Any, *args: Any, **kwargs: Any) -> Any:
 @example(b"<entry>&#99999999999999999999999;", None)  # ... and OverflowError
 def test_parse_feed_returns_a_feed_or_a_feed_format_error(body: bytes, content_type: str | None) -> None:
     try:
-        parsed = _bounded(2.0, parse_feed, body, content_type, max_bytes=MAX)
+        parsed = _bounded(2.0, parse_feed, body, content_type, max_bytes=MAX, url=FEED_URL)
     except FeedFormatError:
         return
     assert parsed.format in ("rss", "atom", "json-feed", "sitemap", "sitemap-index")
@@ -247,6 +250,24 @@ def _json_feed(items: list[tuple[str, str, datetime | None]], title: str) -> byt
     ).encode()
 
 
+#: A link as a feed may write it, and what it is once resolved against FEED_URL.
+item_links = st.one_of(
+    links.map(lambda link: (link, link)),
+    st.builds(
+        lambda form, path: (form[0] + path + "?x=1", form[1] + path + "?x=1"),
+        st.sampled_from(
+            [
+                ("/", "https://a.example/"),
+                ("", "https://a.example/feeds/"),
+                ("../", "https://a.example/"),
+                ("./a/", "https://a.example/feeds/a/"),
+                ("//b.example/", "https://b.example/"),
+            ]
+        ),
+        url_paths,
+    ),
+)
+
 plain_titles = st.text(
     st.characters(whitelist_categories=["Ll", "Lu", "Nd", "Zs"], whitelist_characters=",.'!?-"),
     max_size=40,
@@ -256,18 +277,40 @@ plain_titles = st.text(
 @FEW
 @given(
     st.sampled_from([_rss, _atom, _sitemap, _json_feed]),
-    st.lists(st.tuples(plain_titles, links, st.one_of(st.none(), aware_datetimes)), max_size=8),
+    st.lists(st.tuples(plain_titles, item_links, st.one_of(st.none(), aware_datetimes)), max_size=8),
     plain_titles,
 )
-def test_feed_round_trips(make: Any, items: list[tuple[str, str, datetime | None]], title: str) -> None:
-    """What a feed lists comes back: every link in order, its title and its date."""
-    parsed = parse_feed(make(items, title), None, max_bytes=MAX)
-    assert [e.link for e in parsed.entries] == [link for _, link, _ in items]
+def test_feed_round_trips(
+    make: Any, listed: list[tuple[str, tuple[str, str], datetime | None]], title: str
+) -> None:
+    """What a feed lists comes back: every link in order (a relative one resolved against the
+    feed's URL, in every format), its title and its date."""
+    items = [(t, link, when) for t, (link, _), when in listed]
+    parsed = parse_feed(make(items, title), None, max_bytes=MAX, url=FEED_URL)
+    assert [e.link for e in parsed.entries] == [absolute for _, (_, absolute), _ in listed]
     assert [e.published for e in parsed.entries] == [when for _, _, when in items]
     if make is not _sitemap:
         assert [e.title for e in parsed.entries] == [" ".join(t.split()) or None for t, _, _ in items] or [
             e.title for e in parsed.entries
         ] == [t.strip() or None for t, _, _ in items]
+
+
+@FEW
+@given(
+    st.sampled_from([_rss, _atom, _json_feed]),
+    st.sampled_from(
+        ["javascript:", "JavaScript:", "data:text/html,", "mailto:", "ftp://a.example/", "file:///"]
+    ),
+    url_paths,
+)
+def test_a_link_that_is_not_http_stays_refused(make: Any, scheme: str, rest: str) -> None:
+    """Resolving against the feed's URL gives no other scheme an http(s) URL: the fetcher still
+    refuses the link (a dead letter), as before."""
+    parsed = parse_feed(make([("t", scheme + rest, None)], "x"), None, max_bytes=MAX, url=FEED_URL)
+    for entry in parsed.entries:
+        assert urlsplit(entry.link).scheme not in ("http", "https")
+        with pytest.raises(InvalidURLError):
+            canonical_url(entry.link)
 
 
 # --- a feed polled again: only its new items read ------------------------------------------------

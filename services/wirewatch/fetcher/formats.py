@@ -10,9 +10,12 @@ Content-Type (servers mislabel feeds all the time):
   (:mod:`wirewatch.fetcher.sitemaps`, parsed with a hardened lxml parser);
 * anything else goes to feedparser (RSS 0.9x, RSS 1.0/RDF, RSS 2.0, Atom 0.3/1.0).
 
-Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`, whose title, summary and
-author are plain text: RSS and Atom carry them as HTML as often as not (``Macron &amp; Merkel``,
-``<p>Le <a href=…>ministre</a>…</p>``), and :func:`feed_text` reduces them to their words.
+Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`, whose links are absolute
+(a relative one, ``/a1.html``, is resolved against the feed's URL: feedparser resolves only
+against an ``xml:base``, and JSON Feed has none; a link that is not http(s) is left for the
+fetcher to refuse), and whose title, summary and author are plain text: RSS and Atom carry them
+as HTML as often as not (``Macron &amp; Merkel``, ``<p>Le <a href=…>ministre</a>…</p>``), and
+:func:`feed_text` reduces them to their words.
 
 A body that is not a feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a
 ``FetchError``: the poll loop logs it and records a dead letter); a feed that feedparser could
@@ -33,9 +36,10 @@ import html
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import urljoin
 
 import feedparser
 from feedparser.encodings import convert_to_utf8
@@ -123,8 +127,35 @@ def parse_feed(
     url: str = "",
     previous: ItemEntries | None = None,
 ) -> ParsedFeed:
-    """Parse a feed body of any supported format; raises ``FeedFormatError``. ``previous``: the
-    ``item_entries`` of the last poll of the same feed (RSS and Atom)."""
+    """Parse a feed body of any supported format; raises ``FeedFormatError``. ``url``: the feed's,
+    which relative links are resolved against. ``previous``: the ``item_entries`` of the last poll
+    of the same feed (RSS and Atom)."""
+    return _absolute(_parse_feed(body, content_type, max_bytes=max_bytes, url=url, previous=previous), url)
+
+
+def _absolute(parsed: ParsedFeed, base: str) -> ParsedFeed:
+    """``parsed`` with its entries' and children's links resolved against ``base``."""
+    parsed.entries = [replace(e, link=_resolve(base, e.link)) for e in parsed.entries]
+    parsed.children = [replace(c, url=_resolve(base, c.url)) for c in parsed.children]
+    return parsed
+
+
+def _resolve(base: str, link: str) -> str:
+    """``link`` made absolute against ``base``; as it is when it cannot be (the fetcher refuses it)."""
+    try:
+        return urljoin(base, link)
+    except ValueError:  # an unparseable link or base (``http://[x``)
+        return link
+
+
+def _parse_feed(
+    body: bytes,
+    content_type: str | None,
+    *,
+    max_bytes: int,
+    url: str,
+    previous: ItemEntries | None,
+) -> ParsedFeed:
     if body.startswith(GZIP_MAGIC):
         try:
             body = inflate_capped(body, "gzip", max_bytes, url)
