@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -327,8 +327,12 @@ async def test_noida_runs_the_real_analyzers_and_reports_missing_ilm(
             assert len(await ensure_indices(es, settings)) == len(all_templates())
             assert await ensure_indices(es, settings) == []
         messages = [r.getMessage() for r in caplog.records]
-        # noida-db has no ILM API: said (not silently), and setup carries on.
-        assert any(m.startswith("ILM unavailable") for m in messages), messages
+        # noida-db has no ILM API: said (not silently, not as a warning: nothing to do about it),
+        # and setup carries on.
+        assert any(m.startswith("ILM skipped") and "has no lifecycle API" in m for m in messages), messages
+        assert not any(
+            r.levelno >= logging.WARNING for r in caplog.records if r.name == "wirewatch.core.elastic"
+        )
         assert not any("adapted for the stand-in" in m for m in messages)
         index = "setup-noida-articles-000001"
         analysis = (await es.indices.get_settings(index=index))[index]["settings"]["index"]["analysis"]
@@ -607,7 +611,14 @@ async def test_ensure_indices_without_ilm(caplog: pytest.LogCaptureFixture) -> N
     recorder = _Recorder(ilm_error=refused)
     with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
         await ensure_indices(_fake(recorder), settings)
-    assert any(r.getMessage().startswith("ILM unavailable") for r in caplog.records)
+    assert any(r.getMessage().startswith("ILM skipped") for r in caplog.records)
+    meta403 = ApiResponseMeta(403, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
+    forbidden = ApiError("security_exception: action [cluster:admin/ilm/put] is unauthorized", meta403, {})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wirewatch.core.elastic"):
+        await ensure_indices(_fake(_Recorder(ilm_error=forbidden)), settings)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("ILM unavailable") for m in warned)  # a real Elasticsearch refusing: a warning
     templates = {c["name"]: c for k, c in recorder.calls if k == "put_index_template"}
     assert "index.lifecycle.name" not in templates["news-articles"]["template"]["settings"]
 

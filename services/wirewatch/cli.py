@@ -139,13 +139,17 @@ def main() -> None:
 def up(ephemeral: bool, demo: bool, data_dir: Path | None) -> None:
     """Start local servers (unless configured) and every service; Ctrl-C stops."""
     from wirewatch.core.logs import setup_logging
-    from wirewatch.local.up import run_up
+    from wirewatch.local.up import UpError, run_up
 
     settings = Settings()
     if data_dir is not None:
         settings = settings.model_copy(update={"data_dir": data_dir})
     setup_logging(settings.log_level, "console")
-    sys.exit(run_up(settings, backend="ephemeral" if ephemeral else "noida", demo=demo, echo=click.echo))
+    try:
+        code = run_up(settings, backend="ephemeral" if ephemeral else "noida", demo=demo, echo=click.echo)
+    except UpError as exc:  # an unusable data dir or feeds file: nothing was started
+        _fail(str(exc), exc.code)
+    sys.exit(code)
 
 
 @main.command()

@@ -278,10 +278,16 @@ async def ensure_lifecycle(es: AsyncElasticsearch, settings: Settings, *, elasti
         except ApiError as exc:
             if not _api_unavailable(exc):
                 raise
-            log.warning(
-                "ILM unavailable: the server refused the lifecycle API; no index rolls over",
-                extra={"status": exc.status_code, "error": str(exc)[:300]},
-            )
+            if exc.status_code == 400:  # the Elasticsearch API without ILM: noida-db, the local mode's
+                log.info(
+                    f"ILM skipped: {redact_url(str(settings.es_url))} has no lifecycle API; "
+                    "no index rolls over"
+                )
+            else:  # Elasticsearch refusing it (a missing privilege, ILM disabled): worth a look
+                log.warning(
+                    "ILM unavailable: the server refused the lifecycle API; no index rolls over",
+                    extra={"status": exc.status_code, "error": str(exc)[:300]},
+                )
             return False
         log.info(
             "ILM policy put",
