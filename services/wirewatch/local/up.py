@@ -24,7 +24,7 @@ from typing import Any
 
 from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.logs import get_logger
-from wirewatch.core.settings import SERVICES, Settings
+from wirewatch.core.settings import SERVICES, Settings, redact_url
 from wirewatch.local.servers import (
     Backend,
     LocalServers,
@@ -159,7 +159,8 @@ def run_up(
     supervisor: Supervisor | None = None
     try:
         if settings.kafka_bootstrap and settings.es_url:
-            echo(f"Using Kafka at {settings.kafka_bootstrap} and Elasticsearch at {settings.es_url}")
+            es_given = redact_url(settings.es_url)
+            echo(f"Using Kafka at {settings.kafka_bootstrap} and Elasticsearch at {es_given}")
         elif settings.kafka_bootstrap or settings.es_url:
             echo("Set both WIREWATCH_KAFKA_BOOTSTRAP and WIREWATCH_ES_URL, or neither.")
             return 2
@@ -220,13 +221,17 @@ def run_up(
         echo("")
         echo("wirewatch is up" if healthy else "wirewatch started, but some services are not healthy yet:")
         echo(f"  Kafka bootstrap      {settings.kafka_bootstrap}")
-        echo(f"  Elasticsearch        {settings.es_url}   (point Kibana's elasticsearch.hosts here)")
+        es_shown = redact_url(str(settings.es_url))
+        echo(f"  Elasticsearch        {es_shown}   (point Kibana's elasticsearch.hosts here)")
         for name, info in supervisor.describe().items():
             echo(f"  {name:<20} {info['health']}  metrics: {info['metrics']}")
         none_yet = "" if feeds_listed else "   (none yet: wirewatch feeds add URL)"
         echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}{none_yet}")
         echo(f"  Logs                 {log_dir}")
-        echo("Try: wirewatch status · wirewatch search QUERY · Ctrl-C to stop")
+        # The CLI finds this stack by its data dir, ./.wirewatch unless told otherwise.
+        elsewhere = data_dir != Path(".wirewatch").resolve()
+        cli = f"WIREWATCH_DATA_DIR={data_dir} wirewatch" if elsewhere else "wirewatch"
+        echo(f"Try: {cli} status · {cli} search QUERY · Ctrl-C to stop")
         while not stop.wait(1.0):
             if servers is not None and not servers.alive():
                 echo("A local server exited; stopping.")
