@@ -11,14 +11,17 @@ import asyncio
 import gzip
 import html
 import json
+import logging
 import time
 import tracemalloc
 import zlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 import test_fetcher_http
 from test_fetcher_http import Handler, Recorder, Serve, settings
@@ -105,6 +108,34 @@ def fetcher(**overrides: Any) -> tuple[Fetcher, Service]:
 
 def feed(url: str, **fields: Any) -> Feed:
     return Feed(id="f" * 32, url=url, **fields)
+
+
+def test_without_a_state_store_a_refused_feeds_file_is_said_once_and_flagged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fetcher that polls the feeds file itself (no durable store) reads it at every round:
+    a refused version keeps the last good list, is logged once, and sets the gauge, as the
+    publisher does."""
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - https://one.example/rss.xml\n", encoding="utf-8")
+    poller, _ = fetcher(feeds_file=path)
+
+    def invalid() -> float | None:
+        return REGISTRY.get_sample_value("wirewatch_fetcher_feeds_file_invalid")
+
+    assert [f.url for f in poller._load()] == ["https://one.example/rss.xml"] and invalid() == 0
+    path.write_text('feeds:\n  - https://one.example/rss.xml\n  - url: "not a url"\n', encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="wirewatch.fetcher.feedsync"):
+        for _ in range(3):
+            assert [f.url for f in poller._load()] == ["https://one.example/rss.xml"]  # the last good list
+        assert invalid() == 1
+        path.write_text("feeds:\n  - https://two.example/rss.xml\n", encoding="utf-8")
+        assert [f.url for f in poller._load()] == ["https://two.example/rss.xml"] and invalid() == 0
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (logging.ERROR, "feeds file refused: the last good feeds stay"),
+        (logging.INFO, "feeds file readable again"),
+    ]
 
 
 # --- RSS, Atom, JSON Feed ------------------------------------------------------------------------

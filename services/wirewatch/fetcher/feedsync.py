@@ -37,6 +37,21 @@ FEEDS_FILE_INVALID = Gauge(
 )
 
 
+def feeds_file_state(path: Path, problem: str | None, before: str | None) -> str | None:
+    """Say once that the feeds file at ``path`` was refused (``problem``: ERROR with the reason) or
+    reads again (INFO), as ``before`` was the last state, and keep ``FEEDS_FILE_INVALID`` at it;
+    returns ``problem``. The fetcher keeps its last good feeds meanwhile, whether it publishes the
+    file (:class:`FeedsPublisher`) or polls it itself (no durable state store)."""
+    if problem is not None and problem != before:
+        log.error(
+            "feeds file refused: the last good feeds stay", extra={"error": problem, "feeds_file": str(path)}
+        )
+    elif problem is None and before is not None:
+        log.info("feeds file readable again", extra={"feeds_file": str(path)})
+    FEEDS_FILE_INVALID.set(0 if problem is None else 1)
+    return problem
+
+
 class Sender(Protocol):
     async def send(self, *, key: bytes, value: bytes | None, partition: int | None = None) -> Any: ...
 
@@ -118,23 +133,17 @@ class FeedsPublisher:
                 log.info("no feeds file: following the feeds topic", extra={"feeds_file": str(path)})
                 self._missing_logged = True
             self._stamp = None
-            self._set_problem(None)
+            self.problem = feeds_file_state(path, None, self.problem)
             return False
         if stamp == self._stamp:
             return False
         try:
             listed = load_feeds(path)
-        except FeedsFileError as exc:
-            log.error(
-                "feeds file refused: nothing published, the feeds last published stay",
-                extra={"error": str(exc), "feeds_file": str(path)},
-            )
+        except FeedsFileError as exc:  # nothing published: the feeds last published stay
             self._stamp = stamp
-            self._set_problem(str(exc))
+            self.problem = feeds_file_state(path, str(exc), self.problem)
             return False
-        if self.problem is not None:
-            log.info("feeds file readable again", extra={"feeds_file": str(path)})
-        self._set_problem(None)
+        self.problem = feeds_file_state(path, None, self.problem)
         try:
             current = await read_feeds_topic(self.settings)
         except Exception as exc:  # try again at the next call
@@ -144,10 +153,6 @@ class FeedsPublisher:
         self._stamp = stamp
         self._missing_logged = False
         return True
-
-    def _set_problem(self, problem: str | None) -> None:
-        self.problem = problem
-        FEEDS_FILE_INVALID.set(0 if problem is None else 1)
 
     async def publish(self, listed: list[Feed], current: dict[str, Feed]) -> tuple[int, int]:
         """Send the difference between ``listed`` (the file) and ``current`` (the topic)."""

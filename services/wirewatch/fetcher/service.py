@@ -58,7 +58,7 @@ from wirewatch.core.settings import Settings
 from wirewatch.fetcher.backfill import Backfills
 from wirewatch.fetcher.errors import FetchError, RobotsDisallowedError
 from wirewatch.fetcher.extract import Extracted, ExtractionError, decode_html_bytes, extract_article
-from wirewatch.fetcher.feedsync import FeedsPublisher
+from wirewatch.fetcher.feedsync import FeedsPublisher, feeds_file_state
 from wirewatch.fetcher.formats import FeedEntry, ItemEntries, ParsedFeed, SitemapChild, parse_feed
 from wirewatch.fetcher.http import HttpFetcher, Page, kept_headers
 from wirewatch.fetcher.schedule import FeedState, failure_interval, next_interval, poll_floor
@@ -166,6 +166,7 @@ class Fetcher:
         self._live_room = asyncio.Event()
         self._live_room.set()
         self._feeds: list[Feed] = []
+        self._feeds_problem: str | None = None  # why the feeds file is refused, while it is
         self._saved: dict[str, dict[str, Any] | None] = {}  # feed id -> its state as saved
         self._swept = 0.0
         self._pool: ProcessPoolExecutor | None = None
@@ -227,10 +228,13 @@ class Fetcher:
             self._saved = {feed.id: saved for feed, saved in owned}
             FEEDS_POLLED.set(len(self._feeds))
             return self._feeds
+        path = self.settings.feeds_file
         try:
-            self._feeds = load_feeds(self.settings.feeds_file)
-        except FeedsFileError as exc:
-            log.error("feeds file unreadable, keeping the previous list", extra={"error": str(exc)})
+            self._feeds = load_feeds(path)
+        except FeedsFileError as exc:  # the previous list stays
+            self._feeds_problem = feeds_file_state(path, str(exc), self._feeds_problem)
+        else:
+            self._feeds_problem = feeds_file_state(path, None, self._feeds_problem)
         return self._feeds
 
     def state_of(self, feed: Feed) -> FeedState:
