@@ -228,8 +228,8 @@ def run_up(
         none_yet = "" if feeds_listed else "   (none yet: wirewatch feeds add URL)"
         echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}{none_yet}")
         echo(f"  Logs                 {log_dir}")
-        # The CLI finds this stack by its data dir, ./.wirewatch unless told otherwise.
-        elsewhere = data_dir != Path(".wirewatch").resolve()
+        # The CLI finds this stack by its data dir: the default one, unless told otherwise.
+        elsewhere = data_dir != Path(Settings.model_fields["data_dir"].default).resolve()
         cli = f"WIREWATCH_DATA_DIR={data_dir} wirewatch" if elsewhere else "wirewatch"
         echo(f"Try: {cli} status · {cli} search QUERY · Ctrl-C to stop")
         while not stop.wait(1.0):
