@@ -63,6 +63,16 @@ def test_a_rewritten_file_keeps_its_mode_and_a_new_one_gets_the_usual(tmp_path: 
     assert shared.stat().st_mode & 0o777 == 0o640
 
 
+def test_the_endpoints_file_is_for_its_owner_only(tmp_path: Path) -> None:
+    # It keeps a given WIREWATCH_ES_URL whole, with the password it may hold.
+    path = tmp_path / "endpoints.json"
+    write_endpoints(path, {"es_url": "https://wirewatch:s3cret@es.example:9200"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)  # an older file, or one a user opened up, is closed again on the next write
+    write_endpoints(path, {"es_url": "https://wirewatch:s3cret@es.example:9200"})
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)

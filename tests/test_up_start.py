@@ -5,12 +5,14 @@ holds), and a stop requested while it starts. The whole command runs in test_up_
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,14 @@ import yaml
 from conftest import make_settings
 from wirewatch.core.settings import Settings
 from wirewatch.local import up
-from wirewatch.local.servers import StartCancelledError, free_port, wait_for_http, wait_for_tcp
+from wirewatch.local.servers import (
+    LocalServers,
+    StartCancelledError,
+    free_port,
+    wait_for_http,
+    wait_for_tcp,
+)
+from wirewatch.local.servers import start_servers as real_start_servers
 from wirewatch.local.supervisor import Child, Supervisor
 from wirewatch.local.up import UpError, check_feeds_file, lock_data_dir, run_up
 
@@ -243,3 +252,89 @@ def test_a_stop_while_the_servers_start_stops_them(tmp_path: Path, feeds_file: P
     assert code == 0 and said == ["Starting local servers (ephemeral) …", "Stopping …"]
     assert not (tmp_path / "data" / "endpoints.json").exists()
     assert _children().keys() - before.keys() == set()  # tansu and osmem-server stopped
+
+
+# --- a local server that exits while up runs ----------------------------------------------------------
+
+
+class _Recording(Supervisor):
+    """A supervisor of no service processes, always healthy, that records its restarts (the
+    whole command, with the services, is in test_up_command.py)."""
+
+    restarted: list[dict[str, str]]
+
+    def start(self) -> None:
+        self.restarted = []
+
+    def wait_healthy(self, timeout: float = 120.0, stop: threading.Event | None = None) -> bool:
+        return True
+
+    def restart_all(self, before_start: Any = None) -> None:
+        self.restarted.append(before_start() if before_start is not None else {})
+
+
+@pytest.mark.timeout(180)
+def test_a_local_server_that_exits_is_started_again_until_it_keeps_exiting(
+    tmp_path: Path, feeds_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local server that exits used to stop `up` and every service with it. Now the servers
+    are started again (on the ephemeral backend: empty, so topics and indices are created
+    again) and the services after them; an exit beyond SERVER_RESTARTS in the window stops `up`."""
+    monkeypatch.setattr(up, "SERVER_RESTARTS", 1)
+    supervisors: list[_Recording] = []
+    started: list[LocalServers] = []
+
+    def supervisor(*args: Any, **kwargs: Any) -> _Recording:
+        supervisors.append(_Recording(*args, **kwargs))
+        return supervisors[-1]
+
+    def start_servers(*args: Any, **kwargs: Any) -> LocalServers:
+        started.append(real_start_servers(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(up, "Supervisor", supervisor)
+    monkeypatch.setattr(up, "start_servers", start_servers)
+    said: list[str] = []
+    stop = threading.Event()
+    result: list[int] = []
+    settings = make_settings(feeds_file=feeds_file, data_dir=tmp_path / "data")
+    runner = threading.Thread(
+        target=lambda: result.append(run_up(settings, backend="ephemeral", echo=said.append, stop_event=stop))
+    )
+    runner.start()
+    try:
+        _wait_until(lambda: any("wirewatch is up" in line for line in said), "up to start")
+        servers = started[0]
+        first_es = servers.es_url
+        osmem = servers.process("osmem")
+        assert osmem is not None
+        osmem.send_signal(signal.SIGKILL)
+        _wait_until(lambda: any("running again" in line for line in said), "the servers to start again")
+        exited = next(line for line in said if line.startswith("A local server exited"))
+        assert "osmem-server (exit code -9)" in exited and "start empty" in exited
+        restarted = supervisors[0].restarted
+        assert len(restarted) == 1 and restarted[0]["WIREWATCH_ES_URL"] == servers.es_url != first_es
+        # The new, empty search server got its indices again before the services came back.
+        with urllib.request.urlopen(f"{servers.es_url}/_alias") as response:
+            aliases = json.load(response)
+        assert any(name.startswith("wirewatch-articles") for name in aliases)
+        endpoints = json.loads((tmp_path / "data" / "endpoints.json").read_text())
+        assert endpoints["es_url"] == servers.es_url
+
+        tansu = servers.process("tansu")
+        assert tansu is not None
+        tansu.send_signal(signal.SIGKILL)  # a second exit in the window
+        runner.join(60)
+        assert result == [1]
+        assert "2 times in 10 minutes; stopping" in said[-1]
+        assert not servers.processes  # the servers stopped
+    finally:
+        stop.set()
+        runner.join(60)
+
+
+def _wait_until(condition: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

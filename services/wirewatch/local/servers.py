@@ -161,12 +161,15 @@ class LocalServers:
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.processes)
 
+    def exited(self) -> list[str]:
+        """The servers that have exited, each as ``"noida-db (exit code -9)"``."""
+        return [f"{_program(p)} (exit code {p.returncode})" for p in self.processes if p.poll() is not None]
+
     def process(self, binary: str) -> subprocess.Popen[bytes] | None:
         """The server process whose executable's name contains ``binary`` (``"tansu"``,
         ``"osmem"``, ``"noida"``), if this backend runs one."""
         for proc in self.processes:
-            program = proc.args[0] if isinstance(proc.args, list | tuple) else proc.args
-            if binary in Path(str(program)).name:
+            if binary in _program(proc):
                 return proc
         return None
 
@@ -200,6 +203,12 @@ class LocalServers:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _program(proc: subprocess.Popen[bytes]) -> str:
+    """The name of a server process's executable (``noida-db``)."""
+    program = proc.args[0] if isinstance(proc.args, list | tuple) else proc.args
+    return Path(str(program)).name
 
 
 def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[bytes], IO[bytes] | None]:

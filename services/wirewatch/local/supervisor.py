@@ -69,6 +69,8 @@ class Supervisor:
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    #: Held by the watch loop's restarts and by ``restart_all``: never both at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -103,26 +105,30 @@ class Supervisor:
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
-            for child in self.children.values():
-                if child.process is None or child.process.poll() is None:
-                    continue
-                if not self.restart or self._stopping.is_set():
-                    continue
-                now = time.monotonic()
-                if child.next_start == 0.0:
-                    # Crash loop protection: 1 s, 2 s, 4 s … up to 30 s; reset after a minute of uptime.
-                    if now - child.started_at > 60:
-                        child.restarts = 0
-                    delay = min(30.0, 2.0**child.restarts)
-                    child.next_start = now + delay
-                    log.error(
-                        "service exited, restarting",
-                        extra={"service": child.name, "code": child.process.returncode, "retry_in": delay},
-                    )
-                elif now >= child.next_start:
-                    child.restarts += 1
-                    child.next_start = 0.0
-                    self._spawn(child)
+            with self._lock:
+                self._restart_exited()
+
+    def _restart_exited(self) -> None:
+        for child in self.children.values():
+            if child.process is None or child.process.poll() is None:
+                continue
+            if not self.restart or self._stopping.is_set():
+                continue
+            now = time.monotonic()
+            if child.next_start == 0.0:
+                # Crash loop protection: 1 s, 2 s, 4 s … up to 30 s; reset after a minute of uptime.
+                if now - child.started_at > 60:
+                    child.restarts = 0
+                delay = min(30.0, 2.0**child.restarts)
+                child.next_start = now + delay
+                log.error(
+                    "service exited, restarting",
+                    extra={"service": child.name, "code": child.process.returncode, "retry_in": delay},
+                )
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                self._spawn(child)
 
     def crashed(self) -> list[str]:
         """Services whose process has exited although nobody asked them to stop."""
@@ -137,12 +143,14 @@ class Supervisor:
     def restart_all(self, before_start: Callable[[], dict[str, str]] | None = None) -> None:
         """Stop every service (SIGTERM, then SIGKILL), run ``before_start`` (whose result is
         merged into the services' environment), then start them all again."""
-        self._terminate()
-        if before_start is not None:
-            self.env.update(before_start())
-        for child in self.children.values():
-            child.restarts += 1
-            self._spawn(child)
+        with self._lock:
+            self._terminate()
+            if before_start is not None:
+                self.env.update(before_start())
+            for child in self.children.values():
+                child.restarts += 1
+                child.next_start = 0.0
+                self._spawn(child)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one service (tests use this to simulate crashes)."""
@@ -205,5 +213,6 @@ class Supervisor:
 
 
 def write_endpoints(path: Path, data: dict[str, object]) -> None:
-    """Rewritten at every restart; ``wirewatch status`` and the tests read it meanwhile."""
-    write_atomically(path, json.dumps(data, indent=2))
+    """Rewritten at every restart; ``wirewatch status`` and the tests read it meanwhile. Only its
+    owner may read it: a given ``WIREWATCH_ES_URL`` is kept whole, with a password it holds."""
+    write_atomically(path, json.dumps(data, indent=2), mode=0o600)

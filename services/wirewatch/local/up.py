@@ -3,10 +3,12 @@
 With no Kafka/Elasticsearch configured it starts local servers (noida-db, data kept under
 ``data_dir``; or tansu + osmem-server with ``--ephemeral``), creates topics and indices,
 starts every service as a child process, waits for health, prints where things are, and
-restarts crashed services. Ctrl-C / SIGTERM stops services (draining), then servers, also
-during the start. With ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only
-the services. It refuses to start (:class:`UpError`) on a feeds file the fetcher could not read
-or a data directory it cannot use, and (exit code 2) on a data directory another ``up`` holds.
+restarts crashed services, and the local servers (then every service) when one of them exits
+(``SERVER_RESTARTS`` times in ``SERVER_EXIT_WINDOW``; one more exit stops it). Ctrl-C /
+SIGTERM stops services (draining), then servers, also during the start. With
+``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services. It
+refuses to start (:class:`UpError`) on a feeds file the fetcher could not read or a data
+directory it cannot use, and (exit code 2) on a data directory another ``up`` holds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,11 @@ from wirewatch.local.servers import (
 from wirewatch.local.supervisor import Supervisor, write_endpoints
 
 log = get_logger(__name__)
+
+#: A local server that exits is started again, with every service after it, up to this many
+#: times within ``SERVER_EXIT_WINDOW`` seconds; one more exit in that time stops ``up``.
+SERVER_RESTARTS = 3
+SERVER_EXIT_WINDOW = 600.0
 
 
 class UpError(Exception):
@@ -214,6 +222,14 @@ def run_up(
                 },
             )
 
+        def fresh_servers() -> dict[str, str]:
+            """The local servers started again on the same data, with their topics and indices
+            (the ephemeral backend's start empty); returns the services' new environment."""
+            assert servers is not None
+            new_env = servers.restart()
+            asyncio.run(setup(settings.model_copy(update=servers.settings())))
+            return new_env
+
         publish_endpoints(supervisor)
         healthy = supervisor.wait_healthy(120, stop)
         if stop.is_set():
@@ -232,17 +248,47 @@ def run_up(
         elsewhere = data_dir != Path(Settings.model_fields["data_dir"].default).resolve()
         cli = f"WIREWATCH_DATA_DIR={data_dir} wirewatch" if elsewhere else "wirewatch"
         echo(f"Try: {cli} status · {cli} search QUERY · Ctrl-C to stop")
+        server_exits: list[float] = []  # when a local server exited, within the window
         while not stop.wait(1.0):
             if servers is not None and not servers.alive():
-                echo("A local server exited; stopping.")
-                return 1
+                gone = ", ".join(servers.exited())
+                now = time.monotonic()
+                server_exits = [t for t in server_exits if now - t < SERVER_EXIT_WINDOW] + [now]
+                if len(server_exits) > SERVER_RESTARTS:
+                    log.error("local server keeps exiting; stopping", extra={"servers": gone})
+                    echo(
+                        f"A local server exited ({gone}), {len(server_exits)} times in"
+                        f" {SERVER_EXIT_WINDOW / 60:g} minutes; stopping. Its log: {log_dir}"
+                    )
+                    return 1
+                lost = (
+                    "they keep data in memory only, so they start empty"
+                    if servers.backend == "ephemeral"
+                    else "writes of its last seconds may be lost"
+                )
+                log.error(
+                    "local server exited; restarting the local servers, then every service",
+                    extra={"servers": gone, "backend": servers.backend},
+                )
+                echo(f"A local server exited ({gone}); restarting the servers ({lost}), then every service.")
+                try:
+                    supervisor.restart_all(fresh_servers)
+                except StartCancelledError:
+                    raise
+                except Exception as exc:  # the servers or the setup: nothing more up can do
+                    log.exception("local servers did not start again")
+                    echo(f"The local servers did not start again ({exc}); stopping. Logs: {log_dir}")
+                    return 1
+                publish_endpoints(supervisor)
+                echo("The local servers and every service are running again.")
+                continue
             crashed = supervisor.crashed() if restart_servers else []
             if crashed and servers is not None:
                 log.error(
                     "service crashed; restarting the local servers, then every service",
                     extra={"services": crashed, "backend": servers.backend},
                 )
-                supervisor.restart_all(servers.restart)
+                supervisor.restart_all(fresh_servers)
                 publish_endpoints(supervisor)
         echo("Stopping …")
         return 0
