@@ -67,6 +67,10 @@ def error_lines(monkeypatch: pytest.MonkeyPatch, **variables: str) -> list[str]:
             {"WIREWATCH_POLL_INTERVAL_MIN": "600", "WIREWATCH_POLL_INTERVAL_MAX": "300"},
             "WIREWATCH_POLL_INTERVAL_MIN=600 is above WIREWATCH_POLL_INTERVAL_MAX=300",
         ),
+        (  # as long as a feed's own interval in the feeds file, at most (a day)
+            {"WIREWATCH_POLL_INTERVAL_MAX": "1e12"},
+            "WIREWATCH_POLL_INTERVAL_MAX: Input should be less than or equal to 86400 (got '1e12')",
+        ),
         (  # a password in a URL is hidden wherever an input is shown
             {"WIREWATCH_ALERT_SMTP_PORT": "smtp://desk:pa55word@mail.example"},
             "WIREWATCH_ALERT_SMTP_PORT: Input should be a valid integer, unable to parse string as an "

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from wirewatch.core.feeds import MAX_FEED_INTERVAL
+
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -269,7 +271,9 @@ class Settings(BaseSettings):
 
     # --- Fetcher -----------------------------------------------------------------------
     feeds_file: Path = Path("feeds.yaml")
-    poll_interval: float = Field(default=300.0, gt=0, description="Seconds between polls of one feed.")
+    poll_interval: float = Field(
+        default=300.0, gt=0, le=MAX_FEED_INTERVAL, description="Seconds between polls of one feed."
+    )
     fetch_timeout: float = Field(default=20.0, gt=0)
     fetch_max_bytes: int = Field(default=10_000_000, gt=0)
     fetch_concurrency: int = Field(default=8, ge=1)
@@ -290,10 +294,16 @@ class Settings(BaseSettings):
     )
     fetch_robots_ttl: float = Field(default=3600.0, gt=0, description="Seconds a robots.txt is cached.")
     poll_interval_min: float = Field(
-        default=60.0, gt=0, description="Adaptive polling: shortest interval between polls of one feed."
+        default=60.0,
+        gt=0,
+        le=MAX_FEED_INTERVAL,
+        description="Adaptive polling: shortest interval between polls of one feed.",
     )
     poll_interval_max: float = Field(
-        default=3600.0, gt=0, description="Adaptive polling: longest interval between polls of one feed."
+        default=3600.0,
+        gt=0,
+        le=MAX_FEED_INTERVAL,
+        description="Adaptive polling: longest interval between polls of one feed (at most a day).",
     )
     feed_max_new_per_poll: int = Field(
         default=100,
