@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from wirewatch.core.elastic import http_auth
 from wirewatch.core.settings import Settings
 
 #: The prefix the data view titles in the files are written with.
@@ -113,15 +114,6 @@ def to_ndjson(objects: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in objects).encode("utf-8")
 
 
-def _client_options(settings: Settings) -> dict[str, Any]:
-    """Kibana accepts the Elasticsearch credentials wirewatch is configured with."""
-    if settings.es_api_key is not None:
-        return {"headers": {"Authorization": f"ApiKey {settings.es_api_key.get_secret_value()}"}}
-    if settings.es_username and settings.es_password is not None:
-        return {"auth": (settings.es_username, settings.es_password.get_secret_value())}
-    return {}
-
-
 def _status_level(body: Any) -> str:
     """``available`` / ``degraded`` / … (8.x), or the 7.x ``green`` / ``red`` state."""
     overall = body.get("status", {}).get("overall", {}) if isinstance(body, dict) else {}
@@ -192,7 +184,7 @@ def import_objects(
     tls: bool | ssl.SSLContext = (
         ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
     )
-    with httpx.Client(timeout=60.0, verify=tls, **_client_options(settings)) as client:
+    with httpx.Client(timeout=60.0, verify=tls, **http_auth(settings)) as client:
         wait_until_available(client, base, wait, interval=interval)
         try:
             response = client.post(

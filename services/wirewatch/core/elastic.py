@@ -67,6 +67,17 @@ def _auth(settings: Settings) -> dict[str, Any]:
     return {}
 
 
+def http_auth(settings: Settings) -> dict[str, Any]:
+    """The same credentials as an ``httpx`` client's keyword arguments (``headers`` or ``auth``):
+    for ``GET /`` before the Elasticsearch client exists, and for Kibana, which takes them too."""
+    auth = _auth(settings)
+    if "api_key" in auth:
+        return {"headers": {"Authorization": f"ApiKey {auth['api_key']}"}}
+    if "basic_auth" in auth:
+        return {"auth": auth["basic_auth"]}
+    return {}
+
+
 def es_url(settings: Settings) -> str:
     if not settings.es_url:
         raise SearchUnavailableError(not_configured("WIREWATCH_ES_URL", settings.data_dir))
@@ -74,16 +85,12 @@ def es_url(settings: Settings) -> str:
 
 
 async def is_elasticsearch(settings: Settings) -> bool:
-    """Ask ``GET /`` what the server is, with the client's credentials (:func:`_auth`). Raises
+    """Ask ``GET /`` what the server is, with the client's credentials (:func:`http_auth`). Raises
     SearchUnavailableError if it does not answer, SearchCredentialsError if it refuses them."""
     url = es_url(settings)
-    auth = _auth(settings)
-    headers = {"Authorization": f"ApiKey {auth['api_key']}"} if "api_key" in auth else {}
     verify: Any = str(settings.es_ca_certs) if settings.es_ca_certs else settings.es_verify_certs
     try:
-        async with httpx.AsyncClient(
-            timeout=10.0, verify=verify, auth=auth.get("basic_auth"), headers=headers
-        ) as client:
+        async with httpx.AsyncClient(timeout=10.0, verify=verify, **http_auth(settings)) as client:
             response = await client.get(url)
     except httpx.HTTPError as exc:
         raise SearchUnavailableError(f"Elasticsearch at {redact_url(url)} did not answer: {exc}") from exc
