@@ -291,6 +291,28 @@ async def test_redirects_are_followed(serve: Serve) -> None:
     assert page.url == server.url + "/c" and page.status == 200
 
 
+async def test_a_redirected_feeds_relative_links_resolve_against_where_it_was_read(serve: Serve) -> None:
+    # http://A/feed redirects to http://B/news/rss.xml (another port: another origin); its items'
+    # links are relative: a browser, or feedparser, resolves them against the final URL.
+    rss = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        "<item><title>Relative</title><link>a1.html</link></item>"
+        "<item><title>Root-relative</title><link>/a1.html</link></item></channel></rss>"
+    )
+
+    async def feed(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=rss, content_type="application/rss+xml")
+
+    moved = await serve({"/news/rss.xml": feed})
+    origin = await serve({"/feed": redirect(moved.url + "/news/rss.xml", 301)})
+    fetcher = Fetcher(Recorder(settings()))  # type: ignore[arg-type]
+    async with HttpFetcher(fetcher.settings) as http:
+        page, parsed = await fetcher.read_feed(http, origin.url + "/feed", None)
+    assert page.url == moved.url + "/news/rss.xml" and parsed is not None
+    assert [e.link for e in parsed.entries] == [moved.url + "/news/a1.html", moved.url + "/a1.html"]
+    assert origin.count("/feed") == 1 and moved.count("/news/rss.xml") == 1
+
+
 async def test_a_redirect_loop_is_refused(serve: Serve) -> None:
     server = await serve({"/a": redirect("/b"), "/b": redirect("/a")})
     async with HttpFetcher(settings()) as http:

@@ -11,11 +11,11 @@ Content-Type (servers mislabel feeds all the time):
 * anything else goes to feedparser (RSS 0.9x, RSS 1.0/RDF, RSS 2.0, Atom 0.3/1.0).
 
 Every format gives the same :class:`ParsedFeed` of :class:`FeedEntry`, whose links are absolute
-(a relative one, ``/a1.html``, is resolved against the feed's URL: feedparser resolves only
-against an ``xml:base``, and JSON Feed has none; a link that is not http(s) is left for the
-fetcher to refuse), and whose title, summary and author are plain text: RSS and Atom carry them
-as HTML as often as not (``Macron &amp; Merkel``, ``<p>Le <a href=…>ministre</a>…</p>``), and
-:func:`feed_text` reduces them to their words.
+(a relative one, ``/a1.html``, is resolved against the feed's URL, the one it was read from
+after any redirects: feedparser resolves only against an ``xml:base``, and JSON Feed has none;
+a link that is not http(s) is left for the fetcher to refuse), and whose title, summary and
+author are plain text: RSS and Atom carry them as HTML as often as not (``Macron &amp; Merkel``,
+``<p>Le <a href=…>ministre</a>…</p>``), and :func:`feed_text` reduces them to their words.
 
 A body that is not a feed, or is broken beyond recovery, raises :class:`FeedFormatError` (a
 ``FetchError``: the poll loop logs it and records a dead letter); a feed that feedparser could
@@ -128,8 +128,9 @@ def parse_feed(
     previous: ItemEntries | None = None,
 ) -> ParsedFeed:
     """Parse a feed body of any supported format; raises ``FeedFormatError``. ``url``: the feed's,
-    which relative links are resolved against. ``previous``: the ``item_entries`` of the last poll
-    of the same feed (RSS and Atom)."""
+    which relative links are resolved against (the URL the body came from, after any redirects:
+    ``Page.url``). ``previous``: the ``item_entries`` of the last poll of the same feed (RSS and
+    Atom)."""
     return _absolute(_parse_feed(body, content_type, max_bytes=max_bytes, url=url, previous=previous), url)
 
 

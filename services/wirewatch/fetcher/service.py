@@ -334,7 +334,10 @@ class Fetcher:
         *,
         low_priority: bool = False,
     ) -> tuple[Page, ParsedFeed | None]:
-        """GET a feed (conditionally when ``validators`` = (etag, last-modified)); None on a 304."""
+        """GET a feed (conditionally when ``validators`` = (etag, last-modified)); None on a 304.
+
+        Its relative links are resolved against the URL it was read from after any redirects
+        (``page.url``), as a browser would; ``url``, the one asked for, keys what is remembered."""
         headers = {}
         etag, last_modified = validators or (None, None)
         if etag:
@@ -350,7 +353,7 @@ class Fetcher:
             page.body,
             page.content_type,
             max_bytes=self.settings.fetch_max_bytes,
-            url=url,
+            url=page.url,
             previous=self.feed_items.get(url),
         )
         if parsed.item_entries:
