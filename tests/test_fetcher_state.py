@@ -34,7 +34,7 @@ from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for, wait_for
 from test_fetcher_feeds import article_page
-from wirewatch.core.feeds import save_feeds
+from wirewatch.core.feeds import FeedsFileError, load_feeds, save_feeds
 from wirewatch.core.ids import article_id, feed_id
 from wirewatch.core.kafka import read_topic
 from wirewatch.core.models import Feed, RawArticle
@@ -43,6 +43,7 @@ from wirewatch.core.settings import Settings
 from wirewatch.fetcher.feedsync import FeedsPublisher
 from wirewatch.fetcher.politeness import HostGate
 from wirewatch.fetcher.schedule import FeedState
+from wirewatch.fetcher.service import FEEDS_FILE_ERROR_HEADER
 from wirewatch.fetcher.state import (
     FetcherState,
     SeenIds,
@@ -558,3 +559,50 @@ def test_a_restart_re_emits_nothing_and_keeps_validators_and_health(
         assert record["polls"] > before[record["url"]]["polls"]
         assert record["items_seen"] >= 3 and record["format"] == "rss rss20"
         assert record["last_success"] is not None
+
+
+def test_a_refused_feeds_file_is_named_by_readyz_and_feeds_and_the_fetcher_stays_ready(
+    servers: LocalServers, site: Site, tmp_path: Path
+) -> None:
+    fetchers = Fetchers(servers, tmp_path, WIREWATCH_POLL_INTERVAL="1", WIREWATCH_POLL_INTERVAL_MIN="1")
+    url = site.feed(HOSTS[0], "/rss.xml", "s0")
+    save_feeds(fetchers.feeds_file, [Feed(id=feed_id(url), url=url, interval=1)])
+
+    def feeds_page() -> httpx.Response:
+        return httpx.get(fetchers.url("one") + "/feeds", timeout=5)
+
+    try:
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: fetchers.polled("one", 1), what="the feed polled")
+        assert fetchers.page("one", "/readyz") == {"service": "fetcher", "ready": True, "warnings": {}}
+        assert FEEDS_FILE_ERROR_HEADER not in feeds_page().headers
+
+        # Edited into an invalid state (a YAML error: several lines, not all ASCII).
+        broken = f"feeds:\n  - url: {url}\n    name: [Le Monde \u00e0 la une\n"
+        fetchers.feeds_file.write_text(broken, encoding="utf-8")
+        with pytest.raises(FeedsFileError) as refused:
+            load_feeds(fetchers.feeds_file)
+        problem = str(refused.value)
+        assert "\n" in problem and "à" in problem
+        ready = wait_for(
+            lambda: (lambda r: r if r and r["warnings"] else None)(fetchers.page("one", "/readyz")),
+            what="/readyz naming the refused feeds file",
+        )
+        # Still ready (200): the instance polls the feeds last published.
+        assert ready == {"service": "fetcher", "ready": True, "warnings": {"feeds_file": problem}}
+        response = feeds_page()
+        assert response.status_code == 200
+        assert json.loads(response.headers[FEEDS_FILE_ERROR_HEADER]) == problem
+        polls = response.json()[0]["polls"]
+        assert [r["url"] for r in response.json()] == [url]  # the body: the same list of records
+        wait_for(lambda: fetchers.polled("one", polls + 2), what="the last good feed still polled")
+
+        save_feeds(fetchers.feeds_file, [Feed(id=feed_id(url), url=url, interval=1)])  # fixed
+        wait_for(
+            lambda: fetchers.page("one", "/readyz") == {"service": "fetcher", "ready": True, "warnings": {}},
+            what="/readyz clear again",
+        )
+        assert FEEDS_FILE_ERROR_HEADER not in feeds_page().headers
+    finally:
+        fetchers.stop_all()

@@ -283,6 +283,9 @@ class ServiceApp:
             # last batch's base offset + 1, which would cut recovery short of a batch's records.
             self.app.conf.producer_max_batch_size = 1
         self.ready = False
+        #: What ``/readyz`` names without failing, the service working on regardless: each check
+        #: by name, returning what is wrong, or None while all is well.
+        self.warnings: dict[str, Callable[[], str | None]] = {}
         self.dead_letter_topic = self.topic(settings.topic_dead_letters)
         self._prepare: list[Prepare] = []
         self._dropped = DroppedMessages()
@@ -486,7 +489,11 @@ class ServiceApp:
         class Ready(View):
             async def get(self, request: Request) -> Response:
                 ready = service.ready and not service.app.rebalancing
-                return self.json({"service": service.name, "ready": ready}, status=200 if ready else 503)
+                warnings = {name: text for name, check in service.warnings.items() if (text := check())}
+                return self.json(
+                    {"service": service.name, "ready": ready, "warnings": warnings},
+                    status=200 if ready else 503,
+                )
 
         @self.app.page("/metrics")
         class Metrics(View):

@@ -12,7 +12,9 @@ SSRF guard on each redirect hop, robots.txt, per-host concurrency and spacing, r
 backoff, ``Retry-After``, and deadline, size and content-type caps. An article that robots.txt
 disallows is skipped (logged, one dead letter) and looked at again after ``fetch_robots_ttl``.
 Each feed's interval adapts to what it publishes (:mod:`wirewatch.fetcher.schedule`); its
-health record is served as JSON at ``/feeds`` on the service's web port.
+health record is served as JSON at ``/feeds`` on the service's web port. While the feeds file is
+refused (the last good feeds polled meanwhile), ``/readyz`` names the reason under ``warnings``
+and ``/feeds`` in its ``Wirewatch-Feeds-File-Error`` header; the instance stays ready.
 
 State and scale-out (:mod:`wirewatch.fetcher.state`): the fetcher publishes the feeds file to the
 compacted ``feeds`` topic (:mod:`wirewatch.fetcher.feedsync`); an agent consumes that topic into
@@ -30,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import multiprocessing
 import os
 import threading
@@ -86,6 +89,9 @@ RECENT_IDS = 200_000
 #: with a summary).
 FEEDS_REMEMBERED = 2_000
 _OLDEST = datetime.min.replace(tzinfo=UTC)
+#: ``/feeds``'s header naming why the feeds file is refused, while it is (absent otherwise): a JSON
+#: string, so one ASCII line whatever the reason says. The body stays the list of health records.
+FEEDS_FILE_ERROR_HEADER = "Wirewatch-Feeds-File-Error"
 WARM_UP_PAGE = "<html><head><title>Warm-up</title></head><body><p>Nothing to read here.</p></body></html>"
 #: How often an extraction process checks that the fetcher that started it is still there.
 PARENT_CHECK_SECONDS = 1.0
@@ -245,6 +251,10 @@ class Fetcher:
             state = FeedState.from_record(record) if record else FeedState()
             self.state[feed.id] = state
         return state
+
+    def feeds_file_problem(self) -> str | None:
+        """Why the feeds file is refused, while it is (its last good feeds stay), else None."""
+        return self.publisher.problem if self.publisher is not None else self._feeds_problem
 
     def health(self) -> list[dict[str, Any]]:
         """Every polled feed's health record (what ``/feeds`` serves)."""
@@ -686,6 +696,9 @@ def build(settings: Settings) -> Fetcher:
     feeds_topic = service.topic(settings.topic_feeds)
     backfill_topic = service.topic(settings.topic_backfill)
     fetcher.publisher = FeedsPublisher(settings, feeds_topic)
+    # Named by /readyz without failing it: the fetcher works on with the feeds last published, and
+    # the file is shared by every instance (a ConfigMap), so failing would take them all out at once.
+    service.warnings["feeds_file"] = fetcher.feeds_file_problem
     # A hand-over waits this long for the work in flight (within the group's rebalance timeout).
     drain_seconds = max(0.5, min(5.0, settings.kafka_rebalance_timeout / 3))
 
@@ -745,10 +758,13 @@ def build(settings: Settings) -> Fetcher:
 
     @app.page("/feeds")
     class Feeds(View):
-        """Each feed's health: last success and error, items seen, failures, interval, next poll."""
+        """Each feed's health: last success and error, items seen, failures, interval, next poll;
+        why the feeds file is refused, while it is, in the ``FEEDS_FILE_ERROR_HEADER`` header."""
 
         async def get(self, request: Request) -> Response:
-            return self.json(fetcher.health())
+            problem = fetcher.feeds_file_problem()
+            headers = {FEEDS_FILE_ERROR_HEADER: json.dumps(problem)} if problem is not None else None
+            return self.json(fetcher.health(), headers=headers)
 
     @app.page("/backfills")
     class BackfillsPage(View):
