@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from wirewatch.cli import main
+from wirewatch.core import feeds as feeds_module
 from wirewatch.core.feeds import (
     MAX_FEED_INTERVAL,
     FeedsFileError,
@@ -180,6 +184,284 @@ def test_non_utf8_file_is_a_feeds_file_error(path: Path) -> None:
         load_feeds(path)
 
 
+# --- edits keep the rest of the file ---------------------------------------------------------------
+
+ANNOTATED = f"""\
+# My feeds.   (kept: `feeds add` and `feeds remove` edit the list in place)
+
+feeds:   # checked every morning
+  - url: {GAZETTE}
+    # paywalled, poll slowly
+    interval: 3600
+    name: "Harbour Gazette"
+
+  # the wire: fast
+  - {WIRE}
+# more to come
+"""
+NEW = "https://news.example/world.xml"
+
+
+def _no_warning(message: str) -> None:
+    raise AssertionError(f"unexpected warning: {message}")
+
+
+def test_add_appends_an_entry_and_keeps_the_rest_byte_for_byte(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(ANNOTATED, encoding="utf-8")
+    feed, added = add_feed(path, NEW, name="World « news »", language="fr", interval=600, warn=_no_warning)
+    assert added
+    after = path.read_text(encoding="utf-8")
+    entry = f"  - url: {NEW}\n    name: World « news »\n    language: fr\n    interval: 600.0\n"
+    assert after == ANNOTATED.replace("# more to come\n", entry + "# more to come\n")
+    assert [f.url for f in load_feeds(path)] == [GAZETTE, WIRE, NEW]
+    assert load_feeds(path)[-1] == feed
+    assert not list(path.parent.glob("*.tmp"))
+    assert remove_feed(path, NEW, warn=_no_warning) == feed
+    assert path.read_text(encoding="utf-8") == ANNOTATED
+
+
+def test_remove_takes_only_the_entry_s_lines(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(ANNOTATED, encoding="utf-8")
+    remove_feed(path, GAZETTE, warn=_no_warning)  # its lines, its comment inside, not the blank line
+    assert path.read_text(encoding="utf-8") == ANNOTATED.replace(
+        f"  - url: {GAZETTE}\n    # paywalled, poll slowly\n"
+        '    interval: 3600\n    name: "Harbour Gazette"\n',
+        "",
+    )
+    # A comment line above the entry is kept: it may be about the next one, or an entry commented
+    # out; the user's words are not deleted on a guess.
+    remove_feed(path, WIRE, warn=_no_warning)
+    assert path.read_text(encoding="utf-8") == (
+        "# My feeds.   (kept: `feeds add` and `feeds remove` edit the list in place)\n\n"
+        "feeds:   # checked every morning\n\n  # the wire: fast\n# more to come\n"
+    )
+    assert load_feeds(path) == []
+    add_feed(path, NEW, warn=_no_warning)
+    assert [f.url for f in load_feeds(path)] == [NEW]
+    assert "# the wire: fast\n" in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # The format `feeds add` wrote before (yaml.safe_dump: the list not indented).
+        (
+            f"feeds:\n- url: {GAZETTE}\n  name: G\n",
+            f"feeds:\n- url: {GAZETTE}\n  name: G\n- url: {NEW}\n  name: N\n",
+        ),
+        (
+            f"feeds:\n    -   url: {GAZETTE}\n        name: G\n",
+            f"feeds:\n    -   url: {GAZETTE}\n        name: G\n    -   url: {NEW}\n        name: N\n",
+        ),
+        # A list of URLs gets a URL (but a mapping when there is more than the URL to say).
+        (f"feeds:\n  - {GAZETTE}\n", f"feeds:\n  - {GAZETTE}\n  - url: {NEW}\n    name: N\n"),
+        # No feeds yet: `feeds: []` (what removing the last feed used to leave), `feeds:`, nothing.
+        ("feeds: []  # none yet\n", f"feeds:  # none yet\n  - url: {NEW}\n    name: N\n"),
+        (
+            "feeds:\n  # one per outlet\nother: 1\n",
+            f"feeds:\n  # one per outlet\n  - url: {NEW}\n    name: N\nother: 1\n",
+        ),
+        ("# nothing yet\n", f"# nothing yet\nfeeds:\n  - url: {NEW}\n    name: N\n"),
+        ("", f"feeds:\n  - url: {NEW}\n    name: N\n"),
+        # Line ends and a last line without one are kept.
+        (
+            f"feeds:\r\n  - {GAZETTE}  # g\r\n",
+            f"feeds:\r\n  - {GAZETTE}  # g\r\n  - url: {NEW}\r\n    name: N\r\n",
+        ),
+        (f"feeds:\n  - {GAZETTE}", f"feeds:\n  - {GAZETTE}\n  - url: {NEW}\n    name: N"),
+    ],
+)
+def test_add_follows_the_file_s_list_style(path: Path, content: str, expected: str) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content.encode())
+    add_feed(path, NEW, name="N", warn=_no_warning)
+    assert path.read_bytes().decode() == expected
+    assert [f.url for f in load_feeds(path)][-1] == NEW
+
+
+def test_add_of_a_plain_url_to_a_list_of_urls_is_a_url(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"feeds:\n  - {GAZETTE}\n", encoding="utf-8")
+    add_feed(path, NEW, warn=_no_warning)
+    assert path.read_text(encoding="utf-8") == f"feeds:\n  - {GAZETTE}\n  - {NEW}\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (f"# flow style\nfeeds: [{GAZETTE}]\n", "not in the block style"),
+        (f"# anchors\nsite: &g {GAZETTE}\nfeeds:\n  - url: *g\n", "anchors or aliases"),
+        (f'# a quoted key\n"feeds":\n  - {GAZETTE}\n', "not in the block style"),
+        (f"feeds:\n  - {{url: {GAZETTE},\n  name: G}}\n# c\n", "usual shape"),
+        # A block scalar with a line that looks like a comment: the line scan would end the entry
+        # before it; the parser's view of where the entry's values are says otherwise.
+        (f"feeds:\n  - url: {GAZETTE}\n    name: |-\n      G\n\n      # not a comment\n", "usual shape"),
+    ],
+)
+def test_a_layout_the_edit_does_not_know_is_rewritten_whole_with_a_warning(
+    path: Path, content: str, reason: str
+) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(content, encoding="utf-8")
+    before = load_feeds(path)
+    warnings: list[str] = []
+    _, added = add_feed(path, NEW, warn=warnings.append)
+    assert added
+    assert len(warnings) == 1
+    assert str(path) in warnings[0] and "without its comments" in warnings[0] and reason in warnings[0]
+    assert load_feeds(path) == [*before, load_feeds(path)[-1]]
+    assert load_feeds(path)[-1].url == NEW
+    save_feeds(path.with_name("whole.yaml"), load_feeds(path))
+    assert path.read_text(encoding="utf-8") == path.with_name("whole.yaml").read_text(encoding="utf-8")
+    if "|-" in content:
+        return  # (rewritten, the name is a quoted scalar over several lines: not the usual shape)
+    # Rewritten, the file is in the shape the next edit keeps comments in.
+    path.write_text("# mine\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    remove_feed(path, NEW, warn=_no_warning)
+    assert path.read_text(encoding="utf-8").startswith("# mine\n")
+    assert load_feeds(path) == before
+
+
+def test_a_block_scalar_followed_by_blank_lines_is_edited_in_place(path: Path) -> None:
+    content = f"feeds:\n  - url: {GAZETTE}\n    name: |\n      Harbour\n      Gazette\n\n# end\n"
+    path.parent.mkdir(parents=True)
+    path.write_text(content, encoding="utf-8")
+    add_feed(path, NEW, warn=_no_warning)
+    assert path.read_text(encoding="utf-8") == content.replace("\n\n# end", f"\n  - url: {NEW}\n\n# end")
+    assert load_feeds(path)[0].name == "Harbour\nGazette\n"
+    remove_feed(path, NEW, warn=_no_warning)
+    assert path.read_text(encoding="utf-8") == content
+
+
+@pytest.mark.parametrize("line", ["  - url: https://news.example/world.xml\n    interval: 0\n", "  - [\n"])
+def test_an_edit_that_does_not_read_back_as_expected_is_never_written(
+    path: Path, monkeypatch: pytest.MonkeyPatch, line: str
+) -> None:
+    """The last check: whatever the line edit wrote must load as the expected feeds (here it is
+    made to write an entry load_feeds refuses, or one that does not parse)."""
+    monkeypatch.setattr(feeds_module, "_entry_text", lambda *_: [line])
+    path.parent.mkdir(parents=True)
+    path.write_text(f"# mine\nfeeds:\n  - {GAZETTE}\n", encoding="utf-8")
+    warnings: list[str] = []
+    add_feed(path, NEW, warn=warnings.append)
+    assert len(warnings) == 1
+    assert "read back" in warnings[0] or "does not parse" in warnings[0]
+    assert [f.url for f in load_feeds(path)] == [GAZETTE, NEW]
+
+
+def test_removing_an_entry_an_alias_refers_to_falls_back(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"feeds:\n  - url: {GAZETTE}\n    name: &n Gazette\n  - url: {WIRE}\n    name: *n\n")
+    warnings: list[str] = []
+    remove_feed(path, GAZETTE, warn=warnings.append)
+    assert len(warnings) == 1 and "anchors or aliases" in warnings[0]
+    assert [(f.url, f.name) for f in load_feeds(path)] == [(WIRE, "Gazette")]
+
+
+def test_a_fallback_without_warn_is_logged(path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"feeds: [{GAZETTE}]\n", encoding="utf-8")
+    add_feed(path, NEW)
+    assert "rewritten whole" in caplog.text
+    assert [f.url for f in load_feeds(path)] == [GAZETTE, NEW]
+
+
+# Generated feeds files in the block style, with comments and blank lines anywhere.
+_words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "Zs", "P", "S")), max_size=12)
+_comments = st.builds(lambda indent, text: " " * indent + "#" + text, st.integers(0, 8), _words)
+_fillers = st.lists(st.one_of(_comments, st.sampled_from(["", "  ", "     "])), max_size=3)
+_values = {
+    "name": _words.map(lambda name: json.dumps(name, ensure_ascii=False)),
+    "language": st.sampled_from(["fr", "en", "'de'"]),
+    "interval": st.integers(1, 86_400).map(str),
+}
+
+
+@st.composite
+def _feeds_files(draw: st.DrawFn) -> str:
+    indent = draw(st.sampled_from([0, 2, 4]))
+    offset = draw(st.sampled_from([2, 3, 4]))
+    lines = draw(_fillers)
+    if draw(st.booleans()):
+        lines += ["title: My feeds", *draw(_fillers)]
+    lines.append("feeds:" + draw(st.sampled_from(["", "  # the list", " "])))
+    for n in range(draw(st.integers(0, 4))):
+        lines += draw(_fillers)
+        url = f"https://outlet{n}.example/rss.xml"
+        dash = " " * indent + "-" + " " * (offset - 1)
+        keys = draw(st.lists(st.sampled_from(sorted(_values)), unique=True, max_size=3))
+        if not keys and draw(st.booleans()):
+            lines.append(dash + url + draw(st.sampled_from(["", "  # plain"])))
+            continue
+        pairs = [("url", url), *((key, draw(_values[key])) for key in keys)]
+        pairs = draw(st.permutations(pairs))
+        lines.append(f"{dash}{pairs[0][0]}: {pairs[0][1]}")
+        for key, value in pairs[1:]:
+            lines += draw(_fillers)
+            lines.append(f"{' ' * (indent + offset)}{key}: {value}")
+    lines += draw(_fillers)
+    if draw(st.booleans()):
+        lines += ["other: [1, 2]  # after the list", *draw(_fillers)]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    return newline.join(lines) + draw(st.sampled_from([newline, ""]))
+
+
+EDITS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@EDITS
+@given(
+    _feeds_files(),
+    st.one_of(st.none(), st.text(max_size=20)),
+    st.one_of(st.none(), st.sampled_from(["fr", "en"])),
+    st.one_of(st.none(), st.floats(1, MAX_FEED_INTERVAL)),
+)
+@example("feeds:\n    #  deep, right under the header\n", None, None, None)
+@example("feeds:\n- url: https://outlet0.example/rss.xml\n  #c\n#d\n", "a\n# b", None, None)
+def test_add_then_remove_gives_back_the_file(
+    content: str, name: str | None, language: str | None, interval: float | None
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "feeds.yaml"
+        path.write_bytes(content.encode())
+        before = load_feeds(path)
+        feed, added = add_feed(path, NEW, name=name, language=language, interval=interval, warn=_no_warning)
+        assert added
+        assert load_feeds(path) == [*before, feed]
+        after = path.read_bytes().decode()
+        old_lines, new_lines = content.splitlines(), after.splitlines()
+        assert all(line in new_lines for line in old_lines if line.lstrip().startswith("#"))
+        kept = iter(new_lines)
+        assert all(line in kept for line in old_lines)  # the old lines, in order, lines added between
+        assert remove_feed(path, NEW, warn=_no_warning) == feed
+        assert path.read_bytes().decode() == content
+
+
+@EDITS
+@given(_feeds_files(), st.integers(0, 3))
+def test_remove_takes_out_one_run_of_lines_from_the_entry_s_dash(content: str, n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "feeds.yaml"
+        path.write_bytes(content.encode())
+        before = load_feeds(path)
+        if n >= len(before):
+            return
+        assert remove_feed(path, before[n].url, warn=_no_warning) == before[n]
+        assert load_feeds(path) == before[:n] + before[n + 1 :]
+        end = "" if content.endswith("\n") else "\r\n" if "\r\n" in content else "\n"  # (a last line kept so)
+        old_lines = (content + end).splitlines(keepends=True)
+        new_lines = (path.read_bytes().decode() + end).splitlines(keepends=True)
+        gone = len(old_lines) - len(new_lines)  # one run of lines, from the entry's `-` line
+        assert any(
+            old_lines[:head] + old_lines[head + gone :] == new_lines
+            and old_lines[head].lstrip(" ").startswith("-")
+            and f"outlet{n}." in "".join(old_lines[head : head + gone])
+            for head in range(len(new_lines) + 1)
+        )
+
+
 # --- the commands ---------------------------------------------------------------------------------
 
 
@@ -310,3 +592,28 @@ def test_feeds_commands_report_a_broken_file(cli: CliRunner, path: Path) -> None
         assert result.exit_code != 0, args
         assert str(path) in result.stderr, args
         assert "Traceback" not in result.output
+
+
+def test_feeds_add_and_remove_keep_the_file_s_comments(cli: CliRunner, path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(ANNOTATED, encoding="utf-8")
+    result = cli.invoke(main, ["feeds", "add", NEW])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert path.read_text(encoding="utf-8") == ANNOTATED.replace(
+        "# more to come\n", f"  - url: {NEW}\n# more to come\n"
+    )
+    result = cli.invoke(main, ["feeds", "remove", NEW, "--json"])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert path.read_text(encoding="utf-8") == ANNOTATED
+
+
+def test_feeds_add_says_when_the_file_was_rewritten_whole(cli: CliRunner, path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(f"feeds: [{GAZETTE}]  # flow style\n", encoding="utf-8")
+    result = cli.invoke(main, ["feeds", "add", WIRE, "--json"])
+    assert result.exit_code == 0
+    assert _json(result)["added"] is True  # stdout stays JSON
+    assert result.stderr.startswith(f"warning: {path} was rewritten whole, without its comments")
+    assert [f.url for f in load_feeds(path)] == [GAZETTE, WIRE]
+    result = cli.invoke(main, ["feeds", "remove", WIRE])  # now in the block style: edited in place
+    assert result.exit_code == 0 and result.stderr == ""

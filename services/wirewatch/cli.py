@@ -42,6 +42,10 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 #: A date as Elasticsearch reads it in a range (``strict_date_optional_time``): a year, a month,
 #: a day, with a time of day and a zone or not.
 _ES_DATE = (
@@ -233,7 +237,7 @@ def feeds_add(
 
     path = Settings().feeds_file
     try:
-        feed, added = add_feed(path, url, name=name, language=language, interval=interval)
+        feed, added = add_feed(path, url, name=name, language=language, interval=interval, warn=_warn)
     except (FeedsFileError, InvalidURLError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
@@ -279,7 +283,7 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
                 if as_json:
                     _emit_json({"removed": None})
                 _fail(str(exc))
-        removed = remove_feed(path, url_or_id)
+        removed = remove_feed(path, url_or_id, warn=_warn)
     except FeedsFileError as exc:
         _fail(str(exc))
     if as_json:
@@ -311,7 +315,7 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
     if add:
         try:
             for item in [*found.feeds, *found.sitemaps]:
-                feed, new = add_feed(settings.feeds_file, item.url, name=item.title)
+                feed, new = add_feed(settings.feeds_file, item.url, name=item.title, warn=_warn)
                 if new:
                     added.append(feed.url)
         except FeedsFileError as exc:
