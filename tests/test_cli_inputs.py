@@ -140,6 +140,26 @@ def test_status_exits_1_when_something_does_not_answer(
     assert result.exit_code == code, result.output
 
 
+def test_status_shows_what_a_service_warns_of_and_still_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = _report([])
+    report["services"]["fetcher"] = {
+        "health": "http://127.0.0.1:2/healthz",
+        "healthy": True,
+        "warnings": {"feeds_file": "cannot read feeds file feeds.yaml: while parsing\n  in line 3"},
+    }
+
+    async def collected(settings: Any) -> dict[str, Any]:
+        return report
+
+    monkeypatch.setattr(status_module, "collect_status", collected)
+    result = CliRunner().invoke(main, ["status"], env=NOWHERE)
+    assert result.exit_code == 0, result.output  # the fetcher works on with its last good feeds
+    assert (
+        "    ! feeds_file: cannot read feeds file feeds.yaml: while parsing\n        in line 3\n"
+        in result.output
+    )
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [

@@ -53,7 +53,8 @@ from wirewatch.fetcher.state import (
     table_key,
 )
 from wirewatch.local.servers import LocalServers
-from wirewatch.local.supervisor import Supervisor
+from wirewatch.local.supervisor import Supervisor, write_endpoints
+from wirewatch.status import collect_status
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -597,6 +598,14 @@ def test_a_refused_feeds_file_is_named_by_readyz_and_feeds_and_the_fetcher_stays
         polls = response.json()[0]["polls"]
         assert [r["url"] for r in response.json()] == [url]  # the body: the same list of records
         wait_for(lambda: fetchers.polled("one", polls + 2), what="the last good feed still polled")
+        # `wirewatch status` shows it under the fetcher, read from the instance's /readyz.
+        status_dir = tmp_path / "status"
+        write_endpoints(
+            status_dir / "endpoints.json",
+            {"pid": 1, "services": {"fetcher": {"health": fetchers.url("one") + "/healthz"}}},
+        )
+        report = asyncio.run(collect_status(fetchers.settings.model_copy(update={"data_dir": status_dir})))
+        assert report["services"]["fetcher"]["warnings"] == {"feeds_file": problem}
 
         save_feeds(fetchers.feeds_file, [Feed(id=feed_id(url), url=url, interval=1)])  # fixed
         wait_for(

@@ -823,6 +823,8 @@ def status(as_json: bool) -> None:
         click.echo("Services")
         for name, info in report["services"].items():
             click.echo(f"  {name:<12} {'healthy' if info['healthy'] else 'DOWN':<8} {info['health']}")
+            for problem, text in info.get("warnings", {}).items():
+                click.echo(f"    ! {problem}: " + "\n      ".join(text.splitlines()))
     for error in report["errors"]:
         click.echo(f"  ! {error}")
     sys.exit(0 if answering else 1)

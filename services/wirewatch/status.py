@@ -1,8 +1,11 @@
-"""What ``wirewatch status`` reports: topics, consumer lag, index counts, service health."""
+"""What ``wirewatch status`` reports: topics, consumer lag, index counts, service health (and
+what a service's ``/readyz`` names without failing, such as a refused feeds file)."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from dataclasses import asdict
 from typing import Any
 
@@ -39,5 +42,23 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
     except (OSError, ValueError, KeyError):
         described = {}
     for name, info in described.items():
-        report["services"][name] = {"health": info["health"], "healthy": http_ok(info["health"])}
+        healthy = http_ok(info["health"])
+        report["services"][name] = {
+            "health": info["health"],
+            "healthy": healthy,
+            "warnings": readiness_warnings(info["health"]) if healthy else {},
+        }
     return report
+
+
+def readiness_warnings(health_url: str) -> dict[str, str]:
+    """What the service's ``/readyz`` names under ``warnings`` (by name: the problem), such as
+    the fetcher's refused feeds file; empty when it names nothing or does not answer."""
+    url = health_url.removesuffix("/healthz") + "/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            body = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):  # (a 503 is an HTTPError: not ready)
+        return {}
+    warnings = body.get("warnings") if isinstance(body, dict) else None
+    return {str(k): str(v) for k, v in warnings.items()} if isinstance(warnings, dict) else {}
