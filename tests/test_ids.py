@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wirewatch.core.ids import (
+    AMP_PARAMS,
     MIN_ID_PREFIX,
     TRACKING_PARAMS,
     InvalidURLError,
@@ -35,7 +36,11 @@ hosts = st.builds(
 _segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~%", min_size=1, max_size=15)
 paths = st.lists(_segment, max_size=4).map(lambda segs: "/" + "/".join(segs))
 _key = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
-    lambda k: k not in TRACKING_PARAMS and not k.startswith(("utm_", "at_", "pk_", "mtm_", "hsa_"))
+    lambda k: (
+        k not in TRACKING_PARAMS
+        and not k.startswith(("utm_", "at_", "pk_", "mtm_", "hsa_"))
+        and k not in AMP_PARAMS
+    )  # (`amp=` asks for the AMP page: dropped, so not a parameter to keep)
 )
 _value = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789-", max_size=10)
 params = st.lists(st.tuples(_key, _value), max_size=4, unique_by=lambda kv: kv[0])
@@ -178,6 +183,50 @@ def test_scheme_and_host_are_case_insensitive(
     assert canonical_url(_url(scramble(scheme), scramble(host), path, pairs)) == canonical_url(
         _url(scheme, host, path, pairs)
     )
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "https://café.example/été/un article.html",  # as a person or a feed writes it
+        "https://xn--caf-dma.example/%C3%A9t%C3%A9/un%20article.html",  # as the client sends it
+        "https://CAFÉ.example/%c3%a9t%c3%a9/un%20article.html",  # escapes in lower case
+        "https://café.example/%C3%A9t%C3%A9/un%20%61rticle.html",  # an escaped letter
+        "https://café.example/été/un\n article.html",  # a link split over two lines
+    ],
+)
+def test_one_page_has_one_url_however_it_is_spelled(spelling: str) -> None:
+    """A feed's link and the URL after a redirect (what the HTTP client sends: the host's ASCII
+    form, UTF-8 escapes) named one page two ways, so it got two ids and was stored twice."""
+    assert canonical_url(spelling) == "https://xn--caf-dma.example/%C3%A9t%C3%A9/un%20article.html"
+
+
+_path_text = (
+    st.text(alphabet=st.sampled_from("abcXYZ019-._~ éèàçüßø€中文/"), min_size=1, max_size=20)
+    .filter(lambda text: not text.endswith(" "))  # (a raw URL's final spaces are not part of it)
+    .map(lambda text: "/" + text)
+)
+
+
+@SETTINGS
+@given(_path_text)
+def test_a_path_written_raw_or_escaped_is_one_url(path: str) -> None:
+    raw = canonical_url(f"https://news.example{path}")
+    assert raw == canonical_url(f"https://news.example{quote(path)}")
+    lower_escapes = re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(path))
+    assert raw == canonical_url(f"https://news.example{lower_escapes}")
+    assert raw.isascii() and canonical_url(raw) == raw
+
+
+def test_a_lone_percent_is_escaped_so_the_url_stays_one_url() -> None:
+    # "%%37E" read once would be "%7E", and read again "~": the lone "%" is written "%25".
+    once = canonical_url("http://a.example/%%37E")
+    assert once == "http://a.example/%257E" and canonical_url(once) == once
+
+
+def test_a_host_that_is_no_domain_name_is_an_invalid_url() -> None:
+    with pytest.raises(InvalidURLError, match="international domain name"):
+        canonical_url(f"http://{'é' * 70}.example/")
 
 
 def test_path_stays_case_sensitive() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
+import string
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 #: Query parameters that only track the reader; they never change the article.
 TRACKING_PARAMS = frozenset(
@@ -47,6 +50,15 @@ AMP_PARAMS = {
 AMP_CACHE_SUFFIX = ".cdn.ampproject.org"
 
 
+#: What a path holds as it is (RFC 3986: unreserved characters, sub-delimiters, ``:``, ``@``,
+#: ``/``), with the ``%`` of its escapes; anything else is written as UTF-8 percent-escapes.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~%"
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})?")
+#: Tab and line breaks, which browsers remove from anywhere in a URL (a link split over lines).
+_URL_BREAKS = re.compile(r"[\t\n\r]")
+
+
 class InvalidURLError(ValueError):
     """A URL wirewatch cannot fetch or identify (no http(s) scheme or no host)."""
 
@@ -55,7 +67,12 @@ def canonical_url(url: str) -> str:
     """Normalise a URL so that variants of one article compare equal.
 
     Lower-cases scheme and host, drops the fragment, default ports, user info, tracking
-    parameters and a trailing ``?``, and sorts the remaining query parameters. AMP variants
+    parameters and a trailing ``?``, and sorts the remaining query parameters. A URL is written
+    one way as the server gets it: an international domain name in its ASCII form
+    (``café.fr`` -> ``xn--caf-dma.fr``), the path with UTF-8 percent-escapes for what it cannot
+    hold as it is (``/été`` -> ``/%C3%A9t%C3%A9``, a space -> ``%20``) in upper case, escapes of
+    letters, digits and ``-._~`` decoded, tabs and line breaks removed (RFC 3986, 6.2.2; what
+    browsers send): a feed's link and the URL it redirects to name the same page. AMP variants
     become the page they render: an ``amp.`` host prefix, a leading ``/amp/`` or trailing
     ``/amp`` path segment, ``.amp`` / ``.amp.html`` endings, ``?amp=1`` (and ``outputType=amp``…),
     and Google AMP cache URLs (``*.cdn.ampproject.org/c/s/…``, ``google.com/amp/s/…``).
@@ -117,8 +134,30 @@ def _is_amp_param(key: str, value: str) -> bool:
     return values is not None and value.lower() in values
 
 
+def _normal_path(path: str) -> str:
+    """The path in one spelling: see :func:`canonical_url` (a lone ``%`` becomes ``%25``)."""
+
+    def escape(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%25"
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+    return quote(_PERCENT.sub(escape, path), safe=_PATH_SAFE, errors="surrogatepass")
+
+
+def _ascii_host(host: str) -> str:
+    """An international domain name's ASCII form (IDNA), as the fetcher's client sends it."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidURLError(f"not a valid international domain name: {host[:200]!r}: {exc}") from exc
+
+
 def _canonical_url(url: str) -> str:
-    url = url.strip()
+    url = _URL_BREAKS.sub("", url.strip())
     parts = urlsplit(url)
     origin = _amp_cache_origin(
         parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), parts.path, parts.query
@@ -131,6 +170,7 @@ def _canonical_url(url: str) -> str:
     host = (parts.hostname or "").lower().rstrip(".")
     if not host:
         raise InvalidURLError(f"URL has no host: {url[:200]!r}")
+    host = _ascii_host(host)
     try:
         port = parts.port
     except ValueError as exc:
@@ -148,7 +188,7 @@ def _canonical_url(url: str) -> str:
         and not _is_amp_param(k, v)
     ]
     query.sort()
-    path = _strip_amp_path(parts.path) or "/"
+    path = _strip_amp_path(_normal_path(parts.path)) or "/"
     # Strip again: whitespace that ended the path before a dropped fragment or query would
     # otherwise be stripped only on the next pass, breaking idempotence.
     return urlunsplit((scheme, netloc, path, urlencode(query), "")).strip()
@@ -170,7 +210,11 @@ def feed_id(url: str) -> str:
 
 
 def source_domain(url: str) -> str:
+    """The site of a URL: its host, ``www.`` aside, an international name in its ASCII form (as
+    the fetched page's URL has it, so ``--source café.fr`` finds it)."""
     host = (urlsplit(url).hostname or "").lower()
+    with contextlib.suppress(InvalidURLError):
+        host = _ascii_host(host)
     return host[4:] if host.startswith("www.") else host
 
 
