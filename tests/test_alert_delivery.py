@@ -30,7 +30,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from conftest import make_settings
 from wirewatch.alerts.batch import AlertBatch
@@ -662,10 +662,18 @@ def test_unusable_settings_are_refused() -> None:
         settings(**unsigned)  # refused at start
     with pytest.raises(ConfigError, match="SECRET"):  # and by the deliverer, given such settings
         Deliverer.from_settings(settings().model_copy(update=unsigned))
-    with pytest.raises(ConfigError, match="http"):
-        Deliverer.from_settings(settings(alert_webhook_urls=["ftp://a.example/h"]))
-    with pytest.raises(ConfigError, match="FROM"):
-        Deliverer.from_settings(settings(alert_smtp_host="smtp.example", alert_smtp_to=["a@b"]))
+    # The settings and the deliverer refuse by the same rules (wirewatch.core.alert_targets).
+    for update, rule in [
+        ({"alert_webhook_urls": ["ftp://a.example/h"]}, "http"),
+        ({"alert_slack_urls": [SecretStr("chat.example/services/T/B/TOPSECRET")]}, "http"),
+        ({"alert_smtp_host": "smtp.example", "alert_smtp_to": ["a@b"]}, "FROM"),
+        ({"alert_smtp_host": "smtp.example", "alert_smtp_from": "a@b"}, "_TO"),
+    ]:
+        with pytest.raises(ValidationError, match=rule):
+            settings(**update)
+        with pytest.raises(ConfigError, match=rule) as refused:
+            Deliverer.from_settings(settings().model_copy(update=update))
+        assert "TOPSECRET" not in str(refused.value)
 
 
 async def test_secrets_stay_out_of_logs_and_dead_letters(caplog: pytest.LogCaptureFixture) -> None:

@@ -218,6 +218,13 @@ def test_a_blank_webhook_secret_does_not_sign(tmp_path: Path, monkeypatch: pytes
 
 # --- values that would stop a service later ---------------------------------------------------
 
+#: A usable e-mail target.
+SMTP = {
+    "WIREWATCH_ALERT_SMTP_HOST": "mail.example",
+    "WIREWATCH_ALERT_SMTP_FROM": "wirewatch@example.org",
+    "WIREWATCH_ALERT_SMTP_TO": "desk@example.org",
+}
+
 
 @pytest.mark.parametrize(
     ("variables", "expected"),
@@ -260,12 +267,85 @@ def test_a_blank_webhook_secret_does_not_sign(tmp_path: Path, monkeypatch: pytes
             {"WIREWATCH_TABLE_STORE": "memory"},
             "WIREWATCH_TABLE_STORE='memory' is not a table store: memory:// or rocksdb://",
         ),
+        # Alert targets the alerts service could not build (it crash-looped on them)
+        (
+            {"WIREWATCH_ALERT_WEBHOOK_SECRET": "abc", "WIREWATCH_ALERT_WEBHOOK_URLS": "not-a-url"},
+            "WIREWATCH_ALERT_WEBHOOK_URLS: 'not-a-url' is not an http(s) URL with a host",
+        ),
+        (  # shown without its password and query, which may hold a token
+            {
+                "WIREWATCH_ALERT_WEBHOOK_SECRET": "abc",
+                "WIREWATCH_ALERT_WEBHOOK_URLS": "https://a.example/ok, ftp://desk:pa55@b.example/h?token=T0K",
+            },
+            "WIREWATCH_ALERT_WEBHOOK_URLS: 'ftp://desk:***@b.example/h?…' is not an http(s) URL with a host",
+        ),
+        (
+            {"WIREWATCH_ALERT_WEBHOOK_SECRET": "abc", "WIREWATCH_ALERT_WEBHOOK_URLS": "http://[::1/hook"},
+            "WIREWATCH_ALERT_WEBHOOK_URLS: 'http://[::1/hook' is not a valid URL (Invalid IPv6 URL)",
+        ),
+        (  # a Slack URL is a secret: named by its place, never shown
+            {"WIREWATCH_ALERT_SLACK_URLS": "https://chat.example/s/A, chat.example/services/T/B/SECRET"},
+            "WIREWATCH_ALERT_SLACK_URLS: URL #2 is not an http(s) URL with a host "
+            "(not shown: a Slack URL is a secret)",
+        ),
+        (
+            {"WIREWATCH_ALERT_SMTP_HOST": "mail.example", "WIREWATCH_ALERT_SMTP_TO": "desk@example.org"},
+            "WIREWATCH_ALERT_SMTP_HOST set without WIREWATCH_ALERT_SMTP_FROM: e-mail alerts need a sender",
+        ),
+        (
+            {"WIREWATCH_ALERT_SMTP_HOST": "mail.example", "WIREWATCH_ALERT_SMTP_FROM": "ww@example.org"},
+            "WIREWATCH_ALERT_SMTP_HOST set without WIREWATCH_ALERT_SMTP_TO: e-mail alerts need recipients",
+        ),
+        (
+            {**SMTP, "WIREWATCH_ALERT_SMTP_USERNAME": "alerts"},
+            "WIREWATCH_ALERT_SMTP_USERNAME set without WIREWATCH_ALERT_SMTP_PASSWORD (or _FILE): "
+            "SMTP AUTH needs both",
+        ),
+        (
+            {
+                **SMTP,
+                "WIREWATCH_ALERT_SMTP_SECURITY": "none",
+                "WIREWATCH_ALERT_SMTP_USERNAME": "alerts",
+                "WIREWATCH_ALERT_SMTP_PASSWORD": "pa55word",
+            },
+            "WIREWATCH_ALERT_SMTP_SECURITY=none with a password, to WIREWATCH_ALERT_SMTP_HOST=mail.example "
+            "(not this machine): refusing to send SMTP credentials in clear text to a remote server "
+            "(use starttls or tls)",
+        ),
     ],
 )
 def test_values_a_service_would_stop_on_are_refused_at_start(
     variables: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert error_lines(monkeypatch, **variables) == [expected]
+
+
+def test_a_bad_slack_url_in_its_file_is_named_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "slack"
+    path.write_text("https://chat.example/services/A\n\nchat.example/services/T/B/SECRET\n", encoding="utf-8")
+    (line,) = error_lines(monkeypatch, WIREWATCH_ALERT_SLACK_URLS_FILE=str(path))
+    assert line == (
+        f"WIREWATCH_ALERT_SLACK_URLS_FILE: line 3 of {path} is not an http(s) URL with a host "
+        "(not shown: a Slack URL is a secret)"
+    )
+
+
+def test_usable_alert_targets_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain SMTP with a password is fine to this machine (a local relay), and without one anywhere."""
+    settings = from_env(
+        monkeypatch,
+        **(SMTP | {"WIREWATCH_ALERT_SMTP_HOST": "127.0.0.1"}),
+        WIREWATCH_ALERT_SMTP_SECURITY="none",
+        WIREWATCH_ALERT_SMTP_USERNAME="alerts",
+        WIREWATCH_ALERT_SMTP_PASSWORD="pa55word",
+        WIREWATCH_ALERT_WEBHOOK_URLS="http://localhost:8080/hook,https://a.example/h?token=x",
+        WIREWATCH_ALERT_WEBHOOK_SECRET="abc",
+        WIREWATCH_ALERT_SLACK_URLS="https://chat.example/services/T/B/X",
+    )
+    assert settings.alert_smtp_host == "127.0.0.1" and len(settings.alert_webhook_urls) == 2
+    assert from_env(monkeypatch, **SMTP, WIREWATCH_ALERT_SMTP_SECURITY="none").alert_smtp_password is None
 
 
 def test_good_values_pass(monkeypatch: pytest.MonkeyPatch) -> None:

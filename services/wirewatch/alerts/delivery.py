@@ -20,7 +20,6 @@ query string or user info, a Slack URL only by its host and a short hash.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import ssl
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.render import email_subject, email_text, slack_message
 from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
 from wirewatch.alerts.signing import signature_headers
+from wirewatch.core.alert_targets import SMTP_PORTS, WEBHOOK_SECRET_MISSING, http_url_problem, smtp_problem
 from wirewatch.core.ids import stable_id
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter
@@ -57,7 +57,8 @@ USER_AGENT = "wirewatch-alerts/0.1"
 
 
 class ConfigError(ValueError):
-    """Alert targets that cannot be built from the settings."""
+    """Alert targets that cannot be built (the settings refuse such values at start, by the same
+    rules: :mod:`wirewatch.core.alert_targets`)."""
 
 
 class Target(Protocol):
@@ -77,9 +78,10 @@ class Target(Protocol):
 
 
 def _check_http_url(url: str, what: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} must be an http(s) URL with a host")
+    """ConfigError unless ``url`` is an http(s) URL with a host; the URL is not shown (a Slack
+    URL is a secret, a webhook's query may hold a token)."""
+    if problem := http_url_problem(url):
+        raise ConfigError(f"{what} {problem.replace(url, '…')}")
 
 
 def webhook_name(url: str) -> str:
@@ -179,9 +181,7 @@ class WebhookTarget:
     def __init__(self, client: httpx.AsyncClient, url: str, secret: str, policy: RetryPolicy) -> None:
         _check_http_url(url, "a webhook URL")
         if not secret:
-            raise ConfigError(
-                "webhooks need WIREWATCH_ALERT_WEBHOOK_SECRET (the receiver checks the signature)"
-            )
+            raise ConfigError(WEBHOOK_SECRET_MISSING)
         self._post = HttpPost(client, url, webhook_name(url))
         self._secret = secret
         self.policy = policy
@@ -248,16 +248,18 @@ class EmailTarget:
         password: str | None = None,
         ca_file: str | None = None,
     ) -> None:
-        if security not in ("starttls", "tls", "none"):
-            raise ConfigError(f"unknown SMTP security {security!r}")
-        if not recipients:
-            raise ConfigError("e-mail alerts need WIREWATCH_ALERT_SMTP_TO")
-        if (username is None) != (password is None):
-            raise ConfigError("SMTP AUTH needs both WIREWATCH_ALERT_SMTP_USERNAME and a password")
-        if security == "none" and password is not None and not _is_loopback(host):
-            raise ConfigError("refusing to send SMTP credentials in clear text to a remote server")
+        problem = smtp_problem(
+            host=host,
+            sender=sender,
+            recipients=recipients,
+            security=security,
+            username=username,
+            has_password=password is not None,
+        )
+        if problem:
+            raise ConfigError(problem)
         self.host = host
-        self.port = port or {"starttls": 587, "tls": 465, "none": 25}[security]
+        self.port = port or SMTP_PORTS[security]
         self.security = security
         self.sender = sender
         self.recipients = list(recipients)
@@ -338,15 +340,6 @@ def _certificate_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- All targets -------------------------------------------------------------------------
@@ -431,8 +424,6 @@ def targets_from_settings(settings: Settings, client: httpx.AsyncClient) -> list
     ]
     targets += [SlackTarget(client, url.get_secret_value(), policy) for url in settings.alert_slack_urls]
     if settings.alert_smtp_host:
-        if not settings.alert_smtp_from:
-            raise ConfigError("e-mail alerts need WIREWATCH_ALERT_SMTP_FROM")
         password = settings.alert_smtp_password
         targets.append(
             EmailTarget(
@@ -441,7 +432,7 @@ def targets_from_settings(settings: Settings, client: httpx.AsyncClient) -> list
                 security=settings.alert_smtp_security,
                 username=settings.alert_smtp_username,
                 password=password.get_secret_value() if password else None,
-                sender=settings.alert_smtp_from,
+                sender=settings.alert_smtp_from or "",  # refused by EmailTarget when unset
                 recipients=settings.alert_smtp_to,
                 ca_file=str(settings.alert_smtp_ca_file) if settings.alert_smtp_ca_file else None,
                 policy=policy,

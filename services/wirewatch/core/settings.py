@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from wirewatch.core.alert_targets import WEBHOOK_SECRET_MISSING, http_url_problem, smtp_problem
 from wirewatch.core.feeds import MAX_FEED_INTERVAL
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
@@ -481,6 +482,12 @@ class Settings(BaseSettings):
                 setattr(self, secret, None if blank(text) else SecretStr(text))
         if not self.alert_slack_urls and self.alert_slack_urls_file is not None:
             lines = read_setting_file("alert_slack_urls_file", self.alert_slack_urls_file).splitlines()
+            for number, line in enumerate(lines, 1):
+                if line.strip() and (problem := http_url_problem(line.strip())):
+                    raise ValueError(
+                        f"WIREWATCH_ALERT_SLACK_URLS_FILE: line {number} of {self.alert_slack_urls_file} "
+                        f"{problem.replace(line.strip(), '…')} (not shown: a Slack URL is a secret)"
+                    )
             self.alert_slack_urls = [SecretStr(line.strip()) for line in lines if line.strip()]
         return self
 
@@ -596,6 +603,34 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("alert_webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: list[str]) -> list[str]:
+        """Each an http(s) URL with a host (:func:`http_url_problem`, the rule the alerts service
+        builds its targets by): refused here rather than by that service, after its start. Shown
+        without a password, query or fragment, which may hold a token."""
+        for url in value:
+            if problem := http_url_problem(url):
+                base, query, _ = url.partition("?")
+                base, fragment, _ = base.partition("#")
+                shown = redact_url(base) + ("?…" if query or fragment else "")
+                raise ValueError(f"WIREWATCH_ALERT_WEBHOOK_URLS: {shown!r} {problem.replace(url, shown)}")
+        return value
+
+    @field_validator("alert_slack_urls")
+    @classmethod
+    def _slack_urls(cls, value: list[SecretStr]) -> list[SecretStr]:
+        """Each an http(s) URL with a host, like a webhook's; named by its place in the list,
+        never shown (its path is the secret)."""
+        for number, url in enumerate(value, 1):
+            text = url.get_secret_value()
+            if problem := http_url_problem(text):
+                raise ValueError(
+                    f"WIREWATCH_ALERT_SLACK_URLS: URL #{number} {problem.replace(text, '…')} "
+                    "(not shown: a Slack URL is a secret)"
+                )
+        return value
+
     @field_validator("log_level", "log_format", "alert_smtp_security", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -614,13 +649,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_alert_targets(self) -> Settings:
-        """Webhooks are signed (the receiver checks the signature): they need the secret. Runs after
-        ``_read_secret_files``, so it may come from its ``*_FILE``."""
+        """Webhooks are signed (the receiver checks the signature): they need the secret. E-mail
+        needs a sender and recipients, and sends a password over TLS only (or to this machine):
+        :func:`smtp_problem`, the rule the alerts service builds its targets by. Runs after
+        ``_read_secret_files``, so a secret may come from its ``*_FILE``."""
         if self.alert_webhook_urls and self.alert_webhook_secret is None:
-            raise ValueError(
-                "WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET (or _FILE): "
-                "webhooks are signed with it"
+            raise ValueError(WEBHOOK_SECRET_MISSING)
+        if self.alert_smtp_host:
+            problem = smtp_problem(
+                host=self.alert_smtp_host,
+                sender=self.alert_smtp_from,
+                recipients=self.alert_smtp_to,
+                security=self.alert_smtp_security,
+                username=self.alert_smtp_username,
+                has_password=self.alert_smtp_password is not None,
             )
+            if problem:
+                raise ValueError(problem)
         return self
 
     @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
