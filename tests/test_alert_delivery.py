@@ -35,6 +35,7 @@ from pydantic import SecretStr, ValidationError
 from conftest import make_settings
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import (
+    STAGE,
     ConfigError,
     Deliverer,
     EmailTarget,
@@ -47,8 +48,11 @@ from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.render import email_subject, email_text, slack_message
 from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
+from wirewatch.alerts.service import give_up_delivery
 from wirewatch.alerts.signing import verify
 from wirewatch.alerts.throttle import ClaimState, Throttle
+from wirewatch.core import metrics
+from wirewatch.core.app import ServiceApp
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, DeadLetter
 from wirewatch.core.settings import Settings
@@ -218,6 +222,37 @@ async def test_target_down_past_its_tries_is_retryable_and_its_dead_letter_keeps
     assert json.loads(letter.payload or "")["id"] == batch.id
     assert letter.id == dead_letter_for(batch, result).id  # stable: a replayed failure is one record
     DeadLetter.from_bytes(letter.to_bytes())  # valid on the dead-letter topic
+
+
+@dataclass
+class RecordingTopic:
+    """Stands in for the dead-letter topic of a service not started: what was sent to it."""
+
+    sent: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    async def send(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+async def test_a_delivery_given_up_is_a_counted_dead_letter(receiver: Receiver, tmp_path: Path) -> None:
+    """Given up for good, a delivery is a dead letter counted in wirewatch_dead_letters_total
+    under its stage, like every other dead letter (it once went to the topic directly, uncounted)."""
+    receiver.script = [(400, {})]
+    batch = AlertBatch.single(make_alert())
+    async with http_client(settings()) as client:
+        result = await WebhookTarget(client, receiver.url(), SECRET, FAST).send(batch)
+    assert not result.ok and not result.retryable
+    service = ServiceApp("alerts", settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path))
+    topic = RecordingTopic()
+    service.dead_letter_topic = topic  # type: ignore[assignment]
+    dead_letters = metrics.DEAD_LETTERS.labels(stage=STAGE)
+    failed = metrics.ALERTS.labels(outcome="failed")
+    before, failed_before = dead_letters._value.get(), failed._value.get()
+    letter = await give_up_delivery(service, batch, result)
+    assert dead_letters._value.get() == before + 1
+    assert failed._value.get() == failed_before + 1
+    assert topic.sent == [(letter.id.encode(), letter.to_bytes())]
+    assert letter.stage == STAGE and letter.id == dead_letter_for(batch, result).id
 
 
 async def test_client_errors_are_not_retried(receiver: Receiver) -> None:

@@ -9,7 +9,7 @@ client, and sends one batch to every target at once::
         for result in await deliverer.deliver(batch):
             if not result.ok:
                 letter = dead_letter_for(batch, result)
-                await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+                await service.send_dead_letter(letter)  # logged, counted, sent
 
 HTTP targets never follow a redirect to another host: only a 307/308 to the same host (and
 not from https down to http) is followed, up to three hops; any other 3xx fails the delivery.

@@ -49,7 +49,7 @@ from wirewatch.core.app import ServiceApp, describe_exception, fetched_before_re
 from wirewatch.core.elastic import connect
 from wirewatch.core.lanes import KeyedLanes
 from wirewatch.core.logs import get_logger
-from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
+from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import get_encoder
 from wirewatch.matching.matcher import ClaimMatcher
@@ -60,6 +60,15 @@ log = get_logger(__name__)
 DIGEST_CHECK_SECONDS = 5.0
 #: How long a retroactive search waits for its claim to reach this worker's watchlist.
 RETRO_WATCHLIST_WAIT = 30.0
+
+
+async def give_up_delivery(service: ServiceApp, batch: AlertBatch, result: DeliveryResult) -> DeadLetter:
+    """A delivery that failed for good: counted (``wirewatch_alerts_total{outcome="failed"}``), and
+    a dead letter through :meth:`ServiceApp.send_dead_letter` (logged, counted, sent)."""
+    metrics.ALERTS.labels(outcome="failed").inc()
+    letter = dead_letter_for(batch, result)
+    log.error("alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id})
+    return await service.send_dead_letter(letter)
 
 
 def create(settings: Settings) -> ServiceApp:
@@ -98,10 +107,7 @@ def create(settings: Settings) -> ServiceApp:
     delivered_lately = DeliveredLately()
 
     async def give_up(batch: AlertBatch, result: DeliveryResult) -> None:
-        metrics.ALERTS.labels(outcome="failed").inc()
-        letter = dead_letter_for(batch, result)
-        log.error("alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id})
-        await service.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
+        await give_up_delivery(service, batch, result)
 
     async def park(parked: ParkedDelivery) -> None:
         """Write ``parked`` to the redeliveries topic; its target counts as down until then."""

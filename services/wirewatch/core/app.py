@@ -359,19 +359,24 @@ class ServiceApp:
             url=url,
             feed_url=feed_url,
         )
+        return await self.send_dead_letter(letter)
+
+    async def send_dead_letter(self, letter: DeadLetter) -> DeadLetter:
+        """Log ``letter``, count it (``wirewatch_dead_letters_total{stage}``) and send it to the
+        dead-letter topic: every dead letter goes this way, whoever made it."""
         log.error(
             "dead letter",
             extra={
-                "stage": stage,
+                "stage": letter.stage,
                 "reason": letter.reason[:500],
-                "error_type": error_type,
-                "url": url,
-                "feed_url": feed_url,
-                "key": key,
+                "error_type": letter.error_type,
+                "url": letter.url,
+                "feed_url": letter.feed_url,
+                "key": letter.key,
                 "dead_letter_id": letter.id,
             },
         )
-        metrics.DEAD_LETTERS.labels(stage=stage).inc()
+        metrics.DEAD_LETTERS.labels(stage=letter.stage).inc()
         await self.dead_letter_topic.send(key=letter.id.encode(), value=letter.to_bytes())
         return letter
 
