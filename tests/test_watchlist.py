@@ -244,6 +244,51 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert unknown.exit_code == 1 and "no tracked claim 'nosuchclaim'" in unknown.output
 
 
+def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
+    servers: LocalServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second `claims track` of a text (or id) updates the claim it is rather than replacing
+    it: labels merged (a key given again wins), keywords added, created_at kept, and it says so."""
+    from click.testing import CliRunner
+
+    from wirewatch.alerts.watchlist import current
+    from wirewatch.cli import main
+
+    settings = settings_for(servers, topic_claims="wirewatch.claims-retrack")
+    run(setup(settings))
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_TOPIC_CLAIMS", settings.topic_claims)
+
+    def track(*args: str) -> str:
+        result = CliRunner().invoke(main, ["claims", "track", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cid = claim_id(CLAIM_EN)
+    first = track(CLAIM_EN, "--label", "verdict=false", "--label", "source=afp", "--keyword", "Mosul")
+    assert first == f"tracking {cid}: {CLAIM_EN}\n"
+    created = run(current(settings))[cid].created_at
+    again = track(CLAIM_EN)
+    since = f"{created:%Y-%m-%d %H:%M} UTC"
+    assert again == f"already tracked {cid} (since {since}): nothing changed: {CLAIM_EN}\n"
+    claim = run(current(settings))[cid]
+    assert claim.labels == {"verdict": "false", "source": "afp"} and claim.keywords == ["Mosul"]
+    assert claim.created_at == created
+    updated = track(CLAIM_EN, "--label", "verdict=misleading", "--keyword", "Raqqa", "--keyword", "Mosul")
+    assert "): labels updated, keywords added: " in updated
+    claim = run(current(settings))[cid]
+    assert claim.labels == {"verdict": "misleading", "source": "afp"}
+    assert claim.keywords == ["Mosul", "Raqqa"] and claim.created_at == created and claim.language == "en"
+    untracked = CliRunner().invoke(main, ["claims", "untrack", cid])
+    assert untracked.exit_code == 0, untracked.output
+    back = track(CLAIM_EN, "--owner", "desk")
+    assert back.startswith(f"tracking {cid} again (first tracked ") and "owner updated" in back
+    claim = run(current(settings))[cid]
+    assert claim.active and claim.owner == "desk" and claim.created_at == created
+    assert claim.labels == {"verdict": "misleading", "source": "afp"}
+
+
 def test_with_no_broker_the_watchlist_commands_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 

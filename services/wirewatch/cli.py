@@ -548,8 +548,12 @@ def claims_track(
     claim_id: str | None,
     as_json: bool,
 ) -> None:
-    """Track a claim: alerts when it comes back, and a search of the last days' articles now."""
-    from wirewatch.alerts.watchlist import new_claim, publish
+    """Track a claim: alerts when it comes back, and a search of the last days' articles now.
+
+    A claim tracked already (the same id, or the same text) keeps when it was first tracked, its
+    labels and its keywords: the labels given are merged in (a key given again takes the new
+    value), the keywords given added, and --lang, --threshold and --owner, when given, replace."""
+    from wirewatch.alerts.watchlist import current, new_claim, publish, track_again
 
     try:
         claim = new_claim(
@@ -564,11 +568,29 @@ def claims_track(
     except ValueError as exc:
         _fail(str(exc))
     settings = _settings()
+    existing = asyncio.run(current(settings)).get(claim.id)
+    changes: list[str] = []
+    if existing is not None:
+        claim, changes = track_again(
+            existing,
+            text,
+            labels=_labels(labels),
+            keywords=keywords,
+            language=language,
+            threshold=threshold,
+            owner=owner,
+        )
     asyncio.run(publish(settings, [claim]))
     if as_json:
         _emit_json(claim.model_dump(mode="json"))
-    else:
+    elif existing is None:
         click.echo(f"tracking {claim.id}: {claim.text}")
+    else:
+        first = f"{claim.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        said = f"already tracked {claim.id} (since {first})"
+        if not existing.active:
+            said = f"tracking {claim.id} again (first tracked {first})"
+        click.echo(f"{said}: {', '.join(changes) or 'nothing changed'}: {claim.text}")
 
 
 @claims.command("import")

@@ -51,6 +51,40 @@ def new_claim(text: str, **fields: Any) -> TrackedClaim:
     return TrackedClaim(id=fields.pop("id", None) or claim_id(text), text=text, **fields)
 
 
+def track_again(
+    existing: TrackedClaim,
+    text: str,
+    *,
+    labels: dict[str, str] | None = None,
+    keywords: Sequence[str] = (),
+    **given: Any,
+) -> tuple[TrackedClaim, list[str]]:
+    """``existing`` tracked again (its id given again, or its text): its ``created_at``, labels and
+    keywords are kept, ``labels`` merged in (a key given wins), ``keywords`` added, each other
+    field ``given`` (not None: ``language``, ``threshold``, ``owner``) replacing its own; active
+    again. Also what changed, in words (``["labels updated"]``; empty: nothing)."""
+    text = text.strip() or existing.text
+    merged_labels = existing.labels | (labels or {})
+    merged_keywords = list(dict.fromkeys([*existing.keywords, *keywords]))
+    update: dict[str, Any] = {
+        "text": text,
+        "labels": merged_labels,
+        "keywords": merged_keywords,
+        "active": True,
+        **{name: value for name, value in given.items() if value is not None},
+    }
+    claim = existing.model_copy(update=update)
+    changes = []
+    if text != existing.text:
+        changes.append("text updated")
+    if merged_labels != existing.labels:
+        changes.append("labels updated")
+    if merged_keywords != existing.keywords:
+        changes.append("keywords added")
+    changes += [f"{name} updated" for name in given if getattr(claim, name) != getattr(existing, name)]
+    return TrackedClaim.model_validate(claim.model_dump()), changes
+
+
 #: What a line of a claims file may say (the rest of a claim is the watchlist's own).
 CLAIM_FILE_KEYS = frozenset({"text", "id", "language", "keywords", "labels", "threshold", "owner"})
 CLAIM_FILE_HELP = '{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}'
