@@ -234,9 +234,12 @@ class RecordingTopic:
         self.sent.append((key, value))
 
 
-async def test_a_delivery_given_up_is_a_counted_dead_letter(receiver: Receiver, tmp_path: Path) -> None:
+async def test_a_delivery_given_up_is_a_counted_dead_letter(
+    receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Given up for good, a delivery is a dead letter counted in wirewatch_dead_letters_total
-    under its stage, like every other dead letter (it once went to the topic directly, uncounted)."""
+    under its stage, like every other dead letter (it once went to the topic directly, uncounted),
+    and its log line names the alert."""
     receiver.script = [(400, {})]
     batch = AlertBatch.single(make_alert())
     async with http_client(settings()) as client:
@@ -248,7 +251,10 @@ async def test_a_delivery_given_up_is_a_counted_dead_letter(receiver: Receiver, 
     dead_letters = metrics.DEAD_LETTERS.labels(stage=STAGE)
     failed = metrics.ALERTS.labels(outcome="failed")
     before, failed_before = dead_letters._value.get(), failed._value.get()
-    letter = await give_up_delivery(service, batch, result)
+    with caplog.at_level(logging.ERROR):
+        letter = await give_up_delivery(service, batch, result)
+    [failed_line] = [r for r in caplog.records if r.getMessage() == "alert delivery failed"]
+    assert failed_line.__dict__["alert_id"] == batch.id and failed_line.__dict__["target"] == result.target
     assert dead_letters._value.get() == before + 1
     assert failed._value.get() == failed_before + 1
     assert topic.sent == [(letter.id.encode(), letter.to_bytes())]
@@ -329,6 +335,12 @@ async def test_slack_payload_shape(receiver: Receiver) -> None:
     assert "more report" not in flat
     flat = json.dumps(many["blocks"], ensure_ascii=False)
     assert "+5 more reports" in flat and "+5 more reports" in many["text"]
+    pair = AlertBatch.digest(
+        alerts[0], 2, [a.id for a in alerts[:2]], [a.url for a in alerts[:2]], 0.0, 600.0
+    )
+    one_more = slack_message(pair)
+    assert one_more["text"].endswith("(+1 more report)") and "more reports" not in json.dumps(one_more)
+    assert "+1 more report:" in email_text(pair) and "more reports" not in email_text(pair)
     assert alerts[3].url in flat and "6 reports" in many["blocks"][0]["text"]["text"]
 
 

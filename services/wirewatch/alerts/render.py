@@ -81,6 +81,11 @@ def _value(value: str) -> str:
     return _link(value, value) if value.startswith(("http://", "https://")) else _mrkdwn(value)
 
 
+def more_reports(count: int) -> str:
+    """``+1 more report``, ``+5 more reports``: a digest's other alerts."""
+    return f"+{count} more report{'' if count == 1 else 's'}"
+
+
 def slack_message(batch: AlertBatch) -> dict[str, Any]:
     """``{"text": …, "blocks": […]}`` for a Slack-compatible incoming webhook."""
     alert = batch.alert
@@ -89,7 +94,7 @@ def slack_message(batch: AlertBatch) -> dict[str, Any]:
     claim = _mrkdwn(_one_line(alert.claim_text))
     text = f'{headline(batch)}: "{claim}" in {_mrkdwn(alert.source)}: {_link(alert.url, title)}'
     if batch.more:
-        text += f" (+{batch.more} more reports)"
+        text += f" ({more_reports(batch.more)})"
     fields = [
         {"type": "mrkdwn", "text": _clip(f"*{_mrkdwn(label)}*\n{_value(value)}", _FIELD_MAX)}
         for label, value in evidence(batch)
@@ -119,7 +124,7 @@ def slack_message(batch: AlertBatch) -> dict[str, Any]:
     if fields:
         blocks.append({"type": "section", "fields": fields})
     if batch.more:
-        lines = [f"*+{batch.more} more report{'s' if batch.more != 1 else ''}*"]
+        lines = [f"*{more_reports(batch.more)}*"]
         lines += [f"• {_link(url, url)}" for url in other_urls(batch)]
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), _SECTION_MAX)}}
@@ -158,7 +163,7 @@ def email_text(batch: AlertBatch) -> str:
     width = max(len(label) for label, _ in evidence(batch))
     lines += [f"{label + ':':<{width + 1}} {value}" for label, value in evidence(batch)]
     if batch.more:
-        lines += ["", f"+{batch.more} more report{'s' if batch.more != 1 else ''}:"]
+        lines += ["", f"{more_reports(batch.more)}:"]
         lines += [f"  {url}" for url in other_urls(batch)]
         if batch.more > len(other_urls(batch)):
             lines.append("  …")

@@ -67,7 +67,16 @@ async def give_up_delivery(service: ServiceApp, batch: AlertBatch, result: Deliv
     a dead letter through :meth:`ServiceApp.send_dead_letter` (logged, counted, sent)."""
     metrics.ALERTS.labels(outcome="failed").inc()
     letter = dead_letter_for(batch, result)
-    log.error("alert delivery failed", extra={"reason": letter.reason, "claim_id": batch.claim_id})
+    log.error(
+        "alert delivery failed",
+        extra={
+            "target": result.target,
+            "alert_id": batch.id,
+            "claim_id": batch.claim_id,
+            "reason": letter.reason,
+            "dead_letter_id": letter.id,
+        },
+    )
     return await service.send_dead_letter(letter)
 
 
