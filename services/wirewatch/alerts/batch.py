@@ -10,7 +10,9 @@ field names are part of wirewatch's interface (``schema_version`` 1)::
       "claim": {"id": "...", "text": "...", "labels": {"verdict": "false", ...}},
       "count": 1,               # alerts this delivery stands for (a digest: >= 1)
       "more": 0,                # count - 1: reports beyond the one in "alert"
-      "alert": {...},           # the (first) alert, every field of the Alert schema
+      "alert": {...},           # the (first) alert, every field of the Alert schema; its
+                                # "event_id" is null unless the article's event was known: the
+                                # indexer links it later, in the stored alert (alerts index)
       "alert_ids": ["..."],     # ids of the alerts it stands for (at most 200 listed)
       "urls": ["..."],          # their article URLs, same order (at most 200 listed)
       "window_start": null | "2024-05-01T12:00:00Z",   # digests: the throttle window
