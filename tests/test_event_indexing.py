@@ -844,6 +844,31 @@ def test_the_indexing_stage_rewrites_alerts_and_dead_letters_where_they_are(
     )
 
 
+def test_a_retroactive_alert_stays_retroactive_when_raised_again(servers: LocalServers) -> None:
+    """A claim tracked after its article came is found retroactively; a replay of that article
+    raises the same alert live (``retroactive`` false, a new creation time). The stored alert
+    keeps how it was first raised; what the new pass decided (the score) is rewritten."""
+    settings = settings_for(servers, es_index_prefix="raised-again")
+    write_all(settings, [])  # the indices
+    first = _alert("r1", retroactive=True, created_at=datetime(2026, 3, 1, 8, tzinfo=UTC))
+    again = _alert("r1", created_at=datetime(2026, 3, 9, 8, tzinfo=UTC)).model_copy(update={"score": 0.9})
+
+    async def write(alert: Alert) -> None:
+        indexer = Indexer(ServiceApp("indexer", settings))
+        try:
+            assert await indexer.write("alerts", Alert, [SimpleNamespace(value=alert.to_bytes())]) == [alert]
+            await (await indexer.es()).indices.refresh(index=settings.index("alerts"))
+        finally:
+            await (await indexer.es()).close()
+
+    run(write(first))
+    run(write(again))
+    [stored] = copies(settings, "alerts", "alert-r1").values()
+    assert stored["retroactive"] is True
+    assert stored["created_at"].startswith("2026-03-01T08:00")
+    assert stored["score"] == 0.9
+
+
 def test_a_missing_alias_leaves_the_other_writes_readdressed(servers: LocalServers) -> None:
     """An alias deleted by hand is no error for the lookup: its writes go as they are, the
     others still find their older index."""

@@ -63,6 +63,11 @@ from wirewatch.indexer.events import ALERT_KEY, ARTICLE_KEY, EventIndexing, arti
 
 log = get_logger(__name__)
 
+#: Alert fields that describe its first raising: written when the document is created, never
+#: rewritten (a replayed article raises a live alert, ``retroactive`` false, with a new creation
+#: time; the stored alert may have been found retroactively, earlier).
+FIRST_RAISED = frozenset({"created_at", "retroactive"})
+
 
 class Indexer:
     def __init__(self, service: ServiceApp) -> None:
@@ -120,11 +125,11 @@ class Indexer:
     @staticmethod
     def _op(index: str, doc: Message) -> BulkOp:
         """Alerts are merged into what is there (a replay must not erase the event the linking
-        stage wrote, nor move an alert's creation time); the rest is replaced. (Articles are
-        written by the linking stage: ``indexer.events.article_document``.)"""
+        stage wrote, nor change how the alert was first raised: ``FIRST_RAISED``); the rest is
+        replaced. (Articles are written by the linking stage: ``indexer.events.article_document``.)"""
         if isinstance(doc, Alert):
-            fields = doc.model_dump(mode="json", exclude={"event_id", "created_at"})
-            first = {"created_at": doc.model_dump(mode="json", include={"created_at"})["created_at"]}
+            fields = doc.model_dump(mode="json", exclude={"event_id", *FIRST_RAISED})
+            first = doc.model_dump(mode="json", include=set(FIRST_RAISED))
             return BulkOp(index, doc.id, fields, "upsert", on_create=first)
         return BulkOp(index, doc.id, doc.model_dump(mode="json"))  # type: ignore[attr-defined]
 
