@@ -15,26 +15,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from click.testing import CliRunner
 
 import stories
 from claim_texts import CLAIM_EN, REPORT_FR
-from conftest import make_settings, run, wait_for
+from conftest import make_settings, run, settings_for, wait_for
 from newsroom import NewsSite
 from pipeline import Pipeline
+from test_cli_inputs import ACCEPTED
 from wirewatch.alerts.watchlist import new_claim, publish
 from wirewatch.cli import main
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
-from wirewatch.core.kafka import client_options, consumer_lag, read_topic
+from wirewatch.core.kafka import client_options, consumer_lag, create_topics, read_topic
 from wirewatch.core.settings import SERVICES, Settings
 from wirewatch.local.servers import LocalServers
 from wirewatch.local.supervisor import Supervisor
@@ -43,6 +45,7 @@ from wirewatch.replay import (
     PartitionPlan,
     ReplayError,
     ReplayPlan,
+    _commit_outside,
     describe_plan,
     kafka_for_replay,
     parse_since,
@@ -74,6 +77,18 @@ NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
         ("now-30s", NOW - timedelta(seconds=30)),
         ("NOW-1w", NOW - timedelta(weeks=1)),
         ("now-1.5d", NOW - timedelta(hours=36)),
+        # The date math of `wirewatch search --since` (cli.DateBound), rounded down.
+        ("now/d", datetime(2026, 3, 10, tzinfo=UTC)),
+        ("now-1d/d", datetime(2026, 3, 9, tzinfo=UTC)),
+        ("now/w", datetime(2026, 3, 9, tzinfo=UTC)),  # a Monday
+        ("now-1M", datetime(2026, 2, 10, 12, tzinfo=UTC)),
+        ("now-1M/M", datetime(2026, 2, 1, tzinfo=UTC)),
+        ("now-7y", datetime(2019, 3, 10, 12, tzinfo=UTC)),
+        ("now-1h-30m", NOW - timedelta(minutes=90)),
+        ("2026-03-01||-1w", datetime(2026, 2, 22, tzinfo=UTC)),
+        ("2025-03-31||-1M", datetime(2025, 2, 28, tzinfo=UTC)),  # the day kept within the month
+        ("2026-03", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("1772323200000", datetime(2026, 3, 1, tzinfo=UTC)),  # epoch milliseconds
     ],
 )
 def test_dates_absolute_and_relative(text: str, expected: datetime) -> None:
@@ -82,15 +97,27 @@ def test_dates_absolute_and_relative(text: str, expected: datetime) -> None:
     assert when.utcoffset() == timedelta(0)
 
 
-@pytest.mark.parametrize("text", ["", "yesterday", "now-7y", "now-1M", "now+1d", "2026-13-01", "7d"])
+@pytest.mark.parametrize("text", ACCEPTED)
+def test_every_date_search_takes_is_a_replay_date(text: str) -> None:
+    # The grammar of `wirewatch search --since` (cli.DateBound), resolved to a time.
+    try:
+        parse_since(text, now=NOW)
+    except ValueError as exc:
+        assert "in the future" in str(exc)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "yesterday", "now-1.5M", "now/x", "now-1d/", "2026-03-01-1d", "2026-13-01", "7d"]
+)
 def test_dates_that_are_not_dates(text: str) -> None:
     with pytest.raises(ValueError, match="not a date"):
         parse_since(text, now=NOW)
 
 
-def test_a_date_in_the_future_is_refused() -> None:
+@pytest.mark.parametrize("text", ["2026-03-11", "now+1d"])
+def test_a_date_in_the_future_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="in the future"):
-        parse_since("2026-03-11", now=NOW)
+        parse_since(text, now=NOW)
 
 
 # --- the plan -------------------------------------------------------------------------------------
@@ -140,8 +167,36 @@ def test_dry_run_plan_as_text_and_json() -> None:
     assert "dry run: 40 message(s) would be processed again; nothing committed" in text
     data = json.loads(json.dumps(plan.as_dict()))
     assert data["redo"] == 40 and data["dry_run"] is True and data["committed"] is False
-    assert data["partitions"][0] == {"partition": 0, "committed": 120, "new": 80, "end": 130, "redo": 40}
+    assert data["partitions"][0] == {
+        "partition": 0,
+        "committed": 120,
+        "new": 80,
+        "end": 130,
+        "redo": 40,
+        "reads_from": None,
+    }
     assert data["from"] == "2026-03-08T12:00:00+00:00"
+    plan.dry_run = False
+    assert describe_plan(plan)[-1] == (
+        "committed: 40 message(s) will be processed again when the enricher service starts"
+    )
+
+
+def test_a_replay_already_pending_is_told_as_such() -> None:
+    # The same replay run twice: the second finds the group already at the first message since
+    # the date, with those messages still to read.
+    pending = replace(plan_partition(0, 80, 130, 80), reads_from="2026-03-08T12:00:01+00:00")
+    plan = ReplayPlan("alerts", "wirewatch-alerts", "t", NOW - timedelta(days=2), [pending], dry_run=False)
+    text = "\n".join(describe_plan(plan))
+    assert "nothing read since the date" not in text
+    assert (
+        "partition 0: 80 (unchanged: a replay is already pending, 50 message(s) from "
+        "2026-03-08T12:00:01+00:00 still to read)"
+    ) in text
+    assert text.endswith(
+        "nothing to commit: a replay is already pending, 50 message(s) to process when the alerts "
+        "service starts"
+    )
 
 
 # --- offsets by time, where the broker cannot look them up --------------------------------------
@@ -179,16 +234,53 @@ def test_binary_search_over_gaps_and_equal_times() -> None:
         assert starts_with == first, (at, found)
 
 
-# --- refusals that need no broker ---------------------------------------------------------------
+# --- how far back -------------------------------------------------------------------------------
 
 
-def test_replay_further_back_than_the_memories_is_refused() -> None:
-    settings = make_settings(copies_ttl_days=30)
-    since = datetime.now(UTC) - timedelta(days=10)  # beyond the 7-day event window
-    with pytest.raises(ReplayError, match=r"more than 7 days ago.*--past-window"):
-        run(replay(settings, "enricher", since))
-    with pytest.raises(ReplayError, match="the event linker has forgotten"):
+def test_replay_further_back_than_the_memories_is_refused_when_the_topic_holds_it(
+    servers: LocalServers,
+) -> None:
+    """The refusal looks at the oldest message the replay would have the stage read again: a
+    date before everything the topic holds is fine when what it holds is recent."""
+    topics = {"topic_raw": "window.raw", "topic_enriched": "window.enriched", "topic_partitions": 1}
+    settings = settings_for(servers, copies_ttl_days=30, **topics)
+    now = datetime.now(UTC)
+    since = now - timedelta(days=30)  # beyond the 7-day event window
+
+    async def write(topic: str, group: str, written: list[datetime]) -> None:
+        await create_topics(settings, {topic: {}})
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
+        await producer.start()
+        try:
+            for when in written:
+                await producer.send_and_wait(topic, b"x", key=b"k", timestamp_ms=int(when.timestamp() * 1000))
+        finally:
+            await producer.stop()
+        # The stage read them all (its committed offsets at the end).
+        await _commit_outside(settings, group, {TopicPartition(topic, 0): len(written)})
+
+    # Only today's messages on the raw topic: replaying the enricher from a month ago is fine.
+    recent = [now - timedelta(minutes=5), now - timedelta(minutes=1)]
+    run(write(settings.topic_raw, "wirewatch-enricher", recent))
+    plan = run(replay(settings, "enricher", since, dry_run=True))
+    assert plan.redo == 2 and plan.warnings == []
+    assert plan.partitions[0].reads_from[:16] == recent[0].isoformat()[:16]
+    # Messages ten days old on the enriched topic: replaying the indexer from then is refused,
+    # and says why in the indexer's terms.
+    run(write(settings.topic_enriched, "wirewatch-indexer", [now - timedelta(days=10), recent[1]]))
+    with pytest.raises(ReplayError) as refused:
         run(replay(settings, "indexer", since))
+    message = str(refused.value)
+    assert "more than 7 days ago and window.enriched still holds messages from then" in message
+    assert "the event linker has forgotten" in message and "--past-window" in message
+    assert "copy of its own copy" not in message
+    plan = run(replay(settings, "indexer", since, dry_run=True))  # a dry run warns
+    assert plan.redo == 2 and any("the event linker has forgotten" in w for w in plan.warnings)
+    plan = run(replay(settings, "indexer", since, past_window=True))  # done when asked
+    assert plan.committed and plan.redo == 2 and plan.warnings
+
+
+# --- refusals that need no broker ---------------------------------------------------------------
 
 
 def test_without_kafka_nor_local_data_there_is_nothing_to_replay(tmp_path: Path) -> None:
@@ -214,6 +306,15 @@ def test_cli_takes_the_stages_and_refuses_a_bad_date() -> None:
     result = CliRunner().invoke(main, ["replay", "--from", "last tuesday"])
     assert result.exit_code == 2
     assert "not a date" in result.output
+
+
+def test_cli_takes_the_date_math_of_since(tmp_path: Path) -> None:
+    # The date is taken; the replay then finds nothing to replay on (no broker, no local data).
+    env = {"WIREWATCH_DATA_DIR": str(tmp_path), "WIREWATCH_KAFKA_BOOTSTRAP": "", "WIREWATCH_ES_URL": ""}
+    for date in ("now/d", "now-1d/d", "2026-03-01||/M"):
+        result = CliRunner().invoke(main, ["replay", "--from", date], env=env)
+        assert "not a date" not in result.output, date
+        assert "holds no local servers' data" in result.output, result.output
 
 
 # --- end to end -------------------------------------------------------------------------------------
@@ -423,6 +524,12 @@ def test_replay_redoes_the_analysis_and_duplicates_nothing(stack: Stack, webhook
     done = json.loads(result.output)
     assert done["committed"] is True and done["redo"] == planned["redo"] > 0
     assert done["partitions"] == planned["partitions"]
+    # The same replay again, before the enricher started: nothing moves, and it says why.
+    again = CliRunner().invoke(main, ["replay", "--from", since], env=env)
+    assert again.exit_code == 0, again.output
+    assert "nothing read since the date" not in again.output
+    assert "a replay is already pending" in again.output
+    assert f"{done['redo']} message(s) to process when the enricher service starts" in again.output
 
     stack.start_enricher()
 

@@ -374,8 +374,8 @@ def backfill(url: str, since: Any, as_json: bool) -> None:
     "--from",
     "since",
     required=True,
-    help="A date (2026-03-01, 2026-03-01T08:00:00+01:00; UTC unless a zone is given) or now-7d: "
-    "the messages written to the stage's input topic since then are processed again.",
+    help="A date (2026-03-01, 2026-03-01T08:00:00+01:00; UTC unless a zone is given) or date math "
+    "(now-7d, now/d): the messages written to the stage's input topic since then are processed again.",
 )
 @click.option(
     "--stage",

@@ -28,7 +28,9 @@ keyed by article id and documents written by id; the copies table and the event 
 article they already know their original decision; alert ids hash (claim, article) and the
 alerts service's throttle remembers the ids it delivered (``alert_remember_ids`` per claim).
 Those memories are bounded in time (the copies TTL, the event window), so by default a replay
-does not reach further back than they do.
+does not reach further back than they do: what counts is the oldest message it would have the
+stage read again (the first one at or after the date, per partition), so a date before
+everything the topic still holds is no refusal when what it holds is recent.
 
 Offsets of a live group cannot be moved (the broker refuses, and the running members would
 commit theirs over them): the stage must be stopped, every instance of it, so that its consumer
@@ -44,9 +46,10 @@ from __future__ import annotations
 
 import os
 import re
+from calendar import monthrange
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -91,30 +94,84 @@ def horizon_days(settings: Settings, stage: Stage) -> float | None:
 
 # --- the date ---------------------------------------------------------------------------------
 
-#: Elasticsearch date math's units of fixed length (``M``, months, and ``y`` are not).
-_RELATIVE = re.compile(r"(?i:now)(?:\s*-\s*(\d+(?:\.\d+)?)\s*([smhHdw]))?")
+#: Date math as ``wirewatch search --since`` takes it (``cli.DateBound``): steps ``-7d``, ``+1h``
+#: (a fraction too for the units of fixed length: ``-1.5d``) and roundings ``/d``, in any number.
+_UNITS = "yMwdhHms"
+_STEP = re.compile(
+    rf"\s*(?:(?P<sign>[+-])\s*(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>[{_UNITS}])|/\s*(?P<round>[{_UNITS}]))"
+)
+_MATH = re.compile(rf"(?:{_STEP.pattern})*\s*")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "H": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def _add_months(when: datetime, months: int) -> datetime:
+    """``when`` ``months`` calendar months later (or earlier), the day clamped to the month's last."""
+    year, month = divmod(when.year * 12 + when.month - 1 + months, 12)
+    return when.replace(year=year, month=month + 1, day=min(when.day, monthrange(year, month + 1)[1]))
+
+
+def _round_down(when: datetime, unit: str) -> datetime:
+    """``when`` rounded down to its ``unit`` (UTC; weeks start on Monday), as Elasticsearch
+    rounds the lower bound of a range."""
+    when = when.astimezone(UTC)
+    if unit == "y":
+        return when.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "M":
+        return when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit in "wd":
+        day = when.replace(hour=0, minute=0, second=0, microsecond=0)
+        return day - timedelta(days=day.weekday()) if unit == "w" else day
+    if unit in "hH":
+        return when.replace(minute=0, second=0, microsecond=0)
+    if unit == "m":
+        return when.replace(second=0, microsecond=0)
+    return when.replace(microsecond=0)
+
+
+def _anchor(text: str) -> datetime | None:
+    """A date (``2026``, ``2026-03``, ``2026-03-01``, ``2026-03-01T08:00:00+01:00``; no zone: UTC)
+    or epoch milliseconds, as an aware datetime; None: not one."""
+    if re.fullmatch(r"\d{5,}", text):
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    text = {4: f"{text}-01-01", 7: f"{text}-01"}.get(len(text), text) if re.match(r"\d{4}", text) else text
+    try:
+        when = datetime.fromisoformat(re.sub(r"[.,](\d{1,6})\d*", r".\1", text))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``2026-03-01``, ``2026-03-01T08:00:00+01:00`` (no zone: UTC) or ``now-7d`` (the date math
-    ``wirewatch events --since`` takes, with units s, m, h, d, w) as an aware UTC datetime, not in
-    the future."""
+    """A date (``2026-03-01``, ``2026-03-01T08:00:00+01:00``; no zone: UTC, epoch milliseconds) or
+    date math (``now-7d``, ``now/d``, ``now-1M/M``, ``2026-03-01||-1w``: the grammar of ``wirewatch
+    search --since``, rounding down) as an aware UTC datetime, not in the future."""
     now = now or datetime.now(UTC)
     value = text.strip()
-    relative = _RELATIVE.fullmatch(value)
-    if relative:
-        amount, unit = relative.groups()
-        when = now - timedelta(seconds=float(amount) * _UNIT_SECONDS[unit]) if amount else now
+    when: datetime | None
+    if value[:3].lower() == "now":
+        when, math = now, value[3:]
     else:
-        try:
-            when = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"not a date: {text!r} (expected e.g. 2026-03-01, 2026-03-01T08:00:00Z or now-7d)"
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
+        date, _, math = value.partition("||")  # no "||": no math
+        when = _anchor(date.strip())
+    if when is not None and not _MATH.fullmatch(math):
+        when = None
+    elif when is not None:
+        for step in _STEP.finditer(math):
+            if step["round"]:
+                when = _round_down(when, step["round"])
+                continue
+            amount = float(step["amount"]) * (-1 if step["sign"] == "-" else 1)
+            if step["unit"] in "yM":
+                if not amount.is_integer():
+                    when = None
+                    break
+                when = _add_months(when, int(amount) * (12 if step["unit"] == "y" else 1))
+            else:
+                when += timedelta(seconds=amount * _UNIT_SECONDS[step["unit"]])
+    if when is None:
+        raise ValueError(
+            f"not a date: {text!r} (expected e.g. 2026-03-01, 2026-03-01T08:00:00Z, now-7d or now/d)"
+        )
     if when > now:
         raise ValueError(f"{text!r} is in the future")
     return when.astimezone(UTC)
@@ -130,6 +187,9 @@ class PartitionPlan:
     new: int | None  # the offset the replay commits (None: left as it is)
     end: int  # the partition's end offset
     redo: int  # messages the stage reads again
+    #: When the first message the stage will read there was written (ISO; None: nothing to read,
+    #: or a partition the group never read).
+    reads_from: str | None = None
 
     @property
     def moves(self) -> bool:
@@ -282,6 +342,33 @@ async def _commit_outside(settings: Settings, group: str, offsets: dict[TopicPar
         await consumer.stop()
 
 
+def _past_the_window(settings: Settings, plan: ReplayPlan) -> str | None:
+    """Why the replay reaches further back than the stage's memories (None: it does not).
+
+    What counts is the oldest message the replay makes the stage read again, not the date: a
+    date before what the topic still holds replays from its oldest message."""
+    horizon = horizon_days(settings, plan.stage)
+    if horizon is None:
+        return None
+    cutoff = datetime.now(UTC) - timedelta(days=horizon)
+    if plan.since >= cutoff:
+        return None
+    oldest = min((p.reads_from for p in plan.partitions if p.moves and p.reads_from), default=None)
+    if oldest is None or datetime.fromisoformat(oldest) >= cutoff:
+        return None  # the topic holds nothing that old (or nothing moves)
+    if plan.stage == "enricher":
+        memory = "the copies table and the event linker have"
+        afresh = "an original could become a copy of its own copy, an article could join a second event"
+    else:
+        memory = "the event linker has"
+        afresh = "an article linked again could join a second event"
+    return (
+        f"{plan.since.isoformat()} is more than {horizon:g} days ago and {plan.topic} still holds "
+        f"messages from then (the oldest to process again: {oldest}): {memory} forgotten articles "
+        f"older than {horizon:g} days, so those would be decided afresh ({afresh})"
+    )
+
+
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -300,20 +387,6 @@ async def replay(
         raise ReplayError(f"unknown stage {stage!r} (one of {', '.join(STAGES)})")
     group, topic = f"wirewatch-{stage}", input_topic(settings, stage)
     warnings: list[str] = []
-    horizon = horizon_days(settings, stage)
-    too_old = horizon is not None and since < datetime.now(UTC) - timedelta(days=horizon)
-    if too_old:
-        memory = (
-            "the copies table and the event linker have" if stage == "enricher" else "the event linker has"
-        )
-        message = (
-            f"{since.isoformat()} is more than {horizon:g} days ago: {memory} forgotten older articles, "
-            "so those would be decided afresh (an original could become a copy of its own copy, an "
-            "article could join a second event)"
-        )
-        if not past_window and not dry_run:
-            raise ReplayError(f"{message}; use a later --from, or --past-window to do it anyway")
-        warnings.append(message)
     await wait_for_kafka(settings, timeout=15)
     members = await group_members(settings, group)
     consumer = AIOKafkaConsumer(
@@ -328,18 +401,25 @@ async def replay(
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         firsts = await _first_offsets(consumer, tps, int(since.timestamp() * 1000), begins, ends)
+        partitions = []
+        for tp in tps:
+            part = plan_partition(tp.partition, committed[tp], ends[tp], firsts[tp])
+            if part.new is not None and part.new < part.end:
+                found = await _prober(consumer, tp)(max(part.new, begins[tp]))
+                if found is not None:
+                    written = datetime.fromtimestamp(found[1] / 1000, UTC).isoformat()
+                    part = replace(part, reads_from=written)
+            partitions.append(part)
     finally:
         await consumer.stop()
     plan = ReplayPlan(
-        stage,
-        group,
-        topic,
-        since,
-        [plan_partition(tp.partition, committed[tp], ends[tp], firsts[tp]) for tp in tps],
-        members=members,
-        dry_run=dry_run,
-        warnings=warnings,
+        stage, group, topic, since, partitions, members=members, dry_run=dry_run, warnings=warnings
     )
+    too_old = _past_the_window(settings, plan)
+    if too_old:
+        if not past_window and not dry_run:
+            raise ReplayError(f"{too_old}; use a later --from, or --past-window to do it anyway")
+        plan.warnings.append(too_old)
     if members:
         plan.warnings.append(
             f"consumer group {group} has {len(members)} member(s): the {stage} stage is running; stop it "
@@ -414,20 +494,30 @@ def kafka_for_replay(settings: Settings) -> Iterator[Settings]:
 def describe_plan(plan: ReplayPlan) -> list[str]:
     """The plan as lines of text, for the terminal."""
     lines = [f"replay of the {plan.stage} (group {plan.group}) from {plan.since.isoformat()} on {plan.topic}"]
+    service = f"the {plan.stage} service"
     for p in plan.partitions:
         if p.committed is None:
-            lines.append(
-                f"  partition {p.partition}: never read (the {plan.stage} starts it at the beginning)"
-            )
-        elif not p.moves:
-            lines.append(f"  partition {p.partition}: {p.committed} (nothing read since the date: unchanged)")
-        else:
+            lines.append(f"  partition {p.partition}: never read ({service} starts it at the beginning)")
+        elif p.moves:
             lines.append(f"  partition {p.partition}: {p.committed} -> {p.new}  ({p.redo} to redo)")
+        elif p.committed < p.end:  # an earlier replay (or a lag) the stage has not read yet
+            since = f" from {p.reads_from}" if p.reads_from else ""
+            lines.append(
+                f"  partition {p.partition}: {p.committed} (unchanged: a replay is already pending, "
+                f"{p.end - p.committed} message(s){since} still to read)"
+            )
+        else:
+            lines.append(f"  partition {p.partition}: {p.committed} (nothing read since the date: unchanged)")
     lines += [f"warning: {w}" for w in plan.warnings]
+    pending = sum(p.end - p.committed for p in plan.partitions if p.committed is not None and not p.moves)
+    also = f" (and {pending} already pending)" if pending else ""
     if plan.dry_run:
-        lines.append(f"dry run: {plan.redo} message(s) would be processed again; nothing committed")
-    else:
+        lines.append(f"dry run: {plan.redo} message(s) would be processed again{also}; nothing committed")
+    elif not plan.redo and pending:
         lines.append(
-            f"committed: {plan.redo} message(s) will be processed again when the {plan.stage} starts"
+            f"nothing to commit: a replay is already pending, {pending} message(s) to process when "
+            f"{service} starts"
         )
+    else:
+        lines.append(f"committed: {plan.redo} message(s) will be processed again{also} when {service} starts")
     return lines
