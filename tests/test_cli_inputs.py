@@ -71,6 +71,7 @@ def test_every_calendar_date_and_time_is_a_bound(day: date, time: Any, zone: str
         ["search", "Loire", "--until", "2026-13-45"],
         ["events", "--since", "now-2x"],
         ["alerts", "--since", "21/11/2026"],
+        ["dead-letters", "--since", "last week"],
     ],
 )
 def test_a_mistyped_date_is_a_usage_error(command: list[str]) -> None:
@@ -79,7 +80,7 @@ def test_a_mistyped_date_is_a_usage_error(command: list[str]) -> None:
     assert "not a date" in result.output and "now-7d" in result.output
 
 
-@pytest.mark.parametrize("command", [["search", "Loire"], ["events"], ["alerts"]])
+@pytest.mark.parametrize("command", [["search", "Loire"], ["events"], ["alerts"], ["dead-letters"]])
 @pytest.mark.parametrize("size", ["0", "-1", "10001"])
 def test_a_listing_size_is_between_one_and_the_server_s_window(command: list[str], size: str) -> None:
     result = CliRunner().invoke(main, [*command, "--size", size], env=NOWHERE)

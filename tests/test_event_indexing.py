@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
-from wirewatch.cli import events_command, main
+from wirewatch.cli import _clip, events_command, main
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import (
     ROLLING,
@@ -867,6 +867,71 @@ def test_a_retroactive_alert_stays_retroactive_when_raised_again(servers: LocalS
     assert stored["retroactive"] is True
     assert stored["created_at"].startswith("2026-03-01T08:00")
     assert stored["score"] == 0.9
+
+
+def test_dead_letters_command_lists_what_failed_newest_first(
+    servers: LocalServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(servers, es_index_prefix="dead-cli")
+    letters = [
+        DeadLetter(
+            id="feed-down",
+            stage="fetcher.feed",
+            reason="feed unreachable: " + "connection refused " * 10,
+            error_type="HTTPError",
+            feed_url="https://news.example/rss",
+            created_at=datetime(2026, 3, 1, 8, tzinfo=UTC),
+        ),
+        DeadLetter(
+            id="bad-article",
+            stage="enricher.analysis",
+            reason="ValueError: no text",
+            error_type="ValueError",
+            key="article-123",
+            payload="x" * 1000,
+            created_at=datetime(2026, 3, 2, 9, tzinfo=UTC),
+        ),
+        DeadLetter(
+            id="page-gone",
+            stage="fetcher.article",
+            reason="HTTP 410",
+            error_type="HTTPError",
+            url="https://news.example/gone",
+            key="article-456",
+            created_at=datetime(2026, 3, 3, 10, tzinfo=UTC),
+        ),
+    ]
+    index = settings.index("dead-letters")
+    write_all(settings, [BulkOp(index, d.id, d.model_dump(mode="json")) for d in letters])
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", "dead-cli")
+
+    def listed(*options: str) -> list[dict[str, Any]]:
+        out = CliRunner().invoke(main, ["dead-letters", "--json", *options])
+        assert out.exit_code == 0, out.output
+        return json.loads(out.output)  # type: ignore[no-any-return]
+
+    assert [d["id"] for d in listed()] == ["page-gone", "bad-article", "feed-down"]
+    assert listed()[1]["payload"] == "x" * 1000  # as stored
+    assert [d["id"] for d in listed("--since", "2026-03-02")] == ["page-gone", "bad-article"]
+    assert [d["id"] for d in listed("--stage", "fetcher")] == ["page-gone", "feed-down"]
+    assert [d["id"] for d in listed("--stage", "fetcher.feed")] == ["feed-down"]
+    assert listed("--stage", "fetch") == []  # a service's name whole, not a start of it
+    assert [d["id"] for d in listed("--size", "1")] == ["page-gone"]
+
+    text = CliRunner().invoke(main, ["dead-letters"])
+    assert text.exit_code == 0, text.output
+    assert text.output.splitlines() == [
+        "2026-03-03T10:00  fetcher.article: HTTP 410",
+        f"{'':18}https://news.example/gone",
+        "2026-03-02T09:00  enricher.analysis: ValueError: no text",
+        f"{'':18}article-123",
+        "2026-03-01T08:00  fetcher.feed: " + _clip(letters[0].reason, 90),
+        f"{'':18}https://news.example/rss",
+    ]
+    none = CliRunner().invoke(main, ["dead-letters", "--stage", "alerts"])
+    assert none.exit_code == 0 and none.output == "no dead letters\n"
 
 
 def test_a_missing_alias_leaves_the_other_writes_readdressed(servers: LocalServers) -> None:

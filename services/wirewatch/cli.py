@@ -703,6 +703,35 @@ def alerts_command(
         click.echo("no alerts")
 
 
+@main.command("dead-letters")
+@click.option("--since", type=DateBound(), help="A date (2026-03-01) or date math (now-1d).")
+@click.option(
+    "--stage", help="Only this stage's (fetcher.feed), or a service's (fetcher: each of its stages)."
+)
+@click.option("--size", default=50, show_default=True, type=click.IntRange(1, MAX_SIZE))
+@click.option("--json", "as_json", is_flag=True, help="Each dead letter as stored, its payload too.")
+def dead_letters_command(since: str | None, stage: str | None, size: int, as_json: bool) -> None:
+    """What failed, newest first: when, in which stage, why, and on what."""
+    from wirewatch.search import list_dead_letters
+
+    try:
+        found = asyncio.run(
+            list_dead_letters(_settings(), since=since, stage=stage, size=size, payload=as_json)
+        )
+    except Exception as exc:
+        _fail(f"cannot read dead letters: {exc}")
+    if as_json:
+        _emit_json(found)
+        return
+    for letter in found:
+        what = letter.get("url") or letter.get("feed_url") or letter.get("key")
+        click.echo(f"{letter['created_at'][:16]}  {letter['stage']}: {_clip(letter['reason'], 90)}")
+        if what:
+            click.echo(f"{'':18}{_clip(what, 110)}")
+    if not found:
+        click.echo("no dead letters")
+
+
 @main.command("events", context_settings={"ignore_unknown_options": True})  # -word, as in search
 @click.argument("query", nargs=-1)
 @click.option(

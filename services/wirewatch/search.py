@@ -1,5 +1,5 @@
 """Reading indexed articles back: the queries behind ``wirewatch search``, ``events``, ``event``,
-``alerts`` and the counts of ``status``, each through :func:`reading`."""
+``alerts``, ``dead-letters`` and the counts of ``status``, each through :func:`reading`."""
 
 from __future__ import annotations
 
@@ -156,6 +156,32 @@ async def list_alerts(
             index=settings.index("alerts"),
             query={"bool": {"filter": filters}},
             sort=[{"created_at": {"order": "desc"}}],
+            size=size,
+        )
+    return [hit["_source"] for hit in response["hits"]["hits"]]
+
+
+async def list_dead_letters(
+    settings: Settings,
+    *,
+    since: str | None = None,
+    stage: str | None = None,
+    size: int = 50,
+    payload: bool = False,
+) -> list[dict[str, Any]]:
+    """Dead letters, newest first; ``since`` is a date or date math like ``now-1d``; ``stage`` a
+    stage (``fetcher.feed``) or a service (``fetcher``: each of its stages). The offending input
+    (``payload``, up to 64 KiB each) only when asked."""
+    filters: list[dict[str, Any]] = date_range("created_at", since)
+    if stage:
+        stages = [{"term": {"stage": stage}}, {"prefix": {"stage": f"{stage}."}}]
+        filters.append({"bool": {"should": stages, "minimum_should_match": 1}})
+    async with reading(settings, "dead-letters") as es:
+        response = await es.search(
+            index=settings.index("dead-letters"),
+            query={"bool": {"filter": filters}},
+            sort=[{"created_at": {"order": "desc"}}],
+            source_excludes=[] if payload else ["payload"],
             size=size,
         )
     return [hit["_source"] for hit in response["hits"]["hits"]]
