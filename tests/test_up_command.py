@@ -72,6 +72,15 @@ class Up:
         self.process = None
         return code
 
+    def wait_for_articles(self, ids: set[str], timeout: float, what: str) -> dict[str, dict[str, Any]]:
+        """The indexed articles once they are exactly ``ids``."""
+
+        def exactly() -> dict[str, dict[str, Any]]:
+            found = self.articles()
+            return found if set(found) == ids else {}
+
+        return wait_for(exactly, timeout=timeout, what=what)
+
     def articles(self) -> dict[str, dict[str, Any]]:
         """Indexed articles; empty while Elasticsearch is unreachable (e.g. `up` restarting it)."""
         es = self.endpoints()["es_url"]
@@ -116,11 +125,7 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
 
     up.start()
     assert up.endpoints()["backend"] == "noida"
-    first = wait_for(
-        lambda: (lambda a: a if set(a) == expected else None)(up.articles()),
-        timeout=90,
-        what="the three articles indexed",
-    )
+    first = up.wait_for_articles(expected, 90, "the three articles indexed")
     pair = {article_id(copy), article_id(urls[0])}
     flagged = {a["id"]: a["duplicate_of"] for a in first.values() if a["is_duplicate"]}
     # Same poll, same text: whichever reached the enricher first is the original.
@@ -142,11 +147,7 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     os.kill(enricher_pid, signal.SIGKILL)
     crash_article = site.publish("daily", stories.VACCINE)
     expected.add(article_id(crash_article))
-    wait_for(
-        lambda: (lambda a: a if set(a) == expected else None)(up.articles()),
-        timeout=120,
-        what="the stream to recover from the crash",
-    )
+    up.wait_for_articles(expected, 120, "the stream to recover from the crash")
     assert "restarting the local servers" in up.output.read_text()
     assert up.endpoints()["services"]["enricher"]["pid"] != enricher_pid
 
@@ -158,10 +159,8 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     os.kill(_noida_pid(up.data_dir), signal.SIGKILL)
     after_server_crash = site.publish("daily", stories.STRIKE)
     expected.add(article_id(after_server_crash))
-    wait_for(
-        lambda: (lambda a: a if set(a) == expected else None)(up.articles()),
-        timeout=150,
-        what="the stream to go on after the server's crash, with the earlier articles kept",
+    up.wait_for_articles(
+        expected, 150, "the stream to go on after the server's crash, with the earlier articles kept"
     )
     said = up.output.read_text()
     assert "A local server exited (noida-db (exit code -9))" in said
@@ -175,10 +174,8 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     new = site.publish("daily", stories.TRAMWAY)
     up.start()
     # The data survived the restart, nothing was doubled, and the new article arrived.
-    after = wait_for(
-        lambda: (lambda a: a if set(a) == expected | {article_id(new)} else None)(up.articles()),
-        timeout=120,
-        what="old articles kept and the new one indexed",
+    after = up.wait_for_articles(
+        expected | {article_id(new)}, 120, "old articles kept and the new one indexed"
     )
     assert {a["id"]: a["duplicate_of"] for a in after.values() if a["is_duplicate"]} == flagged
     assert up.stop() == 0
