@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from wirewatch.core.dates import calendar_date, not_a_date
 from wirewatch.core.settings import SERVICES, Settings
 
 if TYPE_CHECKING:
@@ -68,19 +69,10 @@ class DateBound(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
         found = _DATE_BOUND.fullmatch(text)
-        if found and found["date"]:
-            day = found["date"]
-            day = {4: f"{day}-01-01", 7: f"{day}-01"}.get(len(day), day)
-            try:  # the calendar: no month 13, no 30 February
-                datetime.fromisoformat(re.sub(r"[.,](\d{1,6})\d*", r".\1", day))
-            except ValueError:
-                found = None
+        if found and found["date"] and calendar_date(found["date"]) is None:
+            found = None  # the calendar: no month 13, no 30 February
         if not found:
-            self.fail(
-                f"not a date: {text!r} (expected e.g. 2026-03-01, 2026-03-01T08:00:00Z, now-7d or now/d)",
-                param,
-                ctx,
-            )
+            self.fail(not_a_date(text), param, ctx)
         return text
 
 

@@ -58,6 +58,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
+from wirewatch.core.dates import calendar_date, not_a_date
 from wirewatch.core.kafka import _partitions, client_options, wait_for_kafka
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import Settings
@@ -129,16 +130,10 @@ def _round_down(when: datetime, unit: str) -> datetime:
 
 
 def _anchor(text: str) -> datetime | None:
-    """A date (``2026``, ``2026-03``, ``2026-03-01``, ``2026-03-01T08:00:00+01:00``; no zone: UTC)
-    or epoch milliseconds, as an aware datetime; None: not one."""
+    """A date (:func:`calendar_date`) or epoch milliseconds, as an aware datetime; None: not one."""
     if re.fullmatch(r"\d{5,}", text):
         return datetime.fromtimestamp(int(text) / 1000, UTC)
-    text = {4: f"{text}-01-01", 7: f"{text}-01"}.get(len(text), text) if re.match(r"\d{4}", text) else text
-    try:
-        when = datetime.fromisoformat(re.sub(r"[.,](\d{1,6})\d*", r".\1", text))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return calendar_date(text)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -169,9 +164,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             else:
                 when += timedelta(seconds=amount * _UNIT_SECONDS[step["unit"]])
     if when is None:
-        raise ValueError(
-            f"not a date: {text!r} (expected e.g. 2026-03-01, 2026-03-01T08:00:00Z, now-7d or now/d)"
-        )
+        raise ValueError(not_a_date(text))
     if when > now:
         raise ValueError(f"{text!r} is in the future")
     return when.astimezone(UTC)
