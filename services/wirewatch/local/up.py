@@ -230,6 +230,20 @@ def run_up(
             asyncio.run(setup(settings.model_copy(update=servers.settings())))
             return new_env
 
+        def restart_everything() -> bool:
+            """The local servers started again (:func:`fresh_servers`), then every service; False,
+            said and logged, when they did not start (a stop requested meanwhile stops ``up``)."""
+            try:
+                supervisor.restart_all(fresh_servers)
+            except StartCancelledError:
+                raise
+            except Exception as exc:  # the servers or the setup: nothing more up can do
+                log.exception("local servers did not start again")
+                echo(f"The local servers did not start again ({exc}); stopping. Logs: {log_dir}")
+                return False
+            publish_endpoints(supervisor)
+            return True
+
         publish_endpoints(supervisor)
         healthy = supervisor.wait_healthy(120, stop)
         if stop.is_set():
@@ -271,15 +285,8 @@ def run_up(
                     extra={"servers": gone, "backend": servers.backend},
                 )
                 echo(f"A local server exited ({gone}); restarting the servers ({lost}), then every service.")
-                try:
-                    supervisor.restart_all(fresh_servers)
-                except StartCancelledError:
-                    raise
-                except Exception as exc:  # the servers or the setup: nothing more up can do
-                    log.exception("local servers did not start again")
-                    echo(f"The local servers did not start again ({exc}); stopping. Logs: {log_dir}")
+                if not restart_everything():
                     return 1
-                publish_endpoints(supervisor)
                 echo("The local servers and every service are running again.")
                 continue
             crashed = supervisor.crashed() if restart_servers else []
@@ -288,8 +295,8 @@ def run_up(
                     "service crashed; restarting the local servers, then every service",
                     extra={"services": crashed, "backend": servers.backend},
                 )
-                supervisor.restart_all(fresh_servers)
-                publish_endpoints(supervisor)
+                if not restart_everything():
+                    return 1
         echo("Stopping …")
         return 0
     except StartCancelledError:
