@@ -64,20 +64,13 @@ RETRO_WATCHLIST_WAIT = 30.0
 
 async def give_up_delivery(service: ServiceApp, batch: AlertBatch, result: DeliveryResult) -> DeadLetter:
     """A delivery that failed for good: counted (``wirewatch_alerts_total{outcome="failed"}``), and
-    a dead letter through :meth:`ServiceApp.send_dead_letter` (logged, counted, sent)."""
+    a dead letter through :meth:`ServiceApp.send_dead_letter` (logged once, as "alert delivery
+    failed" with its target, alert and claim; counted; sent)."""
     metrics.ALERTS.labels(outcome="failed").inc()
     letter = dead_letter_for(batch, result)
-    log.error(
-        "alert delivery failed",
-        extra={
-            "target": result.target,
-            "alert_id": batch.id,
-            "claim_id": batch.claim_id,
-            "reason": letter.reason,
-            "dead_letter_id": letter.id,
-        },
+    return await service.send_dead_letter(
+        letter, "alert delivery failed", target=result.target, alert_id=batch.id, claim_id=batch.claim_id
     )
-    return await service.send_dead_letter(letter)
 
 
 def create(settings: Settings) -> ServiceApp:

@@ -361,11 +361,14 @@ class ServiceApp:
         )
         return await self.send_dead_letter(letter)
 
-    async def send_dead_letter(self, letter: DeadLetter) -> DeadLetter:
-        """Log ``letter``, count it (``wirewatch_dead_letters_total{stage}``) and send it to the
-        dead-letter topic: every dead letter goes this way, whoever made it."""
+    async def send_dead_letter(
+        self, letter: DeadLetter, message: str = "dead letter", **context: Any
+    ) -> DeadLetter:
+        """Log ``letter`` (one ERROR line: ``message``, with ``context`` beside the letter's own
+        fields), count it (``wirewatch_dead_letters_total{stage}``) and send it to the dead-letter
+        topic: every dead letter goes this way, whoever made it."""
         log.error(
-            "dead letter",
+            message,
             extra={
                 "stage": letter.stage,
                 "reason": letter.reason[:500],
@@ -374,6 +377,7 @@ class ServiceApp:
                 "feed_url": letter.feed_url,
                 "key": letter.key,
                 "dead_letter_id": letter.id,
+                **context,
             },
         )
         metrics.DEAD_LETTERS.labels(stage=letter.stage).inc()
