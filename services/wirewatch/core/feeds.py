@@ -259,7 +259,7 @@ def _edited(
         entry = _entry(added)
         plain = len(entry) == 1 and bool(old_entries) and all(isinstance(e, str) for e in old_entries)
         new_entries: list[Any] = [*old_entries, entry["url"] if plain else entry]
-        new_lines = layout.add(_entry_text(entry["url"] if plain else entry, layout, nl))
+        new_lines = layout.add(_entry_text(entry["url"] if plain else entry, layout))
     elif removed is not None:
         new_entries = old_entries[:removed] + old_entries[removed + 1 :]
         new_lines = layout.remove(removed)
@@ -453,7 +453,7 @@ class _Layout:
         return self.lines[:start] + self.lines[end:]
 
 
-def _entry_text(entry: str | dict[str, Any], layout: _Layout, nl: str) -> list[str]:
+def _entry_text(entry: str | dict[str, Any], layout: _Layout) -> list[str]:
     """The lines of a new entry (a URL, or a mapping), indented as the file's entries are: one
     line per key, so that the entry's lines are what the line scan reads as its lines."""
     if isinstance(entry, str):
@@ -462,7 +462,7 @@ def _entry_text(entry: str | dict[str, Any], layout: _Layout, nl: str) -> list[s
         lines = [f"{key}: {_scalar(value)}" for key, value in entry.items()]
     first = " " * layout.indent + "-" + " " * (layout.offset - 1) + lines[0]
     rest = [" " * (layout.indent + layout.offset) + line for line in lines[1:]]
-    return [line + nl for line in [first, *rest]]
+    return [line + layout.nl for line in [first, *rest]]
 
 
 def _scalar(value: Any) -> str:
