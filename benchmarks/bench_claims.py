@@ -63,6 +63,7 @@ from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
 from wirewatch.core.settings import Settings
 from wirewatch.core.vectors import SentenceEncoder
 from wirewatch.enricher.offline import document_article
+from wirewatch.enricher.sentences import split_sentences
 from wirewatch.enricher.service import analyse
 from wirewatch.evaluation import tokens
 from wirewatch.fetcher.extract import ExtractionError, extract_article
@@ -187,15 +188,16 @@ def _fit_cross(rows: Sequence[Sequence[float]], labels: Sequence[bool]) -> Fusio
 
 
 def news_negatives(matcher: ClaimMatcher, docs_files: Sequence[Path]) -> list[list[float]]:
-    """Feature rows of every candidate the matcher finds for news sentences (title and
-    check-worthy sentences, as the stream matches them): none of them states a claim."""
+    """Feature rows of every candidate the matcher finds for news sentences (title, check-worthy
+    sentences and those restating a claim, as the stream matches them): none of them states a
+    claim."""
     rows: list[list[float]] = []
     for path in docs_files:
         with path.open(encoding="utf-8") as handle:
             docs = [json.loads(line) for line in handle if line.strip()]
         for n, doc in enumerate(docs):
             article = news_article({**doc, "id": f"{path.stem}-{n}"})
-            sentences = [s.text for s in sentences_of(article)]
+            sentences = [s.text for s in sentences_of(article, matcher)]
             for matches in matcher.rank(sentences, None, article.language):
                 rows.extend(m.features.vector() for m in matches)
         print(f"news negatives: {path.name}: {len(docs)} articles, {len(rows)} candidates so far")
@@ -333,9 +335,12 @@ def measure_cost(claims: Sequence[TrackedClaim], queries: Sequence[Query], scale
 class NewsAlerts:
     pages: int
     articles: int  # pages with a text
-    sentences: int  # title and check-worthy sentences matched
+    sentences: int  # title, check-worthy sentences and those restating a claim, matched
+    restating: int  # of which restating a claim (not check-worthy)
     alerts: list[Alert]
     match_cpu_ms: float  # per article, mean, ``alerts_for`` (embedding included)
+    restating_cpu_ms: float  # per article, mean, of that: finding the sentences restating a claim
+    restated_alerts: int  # alerts whose sentence is one of those
     languages: dict[str, int]  # articles per detected language
 
 
@@ -365,12 +370,28 @@ def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
         start = time.process_time()
         found.extend(alerts_for(article, matcher))
         cpu += time.process_time() - start
+    restating_cpu = 0.0
+    for article in articles:
+        spans = {(c.start, c.end) for c in article.claims}
+        start = time.process_time()
+        others = [s.text for s in split_sentences(article.text) if (s.start, s.end) not in spans]
+        matcher.restating(others)
+        restating_cpu += time.process_time() - start
+    matched = [sentences_of(a, matcher) for a in articles]
+    checked = sum(len(a.claims) + bool(a.title.strip()) for a in articles)
+    claim_spans = {a.id: {(c.start, c.end) for c in a.claims} for a in articles}
+    restated_alerts = sum(
+        not a.in_title and (a.sentence_start, a.sentence_end) not in claim_spans[a.article_id] for a in found
+    )
     return NewsAlerts(
         pages=len(pages),
         articles=len(articles),
-        sentences=sum(len(sentences_of(a)) for a in articles),
+        sentences=sum(map(len, matched)),
+        restating=sum(map(len, matched)) - checked,
         alerts=sorted(found, key=lambda a: -a.score),
         match_cpu_ms=1000 * cpu / max(len(articles), 1),
+        restating_cpu_ms=1000 * restating_cpu / max(len(articles), 1),
+        restated_alerts=restated_alerts,
         languages=dict(Counter(a.language for a in articles).most_common()),
     )
 
@@ -380,14 +401,17 @@ def print_news(result: NewsAlerts, claims: int) -> None:
     print(f"News pages against {claims} tracked claims, default thresholds")
     print()
     print(
-        "| pages | articles | sentences matched | alerts | articles with an alert | "
-        "matching ms/article (CPU) |"
+        "| pages | articles | sentences matched | of which restating a claim | alerts | "
+        "of which on those | articles with an alert | matching ms/article (CPU) | "
+        "of which finding the restating ones |"
     )
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     alerted = len({a.article_id for a in result.alerts})
     print(
-        f"| {result.pages} | {result.articles} | {result.sentences} | {len(result.alerts)} | "
-        f"{alerted} ({alerted / max(result.articles, 1):.1%}) | {result.match_cpu_ms:.1f} |"
+        f"| {result.pages} | {result.articles} | {result.sentences} | {result.restating} | "
+        f"{len(result.alerts)} | {result.restated_alerts} | "
+        f"{alerted} ({alerted / max(result.articles, 1):.1%}) | "
+        f"{result.match_cpu_ms:.1f} | {result.restating_cpu_ms:.2f} |"
     )
     # The claims are English: an article in another language goes through the cross-lingual model.
     print()

@@ -288,6 +288,73 @@ def test_lexical_index_follows_additions_and_removals() -> None:
     assert index.doc_masses()[1] == pytest.approx(index.idf_mass(terms("the minimum wage rose")))
 
 
+_WORDS = st.sampled_from(
+    [
+        "army",
+        "fighters",
+        "left",
+        "mosul",
+        "town",
+        "border",
+        "kelmar",
+        "tarvos",
+        "wage",
+        "rose",
+        "vaccine",
+        "bridge",
+        "closed",
+        "mayor",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    docs=st.lists(st.lists(_WORDS, min_size=1, max_size=8), min_size=1, max_size=12),
+    removed=st.sets(st.integers(0, 11), max_size=4),
+    query=st.lists(_WORDS, max_size=10),
+    share=st.sampled_from([0.5, 0.8, 1.0]),
+)
+def test_covered_finds_exactly_the_slots_whose_mass_the_query_holds(
+    docs: list[list[str]], removed: set[int], query: list[str], share: float
+) -> None:
+    """The prefix lookup of ``covered`` misses no slot and admits none that a plain count
+    rejects, through additions and removals (each of which moves every idf)."""
+    index = LexicalIndex(min_docs=5)
+    for slot, words in enumerate(docs):
+        index.add(slot, words)
+    assert index.covered(["warm"], share) == []  # builds the prefixes before the removals
+    for slot in removed:
+        index.remove(slot)
+    masses = index.doc_masses()
+    expected = [
+        slot
+        for slot, words in enumerate(docs)
+        if slot not in removed
+        and sum(index.idf(t) for t in set(words) & set(query)) >= share * float(masses[slot]) - 1e-6
+    ]
+    assert index.covered(query, share) == expected
+
+
+def test_a_sentence_restates_a_claim_when_it_holds_nearly_all_its_words() -> None:
+    matcher = ClaimMatcher()
+    matcher.upsert(
+        TrackedClaim(
+            id="bridge", text="The old suspension bridge will stay closed to lorries until the works end."
+        )
+    )
+    matcher.upsert(TrackedClaim(id="army", text="The army let 3,000 rebel fighters leave Tarvos for Kelmar."))
+    sentences = [
+        "We were told the old suspension bridge will stay closed to lorries until the works end.",
+        "The bridge stays closed.",  # a few of its words: not a restatement
+        "Nothing to do with either.",
+    ]
+    assert matcher.restating(sentences) == [True, False, False]
+    matcher.remove("bridge")
+    assert matcher.restating(sentences) == [False, False, False]
+    assert ClaimMatcher().restating(sentences) == [False, False, False]
+
+
 # --- the matcher ----------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from wirewatch.alerts.detect import alert_id, alerts_for
 from wirewatch.alerts.retro import CANDIDATES_PER_STEP, Pacer, retroactive_alerts
 from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
 from wirewatch.core.elastic import connect
-from wirewatch.core.models import EnrichedArticle, RawArticle, TrackedClaim
+from wirewatch.core.models import Alert, EnrichedArticle, RawArticle, TrackedClaim
 from wirewatch.enricher.service import analyse
 from wirewatch.local.servers import LocalServers
 from wirewatch.matching.matcher import ClaimMatcher
@@ -130,6 +130,32 @@ def test_an_article_denying_the_claim_raises_an_alert_that_says_it_disputes_it(m
     assert repeated.stance == "repeats"
 
 
+#: A sentence the enricher does not find check-worthy (no figure, attribution or quotation).
+QUIET_CLAIM = "Le vieux pont suspendu restera fermé aux poids lourds jusqu'à la fin des travaux."
+QUIET_TEXT = (
+    "Le conseil municipal de Varenne s'est réuni jeudi soir pour la dernière fois de l'année. "
+    "Le vieux pont suspendu restera fermé aux poids lourds jusqu'à la fin des travaux de renforcement. "
+    "Les commerçants du centre s'inquiètent pour les fêtes."
+)
+
+
+def test_a_claim_quoted_in_a_sentence_that_is_not_check_worthy_raises_an_alert() -> None:
+    """Only the title and check-worthy sentences are matched by meaning, but a sentence holding
+    nearly all of a tracked claim's words is matched too: a fact-checker expects an alert when a
+    claim comes back word for word, wherever it stands."""
+    article = _article(9, QUIET_TEXT, "Varenne : le conseil municipal se réunit")
+    claim = new_claim(QUIET_CLAIM)
+    assert all("pont" not in c.text for c in article.claims)  # not check-worthy
+    matcher = ClaimMatcher()
+    matcher.upsert(claim)
+    [alert] = alerts_for(article, matcher)
+    assert alert.claim_id == claim.id and alert.score >= 0.9 and not alert.in_title
+    assert alert.sentence.startswith("Le vieux pont suspendu")
+    assert article.text[alert.sentence_start : alert.sentence_end] == alert.sentence
+    # the same words elsewhere, not stating it: nothing
+    assert alerts_for(_article(10, "Le pont restera ouvert. Les travaux sont finis."), matcher) == []
+
+
 def test_retroactive_search_matches_in_steps_and_rests_between_them(servers: LocalServers) -> None:
     """Over a real search server: the reports already indexed are found, the others are not, and
     the matching runs in steps of CANDIDATES_PER_STEP with a rest after each."""
@@ -169,6 +195,39 @@ def test_retroactive_search_matches_in_steps_and_rests_between_them(servers: Loc
         [on_arrival] = alerts_for(by_id[alert.article_id], matcher, only_claim=claim.id)
         assert alert.model_dump(exclude=differ) == on_arrival.model_dump(exclude=differ)
     assert len(rests) >= 2 and all(rest > 0 for rest in rests)  # two steps at least, a rest after each
+
+
+def test_retroactive_search_finds_a_claim_quoted_outside_the_check_worthy_sentences(
+    servers: LocalServers,
+) -> None:
+    """The search leaves the bodies on the server, so it reads the text of the candidates whose
+    text holds the claim's words, and raises the alert the article raised on arrival."""
+    settings = settings_for(servers, es_index_prefix="quiet")
+    run(setup(settings))
+    quoted = _article(300, QUIET_TEXT, "Varenne : le conseil municipal se réunit")
+    unrelated = _article(301, "Le pont restera ouvert. Les travaux sont finis.", "Le pont de Varenne")
+    claim = new_claim(QUIET_CLAIM)
+    matcher = ClaimMatcher()
+    matcher.upsert(claim)
+
+    async def search() -> list[Alert]:
+        es = await connect(settings)
+        try:
+            for article in (quoted, unrelated):
+                await es.index(
+                    index=settings.index("articles"), id=article.id, document=article.model_dump(mode="json")
+                )
+            await es.indices.refresh(index=settings.index("articles"))
+            return await retroactive_alerts(es, settings, matcher, claim, Pacer(1.0))
+        finally:
+            await es.close()
+
+    [alert] = run(search())
+    [on_arrival] = alerts_for(quoted, matcher)
+    assert alert.retroactive and alert.article_id == quoted.id
+    assert alert.model_dump(exclude={"retroactive", "created_at"}) == on_arrival.model_dump(
+        exclude={"retroactive", "created_at"}
+    )
 
 
 def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search() -> None:

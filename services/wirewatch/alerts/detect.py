@@ -1,4 +1,12 @@
-"""Which tracked claims an article states: its title and check-worthy sentences, matched.
+"""Which tracked claims an article states: its title and check-worthy sentences, matched, and
+any other sentence of its text that holds nearly all the words of a tracked claim.
+
+Only sentences are matched, never the whole text: a sentence is the evidence an alert shows. The
+enricher's check-worthy sentences are where claims usually are, and the only ones matched across
+languages (by their vectors). But a tracked claim can come back in a sentence the enricher did
+not find check-worthy (no figure, no attribution, a quote's second half), and a fact-checker
+who sees it quoted word for word expects an alert: so every other sentence is checked for the
+claims' words (``ClaimMatcher.restating``, no vectors), and those that hold them are matched too.
 
 The stream (on arrival) and the retroactive search (when a claim is newly tracked) both call
 :func:`alerts_for`, so both decide alike. One alert per (claim, article): the best-scoring
@@ -13,6 +21,7 @@ from dataclasses import dataclass
 
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle
+from wirewatch.enricher.sentences import split_sentences
 from wirewatch.matching.matcher import ClaimMatcher
 from wirewatch.matching.stance import stance
 
@@ -29,10 +38,15 @@ def alert_id(claim_id: str, article_id: str) -> str:
     return stable_id("alert", claim_id, article_id)
 
 
-def sentences_of(article: EnrichedArticle) -> list[Sentence]:
-    """The title, then each check-worthy sentence the enricher found, with its offsets."""
+def sentences_of(article: EnrichedArticle, matcher: ClaimMatcher) -> list[Sentence]:
+    """The title, each check-worthy sentence the enricher found, then each other sentence of the
+    text that restates a tracked claim in its words; with their offsets."""
     out = [Sentence(article.title.strip(), 0, 0, in_title=True)] if article.title.strip() else []
     out.extend(Sentence(c.text, c.start, c.end) for c in article.claims)
+    spans = {(c.start, c.end) for c in article.claims}
+    others = [s for s in split_sentences(article.text) if (s.start, s.end) not in spans]
+    restating = matcher.restating([s.text for s in others])
+    out.extend(Sentence(s.text, s.start, s.end) for s, found in zip(others, restating, strict=True) if found)
     return out
 
 
@@ -44,8 +58,10 @@ def alerts_for(
     only_claim: str | None = None,
 ) -> list[Alert]:
     """The alerts ``article`` raises (for every claim, or only ``only_claim``)."""
-    sentences = sentences_of(article)
-    if not sentences or not len(matcher):
+    if not len(matcher):
+        return []
+    sentences = sentences_of(article, matcher)
+    if not sentences:
         return []
     best: dict[str, tuple[float, Sentence]] = {}
     for sentence, matches in zip(

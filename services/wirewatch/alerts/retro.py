@@ -1,11 +1,13 @@
 """Retroactive matching: a newly tracked claim is looked for in the articles already indexed.
 
 Elasticsearch gives the candidates: articles of the last ``claims_retro_days`` whose
-check-worthy sentences or title share words with the claim, or that name the same people,
-organisations and places (canonical names, the same in every language: "ISIS" in an English
-claim and "Daech" in a French article are both "Islamic State", so this reaches across
-languages). Each candidate then goes through :func:`~wirewatch.alerts.detect.alerts_for`,
-exactly as on arrival, for that claim only; its alerts are marked ``retroactive``.
+check-worthy sentences or title share words with the claim, whose text holds most of its words
+(``RESTATES``), or that name the same people, organisations and places (canonical names, the
+same in every language: "ISIS" in an English claim and "Daech" in a French article are both
+"Islamic State", so this reaches across languages). Each candidate then goes through
+:func:`~wirewatch.alerts.detect.alerts_for`, exactly as on arrival, for that claim only; its
+alerts are marked ``retroactive``. The article's text is read only for the ``RESTATES``
+candidates, for the sentences besides its check-worthy ones that ``alerts_for`` looks at.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:
     should: list[dict[str, Any]] = [  # plus the claim's language subfields (stemmed), if any
         text_query(claim.text, ["claims.text"], language),
         text_query(claim.text, ["title"], language),
+        {"match": {"text": {"query": claim.text, "minimum_should_match": "80%", "_name": RESTATES}}},
     ]
     for field, names in (
         ("people", found.people),
@@ -63,9 +66,13 @@ def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:
     }
 
 
+#: The name of the query clause for articles whose text holds most of the claim's words.
+RESTATES = "restates"
+
 #: Article fields a retroactive match never reads: the body (claims carry their sentences and
-#: offsets) and what only search and the dashboards use. Leaving them on the server keeps each
-#: search's response (up to ``claims_retro_candidates`` articles) small.
+#: offsets; the text of ``RESTATES`` candidates is read apart) and what only search and the
+#: dashboards use. Leaving them on the server keeps each search's response (up to
+#: ``claims_retro_candidates`` articles) small.
 UNUSED_FIELDS = ("text", "description", "fetch_headers", "entities", "keyphrases", "attributions")
 
 #: Candidates matched per step: a step runs in a thread, then the search rests (see Pacer).
@@ -110,9 +117,11 @@ async def retroactive_alerts(
     alerts: list[Alert] = []
     hits = response["hits"]["hits"]
     for start in range(0, len(hits), CANDIDATES_PER_STEP):
+        chunk = hits[start : start + CANDIDATES_PER_STEP]
+        texts = await _texts(es, [hit for hit in chunk if RESTATES in hit.get("matched_queries", ())])
         step = [
-            EnrichedArticle.model_validate({**hit["_source"], "text": ""})
-            for hit in hits[start : start + CANDIDATES_PER_STEP]
+            EnrichedArticle.model_validate({**hit["_source"], "text": texts.get(hit["_id"], "")})
+            for hit in chunk
         ]
         alerts.extend(await asyncio.to_thread(_match, step, matcher, claim.id))
         await pacer.rest(time.monotonic() - began)
@@ -122,6 +131,17 @@ async def retroactive_alerts(
         extra={"claim_id": claim.id, "candidates": len(hits), "alerts": len(alerts)},
     )
     return alerts
+
+
+async def _texts(es: AsyncElasticsearch, hits: list[dict[str, Any]]) -> dict[str, str]:
+    """The text of each article of ``hits``, by id (read from its own index: the alias may
+    stand for several)."""
+    if not hits:
+        return {}
+    response = await es.mget(
+        docs=[{"_index": hit["_index"], "_id": hit["_id"]} for hit in hits], source_includes=["text"]
+    )
+    return {doc["_id"]: doc["_source"].get("text", "") for doc in response["docs"] if doc.get("found")}
 
 
 def _match(articles: list[EnrichedArticle], matcher: ClaimMatcher, claim_id: str) -> list[Alert]:

@@ -87,6 +87,8 @@ class LexicalIndex:
         self._lengths = np.zeros(0, dtype=np.float32)
         self._total_length = 0
         self._masses: Floats | None = None  # idf mass of each slot's terms, until the next change
+        # for ``covered``: (share, slots by prefix term, idf by term), until the next change
+        self._prefixes: tuple[float, dict[str, list[int]], dict[str, float]] | None = None
 
     def __len__(self) -> int:
         return len(self._docs)
@@ -105,7 +107,7 @@ class LexicalIndex:
             self._lengths = grown
         self._lengths[slot] = len(doc_terms)
         self._total_length += len(doc_terms)
-        self._masses = None
+        self._masses = self._prefixes = None
         for term, tf in counts.items():
             self._postings.setdefault(term, {})[slot] = tf
             self._arrays.pop(term, None)
@@ -117,7 +119,7 @@ class LexicalIndex:
             return
         self._total_length -= int(self._lengths[slot])
         self._lengths[slot] = 0
-        self._masses = None
+        self._masses = self._prefixes = None
         for term in counts:
             posting = self._postings[term]
             del posting[slot]
@@ -162,6 +164,44 @@ class LexicalIndex:
             tfs = np.fromiter(posting.values(), dtype=np.float32, count=len(posting))
             arrays = self._arrays[term] = (slots, tfs)
         return arrays
+
+    def covered(self, query_terms: Iterable[str], share: float) -> list[int]:
+        """The slots whose idf mass the distinct ``query_terms`` hold at least ``share`` of, in
+        slot order. Looked up through each slot's rarest terms (its prefix: a query holding none
+        of them misses more than ``1 - share`` of the slot's mass), so a query visits the few
+        slots sharing a rare word with it, not every slot."""
+        prefixes, idfs = self._prefixes_for(share)
+        query = set(query_terms)
+        candidates = {slot for term in query for slot in prefixes.get(term, ())}
+        if not candidates:
+            return []
+        masses = self.doc_masses()
+        # a slot needing more than the query's whole mass cannot be covered by it
+        most = sum(idfs.get(term, 0.0) for term in query) + 1e-6
+        found = []
+        for slot in sorted(candidates):
+            needed = share * float(masses[slot]) - 1e-6
+            if needed <= most and sum(idfs[term] for term in self._docs[slot].keys() & query) >= needed:
+                found.append(slot)
+        return found
+
+    def _prefixes_for(self, share: float) -> tuple[dict[str, list[int]], dict[str, float]]:
+        """Slots by the terms of their prefix for ``share``, and each term's idf. Built on first
+        use after a change of the set (every idf moves with it)."""
+        if self._prefixes is None or self._prefixes[0] != share:
+            idfs = {term: self.idf(term) for term in self._postings}
+            prefixes: dict[str, list[int]] = {}
+            for slot, counts in self._docs.items():
+                rarest = sorted(counts, key=lambda term: (-idfs[term], term))
+                allowed = (1.0 - share) * sum(idfs[term] for term in rarest)
+                held = 0.0
+                for term in rarest:
+                    prefixes.setdefault(term, []).append(slot)
+                    held += idfs[term]
+                    if held > allowed:
+                        break
+            self._prefixes = (share, prefixes, idfs)
+        return self._prefixes[1], self._prefixes[2]
 
     def score(self, query_terms: Iterable[str], size: int) -> tuple[Floats, Floats]:
         """For every slot below ``size``: its BM25 score for the distinct ``query_terms``, and the

@@ -2,7 +2,8 @@
 
 One matcher holds every active claim twice: as a row of a numpy matrix of unit sentence vectors
 (``wirewatch.core.vectors``) and as a document of an incremental BM25 index (``lexical``).
-Matching a batch of sentences (an article's title and check-worthy sentences) is:
+Matching a batch of sentences (an article's title, check-worthy sentences and any sentence
+``restating`` a claim) is:
 
 1. one encoder call for the batch, then one matrix product against every claim (exact search:
    at 20,000 claims x 512 float32 that is 41 MB and about 10 ms per article of 15 sentences);
@@ -65,6 +66,9 @@ MIN_DOCS = 1000
 MIN_TERMS = 8
 #: Sentences whose accepted matches ``match`` remembers (most have none: a few hundred bytes each).
 MATCH_CACHE_SIZE = 8192
+#: A sentence restates a claim (``restating``) when it holds at least this share of the claim's
+#: idf mass: the claim's words, nearly all, whatever else the sentence says.
+RESTATED_COVERAGE = 0.8
 
 # What the vectors should not see: links, and the byline a quoted tweet ends with
 # ("— Jane Doe (@jane) May 4, 2019"); the lexical stage keeps the byline's names.
@@ -254,6 +258,14 @@ class ClaimMatcher:
         self._vectors, self._active = vectors, active
 
     # --- matching ------------------------------------------------------------------------------
+
+    def restating(self, sentences: Sequence[str]) -> list[bool]:
+        """For each sentence, whether it holds nearly all the words of some tracked claim (at
+        least ``RESTATED_COVERAGE`` of the claim's idf mass). Words only, no vectors: cheap
+        enough for every sentence of an article, to pick the few worth ``match``-ing beyond its
+        check-worthy ones (a claim quoted in a sentence the enricher did not find check-worthy)."""
+        with self._lock:
+            return [bool(self._lexical.covered(lexical.terms(s), RESTATED_COVERAGE)) for s in sentences]
 
     def search(self, query: str, top: int = 5, language: str | None = None) -> list[Match]:
         """The ``top`` claims for ``query``, best first, accepted or not (retrieval, evaluation)."""
