@@ -14,7 +14,15 @@ from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
 from conftest import make_settings, run, settings_for
 from wirewatch.alerts.detect import alert_id, alerts_for
 from wirewatch.alerts.retro import CANDIDATES_PER_STEP, Pacer, retroactive_alerts
-from wirewatch.alerts.watchlist import ClaimFileError, Watchlist, claim_id, new_claim, read_claims_file
+from wirewatch.alerts.watchlist import (
+    ClaimFileError,
+    ClaimLine,
+    Watchlist,
+    claim_id,
+    merge_claims_file,
+    new_claim,
+    read_claims_file,
+)
 from wirewatch.core.elastic import connect
 from wirewatch.core.models import Alert, EnrichedArticle, RawArticle, TrackedClaim
 from wirewatch.enricher.service import analyse
@@ -54,7 +62,14 @@ def test_claims_file(tmp_path: Path) -> None:
     lines = [first_line, "", '{"id": "c2", "text": "Autre"}']
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     first, second = read_claims_file(path)
-    assert first.labels == {"verdict": "false"} and second.id == "c2"
+    assert first.claim.labels == {"verdict": "false"} and second.claim.id == "c2"
+    assert (first.number, second.number) == (1, 3)
+    # The language a line gives, apart from the one detected (which does not replace a tracked
+    # claim's own when the file is imported again).
+    assert first.claim.language == "en" and first.language is None
+    path.write_text(json.dumps({"text": CLAIM_EN, "language": "fr"}) + "\n", encoding="utf-8")
+    [given] = read_claims_file(path)
+    assert given.claim.language == given.language == "fr"
     path.write_text('{"text": "ok"}\n{"labels": {}}\n', encoding="utf-8")
     with pytest.raises(ClaimFileError, match=r"claims\.jsonl:2: a claim needs a text"):
         read_claims_file(path)
@@ -64,6 +79,75 @@ def test_claims_file(tmp_path: Path) -> None:
     path.write_text('{"text": "ok"}\n{"text": "ok", "label": {"verdict": "false"}}\n', encoding="utf-8")
     with pytest.raises(ClaimFileError, match=r"claims\.jsonl:2: unknown key\(s\) 'label': expected"):
         read_claims_file(path)
+
+
+def test_a_claims_file_merges_into_the_watchlist_as_claims_track_does() -> None:
+    """Each line over the claim it is (by id, or by text): created_at, labels and keywords kept,
+    the line's merged in; an untracked claim tracked again; two lines for one claim merged in
+    file order, one result; a claim the file says nothing new about is unchanged, the very claim
+    tracked (nothing to publish)."""
+    long_ago = datetime(2025, 1, 2, tzinfo=UTC)
+    tracked = {
+        c.id: c
+        for c in (
+            new_claim(
+                CLAIM_EN,
+                labels={"verdict": "false", "desk": "paris"},
+                keywords=["Tarvos"],
+                created_at=long_ago,
+            ),
+            new_claim(
+                "The bridge will stay closed until March.", id="bridge", created_at=long_ago, active=False
+            ),
+            new_claim("The mayor resigned on Tuesday.", owner="desk", threshold=0.7, created_at=long_ago),
+            new_claim("The strike ended after nine days.", id="strike", created_at=long_ago),
+        )
+    }
+
+    def line(number: int, text: str, language: str | None = None, **fields: object) -> ClaimLine:
+        return ClaimLine(new_claim(text, language=language, **fields), language, number)
+
+    lines = [
+        line(1, CLAIM_EN.upper(), labels={"verdict": "misleading"}, keywords=["Kelmar", "Tarvos"]),
+        line(2, "The bridge will stay closed until March.", id="bridge"),
+        line(3, "The mayor resigned on Tuesday."),
+        line(4, "The ferry to Ostrel runs again.", labels={"a": "1"}),
+        line(5, "The ferry to Ostrel runs again.", labels={"b": "2"}, owner="web"),
+    ]
+    by_id = {i.claim.id: i for i in merge_claims_file(tracked, lines)}
+    assert list(by_id) == [
+        claim_id(CLAIM_EN),
+        "bridge",
+        claim_id("The mayor resigned on Tuesday."),
+        claim_id("The ferry to Ostrel runs again."),
+    ]
+    merged = by_id[claim_id(CLAIM_EN)]
+    assert merged.outcome == "updated" and merged.lines == [1]
+    assert merged.changes == ["text updated", "labels updated", "keywords added"]
+    assert merged.claim.labels == {"verdict": "misleading", "desk": "paris"}
+    assert merged.claim.keywords == ["Tarvos", "Kelmar"] and merged.claim.created_at == long_ago
+    assert merged.claim.language == "en"
+    bridge = by_id["bridge"]
+    assert bridge.outcome == "tracked_again" and bridge.changes == []
+    assert bridge.claim.active and bridge.claim.created_at == long_ago
+    mayor = by_id[claim_id("The mayor resigned on Tuesday.")]
+    assert mayor.outcome == "unchanged" and mayor.changes == []
+    assert mayor.claim == tracked[mayor.claim.id]  # owner and threshold not given: kept
+    ferry = by_id[claim_id("The ferry to Ostrel runs again.")]
+    assert ferry.outcome == "new" and ferry.lines == [4, 5]
+    assert ferry.claim.labels == {"a": "1", "b": "2"} and ferry.claim.owner == "web"
+    # A language given replaces the claim's; the one detected for a line that gives none does not.
+    french = new_claim(CLAIM_EN, language="fr", created_at=long_ago)
+    [kept] = merge_claims_file({french.id: french}, [line(1, CLAIM_EN)])
+    assert kept.outcome == "unchanged" and kept.claim.language == "fr"
+    [replaced] = merge_claims_file({french.id: french}, [line(1, CLAIM_EN, language="en")])
+    assert replaced.outcome == "updated" and replaced.changes == ["language updated"]
+    # Two lines for a tracked claim: their changes against what was tracked, not line to line.
+    [back] = merge_claims_file(
+        tracked,
+        [line(1, "x", id="strike", owner="a"), line(2, "The strike ended after nine days.", id="strike")],
+    )
+    assert back.outcome == "updated" and back.changes == ["owner updated"] and back.claim.owner == "a"
 
 
 @pytest.fixture(scope="module")
@@ -348,14 +432,104 @@ def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
     assert claim.labels == {"verdict": "misleading", "source": "afp"}
 
 
-def test_with_no_broker_the_watchlist_commands_say_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_importing_a_claims_file_again_updates_the_claims_it_holds_and_publishes_only_changes(
+    servers: LocalServers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A team's claims file imported, then edited by hand on the watchlist, then imported again:
+    each claim keeps when it was first tracked and the labels added since; an untracked one is
+    tracked again; a claim not in the file is left alone; only what changed is published; and
+    a file with an error publishes nothing."""
+    from click.testing import CliRunner
+
+    from wirewatch.alerts.watchlist import current
+    from wirewatch.cli import main
+    from wirewatch.core.kafka import read_topic
+
+    settings = settings_for(servers, topic_claims="wirewatch.claims-import")
+    run(setup(settings))
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_TOPIC_CLAIMS", settings.topic_claims)
+
+    def claims(*args: str) -> str:
+        result = CliRunner().invoke(main, ["claims", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def records() -> int:
+        return len(run(read_topic(settings, settings.topic_claims)))
+
+    cid, bridge, other = claim_id(CLAIM_EN), "imp-bridge", claim_id(OTHER_FR)
+    path = tmp_path / "claims.jsonl"
+
+    def write(*lines: dict[str, object]) -> None:
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+    team = {"text": CLAIM_EN, "labels": {"verdict": "false"}, "keywords": ["Tarvos"]}
+    bridge_line = {"id": bridge, "text": "The bridge will stay closed until March."}
+    write(team, bridge_line)
+    assert claims("import", str(path)) == f"2 new, 0 updated, 0 unchanged (from {path})\n"
+    created = {i: c.created_at for i, c in run(current(settings)).items()}
+    # By hand, since: a label, an untracked claim, and a claim the file does not hold.
+    claims("track", CLAIM_EN, "--label", "reviewer=ana")
+    claims("untrack", bridge)
+    claims("track", OTHER_FR, "--label", "verdict=true")
+    before = records()
+
+    again = claims("import", str(path))
+    assert again.splitlines() == [
+        f"tracking {bridge} again (first tracked {created[bridge]:%Y-%m-%d %H:%M} UTC): nothing changed: "
+        "The bridge will stay closed until March.",
+        f"0 new, 0 updated, 1 tracked again, 1 unchanged (from {path})",
+    ]
+    assert records() == before + 1  # the claim tracked again, not the unchanged one
+    now = run(current(settings))
+    assert now[cid].labels == {"verdict": "false", "reviewer": "ana"} and now[cid].keywords == ["Tarvos"]
+    assert now[cid].created_at == created[cid] and now[bridge].created_at == created[bridge]
+    assert now[bridge].active and now[other].active and now[other].labels == {"verdict": "true"}
+
+    write(
+        {**team, "labels": {"verdict": "misleading"}},
+        bridge_line,
+        {"text": "The strike ended after nine days."},
+    )
+    result = CliRunner().invoke(main, ["claims", "import", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = {item["claim"]["id"]: item for item in json.loads(result.output)}
+    assert {i: (item["outcome"], item["changes"], item["lines"]) for i, item in report.items()} == {
+        cid: ("updated", ["labels updated"], [1]),
+        bridge: ("unchanged", [], [2]),
+        claim_id("The strike ended after nine days."): ("new", [], [3]),
+    }
+    assert report[cid]["claim"]["labels"] == {"verdict": "misleading", "reviewer": "ana"}
+    assert records() == before + 3
+    assert run(current(settings))[cid].created_at == created[cid]
+
+    path.write_text(
+        json.dumps({"text": "The ferry to Ostrel runs again."}) + '\n{"label": {}}\n', encoding="utf-8"
+    )
+    broken = CliRunner().invoke(main, ["claims", "import", str(path)])
+    assert broken.exit_code == 1 and f"error: {path}:2: unknown key(s) 'label': expected" in broken.output
+    assert records() == before + 3  # not even the good first line
+
+
+def test_with_no_broker_the_watchlist_commands_say_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from wirewatch.cli import main
 
     monkeypatch.setenv("WIREWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("WIREWATCH_ES_URL", "http://127.0.0.1:9")
-    for command in (["claims", "list"], ["claims", "untrack", "c1a1m5"], ["claims", "track", CLAIM_EN]):
+    path = tmp_path / "claims.jsonl"
+    path.write_text(json.dumps({"text": CLAIM_EN}) + "\n", encoding="utf-8")
+    for command in (
+        ["claims", "list"],
+        ["claims", "untrack", "c1a1m5"],
+        ["claims", "track", CLAIM_EN],
+        ["claims", "import", str(path)],
+    ):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 1, (command, result.output)
         assert "error: Kafka does not answer" in result.output

@@ -587,16 +587,67 @@ def claims_track(
 
 @claims.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def claims_import(path: Path) -> None:
-    """Track every claim of a JSON-lines file: {"text", "id"?, "language"?, "labels"?, "keywords"?, …}."""
-    from wirewatch.alerts.watchlist import ClaimFileError, publish, read_claims_file
+@click.option("--json", "as_json", is_flag=True, help="Each claim of the file, with what happened to it.")
+def claims_import(path: Path, as_json: bool) -> None:
+    """Track every claim of a JSON-lines file: {"text", "id"?, "language"?, "labels"?, "keywords"?, …}.
+
+    Each line is tracked as `claims track` tracks it: a claim tracked already (the same id, or
+    the same text) keeps when it was first tracked, its labels and its keywords; the line's
+    labels are merged in (a key given again takes the new value), its keywords added, and its
+    language, threshold and owner, when given, replace. An untracked claim in the file is
+    tracked again; claims not in the file are left as they are (a line without an id is its
+    text: edit the text and it is another claim). A file with an error publishes nothing.
+
+    Only the claims the file changes are published: re-importing a file after editing a few
+    lines publishes those few. An unchanged claim sent again would find nothing new (the
+    retroactive search is per version: text, language, keywords, threshold; a claim already
+    tracked is not searched again) but would still cost: every alerts worker embeds each claim
+    it reads again and forgets the matches it remembered, and the indexer rewrites it."""
+    from collections import Counter
+
+    from wirewatch.alerts.watchlist import (
+        ClaimFileError,
+        current,
+        merge_claims_file,
+        publish,
+        read_claims_file,
+    )
 
     try:
-        found = read_claims_file(path)
+        lines = read_claims_file(path)
     except ClaimFileError as exc:
         _fail(str(exc))
-    asyncio.run(publish(_settings(), found))
-    click.echo(f"tracking {len(found)} claims from {path}")
+    settings = _settings()
+    imported = merge_claims_file(asyncio.run(current(settings)), lines)
+    changed = [i.claim for i in imported if i.outcome != "unchanged"]
+    if changed:
+        asyncio.run(publish(settings, changed))
+    if as_json:
+        _emit_json(
+            [
+                {
+                    "outcome": i.outcome,
+                    "changes": i.changes,
+                    "lines": i.lines,
+                    "claim": i.claim.model_dump(mode="json"),
+                }
+                for i in imported
+            ]
+        )
+        return
+    for item in imported:
+        claim = item.claim
+        first = f"{claim.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        if item.outcome == "tracked_again":
+            said = f"tracking {claim.id} again (first tracked {first})"
+        elif item.outcome == "updated":
+            said = f"updated {claim.id} (tracked since {first})"
+        else:
+            continue  # new ones are counted (a first import may hold thousands; --json lists them)
+        click.echo(f"{said}: {', '.join(item.changes) or 'nothing changed'}: {claim.text}")
+    n = Counter(i.outcome for i in imported)
+    again = f", {n['tracked_again']} tracked again" if n["tracked_again"] else ""
+    click.echo(f"{n['new']} new, {n['updated']} updated{again}, {n['unchanged']} unchanged (from {path})")
 
 
 @claims.command("list")

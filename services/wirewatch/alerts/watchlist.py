@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
@@ -90,10 +91,21 @@ CLAIM_FILE_KEYS = frozenset({"text", "id", "language", "keywords", "labels", "th
 CLAIM_FILE_HELP = '{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}'
 
 
-def read_claims_file(path: Path) -> list[TrackedClaim]:
+@dataclass(frozen=True)
+class ClaimLine:
+    """A line of a claims file: the ``claim`` it makes (as ``claims track`` makes one: the id a
+    hash of the text unless given, the language detected unless given), the ``language`` it gave
+    (None: not given, so a tracked claim keeps its own) and its line ``number``."""
+
+    claim: TrackedClaim
+    language: str | None
+    number: int
+
+
+def read_claims_file(path: Path) -> list[ClaimLine]:
     """JSON lines, each ``{"text", "id"?, "language"?, "keywords"?, "labels"?, "threshold"?, "owner"?}``;
     an unknown key or a text that is not a string is an error naming the line."""
-    claims = []
+    lines = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -108,10 +120,74 @@ def read_claims_file(path: Path) -> list[TrackedClaim]:
             text = data.pop("text", "")
             if not isinstance(text, str):
                 raise ValueError(f'"text" must be a string, not {type(text).__name__}')
-            claims.append(new_claim(text, **data))
+            language = data.get("language") or None
+            lines.append(ClaimLine(new_claim(text, **data), language, number))
         except (ValueError, ValidationError) as exc:
             raise ClaimFileError(f"{path}:{number}: {exc}") from exc
-    return claims
+    return lines
+
+
+#: What importing a file did to a claim: tracked for the first time, tracked again (it was
+#: untracked), updated (see the changes), or nothing (the file says what the watchlist says).
+ImportOutcome = Literal["new", "tracked_again", "updated", "unchanged"]
+
+
+@dataclass(frozen=True)
+class ImportedClaim:
+    """A claim of a claims file merged into the watchlist: the claim as it is now, what
+    happened to it, the words of :func:`track_again` for what changed, and its file lines."""
+
+    claim: TrackedClaim
+    outcome: ImportOutcome
+    changes: list[str]
+    lines: list[int]
+
+
+def merge_claims_file(tracked: Mapping[str, TrackedClaim], lines: Sequence[ClaimLine]) -> list[ImportedClaim]:
+    """Each line of a claims file tracked as ``claims track`` tracks it, over the watchlist
+    ``tracked`` (by id; :func:`current`): a new claim as the line makes it, a tracked one
+    (untracked ones too) through :func:`track_again`, so it keeps its ``created_at``, labels and
+    keywords, and the line's labels, keywords, language, threshold and owner are merged in.
+    Lines for one claim are merged in file order, as that many ``claims track``; one result per
+    claim, in the order first seen. Claims not in the file are not in the result."""
+    merged: dict[str, TrackedClaim] = {}
+    numbers: dict[str, list[int]] = {}
+    for line in lines:
+        claim = line.claim
+        before = merged.get(claim.id, tracked.get(claim.id))
+        if before is not None:
+            claim, _ = _track_line(before, claim, line.language)
+        merged[claim.id] = claim
+        numbers.setdefault(claim.id, []).append(line.number)
+    out = []
+    for cid, claim in merged.items():
+        existing = tracked.get(cid)
+        if existing is None:
+            out.append(ImportedClaim(claim, "new", [], numbers[cid]))
+            continue
+        # The merged claim over the one tracked gives the merged claim itself (labels and keywords
+        # only grew, the rest was replaced): its changes are those of all the claim's lines.
+        _, changes = _track_line(existing, claim, claim.language)
+        outcome: ImportOutcome = "updated" if changes or claim != existing else "unchanged"
+        if not existing.active:
+            outcome = "tracked_again"
+        out.append(ImportedClaim(claim, outcome, changes, numbers[cid]))
+    return out
+
+
+def _track_line(
+    existing: TrackedClaim, line: TrackedClaim, language: str | None
+) -> tuple[TrackedClaim, list[str]]:
+    """:func:`track_again` with what a line of a claims file gave (``language``: as given)."""
+    return track_again(
+        existing,
+        line.text,
+        labels=line.labels,
+        keywords=line.keywords,
+        language=language,
+        threshold=line.threshold,
+        owner=line.owner,
+    )
 
 
 async def publish(settings: Settings, claims: Iterable[TrackedClaim]) -> None:
