@@ -317,7 +317,8 @@ def test_retroactive_search_finds_a_claim_quoted_outside_the_check_worthy_senten
 def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search() -> None:
     """At load, a claim tracked recently is passed on for the retroactive search (it was new to
     nobody if tracked while the alerts service was down); an old one, an untracked one and
-    those applied once loaded (passed on as they come) are not passed on by the catch-up."""
+    those applied once loaded (passed on as they come) are not passed on by the catch-up; a
+    claim tracked again is passed on when its search version changed."""
     settings = make_settings(claims_retro_catchup_hours=24)
     passed: list[str] = []
     watchlist = Watchlist(settings, on_change=lambda _: None, on_new=lambda c: passed.append(c.id))
@@ -334,6 +335,11 @@ def test_claims_tracked_while_the_service_was_down_get_their_retroactive_search(
     later = new_claim("The strike ended after nine days.")
     run(watchlist.apply([later]))
     assert passed == [recent.id, later.id]
+    # Tracked again with what its search depends on changed, it is searched again; a label is not.
+    run(watchlist.apply([later.model_copy(update={"labels": {"verdict": "false"}})]))
+    assert passed == [recent.id, later.id]
+    run(watchlist.apply([later.model_copy(update={"keywords": ["strike"]})]))
+    assert passed == [recent.id, later.id, later.id]
 
 
 def test_a_poll_of_claims_reaches_the_matcher_as_one_batch_and_a_tombstone_untracks() -> None:
@@ -351,12 +357,12 @@ def test_a_poll_of_claims_reaches_the_matcher_as_one_batch_and_a_tombstone_untra
     claims = [new_claim(f"The council approved {n} new homes in Ostrel.") for n in range(1, 41)]
     run(watchlist.apply(claims))
     assert batches == [40]
-    assert len(matcher.claims()) == 40 and watchlist.active == {c.id for c in claims}
+    assert len(matcher.claims()) == 40 and watchlist.versions.keys() == {c.id for c in claims}
     tombstone = Watchlist._claim(claims[0].id.encode(), None)
     assert tombstone is not None and not tombstone.active
     run(watchlist.apply([tombstone]))
     assert claims[0].id not in {c.id for c in matcher.claims()}
-    assert claims[0].id not in watchlist.active
+    assert claims[0].id not in watchlist.versions
     assert Watchlist._claim(None, b"not json") is None
 
 

@@ -600,8 +600,8 @@ def claims_import(path: Path, as_json: bool) -> None:
 
     Only the claims the file changes are published: re-importing a file after editing a few
     lines publishes those few. An unchanged claim sent again would find nothing new (the
-    retroactive search is per version: text, language, keywords, threshold; a claim already
-    tracked is not searched again) but would still cost: every alerts worker embeds each claim
+    retroactive search is per version: text, language, keywords, threshold; an unchanged claim
+    is not searched again) but would still cost: every alerts worker embeds each claim
     it reads again and forgets the matches it remembered, and the indexer rewrites it."""
     from collections import Counter
 

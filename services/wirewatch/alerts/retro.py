@@ -20,7 +20,6 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 
 from wirewatch.alerts.detect import alerts_for
-from wirewatch.core.ids import stable_id
 from wirewatch.core.logs import get_logger
 from wirewatch.core.mappings import text_query
 from wirewatch.core.models import Alert, EnrichedArticle, TrackedClaim
@@ -30,13 +29,6 @@ from wirewatch.enricher.language import detect_language
 from wirewatch.matching.matcher import ClaimMatcher
 
 log = get_logger(__name__)
-
-
-def search_version(claim: TrackedClaim) -> str:
-    """What the search of ``claim`` depends on: a claim with the same version is not searched
-    again (its labels, owner and creation time change nothing found)."""
-    threshold = "" if claim.threshold is None else repr(claim.threshold)
-    return stable_id("retro", claim.text, claim.language or "", *sorted(claim.keywords), threshold)
 
 
 def candidate_query(claim: TrackedClaim, days: float) -> dict[str, Any]:

@@ -40,10 +40,10 @@ from wirewatch.alerts.delivery import Deliverer, dead_letter_for
 from wirewatch.alerts.detect import alerts_for
 from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
-from wirewatch.alerts.retro import retroactive_alerts, search_version
+from wirewatch.alerts.retro import retroactive_alerts
 from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
-from wirewatch.alerts.watchlist import Watchlist
+from wirewatch.alerts.watchlist import Watchlist, search_version
 from wirewatch.core import metrics
 from wirewatch.core.app import ServiceApp, describe_exception, fetched_before_rebalance
 from wirewatch.core.elastic import connect

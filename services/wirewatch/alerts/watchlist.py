@@ -212,12 +212,20 @@ async def current(settings: Settings) -> dict[str, TrackedClaim]:
     return dict(sorted(out.items(), key=lambda item: item[1].created_at))
 
 
+def search_version(claim: TrackedClaim) -> str:
+    """What the search of ``claim`` depends on: a claim with the same version is not searched
+    again (its labels, owner and creation time change nothing found)."""
+    threshold = "" if claim.threshold is None else repr(claim.threshold)
+    return stable_id("retro", claim.text, claim.language or "", *sorted(claim.keywords), threshold)
+
+
 class Watchlist:
     """Follows the claims topic and tells ``on_change`` about every claim, as it is now.
 
     Claims come in batches (one per poll), so loading thousands embeds them together rather than
     one by one. ``ready`` is set once everything the topic held at start has been read; claims
-    seen after that are also passed to ``on_new`` (newly tracked: the retroactive search wants them).
+    seen after that are also passed to ``on_new`` when newly tracked, or tracked with another
+    :func:`search_version` (text, language, keywords, threshold): the retroactive search wants them.
     """
 
     def __init__(
@@ -230,7 +238,7 @@ class Watchlist:
         self.on_change = on_change
         self.on_new = on_new
         self.ready = asyncio.Event()
-        self.active: set[str] = set()
+        self.versions: dict[str, str] = {}  # search_version of each active claim, by id
         self.recent: dict[str, TrackedClaim] = {}
 
     async def apply(self, claims: Sequence[TrackedClaim]) -> None:
@@ -242,11 +250,12 @@ class Watchlist:
         for claim in claims:
             if not self.ready.is_set() and claim.created_at >= self._catch_up_since():
                 self.recent[claim.id] = claim  # (only while loading, the recent ones: for the catch-up)
-            new = claim.active and claim.id not in self.active
+            version = search_version(claim)
+            new = claim.active and self.versions.get(claim.id) != version
             if claim.active:
-                self.active.add(claim.id)
+                self.versions[claim.id] = version
             else:
-                self.active.discard(claim.id)
+                self.versions.pop(claim.id, None)
             if new and self.ready.is_set() and self.on_new is not None:
                 self.on_new(claim)
 
@@ -274,7 +283,7 @@ class Watchlist:
             while True:
                 if not self.ready.is_set() and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                     self.ready.set()
-                    log.info("watchlist loaded", extra={"claims": len(self.active)})
+                    log.info("watchlist loaded", extra={"claims": len(self.versions)})
                     self._catch_up()
                 batch = await consumer.getmany(timeout_ms=500)
                 claims = [self._claim(r.key, r.value) for records in batch.values() for r in records]
@@ -288,7 +297,7 @@ class Watchlist:
         (an alert's id hashes claim and article; a delivered id is never sent again)."""
         recent, self.recent = self.recent, {}
         for claim in recent.values():
-            if self.on_new is not None and claim.id in self.active:
+            if self.on_new is not None and claim.id in self.versions:
                 self.on_new(claim)
 
     def _catch_up_since(self) -> datetime:
