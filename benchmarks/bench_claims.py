@@ -32,7 +32,14 @@ do the claims cry wolf on news? Every page goes the stream's way: wirewatch's ex
 enricher's analysis (title and check-worthy sentences), then ``alerts_for`` against the whole
 CLEF watchlist at the default thresholds. The CLEF claims were fact-checked years before those
 pages were written, so an alert is most likely false: every one is printed, to be judged by
-reading it. Also printed: the matching cost per news article (CPU, embedding included).
+reading it. Also printed: the matching cost per news article (CPU, embedding included), and
+how many sentences besides the title and check-worthy ones were matched for restating a claim.
+
+Then claims quoted word for word: of each page, its longest sentence that is neither the title
+nor check-worthy (8 words or more) is tracked as a claim too, next to the CLEF ones. Each page
+should alert on its own quoted sentence: counted with every sentence ``alerts_for`` matches, and
+with the title and check-worthy ones only (as before ``ClaimMatcher.restating``), in one run;
+alerts of a quoted sentence on other pages are counted apart.
 """
 
 from __future__ import annotations
@@ -342,6 +349,7 @@ class NewsAlerts:
     restating_cpu_ms: float  # per article, mean, of that: finding the sentences restating a claim
     restated_alerts: int  # alerts whose sentence is one of those
     languages: dict[str, int]  # articles per detected language
+    analysed: list[EnrichedArticle]  # the articles themselves
 
 
 def news_article(doc: dict[str, Any]) -> EnrichedArticle:
@@ -393,7 +401,70 @@ def news_alerts(matcher: ClaimMatcher, news_dir: Path) -> NewsAlerts:
         restating_cpu_ms=1000 * restating_cpu / max(len(articles), 1),
         restated_alerts=restated_alerts,
         languages=dict(Counter(a.language for a in articles).most_common()),
+        analysed=articles,
     )
+
+
+@dataclass
+class QuotedClaims:
+    pages: int  # pages with a sentence to quote
+    found: int  # pages alerting on their own quoted sentence
+    found_without_restating: int  # the same, matching the title and check-worthy sentences only
+    elsewhere: list[Alert]  # alerts of a quoted sentence on another page
+
+
+def quoted_claims(matcher: ClaimMatcher, articles: Sequence[EnrichedArticle]) -> QuotedClaims:
+    """Track each page's longest sentence that is not a claim, then look for it (see the doc)."""
+    quoted: dict[str, str] = {}  # claim id -> article id
+    for article in articles:
+        spans = {(c.start, c.end) for c in article.claims}
+        others = [
+            s.text
+            for s in split_sentences(article.text)
+            if (s.start, s.end) not in spans and s.text != article.title and len(s.text.split()) >= 8
+        ]
+        if others:
+            text = max(others, key=len)
+            claim = TrackedClaim(id=f"quoted-{article.id}", text=text)
+            if claim.id not in quoted:
+                quoted[claim.id] = article.id
+                matcher.upsert(claim)
+    found = without = 0
+    elsewhere: list[Alert] = []
+    for article in articles:
+        for alert in alerts_for(article, matcher):
+            if alert.claim_id in quoted:
+                if quoted[alert.claim_id] == article.id:
+                    found += 1
+                else:
+                    elsewhere.append(alert)
+        own_claim = f"quoted-{article.id}"
+        if own_claim in quoted:
+            before = [article.title.strip()] if article.title.strip() else []
+            matches = matcher.match(
+                before + [c.text for c in article.claims], top=5, language=article.language
+            )
+            without += any(m.claim_id == own_claim for ms in matches for m in ms)
+    for claim_id in quoted:
+        matcher.remove(claim_id)
+    return QuotedClaims(len(quoted), found, without, elsewhere)
+
+
+def print_quoted(result: QuotedClaims) -> None:
+    print()
+    print("Claims quoted word for word: each page's longest sentence that is not check-worthy, tracked")
+    print()
+    print(
+        "| pages with such a sentence | found on its page | found matching title and check-worthy "
+        "only | alerts on other pages |"
+    )
+    print("|---:|---:|---:|---:|")
+    print(f"| {result.pages} | {result.found} | {result.found_without_restating} | {len(result.elsewhere)} |")
+    for alert in sorted(result.elsewhere, key=lambda a: -a.score):
+        print()
+        print(f"- {alert.score:.2f} on {alert.url} (quoted from another page)")
+        print(f"  claim:    {alert.claim_text[:300]}")
+        print(f"  sentence: {alert.sentence[:300]}")
 
 
 def print_news(result: NewsAlerts, claims: int) -> None:
@@ -460,7 +531,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.news is not None:
         matcher = ClaimMatcher()
         matcher.upsert_many(claims)
-        print_news(news_alerts(matcher, args.news), len(matcher))
+        news = news_alerts(matcher, args.news)
+        print_news(news, len(matcher))
+        print_quoted(quoted_claims(matcher, news.analysed))
         return 0
     if not args.cost_only:
         retrieval(args, claims, queries)

@@ -4,9 +4,11 @@
   the in-process :class:`~wirewatch.matching.matcher.ClaimMatcher` current: a claim tracked or
   untracked takes effect within a poll, without a restart.
 - ``match_articles`` reads enriched articles (parallel over partitions) once the watchlist is
-  loaded, matches their title and check-worthy sentences, and sends each alert to the alerts
+  loaded, matches their title, check-worthy sentences and any sentence holding a claim's words
+  (:mod:`~wirewatch.alerts.detect`), and sends each alert to the alerts
   topic, keyed by claim id (one claim's alerts meet on one partition, for throttling).
-- ``search_retroactively`` looks for each newly tracked claim in the articles already indexed
+- ``search_retroactively`` looks for each newly tracked claim (or new version of one: text,
+  language, keywords, threshold) in the articles already indexed
   (:mod:`~wirewatch.alerts.retro`); hits are alerts marked ``retroactive``. Every worker sees
   the new claim and asks, through the service's retro-requests topic keyed by claim id; the
   owner of the claim's partition searches, once per version of the claim: the
