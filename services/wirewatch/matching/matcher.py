@@ -264,8 +264,9 @@ class ClaimMatcher:
         least ``RESTATED_COVERAGE`` of the claim's idf mass). Words only, no vectors: cheap
         enough for every sentence of an article, to pick the few worth ``match``-ing beyond its
         check-worthy ones (a claim quoted in a sentence the enricher did not find check-worthy)."""
+        queries = [lexical.terms(s) for s in sentences]
         with self._lock:
-            return [bool(self._lexical.covered(lexical.terms(s), RESTATED_COVERAGE)) for s in sentences]
+            return [bool(self._lexical.covered(q, RESTATED_COVERAGE)) for q in queries]
 
     def search(self, query: str, top: int = 5, language: str | None = None) -> list[Match]:
         """The ``top`` claims for ``query``, best first, accepted or not (retrieval, evaluation)."""
