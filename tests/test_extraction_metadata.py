@@ -107,3 +107,24 @@ def test_the_article_keeps_the_metadata() -> None:
     assert article.published is not None and article.published.date().isoformat() == "2024-03-05"
     assert article.canonical_url == "https://valley.example/news/library"
     assert "voted the budget for the new library" in article.text
+
+
+def test_a_page_that_names_no_site_has_no_site_name() -> None:
+    """trafilatura fills a missing site name with the URL's host; that stand-in is not kept, so
+    the feed's own name (``feeds add --name``) becomes the article's source instead."""
+    unnamed = ("site_name", "<title", "og:url", "canonical")
+    head = [h for h in HEAD_PIECES if not any(x in h for x in unnamed)]
+    html = page([*head, "<title>Council votes the library budget</title>"], None, BODY_PIECES)
+    assert page_metadata_sitename(html, "http://127.0.0.1:8765/library.html") == "127.0.0.1:8765"
+    assert extract_article(html, "http://127.0.0.1:8765/library.html").sitename is None
+    assert extract_article(html, "https://www.valley.example/library").sitename is None
+    # the page's declared URL, not the one fetched, is what trafilatura takes the host of
+    declared = page([*head, '<link rel="canonical" href="https://valley.example/x">'], None, BODY_PIECES)
+    assert extract_article(declared, "http://127.0.0.1:8765/library.html").sitename is None
+    named = page([*head, '<meta property="og:site_name" content="Valley Times">'], None, BODY_PIECES)
+    assert extract_article(named, "https://www.valley.example/library").sitename == "Valley Times"
+
+
+def page_metadata_sitename(html: bytes | str, url: str) -> str | None:
+    """What trafilatura itself gives as the site name of ``html``."""
+    return extract_metadata(html, url).sitename

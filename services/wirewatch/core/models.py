@@ -118,7 +118,9 @@ class RawArticle(Message):
     url: str = Field(description="URL the article was fetched from (after redirects).")
     canonical_url: str
     feed_url: str | None = None
-    source: str = Field(description="Outlet name (site name, else host).")
+    source: str = Field(
+        description="Outlet name: the one the page declares, else the feed's name or title, else the host."
+    )
     source_domain: str
     title: Annotated[str, FULL_TEXT] = ""
     text: Annotated[str, BODY_TEXT]

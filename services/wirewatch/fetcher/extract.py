@@ -13,7 +13,7 @@ from htmldate import find_date
 from lxml.html import HtmlElement
 from trafilatura.settings import Document
 
-from wirewatch.fetcher.metadata import page_metadata
+from wirewatch.fetcher.metadata import declared_sitename, page_metadata
 
 
 class ExtractionError(ValueError):
@@ -26,7 +26,7 @@ class Extracted:
     title: str | None
     author: str | None
     published: datetime | None
-    sitename: str | None
+    sitename: str | None  # as the page declares it (not its URL's host)
     description: str | None
     language: str | None
     canonical_url: str | None
@@ -211,7 +211,7 @@ def _extract_article(html: str, url: str | None) -> Extracted:
         title=(meta.title or None),
         author=meta.author or None,
         published=_parse_date(date),
-        sitename=meta.sitename or None,
+        sitename=declared_sitename(meta),
         description=meta.description or None,
         language=meta.language or None,
         canonical_url=meta.url if meta.url and meta.url != url else None,

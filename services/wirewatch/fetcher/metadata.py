@@ -63,3 +63,17 @@ def page_metadata(tree: HtmlElement, url: str | None, date_params: dict[str, Any
             metadata.sitename = found[1]
     metadata.clean_and_trim()
     return metadata
+
+
+def declared_sitename(metadata: Document) -> str | None:
+    """The site name the page declares (meta tags, JSON-LD, its title's suffix), or None.
+    Without one, trafilatura (and ``page_metadata``, which follows it) fills in the host of
+    the page's URL: a stand-in, not a name, which would hide a feed's own name
+    (``wirewatch feeds add URL --name "Le Monde"``) from the article's ``source``."""
+    if not metadata.sitename:
+        return None
+    stand_in = META_URL.match(metadata.url) if metadata.url else None
+    if stand_in is not None and stand_in[1] == metadata.sitename:
+        return None
+    return str(metadata.sitename)
+
