@@ -18,13 +18,18 @@ from wirewatch.alerts.watchlist import (
     ClaimFileError,
     ClaimLine,
     Watchlist,
+    all_lower_case,
+    by_claim_text,
     claim_id,
+    find_tracked,
     merge_claims_file,
     new_claim,
     read_claims_file,
 )
 from wirewatch.core.elastic import connect
+from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle, RawArticle, TrackedClaim
+from wirewatch.core.text import normalise
 from wirewatch.enricher.service import analyse
 from wirewatch.local.servers import LocalServers
 from wirewatch.matching.matcher import ClaimMatcher
@@ -54,6 +59,26 @@ def test_a_claim_gets_a_stable_id_and_its_language() -> None:
     assert new_claim(CLAIM_EN, language="fr").language == "fr"  # given wins
     with pytest.raises(ValueError, match="needs a text"):
         new_claim("   ")
+    # with or without its full stop or the quotes around it, one claim; other words, another
+    assert claim_id(CLAIM_EN.rstrip(".")) == claim_id(f"« {CLAIM_EN} »") == claim.id
+    assert claim_id(CLAIM_EN.replace("3,000", "4,000")) != claim.id
+
+
+def test_a_claim_is_found_by_its_text_under_an_id_of_its_own_or_an_older_default_id() -> None:
+    older = new_claim(CLAIM_EN, id=stable_id("claim", normalise(CLAIM_EN)))  # ids before edges left out
+    given = new_claim("The bridge will stay closed until March.", id="bridge")
+    tracked = {c.id: c for c in (older, given)}
+    by_text = by_claim_text(tracked)
+    assert find_tracked(tracked, by_text, new_claim(CLAIM_EN.rstrip("."))) is older
+    assert find_tracked(tracked, by_text, new_claim("the bridge will stay closed until march")) is given
+    assert find_tracked(tracked, by_text, new_claim(CLAIM_EN, id="other")) is None  # an id given wins
+    [merged] = merge_claims_file(tracked, [ClaimLine(new_claim(CLAIM_EN, labels={"desk": "x"}), None, 1)])
+    assert merged.claim.id == older.id and merged.outcome == "updated"
+
+
+def test_a_claim_all_in_lower_case_is_told_apart() -> None:
+    assert all_lower_case(CLAIM_EN.lower())
+    assert not all_lower_case(CLAIM_EN) and not all_lower_case("fake news")  # too short to say
 
 
 def test_claims_file(tmp_path: Path) -> None:
@@ -436,6 +461,13 @@ def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
     claim = run(current(settings))[cid]
     assert claim.active and claim.owner == "desk" and claim.created_at == created
     assert claim.labels == {"verdict": "misleading", "source": "afp"}
+    # without its full stop, or in lower case, it is the same claim; lower case is warned of
+    plain = track(CLAIM_EN.rstrip("."))
+    assert plain.startswith(f"already tracked {cid} ") and "text updated" in plain
+    lower = CliRunner().invoke(main, ["claims", "track", CLAIM_EN.lower()])
+    assert lower.exit_code == 0 and "warning: this claim is all in lower case" in lower.stderr
+    assert lower.stdout.startswith(f"already tracked {cid} ")
+    assert len([c for c in run(current(settings)).values() if c.active]) == 1
 
 
 def test_importing_a_claims_file_again_updates_the_claims_it_holds_and_publishes_only_changes(

@@ -545,7 +545,16 @@ def claims_track(
     A claim tracked already (the same id, or the same text) keeps when it was first tracked, its
     labels and its keywords: the labels given are merged in (a key given again takes the new
     value), the keywords given added, and --lang, --threshold and --owner, when given, replace."""
-    from wirewatch.alerts.watchlist import current, new_claim, publish, track_again
+    from wirewatch.alerts.watchlist import (
+        LOWER_CASE_WARNING,
+        all_lower_case,
+        by_claim_text,
+        current,
+        find_tracked,
+        new_claim,
+        publish,
+        track_again,
+    )
 
     try:
         claim = new_claim(
@@ -559,8 +568,11 @@ def claims_track(
         )
     except ValueError as exc:
         _fail(str(exc))
+    if all_lower_case(claim.text):
+        click.echo(f"warning: this claim is {LOWER_CASE_WARNING}", err=True)
     settings = _settings()
-    existing = asyncio.run(current(settings)).get(claim.id)
+    tracked = asyncio.run(current(settings))
+    existing = find_tracked(tracked, by_claim_text(tracked), claim)
     changes: list[str] = []
     if existing is not None:
         claim, changes = track_again(
@@ -606,7 +618,9 @@ def claims_import(path: Path, as_json: bool) -> None:
     from collections import Counter
 
     from wirewatch.alerts.watchlist import (
+        LOWER_CASE_WARNING,
         ClaimFileError,
+        all_lower_case,
         current,
         merge_claims_file,
         publish,
@@ -617,6 +631,10 @@ def claims_import(path: Path, as_json: bool) -> None:
         lines = read_claims_file(path)
     except ClaimFileError as exc:
         _fail(str(exc))
+    lower = [line.number for line in lines if all_lower_case(line.claim.text)]
+    if lower:
+        numbers = ", ".join(map(str, lower[:10])) + (", …" if len(lower) > 10 else "")
+        click.echo(f"warning: {path}: the claims of lines {numbers} are {LOWER_CASE_WARNING}", err=True)
     settings = _settings()
     imported = merge_claims_file(asyncio.run(current(settings)), lines)
     changed = [i.claim for i in imported if i.outcome != "unchanged"]

@@ -76,4 +76,3 @@ def declared_sitename(metadata: Document) -> str | None:
     if stand_in is not None and stand_in[1] == metadata.sitename:
         return None
     return str(metadata.sitename)
-
