@@ -74,10 +74,17 @@ class Indexer:
         self.service = service
         self.settings = service.settings
         self._es: AsyncElasticsearch | None = None
+        self._connecting = asyncio.Lock()
 
     async def es(self) -> AsyncElasticsearch:
-        if self._es is None:
-            self._es = await connect(self.settings, wait=3600)
+        """The worker's one search client, made by the first stage that needs it (the others
+        wait for it) and closed when the app stops, once its agents have stopped. Each stage
+        that came before the client was there used to make its own, keeping the last: the
+        others were never closed, and the process logged "Unclosed client session" as it ended."""
+        async with self._connecting:
+            if self._es is None:
+                client = await connect(self.settings, wait=3600)
+                self._es = await self.service.app.add_async_context(client)
         return self._es
 
     @property
