@@ -61,6 +61,19 @@ class Up:
         data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
         return data
 
+    def ports(self) -> dict[str, int]:
+        """Each service's web port now."""
+        return {name: info["port"] for name, info in self.endpoints()["services"].items()}
+
+    def assert_same_ports(self, ports: dict[str, int]) -> None:
+        """Every service on the port it had, unless another program took it meanwhile (then
+        `up` said so: a port of the ephemeral range can be taken by any connection)."""
+        now = self.ports()
+        moved = {name for name in ports if now[name] != ports[name]}
+        taken = [line for line in self.output.read_text().splitlines() if "web port taken" in line]
+        for name in moved:
+            assert any(f"service={name} port={ports[name]} " in line for line in taken), (ports, now)
+
     def stop(self) -> int:
         assert self.process is not None
         pids = [info["pid"] for info in self.endpoints()["services"].values()]
@@ -125,6 +138,7 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
 
     up.start()
     assert up.endpoints()["backend"] == "noida"
+    ports = up.ports()
     first = up.wait_for_articles(expected, 90, "the three articles indexed")
     pair = {article_id(copy), article_id(urls[0])}
     flagged = {a["id"]: a["duplicate_of"] for a in first.values() if a["is_duplicate"]}
@@ -150,6 +164,7 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     up.wait_for_articles(expected, 120, "the stream to recover from the crash")
     assert "restarting the local servers" in up.output.read_text()
     assert up.endpoints()["services"]["enricher"]["pid"] != enricher_pid
+    up.assert_same_ports(ports)  # every service restarted, each on its port
 
     # kill -9 of the local server itself: `up` starts it again on its data, then every service.
     # noida-db saves its data every few seconds (a write 1 s before a SIGKILL was lost, one 3 s
@@ -166,6 +181,7 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     assert "A local server exited (noida-db (exit code -9))" in said
     assert "running again" in said
     assert up.endpoints()["services"]["fetcher"]["pid"] != before["services"]["fetcher"]["pid"]
+    up.assert_same_ports(ports)
 
     assert up.stop() == 0
     assert "Stopping" in up.output.read_text()
@@ -178,4 +194,5 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
         expected | {article_id(new)}, 120, "old articles kept and the new one indexed"
     )
     assert {a["id"]: a["duplicate_of"] for a in after.values() if a["is_duplicate"]} == flagged
+    up.assert_same_ports(ports)  # the next `up` here starts each service where it was
     assert up.stop() == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +27,7 @@ from wirewatch.local.servers import (
     LocalServers,
     StartCancelledError,
     free_port,
+    http_ok,
     wait_for_http,
     wait_for_tcp,
 )
@@ -265,12 +267,14 @@ class _Recording(Supervisor):
 
     def start(self) -> None:
         self.restarted = []
+        self._changed()
 
     def wait_healthy(self, timeout: float = 120.0, stop: threading.Event | None = None) -> bool:
         return True
 
     def restart_all(self, before_start: Any = None) -> None:
         self.restarted.append(before_start() if before_start is not None else {})
+        self._changed()
 
 
 @pytest.mark.timeout(180)
@@ -338,3 +342,170 @@ def _wait_until(condition: Any, what: str, timeout: float = 90.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+# --- the services' web ports ---------------------------------------------------------------------------
+
+#: A stand-in for a service (``wirewatch run NAME`` takes seconds and its servers): it answers 200
+#: on every path of its web port, bound as Faust binds it (every interface), and exits (code 1)
+#: when it cannot take that port, as a service does.
+STAND_IN = """
+import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Answer(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("0.0.0.0", int(os.environ["WIREWATCH_WEB_PORT"])), Answer).serve_forever()
+"""
+
+
+class _StandIns(Supervisor):
+    """The supervisor as it is, its services stand-ins (:data:`STAND_IN`)."""
+
+    def command(self, child: Child) -> list[str]:
+        return [sys.executable, "-c", STAND_IN]
+
+
+def _listening_on(port: int) -> socket.socket:
+    """A socket holding ``port`` (another program on it)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is fine
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
+
+
+def _ports(endpoints: dict[str, Any]) -> dict[str, int]:
+    return {name: info["port"] for name, info in endpoints["services"].items()}
+
+
+def _pids(endpoints: dict[str, Any]) -> dict[str, int]:
+    return {name: info["pid"] for name, info in endpoints["services"].items()}
+
+
+@pytest.mark.timeout(120)
+def test_a_crashed_service_comes_back_on_its_port_or_on_another_when_it_is_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The supervisor's own restart (every backend but noida-db): the service answers on its
+    port again, and the owner is told its new pid; a port taken meanwhile is replaced, said."""
+    published: list[dict[str, Any]] = []
+    supervisor = _StandIns(
+        ["fetcher", "enricher"],
+        {},
+        tmp_path / "logs",
+        on_change=lambda s: published.append({"services": s.describe()}),
+    )
+    supervisor.start()
+    try:
+        assert supervisor.wait_healthy(30)
+        first = published[-1]
+        fetcher = supervisor.children["fetcher"]
+        port = fetcher.port
+        assert _ports(first)["fetcher"] == port and _pids(first)["fetcher"] == fetcher.pid
+
+        supervisor.kill("fetcher")
+        _wait_until(lambda: _pids(published[-1])["fetcher"] != _pids(first)["fetcher"], "the restart", 30)
+        assert supervisor.wait_healthy(30)
+        assert fetcher.port == port and _ports(published[-1]) == _ports(first)
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).status == 200
+
+        # Another program takes the port while the service is down.
+        process = fetcher.process
+        assert process is not None
+        supervisor.kill("fetcher")
+        process.wait(10)
+        with _listening_on(port):
+            _wait_until(lambda: _ports(published[-1])["fetcher"] != port, "the move to another port", 30)
+            assert supervisor.wait_healthy(30)
+        moved = published[-1]
+        assert fetcher.port == _ports(moved)["fetcher"] != port
+        assert _ports(moved)["enricher"] == _ports(first)["enricher"]
+        assert moved["services"]["fetcher"]["metrics"] == f"http://127.0.0.1:{fetcher.port}/metrics"
+        [said] = [r for r in caplog.records if r.getMessage().startswith("web port taken")]
+        assert (said.service, said.port, said.new_port) == ("fetcher", port, fetcher.port)  # type: ignore[attr-defined]
+    finally:
+        supervisor.stop()
+
+
+@pytest.mark.timeout(180)
+def test_up_keeps_the_services_ports_across_restarts_and_runs(
+    tmp_path: Path, feeds_file: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`up` restarting the servers and every service (a local server exited) starts each service
+    on the port it had; the next `up` on the same data directory too, but for a port another
+    program took meanwhile, replaced by a free one. endpoints.json says where they are."""
+    monkeypatch.setattr(up, "Supervisor", _StandIns)
+    started: list[LocalServers] = []
+
+    def start_servers(*args: Any, **kwargs: Any) -> LocalServers:
+        started.append(real_start_servers(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(up, "start_servers", start_servers)
+    data_dir = tmp_path / "data"
+    settings = make_settings(feeds_file=feeds_file, data_dir=data_dir)
+
+    def endpoints() -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((data_dir / "endpoints.json").read_text())
+        return data
+
+    def start() -> tuple[threading.Thread, threading.Event, list[str], list[int]]:
+        said: list[str] = []
+        stop = threading.Event()
+        result: list[int] = []
+        runner = threading.Thread(
+            target=lambda: result.append(
+                run_up(settings, backend="ephemeral", echo=said.append, stop_event=stop)
+            )
+        )
+        runner.start()
+        _wait_until(lambda: any("wirewatch is up" in line for line in said) or result, "up to start")
+        assert any("wirewatch is up" in line for line in said), said
+        return runner, stop, said, result
+
+    runner, stop, said, result = start()
+    try:
+        first = endpoints()
+        ports = _ports(first)
+        assert len(set(ports.values())) == len(ports) == 4
+        osmem = started[-1].process("osmem")
+        assert osmem is not None
+        osmem.send_signal(signal.SIGKILL)
+        _wait_until(lambda: any("running again" in line for line in said), "the servers to start again")
+        again = endpoints()
+        assert again["es_url"] != first["es_url"]
+        assert _ports(again) == ports  # every service on its port …
+        assert all(_pids(again)[name] != pid for name, pid in _pids(first).items())  # … a new process
+        for info in again["services"].values():
+            _wait_until(lambda: http_ok(info["metrics"]), f"{info['metrics']} to answer", 30)  # noqa: B023
+    finally:
+        stop.set()
+        runner.join(60)
+    assert result == [0]
+    assert json.loads((data_dir / "web-ports.json").read_text()) == ports
+
+    # The next `up`: the same ports, but for the enricher's, taken meanwhile.
+    with _listening_on(ports["enricher"]):
+        runner, stop, said, result = start()
+        try:
+            second = _ports(endpoints())
+        finally:
+            stop.set()
+            runner.join(60)
+    assert result == [0]
+    assert {n: p for n, p in second.items() if n != "enricher"} == {
+        n: p for n, p in ports.items() if n != "enricher"
+    }
+    assert second["enricher"] != ports["enricher"]
+    assert json.loads((data_dir / "web-ports.json").read_text()) == second
+    assert [(r.service, r.port) for r in caplog.records if r.getMessage().startswith("web port taken")] == [  # type: ignore[attr-defined]
+        ("enricher", ports["enricher"])
+    ]

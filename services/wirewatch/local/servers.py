@@ -270,15 +270,25 @@ def wait_for_http(
     raise LocalServerError(f"{url} not ready after {timeout:.0f}s: {last}")
 
 
+def read_ports(path: Path) -> dict[str, int]:
+    """The ports written in ``path`` (``{"name": port}``); none when it is missing or unreadable."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        ports = {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+        return {k: v for k, v in ports.items() if 0 < v < 65536}
+    return {}
+
+
+def write_ports(path: Path, ports: dict[str, int]) -> None:
+    write_atomically(path, json.dumps(ports))
+
+
 def remembered_ports(path: Path, names: tuple[str, ...]) -> dict[str, int]:
     """Ports used last time (so a restarted ``up`` keeps its URLs), else free ones."""
-    ports: dict[str, int] = {}
-    with contextlib.suppress(OSError, ValueError):
-        ports = {k: int(v) for k, v in json.loads(path.read_text()).items() if k in names}
+    ports = {k: v for k, v in read_ports(path).items() if k in names}
     for name in names:
         if name not in ports or not port_is_free(ports[name]):
             ports[name] = free_port()
-    write_atomically(path, json.dumps(ports))
+    write_ports(path, ports)
     return ports
 
 

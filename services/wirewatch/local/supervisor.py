@@ -21,9 +21,13 @@ from typing import IO
 from wirewatch.core.files import write_atomically
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import ServiceName
-from wirewatch.local.servers import die_with_parent, free_port, http_ok
+from wirewatch.local.servers import die_with_parent, free_port, http_ok, port_is_free
 
 log = get_logger(__name__)
+
+#: Where a service's web server binds (Faust's ``web_bind``, every interface, whatever
+#: ``WIREWATCH_WEB_HOST`` says): a port is free for it when it is free there.
+WEB_BIND = "0.0.0.0"
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Child:
     #: ``enricher`` for a service's first worker, ``enricher-2`` … for further replicas.
     name: str
     service: ServiceName
+    #: Its web port (health, metrics): kept across its restarts while free. 0: none chosen yet.
     port: int
     process: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
@@ -66,6 +71,13 @@ class Supervisor:
     #: evicts a killed group member, so ``wirewatch up`` restarts the servers, then every service).
     restart: bool = True
     replicas: dict[ServiceName, int] = field(default_factory=dict)
+    #: The web port to give each worker (by name) first, while it is free: ``wirewatch up`` passes
+    #: the ones of its last run on the same data directory. The others get a free port.
+    ports: dict[str, int] = field(default_factory=dict)
+    #: Called with the supervisor once services were started (at the start, after a restart):
+    #: their pids, and the port of one whose port was taken meanwhile, changed. Called under the
+    #: supervisor's lock, from its watch thread too; an error it raises is logged.
+    on_change: Callable[[Supervisor], None] | None = None
     children: dict[str, Child] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -77,13 +89,46 @@ class Supervisor:
         for service in self.services:
             for replica in range(1, self.replicas.get(service, 1) + 1):
                 name = service if replica == 1 else f"{service}-{replica}"
-                child = Child(name, service, free_port())
-                self.children[name] = child
+                self.children[name] = Child(name, service, self.ports.get(name, 0))
+        with self._lock:
+            for child in self.children.values():
                 self._spawn(child)
+            self._changed()
         self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
         self._thread.start()
 
+    def command(self, child: Child) -> list[str]:
+        """The command line of ``child``'s process."""
+        return [sys.executable, "-m", "wirewatch", "run", child.service]
+
+    def _choose_port(self, child: Child) -> None:
+        """Keep ``child``'s web port when it is free, so a restarted service answers where it did
+        (bookmarks, a Prometheus scrape); else give it a free one, not another worker's, and say
+        so. A port can be taken while its service is down: by any program, or by a local server
+        started again meanwhile on a free port."""
+        others = {c.port for c in self.children.values() if c is not child}
+        if child.port and child.port not in others and port_is_free(child.port, WEB_BIND):
+            return
+        port = free_port(WEB_BIND)
+        while port in others:
+            port = free_port(WEB_BIND)
+        if child.port:
+            log.warning(
+                "web port taken: service moved to another port",
+                extra={"service": child.name, "port": child.port, "new_port": port},
+            )
+        child.port = port
+
+    def _changed(self) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(self)
+        except Exception:
+            log.exception("could not publish the services' endpoints")
+
     def _spawn(self, child: Child) -> None:
+        self._choose_port(child)
         env = {
             **os.environ,
             **self.env,
@@ -93,7 +138,7 @@ class Supervisor:
         if child.log_file is None:
             child.log_file = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - closed in stop()
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "wirewatch", "run", child.service],
+            self.command(child),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=child.log_file,
@@ -109,6 +154,7 @@ class Supervisor:
                 self._restart_exited()
 
     def _restart_exited(self) -> None:
+        started = False
         for child in self.children.values():
             if child.process is None or child.process.poll() is None:
                 continue
@@ -129,6 +175,9 @@ class Supervisor:
                 child.restarts += 1
                 child.next_start = 0.0
                 self._spawn(child)
+                started = True
+        if started:
+            self._changed()
 
     def crashed(self) -> list[str]:
         """Services whose process has exited although nobody asked them to stop."""
@@ -142,7 +191,8 @@ class Supervisor:
 
     def restart_all(self, before_start: Callable[[], dict[str, str]] | None = None) -> None:
         """Stop every service (SIGTERM, then SIGKILL), run ``before_start`` (whose result is
-        merged into the services' environment), then start them all again."""
+        merged into the services' environment), then start them all again, each on its port
+        while it is free."""
         with self._lock:
             self._terminate()
             if before_start is not None:
@@ -151,6 +201,7 @@ class Supervisor:
                 child.restarts += 1
                 child.next_start = 0.0
                 self._spawn(child)
+            self._changed()
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one service (tests use this to simulate crashes)."""

@@ -4,7 +4,9 @@ With no Kafka/Elasticsearch configured it starts local servers (noida-db, data k
 ``data_dir``; or tansu + osmem-server with ``--ephemeral``), creates topics and indices,
 starts every service as a child process, waits for health, prints where things are, and
 restarts crashed services, and the local servers (then every service) when one of them exits
-(``SERVER_RESTARTS`` times in ``SERVER_EXIT_WINDOW``; one more exit stops it). Ctrl-C /
+(``SERVER_RESTARTS`` times in ``SERVER_EXIT_WINDOW``; one more exit stops it). Each service
+runs on the web port it had (restarted, or in the last ``up`` here: ``web-ports.json``) while
+that port is free. Ctrl-C /
 SIGTERM stops services (draining), then servers, also during the start. With
 ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services. It
 refuses to start (:class:`UpError`) on a feeds file the fetcher could not read or a data
@@ -32,8 +34,10 @@ from wirewatch.local.servers import (
     Backend,
     LocalServers,
     StartCancelledError,
+    read_ports,
     remembered_ports,
     start_servers,
+    write_ports,
 )
 from wirewatch.local.supervisor import Supervisor, write_endpoints
 
@@ -53,6 +57,11 @@ class UpError(Exception):
 
 def endpoints_file(settings: Settings) -> Path:
     return settings.data_dir / "endpoints.json"
+
+
+def web_ports_file(data_dir: Path) -> Path:
+    """The services' web ports (``{"fetcher": port, …}``), kept for the next ``up`` on ``data_dir``."""
+    return data_dir / "web-ports.json"
 
 
 def running_up(settings: Settings) -> dict[str, Any] | None:
@@ -201,16 +210,11 @@ def run_up(
         if created["topics"] or created["indices"]:
             echo(f"Created topics {created['topics']} and indices {created['indices']}")
 
-        # noida-db never evicts a group member that died without leaving: after a crash the
-        # restarted service would wait forever for its partitions. There, `up` restarts the
-        # servers and then every service; elsewhere the supervisor restarts the one service.
-        restart_servers = servers is not None and servers.backend == "noida"
-        supervisor = Supervisor(list(SERVICES), env, log_dir, restart=not restart_servers)
-        supervisor.start()
         backend_name: str = servers.backend if servers else "external"
 
         def publish_endpoints(supervisor: Supervisor) -> None:
-            """Tell `wirewatch status|search` (and tests) where everything is right now."""
+            """Tell `wirewatch status|search` (and tests) where everything is right now, and
+            keep the services' ports for the next `up` here (called by the supervisor)."""
             write_endpoints(
                 endpoints_file(settings),
                 {
@@ -221,6 +225,22 @@ def run_up(
                     "services": supervisor.describe(),
                 },
             )
+            write_ports(web_ports_file(data_dir), {name: c.port for name, c in supervisor.children.items()})
+
+        # noida-db never evicts a group member that died without leaving: after a crash the
+        # restarted service would wait forever for its partitions. There, `up` restarts the
+        # servers and then every service; elsewhere the supervisor restarts the one service.
+        # Each service keeps its web port across restarts and runs while the port is free.
+        restart_servers = servers is not None and servers.backend == "noida"
+        supervisor = Supervisor(
+            list(SERVICES),
+            env,
+            log_dir,
+            restart=not restart_servers,
+            ports=read_ports(web_ports_file(data_dir)),
+            on_change=publish_endpoints,
+        )
+        supervisor.start()
 
         def fresh_servers() -> dict[str, str]:
             """The local servers started again on the same data, with their topics and indices
@@ -231,8 +251,9 @@ def run_up(
             return new_env
 
         def restart_everything() -> bool:
-            """The local servers started again (:func:`fresh_servers`), then every service; False,
-            said and logged, when they did not start (a stop requested meanwhile stops ``up``)."""
+            """The local servers started again (:func:`fresh_servers`), then every service (the
+            supervisor publishes where they are); False, said and logged, when they did not
+            start (a stop requested meanwhile stops ``up``)."""
             try:
                 supervisor.restart_all(fresh_servers)
             except StartCancelledError:
@@ -241,10 +262,8 @@ def run_up(
                 log.exception("local servers did not start again")
                 echo(f"The local servers did not start again ({exc}); stopping. Logs: {log_dir}")
                 return False
-            publish_endpoints(supervisor)
             return True
 
-        publish_endpoints(supervisor)
         healthy = supervisor.wait_healthy(120, stop)
         if stop.is_set():
             raise StartCancelledError("stop requested while starting")
