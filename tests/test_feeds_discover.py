@@ -127,3 +127,23 @@ def test_discover_goes_through_the_ssrf_guard(
     assert "refusing to fetch" in result.output and "loopback" in result.output
     result = cli.invoke(main, ["feeds", "discover", "http://169.254.169.254/latest/"])
     assert result.exit_code == 1 and "link-local" in result.output
+
+
+def test_discover_add_says_which_found_feeds_the_fetcher_would_refuse(cli: CliRunner, tmp_path: Path) -> None:
+    """A site (allowed: 127.0.0.1/32) announcing a feed on a private address: added, with the
+    warning of `feeds add`."""
+    site = NewsSite.start()
+    home = '<html><head><link rel="alternate" type="application/rss+xml" href="http://10.9.8.7/rss.xml">'
+    home += "<link rel=alternate type=application/rss+xml href=/rss.xml></head></html>"
+    site.serve("/", home.encode(), "text/html; charset=utf-8")
+    try:
+        result = cli.invoke(main, ["feeds", "discover", site.url, "--add"])
+    finally:
+        site.close()
+    assert "added 2 to" in result.stdout
+    listed = [f.url for f in load_feeds(tmp_path / "feeds.yaml")]
+    assert listed == ["http://10.9.8.7/rss.xml", f"{site.url}/rss.xml"]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1
+    assert "refusing to fetch http://10.9.8.7/rss.xml: 10.9.8.7 is a private address" in warnings[0]
+    assert warnings[0].endswith("to allow it: WIREWATCH_FETCH_ALLOW_HOSTS=127.0.0.1/32,10.9.8.7/32")

@@ -617,3 +617,48 @@ def test_feeds_add_says_when_the_file_was_rewritten_whole(cli: CliRunner, path: 
     assert [f.url for f in load_feeds(path)] == [GAZETTE, WIRE]
     result = cli.invoke(main, ["feeds", "remove", WIRE])  # now in the block style: edited in place
     assert result.exit_code == 0 and result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "said", "allow"),
+    [
+        ("http://127.0.0.1:8765/feed.xml", "127.0.0.1 is a loopback address", "127.0.0.1/32"),
+        ("http://[::1]/rss.xml", "::1 is a loopback address", "::1/128"),
+        ("http://10.1.2.3/rss.xml", "10.1.2.3 is a private address", "10.1.2.3/32"),
+        ("http://169.254.169.254/latest/", "link-local (cloud metadata range)", "169.254.169.254/32"),
+        ("http://localhost:8765/rss.xml", "localhost resolves to ", "localhost"),
+    ],
+)
+def test_feeds_add_says_at_once_when_the_fetcher_would_refuse_the_address(
+    cli: CliRunner, path: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str, allow: str
+) -> None:
+    """The fetcher's own SSRF guard, under the current settings: the feed is listed all the
+    same (a fetcher may run with other settings), with a warning naming what would allow it."""
+    monkeypatch.delenv("WIREWATCH_FETCH_ALLOW_HOSTS", raising=False)
+    result = cli.invoke(main, ["feeds", "add", url])
+    assert result.exit_code == 0 and result.stdout.startswith(f"added: {url} ")
+    assert result.stderr.startswith(
+        f"warning: with the current settings the fetcher will not poll this feed: refusing to fetch {url}: "
+    )
+    assert said in result.stderr
+    assert result.stderr.endswith(
+        f" (WIREWATCH_FETCH_ALLOW_HOSTS can allow it); to allow it: WIREWATCH_FETCH_ALLOW_HOSTS={allow}\n"
+    )
+    assert [f.url for f in load_feeds(path)] == [url]
+    again = cli.invoke(main, ["feeds", "add", url, "--json"])  # listed already: still said
+    assert _json(again)["added"] is False and "will not poll this feed" in again.stderr
+    monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", f"example.org,{allow}")
+    allowed = cli.invoke(main, ["feeds", "add", url])
+    assert allowed.exit_code == 0 and allowed.stderr == ""
+
+
+def test_feeds_add_says_nothing_of_addresses_the_fetcher_takes_or_names_it_cannot_resolve(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", "gazette.example")
+    for url in ("http://8.8.8.8/rss.xml", "https://no-such-name.invalid/rss.xml", GAZETTE):
+        result = cli.invoke(main, ["feeds", "add", url])
+        assert result.exit_code == 0 and result.stderr == "", url
+    monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", "10.0.0.0/8")
+    result = cli.invoke(main, ["feeds", "add", "http://127.0.0.2/rss.xml"])  # the allowed ones kept
+    assert "to allow it: WIREWATCH_FETCH_ALLOW_HOSTS=10.0.0.0/8,127.0.0.2/32\n" in result.stderr

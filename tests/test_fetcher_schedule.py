@@ -172,6 +172,44 @@ async def test_a_backlog_is_fetched_at_the_next_early_poll(serve: Serve) -> None
     assert server.count("/rss.xml") == 2 and server.count("/news/a.html") == 1
 
 
+async def test_a_feed_refused_by_the_ssrf_guard_is_polled_at_once_after_a_restart(serve: Serve) -> None:
+    """The operator's case: a loopback feed refused (no WIREWATCH_FETCH_ALLOW_HOSTS), then the
+    fetcher restarted with 127.0.0.1/32 allowed. The refusal was the settings', not the site's:
+    the restarted fetcher polls it at once, not after the refusal's backoff (2 intervals, kept
+    in the saved state). A feed whose server failed keeps its backoff across the restart."""
+    live = LiveFeed()
+    live.slugs = ["a"]
+    server = await start(serve, live)
+    source = Feed(id="s" * 32, url=server.url + "/rss.xml")
+    broken = Feed(id="e" * 32, url=server.url + "/missing.xml")
+    refusing, _ = fetcher(**ADAPTIVE, fetch_allow_hosts=[])
+    async with HttpFetcher(refusing.settings) as http:
+        state = await poll(refusing, http, source)
+    assert state.failures == 1 and "a loopback address" in (state.last_error or "")
+    assert state.next_poll >= time.monotonic() + 2 * 100 - 5  # backed off, as any failure
+    assert server.count("/rss.xml") == 0  # refused before any request
+    allowing, service = fetcher(**ADAPTIVE)  # fetch_allow_hosts: 127.0.0.1/32
+    async with HttpFetcher(allowing.settings) as http:
+        failed = await poll(allowing, http, broken)  # HTTP 404: the server's fault
+    allowing.state.clear()
+    allowing._saved = {source.id: state.to_record(), broken.id: failed.to_record()}  # restarted
+    again = allowing.state_of(source)
+    assert again.next_poll <= time.monotonic() and again.failures == 1  # due now; its health kept
+    assert allowing.state_of(broken).next_poll >= time.monotonic() + 2 * 100 - 5  # still backing off
+    async with HttpFetcher(allowing.settings) as http:
+        again = await poll(allowing, http, source)
+    assert again.failures == 0 and again.last_error is None and len(service.raw.sent) == 1
+    # With the same settings, a restart finds the same refusal at once: no request, no new dead
+    # letter (the reason is the one recorded), and the backoff grows.
+    restarted, service = fetcher(**ADAPTIVE, fetch_allow_hosts=[])
+    restarted._saved = {source.id: state.to_record()}
+    assert restarted.state_of(source).next_poll <= time.monotonic()
+    async with HttpFetcher(restarted.settings) as http:
+        still = await poll(restarted, http, source)
+    assert still.failures == 2 and still.next_poll >= time.monotonic() + 4 * 100 - 5
+    assert service.letters == [] and server.count("/rss.xml") == 1
+
+
 async def test_the_feeds_page(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
     live = LiveFeed()
     live.slugs = ["a"]

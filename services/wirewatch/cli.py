@@ -227,15 +227,31 @@ def feeds_add(
     from wirewatch.core.feeds import FeedsFileError, add_feed
     from wirewatch.core.ids import InvalidURLError
 
-    path = Settings().feeds_file
+    settings = Settings()
+    path = settings.feeds_file
     try:
         feed, added = add_feed(path, url, name=name, language=language, interval=interval, warn=_warn)
     except (FeedsFileError, InvalidURLError, ValueError) as exc:
         _fail(str(exc))
+    _warn_if_refused(settings, feed.url)
     if as_json:
         _emit_json({"added": added, "feed": feed.model_dump(exclude={"schema_version"})})
     else:
         click.echo(f"{'added' if added else 'already listed'}: {feed.url} ({feed.id}) in {path}")
+
+
+def _warn_if_refused(settings: Settings, url: str) -> None:
+    """Warn when the fetcher's SSRF guard, under these settings, refuses ``url``: the feed is
+    listed all the same (a fetcher may run with other settings), but would not be polled."""
+    from wirewatch.fetcher.safety import AddressPolicy, allow_entry, refusal_of
+
+    reason = refusal_of(AddressPolicy.from_entries(settings.fetch_allow_hosts), url)
+    if reason is not None:
+        allow = ",".join([*settings.fetch_allow_hosts, allow_entry(url)])
+        _warn(
+            f"with the current settings the fetcher will not poll this feed: {reason}; "
+            f"to allow it: WIREWATCH_FETCH_ALLOW_HOSTS={allow}"
+        )
 
 
 @feeds.command("list")
@@ -310,6 +326,7 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
                 feed, new = add_feed(settings.feeds_file, item.url, name=item.title, warn=_warn)
                 if new:
                     added.append(feed.url)
+                    _warn_if_refused(settings, feed.url)
         except FeedsFileError as exc:
             _fail(str(exc))
     unreadable = bool(found.problems) and not found.feeds and not found.sitemaps  # "none found" is no answer

@@ -6,6 +6,16 @@ names the URL and the limit or rule that stopped the fetch.
 
 from __future__ import annotations
 
+#: How an SSRF-guard refusal ends (``AddressPolicy.check_url``): the setting that lifts it. A
+#: reason ending so is a refusal by policy (:func:`refused_by_policy`), not the site's fault.
+ALLOW_HOSTS_HINT = "(WIREWATCH_FETCH_ALLOW_HOSTS can allow it)"
+
+
+def refused_by_policy(reason: str | None) -> bool:
+    """True if ``reason`` (an error's message, as kept in a feed's state) is the SSRF guard
+    refusing an address that ``fetch_allow_hosts`` could allow."""
+    return reason is not None and reason.endswith(ALLOW_HOSTS_HINT)
+
 
 class FetchError(RuntimeError):
     """An HTTP fetch that did not give a usable body (status, size, network, policy)."""

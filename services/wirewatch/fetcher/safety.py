@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from wirewatch.fetcher.errors import TransportError, UnsafeURLError
+from wirewatch.fetcher.errors import ALLOW_HOSTS_HINT, FetchError, TransportError, UnsafeURLError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -154,12 +155,45 @@ class AddressPolicy:
         try:
             await self.resolve(parsed.host, port)
         except UnsafeURLError as exc:
-            raise UnsafeURLError(
-                f"refusing to fetch {url}: {exc} (WIREWATCH_FETCH_ALLOW_HOSTS can allow it)"
-            ) from None
+            raise UnsafeURLError(f"refusing to fetch {url}: {exc} {ALLOW_HOSTS_HINT}") from None
         except httpcore.ConnectError as exc:
             raise TransportError(f"cannot fetch {url}: {exc}") from exc
         return parsed
+
+
+def refusal_of(policy: AddressPolicy, url: str, *, timeout: float = 3.0) -> str | None:
+    """Why the fetcher, under ``policy``, refuses ``url`` (its ``UnsafeURLError`` message, as the
+    fetcher logs it), else None: allowed, or not known within ``timeout`` seconds.
+
+    :meth:`AddressPolicy.check_url` itself, run on a thread of its own so that a slow DNS answer
+    is not waited for past ``timeout``. A literal address needs no resolving, so its answer is
+    certain; a name (``localhost`` included) is resolved as the fetcher would, and a name that
+    does not resolve (no network, an unknown name) gives None: the fetcher would find out when
+    it polls, and retry."""
+    outcome: list[str | None] = []
+
+    def check() -> None:
+        try:
+            asyncio.run(policy.check_url(url))
+        except UnsafeURLError as exc:
+            outcome.append(str(exc))
+        except FetchError:  # does not resolve: not known
+            outcome.append(None)
+
+    thread = threading.Thread(target=check, name="wirewatch-url-check", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else None
+
+
+def allow_entry(url: str) -> str:
+    """The ``fetch_allow_hosts`` entry that lets the fetcher fetch ``url``: its address as a
+    one-address block (``127.0.0.1/32``), or its host name."""
+    host = httpx.URL(url).host
+    literal = _literal_ip(host)
+    if literal is not None:
+        return f"{literal}/{literal.max_prefixlen}"
+    return host.lower().rstrip(".")
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

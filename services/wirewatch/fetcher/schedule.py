@@ -8,6 +8,13 @@ poll_interval_max]``. What the feed itself asks (RSS ``<ttl>``, ``sy:updatePerio
 ``interval`` in the feeds file is polled at exactly that interval. A failing feed backs off:
 its interval times 2, 4, then 8 at most.
 
+A feed the SSRF guard refused (an address ``fetch_allow_hosts`` could allow) is not failing
+through its server's fault: the refusal is the fetcher's settings. So when its state is loaded
+(a restart, or another instance taking it over), it is polled at once rather than after its
+backoff: a fetcher started with that address allowed polls it within a second, and one with the
+same settings finds the same refusal, without sending a request (no new dead letter: the reason
+is the one recorded), and backs off again.
+
 A :class:`FeedState` is also what survives a restart or a hand-over to another fetcher
 instance: :meth:`FeedState.to_record` / :meth:`FeedState.from_record` turn it into the JSON value
 kept in the fetcher's ``feeds`` table (``next_poll`` as wall-clock time, since monotonic clocks
@@ -20,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from wirewatch.fetcher.errors import refused_by_policy
 
 #: A poll that found new articles divides the interval by this; a quiet one multiplies it by SLOWER.
 FASTER = 2.0
@@ -90,9 +99,13 @@ class FeedState:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> FeedState:
-        """The state saved by :meth:`to_record` (unknown or missing keys: defaults)."""
+        """The state saved by :meth:`to_record` (unknown or missing keys: defaults); due at once
+        when its last poll was refused by the SSRF guard's policy (see the module doc)."""
         next_at = record.get("next_poll_at")
         validators = record.get("child_validators") or {}
+        failures = int(record.get("failures") or 0)
+        if failures and refused_by_policy(record.get("last_error")):
+            next_at = None  # the settings may have changed since: see again now
         return cls(
             next_poll=time.monotonic() + (float(next_at) - time.time()) if next_at else 0.0,
             interval=_float(record.get("interval")),
@@ -104,7 +117,7 @@ class FeedState:
                 for url, pair in validators.items()
                 if isinstance(pair, list | tuple) and len(pair) == 2
             },
-            failures=int(record.get("failures") or 0),
+            failures=failures,
             last_error=record.get("last_error"),
             last_error_at=_time(record.get("last_error_at")),
             last_success=_time(record.get("last_success")),
