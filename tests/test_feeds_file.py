@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,30 @@ def test_an_interval_of_a_day_is_the_longest(path: Path) -> None:
     with pytest.raises(ValueError, match="more than a day"):
         add_feed(path, WIRE, interval=MAX_FEED_INTERVAL * 2)
     assert [f.url for f in load_feeds(path)] == [GAZETTE]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("0", "0 seconds is not more than 0 (at most 86400)"),
+        ("-5", "-5 seconds is not more than 0 (at most 86400)"),
+        ("nan", "nan is not a number of seconds (more than 0, at most 86400)"),
+        ("90000", "90000 seconds is more than a day (at most 86400)"),
+        ("inf", "inf seconds is more than a day (at most 86400)"),
+    ],
+)
+def test_feeds_add_of_an_interval_out_of_bounds_is_a_usage_error(
+    cli: CliRunner, path: Path, value: str, said: str
+) -> None:
+    """One line naming the option, as for the other bad inputs; never pydantic's report."""
+    result = cli.invoke(main, ["feeds", "add", WIRE, "--interval", value, "--json"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"Error: Invalid value for '--interval': {said}\n" in result.stderr
+    assert "validation error" not in result.stderr and "pydantic" not in result.stderr
+    assert not path.exists()
+    with pytest.raises(ValueError, match=re.escape(said)):
+        add_feed(path, WIRE, interval=float(value))  # the module says the same
+    assert not path.exists()
 
 
 def test_non_utf8_file_is_a_feeds_file_error(path: Path) -> None:

@@ -214,11 +214,24 @@ def feeds() -> None:
     """Manage the feeds file (WIREWATCH_FEEDS_FILE)."""
 
 
+def _feed_interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A feed's ``--interval`` within the bounds the feeds file keeps (more than 0, at most a
+    day): a usage error otherwise, before the file is read."""
+    from wirewatch.core.feeds import interval_problem
+
+    problem = interval_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem.removeprefix("interval: "), ctx, param)
+    return value
+
+
 @feeds.command("add")
 @click.argument("url")
 @click.option("--name", help="Outlet name.")
 @click.option("--lang", "language", callback=_language, help="Declared language (a hint): fr, en…")
-@click.option("--interval", type=float, help="Seconds between polls.")
+@click.option(
+    "--interval", type=float, callback=_feed_interval, help="Seconds between polls (at most a day)."
+)
 @click.option("--json", "as_json", is_flag=True)
 def feeds_add(
     url: str, name: str | None, language: str | None, interval: float | None, as_json: bool

@@ -10,7 +10,7 @@ Format::
       - url: https://www.example.org/rss.xml
         name: Example News        # optional
         language: fr              # optional hint
-        interval: 600             # optional, seconds (at most a day)
+        interval: 600             # optional, seconds (more than 0, at most a day)
 
 Each feed is listed once (one canonical URL, one feed id). A file with an entry that is not
 valid is refused whole, naming the entry: ``wirewatch up`` does not start on it, and a running
@@ -23,6 +23,7 @@ layout are kept (see "editing the file in place" below).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,9 +50,16 @@ class FeedsFileError(ValueError):
 
 
 def interval_problem(interval: float | None) -> str | None:
-    """Why a feed's ``interval`` is refused (not finite, longer than a day), or None."""
-    if interval is None or interval <= MAX_FEED_INTERVAL:  # (False for inf and nan)
+    """Why a feed's ``interval`` is refused (not a number, not more than 0, longer than a day:
+    the bounds the feed model and the file keep), or None."""
+    if interval is None or 0 < interval <= MAX_FEED_INTERVAL:  # (False for nan)
         return None
+    if math.isnan(interval):
+        return (
+            f"interval: {interval:g} is not a number of seconds (more than 0, at most {MAX_FEED_INTERVAL:g})"
+        )
+    if interval <= 0:
+        return f"interval: {interval:g} seconds is not more than 0 (at most {MAX_FEED_INTERVAL:g})"
     return f"interval: {interval:g} seconds is more than a day (at most {MAX_FEED_INTERVAL:g})"
 
 
