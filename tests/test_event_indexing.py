@@ -500,6 +500,15 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert survivor["id"] == fire and survivor["requested_id"] == "merged-away-too"
     too_short = CliRunner().invoke(main, ["event", fire[:5]])
     assert too_short.exit_code != 0 and f"no event '{fire[:5]}'" in too_short.output
+    # An id that fits none: one form whatever is wrong with it, and where the ids are.
+    for given, why in (
+        ("zzzzzz", "event ids are hexadecimal: 0-9 and a-f"),
+        ("12345", "give an id, or its first 6 characters or more"),
+        ("0" * 31, "no event id starts with it"),
+    ):
+        wrong_id = CliRunner().invoke(main, ["event", given])
+        assert wrong_id.exit_code == 1
+        assert wrong_id.stderr == f"error: no event {given!r} ({why}; `wirewatch events` lists them)\n"
     both = CliRunner().invoke(main, ["event", "merged-a"])
     assert both.exit_code != 0
     assert "2 events start with 'merged-a'" in both.output

@@ -445,11 +445,34 @@ def test_the_start_of_an_id_stands_for_it_when_it_fits_one() -> None:
     assert complete_id("211b7c000000", ids, "event") == "211b7c000000"  # whole ids as they are
     with pytest.raises(UnknownIdError, match=r"no event '96f50' \(give an id, or its first 6 characters"):
         complete_id("96f50", ids, "event")  # too short to stand for an id
-    with pytest.raises(UnknownIdError, match=r"^no event 'ffffff'$"):
+    with pytest.raises(UnknownIdError, match=r"^no event 'ffffff' \(no event id starts with it\)$"):
         complete_id("ffffff", ids, "event")
     listed = r"^2 claims start with '211b7b', give more of the id: 211b7bf383e8 Mosul; 211b7bff$"
     with pytest.raises(UnknownIdError, match=listed):
         complete_id("211b7b", [*ids, "211b7bff"], "claim", labels={"211b7bf383e8": "Mosul"})
+
+
+@pytest.mark.parametrize(
+    ("typed", "why"),
+    [
+        ("12345", "give an id, or its first 6 characters or more"),
+        ("zzzzzz", "event ids are hexadecimal: 0-9 and a-f"),
+        ("zz", "event ids are hexadecimal: 0-9 and a-f"),
+        ("abcdef", "no event id starts with it"),
+        ("96f5087dac7c00", "no event id starts with it"),
+    ],
+)
+def test_an_id_that_fits_none_says_why_and_where_the_ids_are(typed: str, why: str) -> None:
+    """Whatever is wrong with it, one form: what was asked for, why nothing is, where to look."""
+    ids = ["211b7bf383e8", "96f5087dac7c"]
+    with pytest.raises(UnknownIdError) as raised:
+        complete_id(typed, ids, "event", listed_by="wirewatch events", hexadecimal=True)
+    assert str(raised.value) == f"no event {typed!r} ({why}; `wirewatch events` lists them)"
+    with pytest.raises(
+        UnknownIdError, match=r"^no tracked claim 'zzzzzz' \(no tracked claim id starts with it\)$"
+    ):
+        complete_id("zzzzzz", ["my-claim"], "tracked claim")  # ids chosen by people: any text
+    assert complete_id("my-cla", ["my-claim"], "tracked claim", hexadecimal=False) == "my-claim"
 
 
 @given(st.sets(st.text("0123456789abcdef", min_size=8, max_size=12), min_size=1, max_size=30), st.data())

@@ -299,7 +299,14 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
         listed = {feed.id: feed.url for feed in load_feeds(path)}
         if "://" not in url_or_id:  # an id, or its start as `feeds list` shows it
             try:
-                url_or_id = complete_id(url_or_id, listed, "feed", labels=listed)
+                url_or_id = complete_id(
+                    url_or_id,
+                    listed,
+                    "feed",
+                    labels=listed,
+                    listed_by="wirewatch feeds list",
+                    hexadecimal=True,
+                )
             except UnknownIdError as exc:
                 if as_json:
                     _emit_json({"removed": None})
@@ -737,7 +744,10 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
     from wirewatch.core.ids import UnknownIdError, complete_id
 
     try:
-        return complete_id(given, claims, "tracked claim", labels={i: c.text for i, c in claims.items()})
+        labels = {i: c.text for i, c in claims.items()}
+        return complete_id(
+            given, claims, "tracked claim", labels=labels, listed_by="wirewatch claims list --all"
+        )
     except UnknownIdError as exc:
         _fail(str(exc))
 

@@ -353,7 +353,7 @@ async def event_id_from_prefix(es: AsyncElasticsearch, settings: Settings, prefi
         )
         ids = {hit["_source"]["id"]: hit["_source"].get("label", "") for hit in found["hits"]["hits"]}
     try:
-        return complete_id(prefix, ids, "event", labels=ids)
+        return complete_id(prefix, ids, "event", labels=ids, listed_by="wirewatch events", hexadecimal=True)
     except UnknownIdError as exc:
         raise EventNotFoundError(str(exc)) from None
 

@@ -223,30 +223,47 @@ def source_domain(url: str) -> str:
 #: The fewest characters of an id that the CLI takes for the whole id, as git takes the start of
 #: a commit's hash.
 MIN_ID_PREFIX = 6
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 
 class UnknownIdError(LookupError):
     """No id, or more than one, is the one given (the message says which)."""
 
 
-def complete_id(given: str, ids: Iterable[str], what: str, labels: Mapping[str, str] | None = None) -> str:
+def complete_id(
+    given: str,
+    ids: Iterable[str],
+    what: str,
+    labels: Mapping[str, str] | None = None,
+    *,
+    listed_by: str | None = None,
+    hexadecimal: bool = False,
+) -> str:
     """``given`` if it is one of ``ids``, else the one id that starts with it (at least
     :data:`MIN_ID_PREFIX` characters). Raises :class:`UnknownIdError` naming the ``what``
-    (``"event"``, ``"claim"``), and listing the ids it fits, with their ``labels``, when several."""
+    (``"event"``, ``"claim"``), and listing the ids it fits, with their ``labels``, when several.
+
+    When none fits, the message is always ``no <what> '<given>' (<why>; `<listed_by>` lists
+    them)``: why is that ``given`` is not hexadecimal (when the ids are: ``hexadecimal``, as
+    hashes are), or too short to stand for an id, or that no id starts with it; ``listed_by``,
+    the command that shows the ids, when given."""
     known = sorted(set(ids))
     if given in known:
         return given
-    if len(given) < MIN_ID_PREFIX:
-        raise UnknownIdError(
-            f"no {what} {given!r} (give an id, or its first {MIN_ID_PREFIX} characters or more)"
-        )
-    fits = [i for i in known if i.startswith(given)]
-    if not fits:
-        raise UnknownIdError(f"no {what} {given!r}")
+    fits = [i for i in known if i.startswith(given)] if len(given) >= MIN_ID_PREFIX else []
+    if len(fits) == 1:
+        return fits[0]
     if len(fits) > 1:
         named = [f"{i} {(labels or {}).get(i, '')[:50]}".rstrip() for i in fits[:10]]
         more = f" and {len(fits) - 10} more" if len(fits) > 10 else ""
         raise UnknownIdError(
             f"{len(fits)} {what}s start with {given!r}, give more of the id: {'; '.join(named)}{more}"
         )
-    return fits[0]
+    if hexadecimal and not _HEX.fullmatch(given):
+        why = f"{what} ids are hexadecimal: 0-9 and a-f"
+    elif len(given) < MIN_ID_PREFIX:
+        why = f"give an id, or its first {MIN_ID_PREFIX} characters or more"
+    else:
+        why = f"no {what} id starts with it"
+    listed = f"; `{listed_by}` lists them" if listed_by else ""
+    raise UnknownIdError(f"no {what} {given!r} ({why}{listed})")
