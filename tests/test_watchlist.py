@@ -398,6 +398,7 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
 
     from wirewatch.alerts.watchlist import current, publish
     from wirewatch.cli import main
+    from wirewatch.core.kafka import read_topic
 
     settings = settings_for(servers)
     run(setup(settings))
@@ -412,6 +413,10 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert untracked.exit_code == 0 and "untracked c1a1m5-two" in untracked.output
     active = {i: c.active for i, c in run(current(settings)).items()}
     assert active == {"c1a1m5-one": True, "c1a1m5-two": False}
+    versions = len(run(read_topic(settings, settings.topic_claims)))
+    again = CliRunner().invoke(main, ["claims", "untrack", "c1a1m5-two"])  # untracked already
+    assert again.exit_code == 0 and again.output == "c1a1m5-two was already untracked\n"
+    assert len(run(read_topic(settings, settings.topic_claims))) == versions  # nothing published
     listed = CliRunner().invoke(main, ["alerts", "--claim", "c1a1m5-o"])
     assert listed.exit_code == 0 and listed.output.strip() == "no alerts"
     unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim"])

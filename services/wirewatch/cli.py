@@ -729,12 +729,16 @@ def claims_list(show_all: bool, as_json: bool) -> None:
 def claims_untrack(claim_id: str) -> None:
     """Stop tracking a claim (it stays listed with --all).
 
-    CLAIM_ID is a claim's id, or its first six or more characters."""
+    CLAIM_ID is a claim's id, or its first six or more characters. A claim untracked already
+    is left as it is, and said so (exit 0: it is untracked, as asked)."""
     from wirewatch.alerts.watchlist import current, publish
 
     settings = _settings()
     claims = asyncio.run(current(settings))
     claim = claims[_claim_id(claim_id, claims)]
+    if not claim.active:  # publishing it again would only make every alerts worker re-read it
+        click.echo(f"{claim.id} was already untracked")
+        return
     asyncio.run(publish(settings, [claim.model_copy(update={"active": False})]))
     click.echo(f"untracked {claim.id}")
 
