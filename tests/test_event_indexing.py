@@ -506,9 +506,10 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
         ("12345", "give an id, or its first 6 characters or more"),
         ("0" * 31, "no event id starts with it"),
     ):
-        wrong_id = CliRunner().invoke(main, ["event", given])
-        assert wrong_id.exit_code == 1
-        assert wrong_id.stderr == f"error: no event {given!r} ({why}; `wirewatch events` lists them)\n"
+        for json_or_not in ([], ["--json"]):  # an error: nothing on stdout, --json or not
+            wrong_id = CliRunner().invoke(main, ["event", given, *json_or_not])
+            assert wrong_id.exit_code == 1 and wrong_id.stdout == ""
+            assert wrong_id.stderr == f"error: no event {given!r} ({why}; `wirewatch events` lists them)\n"
     both = CliRunner().invoke(main, ["event", "merged-a"])
     assert both.exit_code != 0
     assert "2 events start with 'merged-a'" in both.output

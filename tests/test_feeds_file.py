@@ -548,9 +548,16 @@ def test_feeds_commands_json(cli: CliRunner, path: Path) -> None:
     }
     assert [f["url"] for f in _json(cli.invoke(main, ["feeds", "list", "--json"]))] == [GAZETTE]
 
+    # An error, --json or not: its line on stderr, nothing on stdout, exit 1.
     unknown = cli.invoke(main, ["feeds", "remove", WIRE, "--json"])
-    assert json.loads(unknown.stdout) == {"removed": None}
-    assert unknown.exit_code != 0  # scripts see the failure as `feeds remove` without --json does
+    assert (unknown.exit_code, unknown.stdout, unknown.stderr) == (1, "", f"error: no feed {WIRE!r}\n")
+    for typed, why in (
+        ("zzzzzz", "feed ids are hexadecimal: 0-9 and a-f"),
+        ("ffffff", "no feed id starts with it"),
+    ):
+        unknown = cli.invoke(main, ["feeds", "remove", typed, "--json"])
+        said = f"error: no feed {typed!r} ({why}; `wirewatch feeds list` lists them)\n"
+        assert (unknown.exit_code, unknown.stdout, unknown.stderr) == (1, "", said)
 
 
 def test_empty_feeds_list_is_no_feeds(path: Path) -> None:

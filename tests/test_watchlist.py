@@ -421,6 +421,8 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert listed.exit_code == 0 and listed.output.strip() == "no alerts"
     unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim"])
     assert unknown.exit_code == 1 and "no tracked claim 'nosuchclaim'" in unknown.output
+    unknown = CliRunner().invoke(main, ["alerts", "--claim", "nosuchclaim", "--json"])
+    assert unknown.exit_code == 1 and unknown.stdout == "" and "no tracked claim" in unknown.stderr
 
 
 def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(

@@ -1,6 +1,11 @@
 """The ``wirewatch`` command line: run the system, manage feeds, search, inspect.
 
 Every listing command takes ``--json`` and then prints one JSON document on stdout.
+
+Errors, ``--json`` or not: one line ``error: …`` on stderr, nothing on stdout, a non-zero exit
+(1; 2 for a usage error). The exceptions are the commands whose answer is a report that can
+be bad news, ``status`` and ``feeds discover``: they print their report (JSON with ``--json``)
+and exit 1 when it says something does not answer or could not be read.
 """
 
 from __future__ import annotations
@@ -308,17 +313,15 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
                     hexadecimal=True,
                 )
             except UnknownIdError as exc:
-                if as_json:
-                    _emit_json({"removed": None})
                 _fail(str(exc))
         removed = remove_feed(path, url_or_id, warn=_warn)
     except FeedsFileError as exc:
         _fail(str(exc))
-    if as_json:
-        _emit_json({"removed": removed.model_dump(exclude={"schema_version"}) if removed else None})
-    if removed is None:
+    if removed is None:  # an error: nothing on stdout, --json or not
         _fail(f"no feed {url_or_id!r}")
-    elif not as_json:
+    if as_json:
+        _emit_json({"removed": removed.model_dump(exclude={"schema_version"})})
+    else:
         click.echo(f"removed: {removed.url}")
 
 
