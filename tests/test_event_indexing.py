@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -44,7 +44,7 @@ from wirewatch.indexer import events as indexer_events
 from wirewatch.indexer.events import EVENT_FIELDS, EventIndexing, for_linking
 from wirewatch.indexer.service import Indexer
 from wirewatch.local.servers import LocalServers
-from wirewatch.search import EVENT_SORTS, stored_event
+from wirewatch.search import EVENT_SORTS, reports_as_of, stored_event
 
 SETTINGS = make_settings()
 
@@ -526,6 +526,91 @@ def test_events_and_event_commands_read_what_the_stage_wrote(servers: Any, monke
     assert [(e["id"], e["article_count"]) for e in growing_report["related_events"]] == [(fire, 2)]
     shown_growing = CliRunner().invoke(main, ["event", "growing-now"]).output
     assert f"related event: {fire}  2 reports, last " in shown_growing and FIRE_EN.title[:30] in shown_growing
+
+
+AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def _hours(*counts: tuple[str, int]) -> list[dict[str, Any]]:
+    return [{"hour": f"2026-03-01T{hh}:00:00Z", "reports": n} for hh, n in counts]
+
+
+@pytest.mark.parametrize(
+    ("last_seen", "growth", "stored", "now", "expected"),
+    [
+        # Last reported 1 h 17 min before now: its document still says 1 in the last hour.
+        ("2026-03-01T11:13:00Z", _hours(("11", 1)), 1, AT, (0, 1)),
+        # Within the hour: the hours reaching into it count (10:00's ended before 11:30).
+        ("2026-03-01T12:10:00Z", _hours(("10", 4), ("11", 3), ("12", 2)), 5, AT, (5, 9)),
+        # 13:05: the last hour starts at 12:05; 12:00's reports are up to 12:10, 11:00's ended.
+        (
+            "2026-03-01T12:10:00Z",
+            _hours(("10", 4), ("11", 3), ("12", 2)),
+            5,
+            AT + timedelta(minutes=35),
+            (2, 9),
+        ),
+        # A day after its last report, nothing in the last day either.
+        ("2026-03-01T12:10:00Z", _hours(("12", 2)), 2, AT + timedelta(days=1), (0, 0)),
+        # No reports per hour (no document is written without): the count while in the period.
+        ("2026-03-01T12:10:00Z", [], 3, AT, (3, 3)),
+        ("2026-03-01T10:10:00Z", [], 3, AT, (0, 3)),
+    ],
+)
+def test_an_event_s_reports_of_the_last_hour_and_day_are_counted_up_to_now(
+    last_seen: str, growth: list[dict[str, Any]], stored: int, now: datetime, expected: tuple[int, int]
+) -> None:
+    event = {
+        "last_seen": last_seen,
+        "growth": growth,
+        "reports_last_hour": stored,
+        "reports_last_day": stored,
+    }
+    counted = reports_as_of(event, now)
+    assert (counted["reports_last_hour"], counted["reports_last_day"]) == expected
+
+
+def test_events_and_event_show_the_reports_of_the_last_hour_as_of_now(servers: Any, monkeypatch: Any) -> None:
+    """The operator's case: an event last reported 1 h 17 min ago, whose document (written
+    then) says 2 reports in the last hour, is shown with none in the last hour, in the text
+    and the JSON of `events` and in `event --json`; one reported 10 min ago with its one."""
+    prefix = "event-rates"
+    settings = settings_for(servers, es_index_prefix=prefix)
+    stage = EventIndexing(LinkerStore({}), settings)
+    now = datetime.now(UTC).timestamp()
+    reports = (
+        replace(FIRE_EN, time=now - 90 * 60),
+        replace(FIRE_FR, time=now - 77 * 60),
+        replace(ELECTION, time=now - 10 * 60),
+    )
+    write_all(settings, [op for report in reports for op in stage.article_ops(article(report))])
+    fire, election = stage.store.linker.event_of("fire-en"), stage.store.linker.event_of("election")
+    assert fire is not None and election is not None and fire == stage.store.linker.event_of("fire-fr")
+
+    async def stored(event_id: str) -> int:
+        es = await connect(settings, wait=30)
+        try:
+            event = await stored_event(es, settings, event_id)
+            assert event is not None
+            return event.reports_last_hour
+        finally:
+            await es.close()
+
+    assert (run(stored(fire)), run(stored(election))) == (2, 1)  # the documents: as of then
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
+    listed = CliRunner().invoke(main, ["events", "--json"])
+    assert listed.exit_code == 0, listed.output
+    counts = {e["id"]: (e["reports_last_hour"], e["reports_last_day"]) for e in json.loads(listed.output)}
+    assert counts == {fire: (0, 2), election: (1, 1)}
+    assert all("growth" not in e for e in json.loads(listed.output))  # the fields as before
+    lines = CliRunner().invoke(main, ["events"]).output.splitlines()
+    rates = {line.split()[0]: line.split()[-1] for line in lines if line and not line.startswith(" ")}
+    assert rates[election] == "+1/h" and "/h" not in rates[fire]
+    shown = json.loads(CliRunner().invoke(main, ["event", fire, "--json"]).output)
+    assert (shown["reports_last_hour"], shown["reports_last_day"]) == (0, 2)
+    assert [g["reports"] for g in shown["growth"]] in ([2], [1, 1])  # its reports per hour, kept
 
 
 def test_the_events_command_offers_every_order_the_search_knows() -> None:

@@ -16,7 +16,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -879,11 +879,9 @@ def events_command(
     if as_json:
         _emit_json(found)
         return
-    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     for event in found:
-        # Reports in the hour up to its last one: a rate of now only if that hour is the last.
-        active = datetime.fromisoformat(event["last_seen"]) >= an_hour_ago
-        growth = f"+{event['reports_last_hour']}/h" if active and event.get("reports_last_hour") else ""
+        # Reports in the last hour, as of now (list_events counts them from the reports per hour).
+        growth = f"+{event['reports_last_hour']}/h" if event.get("reports_last_hour") else ""
         claims = f"  {event['claim_count']} tracked claim(s)" if event.get("claim_count") else ""
         reports, sources = (
             _counted(event["article_count"], "report"),

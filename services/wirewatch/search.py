@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import ApiError, AsyncElasticsearch
@@ -258,9 +259,41 @@ async def list_events(
             query={"bool": {"filter": filters, "must_not": [{"exists": {"field": "merged_into"}}]}},
             sort=[*({field: {"order": "desc"}} for field in EVENT_SORTS[sort]), {"id": {"order": "asc"}}],
             size=size,
-            source_includes=EVENT_FIELDS,
+            source_includes=[*EVENT_FIELDS, "growth"],
         )
-    return [hit["_source"] for hit in response["hits"]["hits"]]
+    now = datetime.now(UTC)
+    events = [reports_as_of(hit["_source"], now) for hit in response["hits"]["hits"]]
+    for event in events:
+        event.pop("growth", None)
+    return events
+
+
+def reports_as_of(event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``event`` (a stored event document, or part of one with ``last_seen`` and ``growth``)
+    with ``reports_last_hour`` and ``reports_last_day`` counted up to ``now``.
+
+    The document's counts are as of its last update: those of the hour and day before its last
+    report, however long ago that was (an event last reported 1 h 17 min ago still said 1). Here
+    they are the reports of the hour and the day before ``now``, from the event's reports per
+    hour (``growth``, the 48 hours up to its last report): counted by the hour, so an hour that
+    reaches into the period counts whole; a report is never later than ``last_seen``, so an
+    event not reported in the period counts 0. A document without ``growth`` (none is written
+    without) keeps its count while its last report is in the period."""
+    last_seen = _utc(event["last_seen"])
+    growth = [(_utc(bucket["hour"]), int(bucket["reports"])) for bucket in event.get("growth") or []]
+    for field, span in (("reports_last_hour", timedelta(hours=1)), ("reports_last_day", timedelta(days=1))):
+        start = now - span
+        if last_seen <= start:
+            event[field] = 0
+        elif growth:  # the reports of an hour lie between its start and its end, or last_seen
+            event[field] = sum(n for hour, n in growth if min(hour + timedelta(hours=1), last_seen) > start)
+    return event
+
+
+def _utc(value: str | datetime) -> datetime:
+    """A stored date (ISO 8601, or a datetime) as an aware UTC datetime."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 async def events_reporting(es: AsyncElasticsearch, settings: Settings, words: dict[str, Any]) -> list[str]:
@@ -409,7 +442,7 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
     articles = [hit["_source"] for hit in response["hits"]["hits"]]
     articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
     return {
-        **event.model_dump(mode="json"),
+        **reports_as_of(event.model_dump(mode="json"), datetime.now(UTC)),
         "requested_id": event_id,
         "related_events": related,
         "articles": articles,
