@@ -613,6 +613,63 @@ def test_events_and_event_show_the_reports_of_the_last_hour_as_of_now(servers: A
     assert [g["reports"] for g in shown["growth"]] in ([2], [1, 1])  # its reports per hour, kept
 
 
+@pytest.mark.parametrize("backend", ["servers", "noida"])
+def test_an_event_shows_the_events_that_name_it_related_too(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: Any
+) -> None:
+    """The indexer records a relation on the event whose report came close to the other one;
+    `event B` shows the events B names, then those that name B (most recently active first, a
+    merged one left out, one naming an event merged into B found), each once."""
+    servers: LocalServers = request.getfixturevalue(backend)
+    prefix = f"event-related-{backend}"
+    settings = settings_for(servers, es_index_prefix=prefix)
+    now = datetime.now(UTC)
+
+    def event(event_id: str, minutes_ago: int, related: list[str], **fields: Any) -> BulkOp:
+        when = now - timedelta(minutes=minutes_ago)
+        doc = Event(
+            id=event_id,
+            label=f"the {event_id} story",
+            first_seen=when,
+            last_seen=when,
+            article_count=1,
+            source_count=1,
+            earliest_article_id=f"{event_id}-first",
+            related=related,
+            **fields,
+        )
+        return BulkOp(settings.index("events"), event_id, doc.model_dump(mode="json"))
+
+    write_all(
+        settings,
+        [
+            event("bbbb01", 5, ["dddd01"]),
+            event("aaaa01", 60, ["bbbb01"]),
+            event("cccc01", 1, ["bbbb01", "no-such-event"]),
+            event("dddd01", 20, ["bbbb01"]),  # both ways: shown once
+            event("eeee01", 30, ["bbbb02"]),  # names an event merged into bbbb01 since
+            event("bbbb02", 90, [], merged_into="bbbb01"),
+            event("ffff01", 2, ["bbbb01"], merged_into="aaaa01"),  # merged: its survivor does not say
+            event("ffff02", 3, ["aaaa01"]),
+        ],
+    )
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_ES_INDEX_PREFIX", prefix)
+
+    def related(event_id: str) -> list[str]:
+        shown = CliRunner().invoke(main, ["event", event_id, "--json"])
+        assert shown.exit_code == 0, shown.output
+        return [other["id"] for other in json.loads(shown.output)["related_events"]]
+
+    assert related("bbbb01") == ["dddd01", "cccc01", "eeee01", "aaaa01"]
+    assert related("aaaa01") == ["bbbb01", "ffff02"]
+    assert related("dddd01") == ["bbbb01"]
+    assert related("ffff02") == ["aaaa01"]
+    text = CliRunner().invoke(main, ["event", "bbbb01"]).output
+    assert "  related event: cccc01  1 report, last " in text and "the cccc01 story" in text
+
+
 def test_the_events_command_offers_every_order_the_search_knows() -> None:
     """``events --sort`` lists its choices in the CLI (which does not import the search client
     until a command runs): the same names, in the same order, as ``EVENT_SORTS``."""

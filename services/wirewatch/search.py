@@ -428,17 +428,24 @@ async def with_merged(es: AsyncElasticsearch, settings: Settings, event_id: str)
 async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -> dict[str, Any]:
     """An event document (a merged id leads to its survivor, noted in ``requested_id``) with its
     articles, those of the events merged into it included, in time order (publication time,
-    else fetch time). ``event_id`` may be the start of an id (:func:`event_id_from_prefix`)."""
+    else fetch time), and its related events both ways: those it names
+    (:func:`related_events`), then those that name it (:func:`events_relating_to`), each once.
+    ``event_id`` may be the start of an id (:func:`event_id_from_prefix`)."""
     async with reading(settings, "events", "articles") as es:
         event_id, event = await find_event(es, settings, event_id)
+        ids = await with_merged(es, settings, event.id)
         response = await es.search(
             index=settings.index("articles"),
             # Documents not repointed (yet) after a merge have the merged event's id: see with_merged.
-            query={"terms": {"event_id": await with_merged(es, settings, event.id)}},
+            query={"terms": {"event_id": ids}},
             size=size,
             source_includes=EVENT_ARTICLE_FIELDS,
         )
         related = await related_events(es, settings, event)
+        shown = {other["id"] for other in related} | set(ids)
+        related += [
+            other for other in await events_relating_to(es, settings, ids) if other["id"] not in shown
+        ]
     articles = [hit["_source"] for hit in response["hits"]["hits"]]
     articles.sort(key=lambda a: (a.get("published") or a.get("fetched_at") or "", a["id"]))
     return {
@@ -447,6 +454,36 @@ async def event_report(settings: Settings, event_id: str, *, size: int = 1000) -
         "related_events": related,
         "articles": articles,
     }
+
+
+#: Events shown at most as related to one because they list it (their ``related`` names it).
+MAX_RELATING = 20
+
+
+async def events_relating_to(
+    es: AsyncElasticsearch, settings: Settings, ids: list[str]
+) -> list[dict[str, Any]]:
+    """The live events whose ``related`` names one of ``ids`` (an event and the events merged
+    into it), most recently active first, at most :data:`MAX_RELATING`, as
+    :func:`related_events` gives them: one search.
+
+    The indexer records a relation on the event that got the report (its report came close to
+    the other event), and rewrites only that event's document; this is the other side. (A
+    merged event's ``related`` does not pass to its survivor: an event that was merged since
+    it named one of ``ids`` is not found.)"""
+    found = await es.search(
+        index=settings.index("events"),
+        query={
+            "bool": {
+                "filter": [{"terms": {"related": ids}}],
+                "must_not": [{"exists": {"field": "merged_into"}}, {"ids": {"values": ids}}],
+            }
+        },
+        sort=[{"last_seen": {"order": "desc"}}, {"id": {"order": "asc"}}],
+        size=MAX_RELATING,
+        source_includes=RELATED_EVENT_FIELDS,
+    )
+    return [hit["_source"] for hit in found["hits"]["hits"]]
 
 
 async def related_events(es: AsyncElasticsearch, settings: Settings, event: Event) -> list[dict[str, Any]]:
