@@ -21,6 +21,7 @@ demo: setup  ## the same, watching the bundled demo news site instead (offline)
 
 lint: setup
 	$(BIN)/ruff check services tests benchmarks
+	$(BIN)/ruff format --check services tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/wirewatch schemas export --check
 
