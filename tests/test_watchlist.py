@@ -29,6 +29,7 @@ from wirewatch.alerts.watchlist import (
 from wirewatch.core.elastic import connect
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, EnrichedArticle, RawArticle, TrackedClaim
+from wirewatch.core.settings import Settings
 from wirewatch.core.text import normalise
 from wirewatch.enricher.service import analyse
 from wirewatch.local.servers import LocalServers
@@ -425,6 +426,16 @@ def test_claims_are_named_on_the_command_line_by_the_start_of_their_id(
     assert unknown.exit_code == 1 and unknown.stdout == "" and "no tracked claim" in unknown.stderr
 
 
+def _cli_on(servers: LocalServers, monkeypatch: pytest.MonkeyPatch, topic: str) -> Settings:
+    """Settings with claims on a topic of their own, set up, and the CLI's environment for them."""
+    settings = settings_for(servers, topic_claims=topic)
+    run(setup(settings))
+    for name, value in servers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("WIREWATCH_TOPIC_CLAIMS", settings.topic_claims)
+    return settings
+
+
 def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
     servers: LocalServers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -435,11 +446,7 @@ def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
     from wirewatch.alerts.watchlist import current
     from wirewatch.cli import main
 
-    settings = settings_for(servers, topic_claims="wirewatch.claims-retrack")
-    run(setup(settings))
-    for name, value in servers.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("WIREWATCH_TOPIC_CLAIMS", settings.topic_claims)
+    settings = _cli_on(servers, monkeypatch, "wirewatch.claims-retrack")
 
     def track(*args: str) -> str:
         result = CliRunner().invoke(main, ["claims", "track", *args])
@@ -490,11 +497,7 @@ def test_importing_a_claims_file_again_updates_the_claims_it_holds_and_publishes
     from wirewatch.cli import main
     from wirewatch.core.kafka import read_topic
 
-    settings = settings_for(servers, topic_claims="wirewatch.claims-import")
-    run(setup(settings))
-    for name, value in servers.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("WIREWATCH_TOPIC_CLAIMS", settings.topic_claims)
+    settings = _cli_on(servers, monkeypatch, "wirewatch.claims-import")
 
     def claims(*args: str) -> str:
         result = CliRunner().invoke(main, ["claims", *args])
