@@ -587,13 +587,12 @@ def claims_track(
     value), the keywords given added, and --lang, --threshold and --owner, when given, replace."""
     from wirewatch.alerts.watchlist import (
         LOWER_CASE_WARNING,
+        ClaimLine,
         all_lower_case,
-        by_claim_text,
         current,
-        find_tracked,
+        merge_claims_file,
         new_claim,
         publish,
-        track_again,
     )
 
     try:
@@ -609,32 +608,22 @@ def claims_track(
     except ValueError as exc:
         _fail(str(exc))
     if all_lower_case(claim.text):
-        click.echo(f"warning: this claim is {LOWER_CASE_WARNING}", err=True)
+        _warn(f"this claim is {LOWER_CASE_WARNING}")
     settings = _settings()
-    tracked = asyncio.run(current(settings))
-    existing = find_tracked(tracked, by_claim_text(tracked), claim)
-    changes: list[str] = []
-    if existing is not None:
-        claim, changes = track_again(
-            existing,
-            text,
-            labels=_labels(labels),
-            keywords=keywords,
-            language=language,
-            threshold=threshold,
-            owner=owner,
-        )
+    # as one line of a claims file: the merge of `claims import`, over the claim it is, if tracked
+    [tracked] = merge_claims_file(asyncio.run(current(settings)), [ClaimLine(claim, language, 0)])
+    claim = tracked.claim
     asyncio.run(publish(settings, [claim]))
     if as_json:
         _emit_json(claim.model_dump(mode="json"))
-    elif existing is None:
+    elif tracked.outcome == "new":
         click.echo(f"tracking {claim.id}: {claim.text}")
     else:
         first = f"{claim.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         said = f"already tracked {claim.id} (since {first})"
-        if not existing.active:
+        if tracked.outcome == "tracked_again":
             said = f"tracking {claim.id} again (first tracked {first})"
-        click.echo(f"{said}: {', '.join(changes) or 'nothing changed'}: {claim.text}")
+        click.echo(f"{said}: {', '.join(tracked.changes) or 'nothing changed'}: {claim.text}")
 
 
 @claims.command("import")
@@ -674,7 +663,7 @@ def claims_import(path: Path, as_json: bool) -> None:
     lower = [line.number for line in lines if all_lower_case(line.claim.text)]
     if lower:
         numbers = ", ".join(map(str, lower[:10])) + (", …" if len(lower) > 10 else "")
-        click.echo(f"warning: {path}: the claims of lines {numbers} are {LOWER_CASE_WARNING}", err=True)
+        _warn(f"{path}: the claims of lines {numbers} are {LOWER_CASE_WARNING}")
     settings = _settings()
     imported = merge_claims_file(asyncio.run(current(settings)), lines)
     changed = [i.claim for i in imported if i.outcome != "unchanged"]

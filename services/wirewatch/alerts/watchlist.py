@@ -137,7 +137,8 @@ CLAIM_FILE_HELP = '{"text", "id"?, "language"?, "keywords"?, "labels"?, "thresho
 class ClaimLine:
     """A line of a claims file: the ``claim`` it makes (as ``claims track`` makes one: the id a
     hash of the text unless given, the language detected unless given), the ``language`` it gave
-    (None: not given, so a tracked claim keeps its own) and its line ``number``."""
+    (None: not given, so a tracked claim keeps its own) and its line ``number`` (0: the claim
+    ``claims track`` was given, merged as a file's one line)."""
 
     claim: TrackedClaim
     language: str | None
