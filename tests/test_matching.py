@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from wirewatch.cli import main
@@ -308,6 +308,12 @@ _WORDS = st.sampled_from(
 )
 
 
+@example(  # exactly the share: 4 of 5 words alike (a prefix of one word missed it)
+    docs=[["army", "fighters", "left", "mosul", "town"]],
+    removed=set(),
+    query=["fighters", "left", "mosul", "town"],
+    share=0.8,
+)
 @settings(max_examples=150, deadline=None)
 @given(
     docs=st.lists(st.lists(_WORDS, min_size=1, max_size=8), min_size=1, max_size=12),

@@ -21,6 +21,9 @@ from wirewatch.core.text import normalise
 
 #: Characters kept of each word.
 PREFIX = 5
+#: Idf mass a prefix holds beyond what a covering query may miss: more than ``covered``'s own
+#: tolerance (1e-6) and the rounding of the slots' float32 masses.
+_PREFIX_MARGIN = 1e-4
 
 _URL = re.compile(r"https?://\S+|\bpic\.twitter\.com/\S+|\bwww\.\S+", re.IGNORECASE)
 _HASHTAG = re.compile(r"#(\w+)")
@@ -193,7 +196,10 @@ class LexicalIndex:
             prefixes: dict[str, list[int]] = {}
             for slot, counts in self._docs.items():
                 rarest = sorted(counts, key=lambda term: (-idfs[term], term))
-                allowed = (1.0 - share) * sum(idfs[term] for term in rarest)
+                # A query without the prefix misses its mass: the prefix must hold more than a
+                # covering query may miss, rounding included (a query holding exactly ``share``
+                # of the mass is covered: 4 of 5 like words at 0.8).
+                allowed = (1.0 - share) * sum(idfs[term] for term in rarest) + _PREFIX_MARGIN
                 held = 0.0
                 for term in rarest:
                     prefixes.setdefault(term, []).append(slot)
