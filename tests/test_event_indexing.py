@@ -649,7 +649,7 @@ def test_an_event_shows_the_events_that_name_it_related_too(
             event("dddd01", 20, ["bbbb01"]),  # both ways: shown once
             event("eeee01", 30, ["bbbb02"]),  # names an event merged into bbbb01 since
             event("bbbb02", 90, [], merged_into="bbbb01"),
-            event("ffff01", 2, ["bbbb01"], merged_into="aaaa01"),  # merged: its survivor does not say
+            event("ffff01", 2, ["bbbb01"], merged_into="aaaa01"),  # merged: aaaa01 speaks for it
             event("ffff02", 3, ["aaaa01"]),
         ],
     )
@@ -666,6 +666,9 @@ def test_an_event_shows_the_events_that_name_it_related_too(
     assert related("aaaa01") == ["bbbb01", "ffff02"]
     assert related("dddd01") == ["bbbb01"]
     assert related("ffff02") == ["aaaa01"]
+    # The events one names: a merged one as its survivor, an unknown id left out.
+    assert related("eeee01") == ["bbbb01"]
+    assert related("cccc01") == ["bbbb01"]
     text = CliRunner().invoke(main, ["event", "bbbb01"]).output
     assert "  related event: cccc01  1 report, last " in text and "the cccc01 story" in text
 

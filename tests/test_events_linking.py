@@ -200,6 +200,20 @@ def test_two_events_linked_strongly_by_one_report_merge_into_the_older(vectors: 
     assert linker.snapshot()["merged"] == {stay_in.event_id: blast.event_id}
 
 
+def test_a_survivor_keeps_the_related_events_of_the_event_merged_into_it(vectors: dict[str, Vectors]) -> None:
+    linker = EventLinker()
+    blast, stay_in = link_all(linker, [BLAST, STAY_IN], vectors)
+    survivor, merged = linker.event(blast.event_id), linker.event(stay_in.event_id)
+    assert survivor is not None and merged is not None
+    survivor.add_related(["older-story"])
+    # Related to the survivor itself, to a story the survivor already names, and to another.
+    merged.add_related([blast.event_id, "older-story", "sister-story"])
+    bridge = linker.link(BRIDGE, vectors["bridge"])
+    assert bridge.merged == (stay_in.event_id,)
+    assert survivor.related == ["older-story", "sister-story"]
+    assert survivor.record()["related"] == ["older-story", "sister-story"]
+
+
 def test_events_leave_the_window(vectors: dict[str, Vectors]) -> None:
     linker = EventLinker(LinkerConfig(window_days=7))
     first = linker.link(FIRE_EN, vectors["fire-en"])

@@ -469,8 +469,7 @@ async def events_relating_to(
 
     The indexer records a relation on the event that got the report (its report came close to
     the other event), and rewrites only that event's document; this is the other side. (A
-    merged event's ``related`` does not pass to its survivor: an event that was merged since
-    it named one of ``ids`` is not found.)"""
+    survivor takes over the ``related`` of the events merged into it, from its next write.)"""
     found = await es.search(
         index=settings.index("events"),
         query={
@@ -488,10 +487,19 @@ async def events_relating_to(
 
 async def related_events(es: AsyncElasticsearch, settings: Settings, event: Event) -> list[dict[str, Any]]:
     """The events ``event`` is related to (similar, not joined: :attr:`Event.related`), best
-    first, each as its survivor when it was merged since, as its id, label, counts and dates."""
+    first, each as its survivor when it was merged since, as its id, label, counts and dates.
+    One search for them all; only an event merged since costs its way to its survivor."""
+    if not event.related:
+        return []
+    response = await es.search(
+        index=settings.index("events"), query={"ids": {"values": event.related}}, size=len(event.related)
+    )
+    stored = {hit["_source"]["id"]: Event.model_validate(hit["_source"]) for hit in response["hits"]["hits"]}
     found: dict[str, dict[str, Any]] = {}
     for related_id in event.related:
-        other = await stored_event(es, settings, related_id)
+        other = stored.get(related_id)
+        if other is not None and other.merged_into:
+            other = await stored_event(es, settings, other.merged_into)
         if other is None or other.id == event.id or other.id in found:
             continue
         found[other.id] = other.model_dump(mode="json", include=set(RELATED_EVENT_FIELDS))

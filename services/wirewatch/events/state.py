@@ -173,7 +173,10 @@ class EventState:
             self.hours[hour] = self.hours.get(hour, 0) + n
         for claim_id, text in sorted(other.claims.items()):
             self.claims.setdefault(claim_id, text)
-        self.related = [e for e in self.related if e != other.id]
+        # Both events' relations, this one's first; none to either event or to what merged into them.
+        gone = {self.id, other.id, *self.merged_from, *other.merged_from}
+        kept = [e for e in self.related if e not in gone]
+        self.related = [*kept, *(e for e in other.related if e not in gone and e not in kept)][:MAX_RELATED]
         for key, name in sorted(other.names.items()):
             self.names.setdefault(key, name)
         for lang, n in sorted(other.languages.items()):
