@@ -153,13 +153,7 @@ async def list_alerts(
         if event_id:
             _, event = await find_event(es, settings, event_id)
             filters.append({"terms": {"event_id": await with_merged(es, settings, event.id)}})
-        response = await es.search(
-            index=settings.index("alerts"),
-            query={"bool": {"filter": filters}},
-            sort=[{"created_at": {"order": "desc"}}],
-            size=size,
-        )
-    return [hit["_source"] for hit in response["hits"]["hits"]]
+        return await _newest_first(es, settings.index("alerts"), filters, size)
 
 
 async def list_dead_letters(
@@ -178,13 +172,22 @@ async def list_dead_letters(
         stages = [{"term": {"stage": stage}}, {"prefix": {"stage": f"{stage}."}}]
         filters.append({"bool": {"should": stages, "minimum_should_match": 1}})
     async with reading(settings, "dead-letters") as es:
-        response = await es.search(
-            index=settings.index("dead-letters"),
-            query={"bool": {"filter": filters}},
-            sort=[{"created_at": {"order": "desc"}}],
-            source_excludes=[] if payload else ["payload"],
-            size=size,
+        return await _newest_first(
+            es, settings.index("dead-letters"), filters, size, source_excludes=[] if payload else ["payload"]
         )
+
+
+async def _newest_first(
+    es: AsyncElasticsearch, index: str, filters: list[dict[str, Any]], size: int, **options: Any
+) -> list[dict[str, Any]]:
+    """The documents of ``index`` that pass every filter, by ``created_at``, newest first."""
+    response = await es.search(
+        index=index,
+        query={"bool": {"filter": filters}},
+        sort=[{"created_at": {"order": "desc"}}],
+        size=size,
+        **options,
+    )
     return [hit["_source"] for hit in response["hits"]["hits"]]
 
 
