@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from wirewatch.alerts.signing import signature_headers, verify
 from wirewatch.alerts.watchlist import claim_id
+from wirewatch.core.dates import iso_datetime
 from wirewatch.core.feeds import MAX_FEED_INTERVAL, FeedsFileError, load_feeds, save_feeds
 from wirewatch.core.ids import InvalidURLError, canonical_url, stable_id
 from wirewatch.core.models import (
@@ -55,7 +56,6 @@ from wirewatch.fetcher.http import content_type_allowed, inflate_capped, kept_he
 from wirewatch.fetcher.politeness import MAX_RETRY_AFTER, parse_retry_after
 from wirewatch.fetcher.robots import parse_robots
 from wirewatch.fetcher.safety import AddressPolicy, forbidden_kind
-from wirewatch.fetcher.sitemaps import parse_w3c_date
 from wirewatch.matching.lexical import PREFIX, STOPWORDS, terms
 
 pytestmark = pytest.mark.timeout(120)
@@ -496,22 +496,22 @@ def test_feed_min_interval_is_positive_and_finite(meta: dict[str, Any]) -> None:
 @given(st.text(max_size=40))
 @example("2026-03-01T10:00:00+01:00")
 @example("9999-12-31T23:59:59-23:59")
-def test_w3c_dates_parse_or_are_none(value: str) -> None:
-    parsed = parse_w3c_date(value)
+def test_iso_dates_parse_or_are_none(value: str) -> None:
+    parsed = iso_datetime(value)
     assert parsed is None or parsed.tzinfo is not None
 
 
 @SETTINGS
 @given(aware_datetimes, st.integers(min_value=-14 * 60, max_value=14 * 60), st.booleans())
-def test_w3c_dates_round_trip(when: datetime, offset_minutes: int, date_only: bool) -> None:
+def test_iso_dates_round_trip(when: datetime, offset_minutes: int, date_only: bool) -> None:
     local = when.astimezone(timezone(timedelta(minutes=offset_minutes)))
     if date_only:
-        assert parse_w3c_date(local.date().isoformat()) == datetime.combine(
+        assert iso_datetime(local.date().isoformat()) == datetime.combine(
             local.date(), datetime.min.time(), UTC
         )
     else:
-        assert parse_w3c_date(local.isoformat()) == when
-        assert parse_w3c_date(when.isoformat().replace("+00:00", "Z")) == when
+        assert iso_datetime(local.isoformat()) == when
+        assert iso_datetime(when.isoformat().replace("+00:00", "Z")) == when
 
 
 # --- fetched bytes: content type, compression -----------------------------------------------------

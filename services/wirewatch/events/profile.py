@@ -25,10 +25,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
+from wirewatch.core.dates import iso_datetime
 from wirewatch.core.models import EnrichedArticle
 from wirewatch.core.text import normalise
 from wirewatch.core.vectors import Vectors
@@ -171,9 +171,5 @@ def profile(report: Report, vector: Vectors) -> Profile:
 
 def timestamp(value: str | None) -> float | None:
     """Seconds since the epoch of an ISO 8601 time (naive means UTC), or None."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    moment = iso_datetime(value)
+    return moment.timestamp() if moment is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import trafilatura
@@ -13,6 +13,7 @@ from htmldate import find_date
 from lxml.html import HtmlElement
 from trafilatura.settings import Document
 
+from wirewatch.core.dates import iso_datetime
 from wirewatch.fetcher.metadata import declared_sitename, page_metadata
 
 
@@ -89,16 +90,6 @@ def decode_html_bytes(body: bytes, content_type: str | None = None) -> str:
         except (LookupError, UnicodeError, ValueError):  # also idna, punycode and other odd codecs
             continue
     return body.decode("cp1252", errors="replace")
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _words(text: str) -> str:
@@ -210,7 +201,7 @@ def _extract_article(html: str, url: str | None) -> Extracted:
         text=_drop_title_lines(text.strip(), meta.title),
         title=(meta.title or None),
         author=meta.author or None,
-        published=_parse_date(date),
+        published=iso_datetime(date),
         sitename=declared_sitename(meta),
         description=meta.description or None,
         language=meta.language or None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from wirewatch.core.dates import iso_datetime
 from wirewatch.fetcher.errors import refused_by_policy
 
 #: A poll that found new articles divides the interval by this; a quiet one multiplies it by SLOWER.
@@ -119,8 +120,8 @@ class FeedState:
             },
             failures=failures,
             last_error=record.get("last_error"),
-            last_error_at=_time(record.get("last_error_at")),
-            last_success=_time(record.get("last_success")),
+            last_error_at=iso_datetime(record.get("last_error_at")),
+            last_success=iso_datetime(record.get("last_success")),
             polls=int(record.get("polls") or 0),
             last_new=int(record.get("last_new") or 0),
             items_seen=int(record.get("items_seen") or 0),
@@ -165,13 +166,3 @@ def _iso(value: datetime | None, timespec: str = "seconds") -> str | None:
 
 def _float(value: Any) -> float | None:
     return float(value) if value is not None else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -16,10 +16,9 @@ milliseconds with a clear error. Elements are matched by local name, so sitemaps
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from lxml import etree
 
+from wirewatch.core.dates import iso_datetime
 from wirewatch.fetcher.formats import FeedEntry, FeedFormatError, ParsedFeed, SitemapChild
 
 #: Most ``<url>`` entries read from one sitemap (the protocol allows 50,000).
@@ -57,17 +56,6 @@ def _child(element: etree._Element, name: str) -> etree._Element | None:
     return None
 
 
-def parse_w3c_date(value: str | None) -> datetime | None:
-    """A sitemap date (W3C datetime: ``2026-03-01``, ``2026-03-01T10:00:00+01:00``, ``…Z``), aware."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def parse_sitemap(body: bytes) -> ParsedFeed:
     """A ``urlset`` (with or without Google News tags) or a ``sitemapindex``; raises ``FeedFormatError``."""
     try:
@@ -84,7 +72,7 @@ def parse_sitemap(body: bytes) -> ParsedFeed:
                 continue
             loc = _child_text(element, "loc")
             if loc:
-                children.append(SitemapChild(loc, parse_w3c_date(_child_text(element, "lastmod"))))
+                children.append(SitemapChild(loc, iso_datetime(_child_text(element, "lastmod"))))
         return ParsedFeed(format="sitemap-index", version="sitemapindex", children=children)
     if kind != "urlset":
         raise FeedFormatError(f"not a sitemap: root element is <{kind}>")
@@ -98,13 +86,13 @@ def parse_sitemap(body: bytes) -> ParsedFeed:
         loc = _child_text(element, "loc")
         if not loc:
             continue
-        published = parse_w3c_date(_child_text(element, "lastmod"))
+        published = iso_datetime(_child_text(element, "lastmod"))
         title = language = None
         news = _child(element, "news")
         if news is not None:
             news_count += 1
             title = _child_text(news, "title")
-            published = parse_w3c_date(_child_text(news, "publication_date")) or published
+            published = iso_datetime(_child_text(news, "publication_date")) or published
             publication = _child(news, "publication")
             if publication is not None:
                 language = _child_text(publication, "language")
