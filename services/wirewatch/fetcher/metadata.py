@@ -7,6 +7,10 @@ the fields ``Extracted`` keeps (title, author, date, site name, description, lan
 meta tags, then JSON-LD, then the markup, then htmldate. ``tests/test_extraction_metadata.py``
 compares it with ``extract_metadata`` field by field, on generated pages and real-looking ones,
 so a trafilatura release that changes its steps shows up there.
+
+One step is trafilatura's in effect, not in code: the author search in the markup (meta tags and
+JSON-LD name none on 75 of those 181 pages) is ``fetcher.authors.page_author``, which gives what
+``extract_author`` gives without copying and pruning the whole tree (1.3 instead of 6-8 ms a page).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from lxml.html import HtmlElement
 from trafilatura.metadata import (
     META_URL,
     examine_meta,
-    extract_author,
     extract_meta_json,
     extract_sitename,
     extract_title,
@@ -27,6 +30,7 @@ from trafilatura.metadata import (
 from trafilatura.settings import Document
 
 from wirewatch.core.logs import get_logger
+from wirewatch.fetcher.authors import page_author
 
 log = get_logger(__name__)
 
@@ -47,7 +51,7 @@ def page_metadata(tree: HtmlElement, url: str | None, date_params: dict[str, Any
     if not metadata.title:
         metadata.title = extract_title(tree)
     if not metadata.author:
-        metadata.author = extract_author(tree)
+        metadata.author = page_author(tree)
     if not metadata.url:
         metadata.url = extract_url(tree, url)
     metadata.date = find_date(tree, **{**date_params, "url": metadata.url})
