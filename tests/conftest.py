@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -101,3 +105,31 @@ def search_docs(es_url: str, index: str, query: dict[str, Any] | None = None, si
     )
     response.raise_for_status()
     return [hit["_source"] for hit in response.json()["hits"]["hits"]]
+
+
+def non_loopback_addresses() -> list[str]:
+    """This machine's addresses that are not loopback (``ip -o addr``'s global ones; without
+    ``ip``, the address a UDP socket would send from, which sends nothing): to check that what
+    listens on loopback only cannot be reached there. Empty when the machine has none."""
+    found: list[str] = []
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        shown = subprocess.run(
+            ["ip", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True, timeout=10
+        ).stdout
+        found = [
+            f[3].split("/")[0] for f in map(str.split, shown.splitlines()) if f[2:3] in (["inet"], ["inet6"])
+        ]
+    if not found:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the route's source address
+            found = [sock.getsockname()[0]]
+    return [address for address in found if not ipaddress.ip_address(address).is_loopback]
+
+
+def refused(address: str, port: int) -> bool:
+    """Whether a TCP connection to ``address:port`` is refused (nothing listens there)."""
+    try:
+        socket.create_connection((address, port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False

@@ -259,6 +259,11 @@ SMTP = {
             {"WIREWATCH_USER_AGENT": "  "},
             "WIREWATCH_USER_AGENT is empty: sites and robots.txt need a user agent",
         ),
+        (  # an empty address is every interface to the web server: the opposite of what it looks like
+            {"WIREWATCH_WEB_HOST": " "},
+            "WIREWATCH_WEB_HOST is empty: the address to listen on, such as 0.0.0.0 (every interface) "
+            "or 127.0.0.1 (loopback only)",
+        ),
         (
             {"WIREWATCH_TABLE_STORE": "redis://"},
             "WIREWATCH_TABLE_STORE='redis://' is not a table store: memory:// or rocksdb://",
@@ -360,7 +365,9 @@ def test_good_values_pass(monkeypatch: pytest.MonkeyPatch) -> None:
         WIREWATCH_TABLE_STORE="rocksdb://",
         WIREWATCH_USER_AGENT=" newsbot/2 (+https://desk.example/bot) ",
         WIREWATCH_ES_INDEX_PREFIX="news.desk-2",
+        WIREWATCH_WEB_HOST=" 127.0.0.1 ",
     )
+    assert settings.web_host == "127.0.0.1"
     assert settings.fetch_allow_hosts == ["127.0.0.1/32", "[::1]", "site.test", "10.0.0.0/8"]
     assert settings.user_agent == "newsbot/2 (+https://desk.example/bot)"
     assert settings.index("articles") == "news.desk-2-articles"

@@ -260,7 +260,8 @@ class ServiceApp:
             datadir=str(datadir),
             autodiscover=False,
             web_enabled=True,
-            web_host=settings.web_host,
+            # Where the web server listens; Faust's own web_host only names the worker in its URLs.
+            web_bind=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
             broker_session_timeout=settings.kafka_session_timeout,

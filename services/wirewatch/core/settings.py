@@ -443,7 +443,12 @@ class Settings(BaseSettings):
         "is one worker, and scale-out is more processes; a thread per core in every service made them "
         "spin against each other (benchmarks/RESULTS.md). OPENBLAS_NUM_THREADS etc., when set, win.",
     )
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        default="0.0.0.0",
+        description="Address the health and metrics web server listens on (Faust's web_bind). Every "
+        "interface by default, so probes reach a container; `wirewatch up` sets 127.0.0.1: on a "
+        "laptop, the services' endpoints stay off the network.",
+    )
     web_port: int = Field(default=6066, ge=0, le=65535, description="Health and metrics port.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -572,6 +577,18 @@ class Settings(BaseSettings):
         """Sent with every request, and its first word is the robots.txt user agent: not blank."""
         if blank(value):
             raise ValueError("WIREWATCH_USER_AGENT is empty: sites and robots.txt need a user agent")
+        return value.strip()
+
+    @field_validator("web_host")
+    @classmethod
+    def _web_host(cls, value: str) -> str:
+        """Not blank: the web server would take an empty address for every interface, the
+        opposite of what a blank looks like it asks for."""
+        if blank(value):
+            raise ValueError(
+                "WIREWATCH_WEB_HOST is empty: the address to listen on, such as 0.0.0.0 (every "
+                "interface) or 127.0.0.1 (loopback only)"
+            )
         return value.strip()
 
     @field_validator("table_store")

@@ -25,9 +25,10 @@ from wirewatch.local.servers import die_with_parent, free_port, http_ok, port_is
 
 log = get_logger(__name__)
 
-#: Where a service's web server binds (Faust's ``web_bind``, every interface, whatever
-#: ``WIREWATCH_WEB_HOST`` says): a port is free for it when it is free there.
-WEB_BIND = "0.0.0.0"
+#: Where a service's web server listens (``WIREWATCH_WEB_HOST``): loopback only, so that on a
+#: laptop on a shared network its endpoints (``/metrics``, the fetcher's ``/feeds``) are not
+#: reachable from other machines. A port is free for a service when it is free there.
+WEB_BIND = "127.0.0.1"
 
 
 @dataclass
@@ -45,11 +46,11 @@ class Child:
 
     @property
     def health_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/healthz"
+        return f"http://{WEB_BIND}:{self.port}/healthz"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/metrics"
+        return f"http://{WEB_BIND}:{self.port}/metrics"
 
     @property
     def pid(self) -> int | None:
@@ -133,7 +134,7 @@ class Supervisor:
             **os.environ,
             **self.env,
             "WIREWATCH_WEB_PORT": str(child.port),
-            "WIREWATCH_WEB_HOST": "127.0.0.1",
+            "WIREWATCH_WEB_HOST": WEB_BIND,
         }
         if child.log_file is None:
             child.log_file = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - closed in stop()

@@ -1,0 +1,80 @@
+"""A service's web server (``/healthz``, ``/readyz``, ``/metrics``; the fetcher's ``/feeds``): it
+listens where ``WIREWATCH_WEB_HOST`` says, every interface by default (containers, whose probes
+come from outside) and loopback only in the local mode.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conftest import non_loopback_addresses, refused, wait_for
+from wirewatch.local.servers import LocalServers, free_port, http_ok
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _env(servers: LocalServers, tmp_path: Path, port: int, **variables: str) -> dict[str, str]:
+    """The fetcher's environment (the quickest service to start) on ``servers``, web port ``port``."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WIREWATCH_")},
+        **servers.env(),
+        "WIREWATCH_DATA_DIR": str(tmp_path / "data"),
+        "WIREWATCH_FEEDS_FILE": str(tmp_path / "feeds.yaml"),  # none yet: the fetcher waits for it
+        "WIREWATCH_WEB_PORT": str(port),
+        **variables,
+    }
+
+
+@contextmanager
+def _fetcher(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wirewatch", "run", "fetcher"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def test_a_service_listens_where_web_host_says(servers: LocalServers, tmp_path: Path) -> None:
+    """By default on every interface, so a container's probes reach it; with WIREWATCH_WEB_HOST=
+    127.0.0.1 (what `wirewatch up` sets) on loopback only: not on this machine's other addresses."""
+    addresses = non_loopback_addresses()
+    everywhere, loopback = free_port(), free_port()
+    with (
+        _fetcher(_env(servers, tmp_path, everywhere), tmp_path / "everywhere.log") as default,
+        _fetcher(
+            _env(servers, tmp_path, loopback, WIREWATCH_WEB_HOST="127.0.0.1"), tmp_path / "lo.log"
+        ) as lo,
+    ):
+        for port, process in ((everywhere, default), (loopback, lo)):
+            wait_for(
+                lambda: process.poll() is not None or http_ok(f"http://127.0.0.1:{port}/healthz"),  # noqa: B023
+                timeout=90,
+                what=f"the fetcher on port {port}",
+            )
+            assert process.poll() is None, f"the fetcher on port {port} exited with {process.returncode}"
+        if not addresses:
+            pytest.skip("this machine has no address but loopback: nothing to check beyond it")
+        for address in addresses:
+            host = f"[{address}]" if ":" in address else address
+            assert refused(address, loopback), f"reachable on {address}:{loopback}"
+            if ":" not in address:  # 0.0.0.0 is every IPv4 interface
+                assert http_ok(f"http://{host}:{everywhere}/healthz"), f"not reachable on {address}"
