@@ -1,11 +1,13 @@
 """A service's web server (``/healthz``, ``/readyz``, ``/metrics``; the fetcher's ``/feeds``): it
 listens where ``WIREWATCH_WEB_HOST`` says, every interface by default (containers, whose probes
-come from outside) and loopback only in the local mode.
+come from outside) and loopback only in the local mode; and a service whose web port another
+program holds exits with its own status, which ``wirewatch up`` tells from a crash.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import non_loopback_addresses, refused, wait_for
+from wirewatch.core.app import EXIT_WEB_PORT_TAKEN
 from wirewatch.local.servers import LocalServers, free_port, http_ok
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,6 +54,21 @@ def _fetcher(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+def test_a_service_whose_web_port_is_taken_exits_with_its_own_status(
+    servers: LocalServers, tmp_path: Path
+) -> None:
+    """Faust exits 1 whatever failed; a taken web port is EXIT_WEB_PORT_TAKEN, and the log says it."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        log = tmp_path / "fetcher.log"
+        with _fetcher(_env(servers, tmp_path, port), log) as fetcher:
+            assert fetcher.wait(90) == EXIT_WEB_PORT_TAKEN, log.read_text()[-3000:]
+    assert f"web port {port} on 0.0.0.0 is in use by another program" in log.read_text()
 
 
 def test_a_service_listens_where_web_host_says(servers: LocalServers, tmp_path: Path) -> None:

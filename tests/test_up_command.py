@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,10 +19,11 @@ import httpx
 import pytest
 
 import stories
-from conftest import wait_for
+from conftest import non_loopback_addresses, refused, wait_for
 from newsroom import NewsSite
 from wirewatch.core.feeds import add_feed
 from wirewatch.core.ids import article_id
+from wirewatch.local.servers import http_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +44,10 @@ class Up:
         self.output = tmp / "up.out"
 
     def start(self) -> None:
+        self.wait_ready(self.launch())
+
+    def launch(self) -> int:
+        """Start `wirewatch up` without waiting for it; how many times it said it was up before."""
         ready_before = self.output.read_text().count("wirewatch is up") if self.output.exists() else 0
         with open(self.output, "ab") as out:
             self.process = subprocess.Popen(
@@ -51,11 +57,22 @@ class Up:
                 stderr=subprocess.STDOUT,
                 cwd=self.tmp,
             )
+        return ready_before
+
+    def wait_ready(self, ready_before: int) -> None:
         wait_for(
             lambda: self.output.read_text().count("wirewatch is up") > ready_before,
             timeout=120,
             what="`wirewatch up` ready",
         )
+
+    def started(self) -> dict[str, dict[str, Any]]:
+        """The services as `up` started them (pid, port …); none while it has not yet."""
+        try:
+            services: dict[str, dict[str, Any]] = self.endpoints()["services"]
+        except (OSError, ValueError, KeyError):
+            return {}
+        return services
 
     def endpoints(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.data_dir / "endpoints.json").read_text())
@@ -196,3 +213,82 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     assert {a["id"]: a["duplicate_of"] for a in after.values() if a["is_duplicate"]} == flagged
     up.assert_same_ports(ports)  # the next `up` here starts each service where it was
     assert up.stop() == 0
+
+
+def _listed(site: NewsSite, outlet: str) -> set[str]:
+    """The ids of the articles ``outlet``'s feed lists now."""
+    return {article_id(link) for _, link in site.feeds[outlet]}
+
+
+def _take(port: int, what: str) -> socket.socket:
+    """Another program listening on ``port`` (on loopback), taken before the service ``what``
+    listens there: a real service takes seconds to start, the test a few milliseconds to see it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise AssertionError(f"{what} listened on {port} before the test could take it") from None
+    sock.listen()
+    return sock
+
+
+def test_up_listens_on_loopback_only_and_moves_a_service_whose_port_is_taken_as_it_starts(
+    up: Up, site: NewsSite
+) -> None:
+    """The real command on noida-db. A service's port, found free by `up`, taken by another
+    program before the service listens on it (at `up`'s start, and when `up` starts every service
+    again after a crash): the service moves to another port at once, said in `up`'s output and
+    written to endpoints.json and web-ports.json; not a crash, so the servers are not restarted
+    for it, and the stream goes on. Every service (and the local servers) answers on loopback,
+    and on none of this machine's other addresses."""
+    site.publish("daily", stories.ELECTIONS)
+    expected = _listed(site, "daily")  # the module's earlier tests' too: the site is shared
+    ready_before = up.launch()
+    fetcher_port = wait_for(lambda: up.started().get("fetcher", {}).get("port"), 60, 0.02, "services started")
+    with _take(fetcher_port, "the fetcher"):
+        up.wait_ready(ready_before)
+        ports = up.ports()
+        assert ports["fetcher"] != fetcher_port
+        said = up.output.read_text()
+        assert f"service=fetcher port={fetcher_port} new_port={ports['fetcher']}" in said, said[-3000:]
+        assert json.loads((up.data_dir / "web-ports.json").read_text()) == ports
+        up.wait_for_articles(expected, 90, "the article, fetched by the moved fetcher")
+
+    endpoints = up.endpoints()
+    servers = {
+        "kafka": int(endpoints["kafka_bootstrap"].rsplit(":", 1)[1]),
+        "elasticsearch": int(endpoints["es_url"].rsplit(":", 1)[1]),
+    }
+    for name, info in endpoints["services"].items():
+        assert httpx.get(info["health"], timeout=5).status_code == 200, name
+    addresses = non_loopback_addresses()
+    for address in addresses:
+        for name, port in {**up.ports(), **servers}.items():
+            assert refused(address, port), f"{name} is reachable on {address}:{port}"
+
+    # A crash: noida-db never evicts the dead member, so `up` restarts the servers and every
+    # service, and the indexer's port is taken as it starts again.
+    indexer = up.started()["indexer"]
+    os.kill(indexer["pid"], signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (info := up.started().get("indexer", {})).get("pid") not in (None, indexer["pid"]) and info,
+        120,
+        0.02,
+        "the indexer started again",
+    )
+    assert restarted["port"] == indexer["port"]
+    with _take(indexer["port"], "the indexer"):
+        wait_for(lambda: up.ports()["indexer"] != indexer["port"], 60, what="the indexer on another port")
+        wait_for(lambda: http_ok(up.started()["indexer"]["health"]), 60, what="the moved indexer healthy")
+        site.publish("daily", stories.PARK)
+        expected = _listed(site, "daily")
+        up.wait_for_articles(expected, 120, "the stream to go on, indexed by the moved indexer")
+    said = up.output.read_text()
+    assert f"service=indexer port={indexer['port']} new_port={up.ports()['indexer']}" in said
+    assert said.count("service crashed; restarting the local servers") == 1  # for the kill only
+    assert json.loads((up.data_dir / "web-ports.json").read_text()) == up.ports()
+    assert up.stop() == 0
+    if not addresses:
+        pytest.skip("this machine has no address but loopback: reachability beyond it not checked")

@@ -21,9 +21,12 @@ import pytest
 import yaml
 
 from conftest import make_settings
+from wirewatch.core.app import EXIT_WEB_PORT_TAKEN
 from wirewatch.core.settings import Settings
+from wirewatch.local import supervisor as supervisor_module
 from wirewatch.local import up
 from wirewatch.local.servers import (
+    Backend,
     LocalServers,
     StartCancelledError,
     free_port,
@@ -347,10 +350,10 @@ def _wait_until(condition: Any, what: str, timeout: float = 90.0) -> None:
 # --- the services' web ports ---------------------------------------------------------------------------
 
 #: A stand-in for a service (``wirewatch run NAME`` takes seconds and its servers): it answers 200
-#: on every path of its web port, bound as Faust binds it (every interface), and exits (code 1)
-#: when it cannot take that port, as a service does.
-STAND_IN = """
-import os
+#: on every path of its web port, bound where the service binds it (``WIREWATCH_WEB_HOST``), and
+#: exits with ``EXIT_WEB_PORT_TAKEN`` when another program holds that port, as a service does.
+STAND_IN = f"""
+import errno, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Answer(BaseHTTPRequestHandler):
@@ -362,7 +365,11 @@ class Answer(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-HTTPServer(("0.0.0.0", int(os.environ["WIREWATCH_WEB_PORT"])), Answer).serve_forever()
+try:
+    server = HTTPServer((os.environ["WIREWATCH_WEB_HOST"], int(os.environ["WIREWATCH_WEB_PORT"])), Answer)
+except OSError as exc:
+    sys.exit({EXIT_WEB_PORT_TAKEN} if exc.errno == errno.EADDRINUSE else 1)
+server.serve_forever()
 """
 
 
@@ -509,3 +516,109 @@ def test_up_keeps_the_services_ports_across_restarts_and_runs(
     assert [(r.service, r.port) for r in caplog.records if r.getMessage().startswith("web port taken")] == [  # type: ignore[attr-defined]
         ("enricher", ports["enricher"])
     ]
+
+
+class _TakenAfterTheCheck:
+    """Another program that takes each port of :attr:`ports` right after the supervisor found it
+    free, before the service listens on it: the race between the check and the bind, every time
+    (``port_is_free`` of the supervisor). :attr:`taken`: the ports it took, in order."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ports: set[int] = set()
+        self.taken: list[int] = []
+        self.held: list[socket.socket] = []
+        self.check = supervisor_module.port_is_free
+        monkeypatch.setattr(supervisor_module, "port_is_free", self.port_is_free)
+
+    def port_is_free(self, port: int, host: str = "127.0.0.1") -> bool:
+        free = self.check(port, host)
+        if free and port in self.ports and port not in self.taken:
+            self.held.append(_listening_on(port))
+            self.taken.append(port)
+        return free
+
+    def close(self) -> None:
+        for sock in self.held:
+            sock.close()
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("backend", ["ephemeral", "noida"])
+def test_a_port_taken_between_the_check_and_the_start_moves_its_service_at_once(
+    backend: Backend,
+    tmp_path: Path,
+    feeds_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A port found free can be taken in the seconds before the service listens on it: the
+    service exits (EXIT_WEB_PORT_TAKEN) and used to come back after a crash's backoff on the same,
+    taken port (on noida-db, restarting the servers too). Now it moves to another port at once,
+    said as a taken port is; not a crash. At `up`'s start (its port from web-ports.json) and when
+    a crashed service is started again (by the supervisor; on noida-db, with every service)."""
+    monkeypatch.setattr(up, "Supervisor", _StandIns)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    recorded = {"fetcher": free_port(), "enricher": free_port()}
+    (data_dir / "web-ports.json").write_text(json.dumps(recorded))
+    other = _TakenAfterTheCheck(monkeypatch)
+    other.ports.add(recorded["fetcher"])
+
+    def endpoints() -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((data_dir / "endpoints.json").read_text())
+        return data
+
+    def moved(name: str, port: int) -> bool:
+        return _ports(endpoints())[name] != port and all(
+            http_ok(i["health"]) for i in endpoints()["services"].values()
+        )
+
+    said: list[str] = []
+    stop = threading.Event()
+    result: list[int] = []
+    settings = make_settings(feeds_file=feeds_file, data_dir=data_dir)
+    runner = threading.Thread(
+        target=lambda: result.append(run_up(settings, backend=backend, echo=said.append, stop_event=stop))
+    )
+    runner.start()
+    try:
+        _wait_until(lambda: any("wirewatch is up" in line for line in said) or result, "up to start")
+        assert any("wirewatch is up" in line for line in said), said
+        assert other.taken == [recorded["fetcher"]]
+        _wait_until(lambda: moved("fetcher", recorded["fetcher"]), "the fetcher on another port", 30)
+        first = endpoints()
+        assert _ports(first)["enricher"] == recorded["enricher"]
+        assert json.loads((data_dir / "web-ports.json").read_text()) == _ports(first)
+
+        # A crash, and the port taken as the service is started again.
+        enricher = first["services"]["enricher"]
+        other.ports.add(recorded["enricher"])
+        os.kill(enricher["pid"], signal.SIGKILL)
+        _wait_until(lambda: moved("enricher", recorded["enricher"]), "the enricher on another port", 60)
+        assert other.taken == [recorded["fetcher"], recorded["enricher"]]
+        again = endpoints()
+        assert again["services"]["enricher"]["pid"] != enricher["pid"]
+        assert json.loads((data_dir / "web-ports.json").read_text()) == _ports(again)
+        assert result == []  # `up` runs on
+    finally:
+        stop.set()
+        runner.join(60)
+        other.close()
+    assert result == [0]
+    final = json.loads((data_dir / "web-ports.json").read_text())
+    assert [
+        (r.service, r.port, r.new_port)  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage().startswith("web port taken")
+    ] == [
+        ("fetcher", recorded["fetcher"], final["fetcher"]),
+        ("enricher", recorded["enricher"], final["enricher"]),
+    ]
+    # Not crashes: the supervisor restarted only the killed enricher (after its backoff), and on
+    # noida-db `up` restarted the servers and every service once, for that kill alone.
+    crashes = [r.service for r in caplog.records if r.getMessage() == "service exited, restarting"]  # type: ignore[attr-defined]
+    server_restarts = [r for r in caplog.records if r.getMessage().startswith("service crashed; restarting")]
+    if backend == "noida":
+        assert crashes == [] and len(server_restarts) == 1
+    else:
+        assert crashes == ["enricher"] and server_restarts == []

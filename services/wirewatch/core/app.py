@@ -10,12 +10,13 @@ registers its agents, timers and tasks on ``service.app``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -209,6 +210,40 @@ def _gaps_only_where_compacted(compacted: set[str]) -> None:
     Consumer._add_gap = _add_gap  # type: ignore[method-assign]
 
 
+class WebPortTakenError(OSError):
+    """The service's web port is in use by another program: its web server cannot listen."""
+
+
+def _say_when_the_web_port_is_taken() -> None:
+    """Make the web server's start raise :class:`WebPortTakenError` when its port is in use, so
+    that the worker exits with :data:`EXIT_WEB_PORT_TAKEN`, not 1 as for any crash.
+
+    ``wirewatch up`` gives each service a port it found free, and the service listens on it
+    seconds later (once its topics are checked and its models loaded): a program that took the
+    port meanwhile (any outgoing connection may) made it exit like a crash, and it was started
+    again after the crash's backoff on the same port, taken still. Told apart, it is moved to
+    another port at once (``local/supervisor.py``)."""
+    from faust.web.drivers.aiohttp import Web
+
+    if getattr(Web.start_server, "_wirewatch", False):
+        return
+    upstream = Web.start_server
+
+    async def start_server(self: Web) -> None:
+        try:
+            await upstream(self)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            conf = self.app.conf
+            raise WebPortTakenError(
+                exc.errno, f"web port {conf.web_port} on {conf.web_bind} is in use by another program"
+            ) from exc
+
+    start_server._wirewatch = True  # type: ignore[attr-defined]
+    Web.start_server = start_server  # type: ignore[method-assign]
+
+
 class DroppedMessages:
     """Finds partitions whose fetched messages were dropped rather than handled.
 
@@ -246,6 +281,7 @@ class ServiceApp:
         _know_where_each_partition_starts()
         _gaps_only_where_compacted({settings.topics[name] for name in COMPACTED})
         pause_after_empty_fetches(settings.kafka_empty_fetch_pause)
+        _say_when_the_web_port_is_taken()
         fetch_max_wait(settings.kafka_fetch_max_wait)
         # Faust keeps table stores (rocksdb://) and its own files here, not in the working directory.
         datadir = settings.data_dir / "faust" / f"wirewatch-{name}"
@@ -540,6 +576,9 @@ class ServiceApp:
 
 #: Exit status of a service that gave up draining (``BoundedWorker``).
 EXIT_SHUTDOWN_TIMEOUT = 3
+#: Exit status of a service whose web port another program holds (:class:`WebPortTakenError`):
+#: the supervisor of ``wirewatch up`` starts it again at once on another port.
+EXIT_WEB_PORT_TAKEN = 4
 
 
 class BoundedWorker(faust.Worker):
@@ -550,12 +589,32 @@ class BoundedWorker(faust.Worker):
     service told to stop during an outage, or orphaned with the servers gone (``wirewatch up``
     killed), would then never exit. Past ``shutdown_timeout`` seconds (0: no deadline) the
     process logs why and exits with ``EXIT_SHUTDOWN_TIMEOUT``, committing nothing more: what its
-    sinks had not acknowledged is delivered again to the next worker (at-least-once)."""
+    sinks had not acknowledged is delivered again to the next worker (at-least-once).
+
+    A worker whose web port is taken exits with ``EXIT_WEB_PORT_TAKEN`` (Faust's exit status is 1
+    whatever failed). The web server starts before the consumer joins its group, so such a
+    worker has read nothing and leaves no group member behind."""
 
     def __init__(self, app: faust.App, *, shutdown_timeout: float, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.shutdown_timeout = shutdown_timeout
         self._deadline: threading.Timer | None = None
+        self._web_port_taken = False
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except WebPortTakenError:
+            self._web_port_taken = True
+            raise
+
+    def execute_from_commandline(self) -> NoReturn:
+        try:
+            super().execute_from_commandline()
+        except SystemExit:
+            if self._web_port_taken:
+                raise SystemExit(EXIT_WEB_PORT_TAKEN) from None
+            raise
 
     async def stop(self) -> None:
         if self.shutdown_timeout > 0 and self._deadline is None:

@@ -1,7 +1,9 @@
 """Run the services as child processes: start, watch health, restart on crash, stop cleanly.
 
 Used by ``wirewatch up`` and by the end-to-end tests (which kill children to prove that
-nothing is lost or doubled).
+nothing is lost or doubled). The services listen on loopback only (:data:`WEB_BIND`), each on
+a port found free for it; one whose port another program took before it listened exits with
+``EXIT_WEB_PORT_TAKEN`` and is started again at once on another port.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from wirewatch.core.app import EXIT_WEB_PORT_TAKEN
 from wirewatch.core.files import write_atomically
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import ServiceName
@@ -51,6 +54,11 @@ class Child:
     @property
     def metrics_url(self) -> str:
         return f"http://{WEB_BIND}:{self.port}/metrics"
+
+    def port_was_taken(self) -> bool:
+        """Whether its process exited because another program held its web port when it came to
+        listen (between the supervisor's check and its start): not a crash."""
+        return self.process is not None and self.process.poll() == EXIT_WEB_PORT_TAKEN
 
     @property
     def pid(self) -> int | None:
@@ -102,16 +110,18 @@ class Supervisor:
         """The command line of ``child``'s process."""
         return [sys.executable, "-m", "wirewatch", "run", child.service]
 
-    def _choose_port(self, child: Child) -> None:
+    def _choose_port(self, child: Child, *, taken: bool = False) -> None:
         """Keep ``child``'s web port when it is free, so a restarted service answers where it did
         (bookmarks, a Prometheus scrape); else give it a free one, not another worker's, and say
         so. A port can be taken while its service is down: by any program, or by a local server
-        started again meanwhile on a free port."""
+        started again meanwhile on a free port. ``taken``: the service found its port taken
+        when it came to listen; it moves even if the port looks free again (what was taken once,
+        in the seconds a service takes to start, can be taken again)."""
         others = {c.port for c in self.children.values() if c is not child}
-        if child.port and child.port not in others and port_is_free(child.port, WEB_BIND):
+        if child.port and not taken and child.port not in others and port_is_free(child.port, WEB_BIND):
             return
         port = free_port(WEB_BIND)
-        while port in others:
+        while port in others or port == child.port:
             port = free_port(WEB_BIND)
         if child.port:
             log.warning(
@@ -128,8 +138,8 @@ class Supervisor:
         except Exception:
             log.exception("could not publish the services' endpoints")
 
-    def _spawn(self, child: Child) -> None:
-        self._choose_port(child)
+    def _spawn(self, child: Child, *, port_taken: bool = False) -> None:
+        self._choose_port(child, taken=port_taken)
         env = {
             **os.environ,
             **self.env,
@@ -157,9 +167,17 @@ class Supervisor:
     def _restart_exited(self) -> None:
         started = False
         for child in self.children.values():
-            if child.process is None or child.process.poll() is None:
+            if child.process is None or child.process.poll() is None or self._stopping.is_set():
                 continue
-            if not self.restart or self._stopping.is_set():
+            if child.port_was_taken():
+                # Its port was taken between the check and its start: started again at once on
+                # another port, without a crash's backoff, whether or not ``restart`` is on (it
+                # exited before joining its consumer group, so it left no member behind).
+                child.next_start = 0.0
+                self._spawn(child, port_taken=True)
+                started = True
+                continue
+            if not self.restart:
                 continue
             now = time.monotonic()
             if child.next_start == 0.0:
@@ -181,13 +199,14 @@ class Supervisor:
             self._changed()
 
     def crashed(self) -> list[str]:
-        """Services whose process has exited although nobody asked them to stop."""
+        """Services whose process has exited although nobody asked them to stop (but for one
+        whose port was taken, which the supervisor moves itself)."""
         if self._stopping.is_set():
             return []
         return [
             name
             for name, c in self.children.items()
-            if c.process is not None and c.process.poll() is not None
+            if c.process is not None and c.process.poll() is not None and not c.port_was_taken()
         ]
 
     def restart_all(self, before_start: Callable[[], dict[str, str]] | None = None) -> None:

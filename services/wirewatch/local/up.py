@@ -5,8 +5,9 @@ With no Kafka/Elasticsearch configured it starts local servers (noida-db, data k
 starts every service as a child process, waits for health, prints where things are, and
 restarts crashed services, and the local servers (then every service) when one of them exits
 (``SERVER_RESTARTS`` times in ``SERVER_EXIT_WINDOW``; one more exit stops it). Each service
-runs on the web port it had (restarted, or in the last ``up`` here: ``web-ports.json``) while
-that port is free. Ctrl-C /
+listens on loopback only, on the web port it had (restarted, or in the last ``up`` here:
+``web-ports.json``) while that port is free; one whose port was taken before it listened is
+moved to another at once (the supervisor). Ctrl-C /
 SIGTERM stops services (draining), then servers, also during the start. With
 ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services. It
 refuses to start (:class:`UpError`) on a feeds file the fetcher could not read or a data
@@ -230,7 +231,9 @@ def run_up(
         # noida-db never evicts a group member that died without leaving: after a crash the
         # restarted service would wait forever for its partitions. There, `up` restarts the
         # servers and then every service; elsewhere the supervisor restarts the one service.
-        # Each service keeps its web port across restarts and runs while the port is free.
+        # Each service keeps its web port across restarts and runs while the port is free; the
+        # supervisor moves one whose port was taken as it started (no server restart: it never
+        # joined its group).
         restart_servers = servers is not None and servers.backend == "noida"
         supervisor = Supervisor(
             list(SERVICES),
