@@ -34,7 +34,14 @@ class BodyTooLargeError(FetchError):
 
 
 class ContentTypeError(FetchError):
-    """The response's media type is not one the fetcher reads for this kind of fetch."""
+    """The response's media type is not one the fetcher reads for this kind of fetch.
+
+    ``media_type`` is the one refused (lower case, no parameters): an HTML page where a feed was
+    expected, or a feed where an article page was, gets a reason naming the right command."""
+
+    def __init__(self, message: str, media_type: str) -> None:
+        super().__init__(message)
+        self.media_type = media_type
 
 
 class DeadlineError(FetchError):

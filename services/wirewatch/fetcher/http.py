@@ -482,8 +482,7 @@ class HttpFetcher:
         content_type = response.headers.get("content-type")
         if not content_type_allowed(kind, content_type):
             expected = FEED_TYPES if kind == "feed" else " or ".join(sorted(ARTICLE_TYPES))
-            raise ContentTypeError(
-                f"cannot fetch {url}: content type {media_type(content_type)!r} is not {expected}"
-            )
+            media = media_type(content_type)
+            raise ContentTypeError(f"cannot fetch {url}: content type {media!r} is not {expected}", media)
         body = await read_capped(response, max_bytes, url)
         return Page(str(response.url), status, body, content_type, dict(response.headers))

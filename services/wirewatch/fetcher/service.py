@@ -24,7 +24,9 @@ and the articles already produced, are saved in changelog-backed tables as they 
 restarted instance, or the one that takes over a dead instance's partitions, carries on where
 it stopped: nothing seen is fetched again, and no feed is polled before it is due. On a
 revocation the instance starts nothing new, lets what is in flight finish (briefly), then
-hands over. Backfills (:mod:`wirewatch.fetcher.backfill`) run in a low-priority lane.
+hands over. Backfills (:mod:`wirewatch.fetcher.backfill`) run in a low-priority lane; article
+pages asked for by URL (``wirewatch ingest``) come the same way and take the same article path
+(:meth:`Fetcher.produce_article`) at ordinary priority.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -73,7 +76,7 @@ from wirewatch.fetcher.state import (
     shard_of,
 )
 
-__all__ = ["FeedState", "FetchError", "Fetcher", "HttpFetcher", "Page", "build", "create"]
+__all__ = ["ArticleError", "FeedState", "FetchError", "Fetcher", "HttpFetcher", "Page", "build", "create"]
 
 log = get_logger(__name__)
 
@@ -117,6 +120,17 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class ArticleError(Exception):
+    """Why an article page gave no article: ``reason`` is the one line for the log and the dead
+    letter; ``disallowed`` when robots.txt forbids the page (skipped until robots.txt is asked
+    again, not retried with backoff). The fetch or extraction error, if any, is its ``__cause__``."""
+
+    def __init__(self, reason: str, *, disallowed: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.disallowed = disallowed
 
 
 @dataclass
@@ -526,9 +540,15 @@ class Fetcher:
     ) -> int:
         if low_priority:
             return await self._fetch_article(http, feed, entry, aid, feed_title, feed_language, True)
+        with self.live_fetch():
+            return await self._fetch_article(http, feed, entry, aid, feed_title, feed_language, False)
+
+    @contextmanager
+    def live_fetch(self) -> Iterator[None]:
+        """A live article fetch in progress (a polled or ingested article): backfills wait for room."""
         self.live_articles += 1
         try:
-            return await self._fetch_article(http, feed, entry, aid, feed_title, feed_language, False)
+            yield
         finally:
             self.live_articles -= 1
             if self.live_articles < self.settings.fetch_concurrency:
@@ -544,6 +564,35 @@ class Fetcher:
         feed_language: str | None,
         low_priority: bool,
     ) -> int:
+        """One article of ``feed``: produced (1), or not (0): failed (retried later with backoff)
+        or disallowed by robots.txt (asked again after its TTL)."""
+        try:
+            await self.produce_article(
+                http, feed, entry, aid, feed_title, feed_language, low_priority=low_priority
+            )
+        except ArticleError as exc:
+            if exc.disallowed:
+                await self.article_disallowed(feed, entry.link, aid, exc.reason)
+            else:
+                await self.article_failed(feed, entry.link, aid, exc.reason)
+            return 0
+        return 1
+
+    async def produce_article(
+        self,
+        http: HttpFetcher,
+        feed: Feed | None,
+        entry: FeedEntry,
+        aid: str,
+        feed_title: str | None,
+        feed_language: str | None,
+        *,
+        low_priority: bool = False,
+    ) -> RawArticle:
+        """Fetch ``entry.link``, extract it and produce it to the raw topic, marked seen once the
+        broker has it: the one path of every article, polled, backfilled or ingested (``feed``
+        None: an article asked for by URL, ``wirewatch ingest``). Raises :class:`ArticleError`
+        saying why a page gave no article; a producer error goes up as it is."""
         link = entry.link
         try:
             page = await http.get(link, "article", low_priority=low_priority)
@@ -564,31 +613,30 @@ class Fetcher:
             metrics.EXTRACTION_SECONDS.observe(time.perf_counter() - started)
         except RobotsDisallowedError as exc:
             metrics.FETCHES.labels(kind="article", status="robots").inc()
-            await self.article_disallowed(feed, link, aid, str(exc))
-            return 0
+            raise ArticleError(str(exc), disallowed=True) from exc
         except Exception as exc:
             metrics.FETCHES.labels(kind="article", status="error").inc()
             reason = str(exc) if isinstance(exc, FetchError | ExtractionError) else describe_exception(exc)
-            await self.article_failed(feed, link, aid, reason)
-            return 0
+            raise ArticleError(reason) from exc
         article = self.build_article(feed, entry, aid, page, extracted, feed_title, feed_language)
         value = article.to_bytes()
         if len(value) > MAX_MESSAGE_BYTES:  # the producer would refuse it, failing the whole poll
-            reason = f"article of {len(value)} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
-            await self.article_failed(feed, link, aid, reason)
-            return 0
+            raise ArticleError(
+                f"article of {len(value)} bytes is larger than the {MAX_MESSAGE_BYTES}-byte limit"
+            )
         delivery = await self.raw_topic.send(key=article.id.encode(), value=value)
         await delivery  # the broker has it: only now is it "seen"
         amp = amp_alias(page.url, extracted.amp_url)
         # the page's own id, and its AMP version's: the same article, never fetched as another
-        self.mark_seen(shard_of(feed.url), aid, article.id, amp)
+        self.mark_seen(shard_of(feed.url if feed is not None else link), aid, article.id, amp)
         self.failed.pop(aid, None)
         self.disallowed.pop(aid, None)
         metrics.ARTICLES_PRODUCED.inc()
         log.info(
-            "article produced", extra={"article_id": article.id, "url": article.url, "feed_url": feed.url}
+            "article produced",
+            extra={"article_id": article.id, "url": article.url, "feed_url": article.feed_url},
         )
-        return 1
+        return article
 
     def mark_seen(self, shard: str, *ids: str | None) -> None:
         """Articles produced: never fetched again by this site's feeds (saved at once)."""
@@ -621,7 +669,7 @@ class Fetcher:
 
     def build_article(
         self,
-        feed: Feed,
+        feed: Feed | None,
         entry: FeedEntry,
         aid: str,
         page: Page,
@@ -645,8 +693,11 @@ class Fetcher:
             id=article_key,
             url=page.url,
             canonical_url=canonical,
-            feed_url=feed.url,
-            source=extracted.sitename or feed.name or feed_title or source_domain(page.url),
+            feed_url=feed.url if feed is not None else None,
+            source=extracted.sitename
+            or (feed.name if feed is not None else None)
+            or feed_title
+            or source_domain(page.url),
             source_domain=source_domain(page.url),
             title=(entry.title or extracted.title or "").strip(),
             text=extracted.text,
