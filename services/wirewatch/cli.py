@@ -258,16 +258,16 @@ def feeds_add(
         click.echo(f"{'added' if added else 'already listed'}: {feed.url} ({feed.id}) in {path}")
 
 
-def _warn_if_refused(settings: Settings, url: str) -> None:
+def _warn_if_refused(settings: Settings, url: str, doing: str = "poll this feed") -> None:
     """Warn when the fetcher's SSRF guard, under these settings, refuses ``url``: the feed is
-    listed all the same (a fetcher may run with other settings), but would not be polled."""
+    listed (the page requested) all the same, since a fetcher may run with other settings."""
     from wirewatch.fetcher.safety import AddressPolicy, allow_entry, refusal_of
 
     reason = refusal_of(AddressPolicy.from_entries(settings.fetch_allow_hosts), url)
     if reason is not None:
         allow = ",".join([*settings.fetch_allow_hosts, allow_entry(url)])
         _warn(
-            f"with the current settings the fetcher will not poll this feed: {reason}; "
+            f"with the current settings the fetcher will not {doing}: {reason}; "
             f"to allow it: WIREWATCH_FETCH_ALLOW_HOSTS={allow}"
         )
 
@@ -395,10 +395,58 @@ def backfill(url: str, since: Any, as_json: bool) -> None:
     if as_json:
         _emit_json(request.model_dump(mode="json"))
     else:
+        assert request.since is not None
         click.echo(
             f"backfill {request.id} requested: {request.url} since {request.since.date()} "
-            "(progress: /backfills on the fetcher's web port)"
+            f"(progress: {_fetcher_page(settings, '/backfills')})"
         )
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@click.option("--json", "as_json", is_flag=True)
+def ingest(urls: tuple[str, ...], as_json: bool) -> None:
+    """Put article pages into the pipeline: a URL someone sent, a story outside the feeds.
+
+    The fetcher that polls the page's site fetches and extracts it as it does a polled article
+    (SSRF guard, politeness, size limits), so copies, events and claims treat it like any other.
+    A page already fetched (from a feed, a backfill, an earlier ingest) is not fetched again.
+    Progress is at /backfills on the fetcher's web port; a page that gives no article is also a
+    dead letter (`wirewatch dead-letters --stage fetcher.ingest`).
+    """
+    from wirewatch.core.ids import InvalidURLError
+    from wirewatch.fetcher.backfill import new_article_requests, send_requests
+
+    settings = _settings()
+    try:
+        requests = new_article_requests(list(urls))  # every URL checked before any is sent
+    except InvalidURLError as exc:
+        _fail(str(exc))
+    for request in requests:
+        _warn_if_refused(settings, request.url, "fetch this page")
+    try:
+        asyncio.run(send_requests(settings, requests))
+    except Exception as exc:
+        _fail(f"cannot request the ingest: {exc}")
+    if as_json:
+        _emit_json([request.model_dump(mode="json") for request in requests])
+        return
+    for request in requests:
+        click.echo(f"ingest {request.id} requested: {request.url}")
+    click.echo(
+        f"progress: {_fetcher_page(settings, '/backfills')}; "
+        "pages that give no article: wirewatch dead-letters --stage fetcher.ingest"
+    )
+
+
+def _fetcher_page(settings: Settings, path: str) -> str:
+    """Where the fetcher serves ``path``: its address when a ``wirewatch up`` runs here, else said."""
+    from wirewatch.local.up import running_up
+
+    health = ((running_up(settings) or {}).get("services") or {}).get("fetcher", {}).get("health")
+    if isinstance(health, str) and health.endswith("/healthz"):
+        return health.removesuffix("/healthz") + path
+    return f"{path} on the fetcher's web port"
 
 
 @main.command("replay")

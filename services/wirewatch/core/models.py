@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class Es:
@@ -98,15 +98,28 @@ class Feed(Message):
 
 
 class BackfillRequest(Message):
-    """One ``wirewatch backfill`` request, on the backfill topic (key: ``id``): fetch the archive
-    of a site since a date."""
+    """One ``wirewatch backfill`` or ``wirewatch ingest`` request, on the backfill topic (key:
+    ``id``): fetch the archive of a site since a date, or one article page."""
 
     schema_name: ClassVar[str] = "backfill-request"
 
     id: str
-    url: str = Field(description="A sitemap index, a sitemap or a feed.")
-    since: datetime = Field(description="Only articles dated this or later.")
+    kind: Literal["archive", "article"] = Field(
+        default="archive",
+        description="archive: `wirewatch backfill` (url is a sitemap index, a sitemap or a feed); "
+        "article: `wirewatch ingest` (url is one article's page).",
+    )
+    url: str = Field(description="A sitemap index, a sitemap or a feed; for an article request, its page.")
+    since: datetime | None = Field(
+        default=None, description="Only articles dated this or later (an archive request's, required)."
+    )
     requested_at: datetime
+
+    @model_validator(mode="after")
+    def _archive_has_since(self) -> BackfillRequest:
+        if self.kind == "archive" and self.since is None:
+            raise ValueError("an archive backfill request needs since")
+        return self
 
 
 class RawArticle(Message):

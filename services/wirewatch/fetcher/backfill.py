@@ -19,7 +19,21 @@ Progress is saved in the table (after every child sitemap and every few articles
 ``/backfills`` on the fetcher's web port serves it as JSON, and the
 ``wirewatch_backfill_articles_total`` metric counts articles by outcome. A backfill whose
 partition moves to another instance (a rebalance, a crash) is resumed there: child sitemaps
-already done are not read again, articles already produced are skipped as seen.
+already done are not read again, articles already produced are skipped as seen. A backfilled
+URL that is an HTML page fails at once, with a reason naming ``wirewatch ingest`` (one article)
+and ``wirewatch feeds discover`` (the site's feeds): it cannot tell an article page from a home
+or section page, and a home page produced as an "article" would go on to the index, events and
+claim matching for good.
+
+**Ingest.** ``wirewatch ingest URL`` is the same mechanism for one article page: a request of
+kind ``article`` on the same topic, in the partition of the page's site, recorded in the same
+table and shown at ``/backfills``. It is not queued behind a backfill: the lane starts it at once
+(at most ``fetch_concurrency`` at a time), and its page is fetched as a live article is (the
+same SSRF guard, host gate, caps, extraction and :meth:`Fetcher.produce_article`), since someone
+is waiting for it. An article already seen (polled from a feed, backfilled, ingested before) is
+not fetched again: the request is done, ``already_seen``, with the article's id. Two requests for
+one page never run at once, so the second finds it seen; one that fails records the reason and
+one dead letter (stage ``fetcher.ingest``).
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,8 +53,9 @@ from wirewatch.core.kafka import client_options, ensure_fetcher_topics
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import BackfillRequest, Feed
 from wirewatch.core.settings import Settings
-from wirewatch.fetcher.errors import FetchError
-from wirewatch.fetcher.formats import FeedEntry, ParsedFeed, SitemapChild
+from wirewatch.fetcher.errors import ContentTypeError, FetchError
+from wirewatch.fetcher.formats import FeedEntry, FeedFormatError, ParsedFeed, SitemapChild
+from wirewatch.fetcher.http import ARTICLE_TYPES, content_type_allowed
 from wirewatch.fetcher.state import Table, partition_of, shard_of, split_key, table_key
 
 if TYPE_CHECKING:
@@ -84,34 +99,63 @@ def new_request(url: str, since: datetime) -> BackfillRequest:
     )
 
 
-async def request_backfill(settings: Settings, url: str, since: datetime) -> BackfillRequest:
-    """Put a backfill request on the backfill topic, in the partition of the URL's site."""
-    request = new_request(url, since)
+def new_article_requests(urls: list[str]) -> list[BackfillRequest]:
+    """Requests for the article pages at ``urls``, one per page (the same canonical URL twice is
+    asked once); raises ``InvalidURLError``. Each request has an id of its own (the time is in
+    it), so a page asked for again is looked at again: produced if it failed before, else found
+    seen. The article's id is the page's, whichever request produced it."""
+    now = datetime.now(UTC)
+    requests: dict[str, BackfillRequest] = {}
+    for url in urls:
+        canonical = canonical_url(url)
+        if canonical not in requests:
+            requests[canonical] = BackfillRequest(
+                id=stable_id("ingest", canonical, now.isoformat()), kind="article", url=url, requested_at=now
+            )
+    return list(requests.values())
+
+
+async def send_requests(settings: Settings, requests: list[BackfillRequest]) -> None:
+    """Put requests on the backfill topic, each in the partition of its URL's site (the fetcher
+    instance that polls the site's feeds does it)."""
     await ensure_fetcher_topics(settings)
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(
-            settings.topic_backfill,
-            key=request.id.encode(),
-            value=request.to_bytes(),
-            partition=partition_of(shard_of(url), settings.topic_partitions),
-        )
+        for request in requests:
+            await producer.send_and_wait(
+                settings.topic_backfill,
+                key=request.id.encode(),
+                value=request.to_bytes(),
+                partition=partition_of(shard_of(request.url), settings.topic_partitions),
+            )
     finally:
         await producer.stop()
+
+
+async def request_backfill(settings: Settings, url: str, since: datetime) -> BackfillRequest:
+    """Put a backfill request on the backfill topic, in the partition of the URL's site."""
+    request = new_request(url, since)
+    await send_requests(settings, [request])
     return request
 
 
 def new_record(request: BackfillRequest) -> dict[str, Any]:
-    return {
+    common: dict[str, Any] = {
         "id": request.id,
+        "kind": request.kind,
         "url": request.url,
-        "since": aware(request.since).isoformat(),
+        "since": aware(request.since).isoformat() if request.since is not None else None,
         "requested_at": aware(request.requested_at).isoformat(),
         "status": "queued",
         "started_at": None,
         "finished_at": None,
         "error": None,
+    }
+    if request.kind == "article":
+        return {**common, "note": None, "article_id": None, "already_seen": 0, "produced": 0, "failed": 0}
+    return {
+        **common,
         "sitemaps_read": 0,
         "sitemaps_skipped": 0,
         "sitemaps_failed": 0,
@@ -139,6 +183,8 @@ class Backfills:
         self.settings = fetcher.settings
         self.table: Table = table if table is not None else {}
         self.active: dict[str, dict[str, Any]] = {}  # key -> the record being worked on (newest)
+        self.running: dict[str, asyncio.Task[None]] = {}  # key -> the task working on it
+        self.ingesting: set[str] = set()  # article ids of the article requests in progress
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -155,7 +201,12 @@ class Backfills:
         self.wake()
         log.info(
             "backfill queued",
-            extra={"backfill_id": request.id, "url": request.url, "since": request.since.isoformat()},
+            extra={
+                "backfill_id": request.id,
+                "kind": request.kind,
+                "url": request.url,
+                "since": request.since,
+            },
         )
         return True
 
@@ -193,20 +244,40 @@ class Backfills:
 
     # -- the lane -------------------------------------------------------------------------------
     async def lane(self, http: HttpFetcher) -> None:
-        """Work on pending backfills one at a time, whenever this instance's shards are known."""
+        """Work on pending requests whenever this instance's shards are known: archives one at a
+        time, oldest first; article requests as they come, beside it (at most ``fetch_concurrency``
+        at once, never two for the same article)."""
+        archive: asyncio.Task[None] | None = None
         while True:
+            self._wake.clear()
             if self.fetcher.store.ready:
                 self.forget_finished()
-                pending = self.pending()
-                if pending:
-                    key, record = pending[0]
-                    task = asyncio.create_task(self.run(http, key, record))
-                    self.fetcher.track(f"backfill {key}", task)
-                    await asyncio.wait({task})
-                    continue
-            self._wake.clear()
+                for key, record in self.pending():
+                    if key in self.running:
+                        continue
+                    if record.get("kind") == "article":
+                        aid = _article_of(str(record["url"]))
+                        if len(self.ingesting) >= self.settings.fetch_concurrency or aid in self.ingesting:
+                            continue  # a task that ends wakes the lane
+                        if aid is not None:
+                            self.ingesting.add(aid)  # now: the same page asked twice is in this scan
+                        self._start(key, self.run_article(http, key, record))
+                    elif archive is None or archive.done():
+                        archive = self._start(key, self.run(http, key, record))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    def _start(self, key: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self.running[key] = task
+        self.fetcher.track(f"backfill {key}", task)  # a hand-over waits for it
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.running.pop(key, None)
+            self.wake()
+
+        task.add_done_callback(done)
+        return task
 
     async def run(self, http: HttpFetcher, key: str, stored: dict[str, Any]) -> None:
         """One backfill, until it is done, fails, or its shard is handed over (then it is resumed)."""
@@ -220,7 +291,12 @@ class Backfills:
         job = _Job(self, http, key, record, shard, datetime.fromisoformat(str(record["since"])))
         log.info("backfill started", extra={"backfill_id": record["id"], "url": url})
         try:
-            _, parsed = await self.fetcher.read_feed(http, url, None, low_priority=True)
+            try:
+                _, parsed = await self.fetcher.read_feed(http, url, None, low_priority=True)
+            except ContentTypeError as exc:
+                if exc.media_type not in ARTICLE_TYPES:
+                    raise
+                raise FeedFormatError(not_a_feed(url)) from exc
             assert parsed is not None  # no validators: never a 304
             record["sitemaps_read"] += 1
             if parsed.children:
@@ -240,12 +316,65 @@ class Backfills:
             record["error"] = f"{type(exc).__name__}: {exc}"
             log.exception("backfill failed", extra={"backfill_id": record["id"], "url": url})
         finally:
-            if record["status"] in ("done", "failed"):
-                record["finished_at"] = _now_iso()
-                BACKFILLS.labels(status=record["status"]).inc()
-                log.info(f"backfill {record['status']}", extra=self._progress(record))
-            self._save(key)
-            self.active.pop(key, None)
+            self._finish(key, record)
+
+    async def run_article(self, http: HttpFetcher, key: str, stored: dict[str, Any]) -> None:
+        """One ``wirewatch ingest`` request: the page produced as a polled article is, unless an
+        article of that id was already seen (then done, ``already_seen``); failed with the reason
+        (and a dead letter) when the page gives no article. The lane put its article id in
+        ``ingesting``; it is taken out here when done."""
+        from wirewatch.fetcher.service import ArticleError
+
+        record = {**stored, "status": "running", "started_at": stored.get("started_at") or _now_iso()}
+        self.active[key] = record
+        self._save(key)
+        shard = split_key(key)[0]
+        url = str(record["url"])
+        aid: str | None = None
+        try:
+            aid = article_id(url)  # a URL without one fails the request, saying why
+            record["article_id"] = aid
+            if self.fetcher.store.seen.has(shard, aid) or aid in self.fetcher.recent:
+                record["already_seen"] = 1
+                record["note"] = (
+                    "already fetched (from a feed, a backfill or an earlier ingest): not fetched again"
+                )
+                record["status"] = "done"
+                BACKFILL_ARTICLES.labels(outcome="seen").inc()
+                return
+            if self.fetcher.store.paused:
+                return  # handed over: the next owner does it
+            with self.fetcher.live_fetch():
+                article = await self.fetcher.produce_article(http, None, FeedEntry(link=url), aid, None, None)
+            record["produced"] = 1
+            record["article_id"] = article.id
+            record["note"] = f"produced as article {article.id}"
+            record["status"] = "done"
+            BACKFILL_ARTICLES.labels(outcome="produced").inc()
+        except (ArticleError, InvalidURLError) as exc:
+            reason = ingest_failure(exc)
+            record["failed"] = 1
+            record["status"] = "failed"
+            record["error"] = reason
+            BACKFILL_ARTICLES.labels(outcome="failed").inc()
+            await self.fetcher.service.dead_letter("fetcher.ingest", reason, url=url, key=aid)
+        except Exception as exc:
+            record["status"] = "failed"
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            log.exception("ingest failed", extra={"backfill_id": record["id"], "url": url})
+        finally:
+            if aid is not None:
+                self.ingesting.discard(aid)
+            self._finish(key, record)
+
+    def _finish(self, key: str, record: dict[str, Any]) -> None:
+        """Save the record; a finished one is counted and logged."""
+        if record["status"] in ("done", "failed"):
+            record["finished_at"] = _now_iso()
+            BACKFILLS.labels(status=record["status"]).inc()
+            log.info(f"backfill {record['status']}", extra=self._progress(record))
+        self._save(key)
+        self.active.pop(key, None)
 
     def _save(self, key: str) -> None:
         record = self.active.get(key)
@@ -254,14 +383,37 @@ class Backfills:
 
     @staticmethod
     def _progress(record: dict[str, Any]) -> dict[str, Any]:
+        names = ("kind", "status", "sitemaps_read", "selected", "already_seen", "produced", "failed", "error")
         return {
             "backfill_id": record["id"],
             "url": record["url"],
-            **{
-                name: record[name]
-                for name in ("status", "sitemaps_read", "selected", "already_seen", "produced", "failed")
-            },
+            **{name: record[name] for name in names if record.get(name) is not None},
         }
+
+
+def _article_of(url: str) -> str | None:
+    """The article id of a page's URL; None when it has none (its request fails, saying why)."""
+    try:
+        return article_id(url)
+    except InvalidURLError:
+        return None
+
+
+def not_a_feed(url: str) -> str:
+    """Why a backfill of an HTML page fails: the commands that do what was probably meant."""
+    return (
+        f"{url} is an HTML page, not a feed or sitemap: to ingest it as one article, "
+        f"`wirewatch ingest {url}`; to find the site's feeds and sitemaps, `wirewatch feeds discover {url}`"
+    )
+
+
+def ingest_failure(exc: Exception) -> str:
+    """Why an ingested page gave no article; a feed or sitemap given as a page names ``backfill``."""
+    reason = str(exc)
+    cause = exc.__cause__
+    if isinstance(cause, ContentTypeError) and content_type_allowed("feed", cause.media_type):
+        reason += "; a feed or a sitemap is read by `wirewatch backfill URL --since DATE`"
+    return reason
 
 
 class _Job:
