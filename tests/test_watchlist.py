@@ -482,6 +482,13 @@ def test_tracking_a_claim_again_keeps_its_labels_keywords_and_creation_time(
     assert lower.exit_code == 0 and "warning: this claim is all in lower case" in lower.stderr
     assert lower.stdout.startswith(f"already tracked {cid} ")
     assert len([c for c in run(current(settings)).values() if c.active]) == 1
+    listed = CliRunner().invoke(main, ["claims", "list"])
+    assert listed.exit_code == 0 and listed.output.startswith(f"{cid}  ")
+    details = listed.output.splitlines()[1].strip()
+    assert details == (
+        "language en · threshold 0.40 (default) · keywords Mosul, Raqqa · owner desk"
+        " · verdict=misleading source=afp"
+    )
 
 
 def test_importing_a_claims_file_again_updates_the_claims_it_holds_and_publishes_only_changes(

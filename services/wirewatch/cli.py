@@ -758,10 +758,28 @@ def claims_list(show_all: bool, as_json: bool) -> None:
         return
     for claim in found:
         state = "" if claim.active else "  (untracked)"
-        labels = " ".join(f"{k}={v}" for k, v in claim.labels.items())
-        click.echo(f"{claim.id}  {claim.text}{state}" + (f"\n{'':34}{labels}" if labels else ""))
+        click.echo(f"{claim.id}  {claim.text}{state}\n{'':34}{_claim_details(claim)}")
     if not found:
         click.echo("no tracked claims")
+
+
+def _claim_details(claim: TrackedClaim) -> str:
+    """What decides a claim's matches, on one line: its language, the score a sentence must reach
+    (the claim's own threshold, else the matcher's default, said so), keywords, owner, labels."""
+    from wirewatch.matching import DEFAULT_THRESHOLD
+
+    if claim.threshold is None:
+        threshold = f"threshold {DEFAULT_THRESHOLD:.2f} (default)"
+    else:
+        threshold = f"threshold {claim.threshold:.2f}"
+    parts = [f"language {claim.language or 'unknown'}", threshold]
+    if claim.keywords:
+        parts.append("keywords " + ", ".join(claim.keywords))
+    if claim.owner:
+        parts.append(f"owner {claim.owner}")
+    if claim.labels:
+        parts.append(" ".join(f"{k}={v}" for k, v in claim.labels.items()))
+    return " · ".join(parts)
 
 
 @claims.command("untrack")
