@@ -167,9 +167,12 @@ def test_status_shows_what_a_service_warns_of_and_still_exits_0(monkeypatch: pyt
         ("WIREWATCH_POLL_INTERVAL", "abc", "WIREWATCH_POLL_INTERVAL: Input should be a valid number"),
         ("WIREWATCH_ES_PASSWORD_FILE", "/nonexistent/pw", "WIREWATCH_ES_PASSWORD_FILE: cannot read"),
         ("WIREWATCH_FETCH_ALLOW_HOSTS", "10.0.0.0/33", "'10.0.0.0/33' is not a host name or CIDR block"),
+        ("WIREWATCH_KAFKA_BOOTSTRAP", "localhost", "'localhost' has no port"),
     ],
 )
-@pytest.mark.parametrize("command", [["status"], ["feeds", "list"], ["up", "--ephemeral"]])
+@pytest.mark.parametrize(
+    "command", [["status"], ["feeds", "list"], ["up", "--ephemeral"], ["run", "fetcher"]]
+)
 def test_a_malformed_setting_is_one_line_naming_its_variable(
     variable: str, value: str, said: str, command: list[str]
 ) -> None:

@@ -7,15 +7,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from hypothesis.provisional import domains
 from pydantic import ValidationError
 
+from wirewatch.core.alert_targets import smtp_problem
 from wirewatch.core.elastic import _auth
+from wirewatch.core.hosts import MAX_HOST_NAME, host_problem, mail_address_problem, split_host_port
 from wirewatch.core.settings import (
     CREDENTIALS,
     SECRET_FIELDS,
     SECRET_FILES,
     Settings,
     env_var,
+    es_url_problem,
     redact_url,
     settings_error_message,
 )
@@ -417,3 +423,207 @@ def test_index_prefixes_elasticsearch_would_refuse_are_refused(
 )
 def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+# --- addresses: refused at start, not when a client first connects ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (  # the indexer sat silent ~25 s on it, then failed obscurely
+            {"WIREWATCH_ES_URL": "localhost:9200"},
+            "WIREWATCH_ES_URL='localhost:9200' is not an http(s) URL with a host: write "
+            "'http://localhost:9200' (or https://)",
+        ),
+        (
+            {"WIREWATCH_ES_URL": "es.example"},
+            "WIREWATCH_ES_URL='es.example' is not an http(s) URL with a host: write 'http://es.example' "
+            "(or https://)",
+        ),
+        (  # the Elasticsearch client refuses http without a port (https is 443)
+            {"WIREWATCH_ES_URL": "http://wirewatch:pa55word@es.example/"},
+            "WIREWATCH_ES_URL='http://wirewatch:***@es.example/' has no port, which the client needs for "
+            "http: 'http://es.example:9200', say",
+        ),
+        (  # one address: the client takes the string as one URL
+            {"WIREWATCH_ES_URL": "http://es1:9200,http://es2:9200"},
+            "WIREWATCH_ES_URL='http://es1:9200,http://es2:9200' is several URLs: wirewatch connects to one "
+            "address (a load balancer, or one node, which passes requests on to the others)",
+        ),
+        (
+            {"WIREWATCH_ES_URL": "https://es.example:9200/?token=T0K"},
+            "WIREWATCH_ES_URL='https://es.example:9200/?…' has a query or fragment, which the "
+            "Elasticsearch client drops",
+        ),
+        (
+            {"WIREWATCH_ES_URL": "ftp://es.example:9200"},
+            "WIREWATCH_ES_URL='ftp://es.example:9200' is not an http(s) URL with a host",
+        ),
+        (
+            {"WIREWATCH_ES_URL": "http://es.example:92000"},
+            "WIREWATCH_ES_URL='http://es.example:92000' is not a valid URL (Port out of range 0-65535)",
+        ),
+        (
+            {"WIREWATCH_KAFKA_BOOTSTRAP": "localhost"},
+            "WIREWATCH_KAFKA_BOOTSTRAP: 'localhost' has no port: write host:port ('localhost:9092')",
+        ),
+        (
+            {"WIREWATCH_KAFKA_BOOTSTRAP": "k1:9092, http://k2:9092"},
+            "WIREWATCH_KAFKA_BOOTSTRAP: 'http://k2:9092' has a scheme: write host:port without it "
+            "('k2:9092')",
+        ),
+        (
+            {"WIREWATCH_KAFKA_BOOTSTRAP": "kafka:ninety"},
+            "WIREWATCH_KAFKA_BOOTSTRAP: 'kafka:ninety' has a port that is not a number from 1 to 65535 "
+            "('ninety')",
+        ),
+        (
+            {"WIREWATCH_KAFKA_BOOTSTRAP": "::1:9092"},
+            "WIREWATCH_KAFKA_BOOTSTRAP: '::1:9092' has an IPv6 address without brackets: write "
+            "[address]:9092",
+        ),
+        (
+            {"WIREWATCH_KAFKA_BOOTSTRAP": "kafka broker:9092"},
+            "WIREWATCH_KAFKA_BOOTSTRAP: 'kafka broker:9092' is not a host name or IP address",
+        ),
+        (  # the error came when the first alert was mailed
+            {**SMTP, "WIREWATCH_ALERT_SMTP_TO": "desk@example.org, not-an-address"},
+            "WIREWATCH_ALERT_SMTP_TO: 'not-an-address' is not an e-mail address (name@example.org, or "
+            "Name <name@example.org>)",
+        ),
+        (  # with no SMTP host too: wrong is wrong
+            {"WIREWATCH_ALERT_SMTP_FROM": "desk@example.org, night@example.org"},
+            "WIREWATCH_ALERT_SMTP_FROM='desk@example.org, night@example.org' is not an e-mail address "
+            "(name@example.org, or Name <name@example.org>)",
+        ),
+        (
+            {**SMTP, "WIREWATCH_ALERT_SMTP_HOST": "mail.example:587"},
+            "WIREWATCH_ALERT_SMTP_HOST='mail.example:587' has a port: the mail server's host name or "
+            "address (its port: WIREWATCH_ALERT_SMTP_PORT)",
+        ),
+        (
+            {**SMTP, "WIREWATCH_ALERT_SMTP_HOST": "smtps://mail.example"},
+            "WIREWATCH_ALERT_SMTP_HOST='smtps://mail.example' is a URL, not a host name: the mail server's "
+            "host name or address (its port: WIREWATCH_ALERT_SMTP_PORT)",
+        ),
+        (
+            {"WIREWATCH_WEB_HOST": "http://0.0.0.0"},
+            "WIREWATCH_WEB_HOST='http://0.0.0.0' is a URL, not a host name: the address to listen on, such "
+            "as 0.0.0.0 or 127.0.0.1 (the port: WIREWATCH_WEB_PORT)",
+        ),
+        (
+            {"WIREWATCH_TOPIC_ALERTS": "wirewatch alerts"},
+            "WIREWATCH_TOPIC_ALERTS='wirewatch alerts' is not a Kafka topic name: letters, digits, '.', "
+            "'_' and '-', at most 249 of them",
+        ),
+        (  # no duration, size or share is infinite
+            {"WIREWATCH_FETCH_TIMEOUT": "inf"},
+            "WIREWATCH_FETCH_TIMEOUT: Input should be a finite number (got 'inf')",
+        ),
+    ],
+)
+def test_addresses_a_client_would_fail_on_are_refused_at_start(
+    variables: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert error_lines(monkeypatch, **variables) == [expected]
+
+
+def test_usable_addresses_pass_as_the_clients_take_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = from_env(
+        monkeypatch,
+        WIREWATCH_KAFKA_BOOTSTRAP=" kafka-1:9092, [::1]:9093,10.0.0.7:9094,kafka_2:9092 ",
+        WIREWATCH_ES_URL=" https://wirewatch:pa55word@es.example/prefix ",  # https: port 443
+        WIREWATCH_ALERT_SMTP_HOST=" mail.example ",
+        WIREWATCH_ALERT_SMTP_FROM="Wirewatch <wirewatch@example.org>",
+        WIREWATCH_ALERT_SMTP_TO='["desk@example.org", "Night desk <night@localhost>", "jürgen@münchen.de"]',
+        WIREWATCH_WEB_HOST="::",
+    )
+    assert settings.kafka_bootstrap == "kafka-1:9092,[::1]:9093,10.0.0.7:9094,kafka_2:9092"
+    assert settings.es_url == "https://wirewatch:pa55word@es.example/prefix"
+    assert settings.alert_smtp_host == "mail.example"
+    assert settings.alert_smtp_to[1] == "Night desk <night@localhost>"
+    for variable in ("WIREWATCH_KAFKA_BOOTSTRAP", "WIREWATCH_ES_URL", "WIREWATCH_ALERT_SMTP_HOST"):
+        # blank is unset, as before: `wirewatch up` starts its own servers; no e-mail
+        assert (
+            getattr(from_env(monkeypatch, **{variable: " "}), variable.lower().removeprefix("wirewatch_"))
+            is None
+        )
+
+
+def test_the_deliverer_refuses_what_the_settings_refuse() -> None:
+    """One rule (``core.alert_targets.smtp_problem``) for the settings and the e-mail target."""
+    common = {"host": "mail.example", "security": "starttls", "username": None, "has_password": False}
+    assert smtp_problem(sender="ww@example.org", recipients=["desk@example.org"], **common) is None
+    assert smtp_problem(sender="ww@example.org", recipients=["desk"], **common) == (
+        "WIREWATCH_ALERT_SMTP_TO: 'desk' is not an e-mail address (name@example.org, or "
+        "Name <name@example.org>)"
+    )
+    assert str(smtp_problem(sender="ww", recipients=["desk@example.org"], **common)).startswith(
+        "WIREWATCH_ALERT_SMTP_FROM='ww' is not an e-mail address"
+    )
+
+
+# Properties of the address parsers: whatever the text, an answer or the documented error; every
+# well-formed address accepted, and taken apart into what it was made of.
+
+HOSTS = st.one_of(
+    domains(max_length=MAX_HOST_NAME),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda address: f"[{address}]"),
+)
+
+
+@given(HOSTS, st.integers(1, 65535), st.sampled_from(["", " ", "\t"]))
+def test_a_host_and_port_is_read_back_as_written(host: str, port: int, space: str) -> None:
+    assert split_host_port(f"{space}{host}:{port}{space}", usual_port=9092) == (host, port)
+
+
+@given(st.text(max_size=60))
+@example("[::1]:9092")
+@example("h:١٢")
+@example("[]:1")
+def test_any_bootstrap_entry_is_read_or_refused_with_a_reason(text: str) -> None:
+    try:
+        host, port = split_host_port(text, usual_port=9092)
+    except ValueError as exc:
+        assert str(exc)  # a reason to follow the entry in a message
+        return
+    assert 1 <= port <= 65535 and host_problem(host) is None
+    assert split_host_port(f"{host}:{port}", usual_port=9092) == (host, port)
+
+
+@given(st.lists(st.tuples(HOSTS, st.integers(1, 65535)), min_size=1, max_size=4))
+def test_a_bootstrap_list_passes_whole(servers: list[tuple[str, int]]) -> None:
+    bootstrap = " , ".join(f"{host}:{port}" for host, port in servers)
+    settings = Settings(_env_file=None, kafka_bootstrap=bootstrap)  # type: ignore[call-arg]
+    assert settings.kafka_bootstrap == ",".join(f"{host}:{port}" for host, port in servers)
+
+
+@given(st.emails(domains=domains(max_length=MAX_HOST_NAME)), st.sampled_from(["", "Desk", '"Desk, night"']))
+def test_every_email_address_is_accepted(address: str, name: str) -> None:
+    assert mail_address_problem(address) is None
+    assert mail_address_problem(f"{name} <{address}>") is None
+
+
+@given(st.text(max_size=60))
+@example("a@b.c>")
+@example("a@@b")
+def test_any_text_is_an_email_address_or_says_why_not(text: str) -> None:
+    problem = mail_address_problem(text)
+    assert problem is None or problem.startswith("is not an e-mail address")
+    if problem is None:
+        assert "@" in text
+
+
+@given(HOSTS, st.integers(1, 65535), st.sampled_from(["http", "https"]), st.sampled_from(["", "/", "/es"]))
+def test_every_elasticsearch_url_is_accepted(host: str, port: int, scheme: str, path: str) -> None:
+    assert es_url_problem(f"{scheme}://{host}:{port}{path}") is None
+
+
+@given(st.text(max_size=60))
+@example("http://[::1")
+@example("http://h:99999")
+def test_any_text_is_an_elasticsearch_url_or_says_why_not(text: str) -> None:
+    problem = es_url_problem(text)
+    assert problem is None or problem.startswith(("is ", "has "))

@@ -11,6 +11,8 @@ import ipaddress
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from wirewatch.core.hosts import host_problem, mail_address_problem
+
 #: The message when webhooks are configured without the key that signs them.
 WEBHOOK_SECRET_MISSING = (
     "WIREWATCH_ALERT_WEBHOOK_URLS set without WIREWATCH_ALERT_WEBHOOK_SECRET (or _FILE): "
@@ -43,6 +45,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def mail_addresses_problem(sender: str | None, recipients: Sequence[str]) -> str | None:
+    """What is wrong with the sender or a recipient of e-mail alerts, naming its variable, or
+    None (:func:`mail_address_problem`: syntax only). Several recipients are a list: each is
+    one address."""
+    var = "WIREWATCH_ALERT_SMTP_"
+    if sender is not None and (problem := mail_address_problem(sender)):
+        return f"{var}FROM={sender!r} {problem}"
+    for recipient in recipients:
+        if problem := mail_address_problem(recipient):
+            return f"{var}TO: {recipient!r} {problem}"
+    return None
+
+
 def smtp_problem(
     *,
     host: str,
@@ -60,6 +75,10 @@ def smtp_problem(
         return f"{var}HOST set without {var}FROM: e-mail alerts need a sender"
     if not recipients:
         return f"{var}HOST set without {var}TO: e-mail alerts need recipients"
+    if problem := host_problem(host):
+        return f"{var}HOST={host!r} {problem}: the mail server's host name or address (its port: {var}PORT)"
+    if problem := mail_addresses_problem(sender, recipients):
+        return problem
     if username is not None and not has_password:
         return f"{var}USERNAME set without {var}PASSWORD (or _FILE): SMTP AUTH needs both"
     if username is None and has_password:

@@ -20,8 +20,14 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from wirewatch.core.alert_targets import WEBHOOK_SECRET_MISSING, http_url_problem, smtp_problem
+from wirewatch.core.alert_targets import (
+    WEBHOOK_SECRET_MISSING,
+    http_url_problem,
+    mail_addresses_problem,
+    smtp_problem,
+)
 from wirewatch.core.feeds import MAX_FEED_INTERVAL
+from wirewatch.core.hosts import host_problem, split_host_port
 
 ServiceName = Literal["fetcher", "enricher", "indexer", "alerts"]
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -37,6 +43,8 @@ BYTE_SIZE = re.compile(r"\d+(b|kb|mb|gb|tb|pb)", re.IGNORECASE)
 #: What Elasticsearch refuses in an index name (besides upper case), and at its start.
 INDEX_NAME_FORBIDDEN = frozenset('\\/*?"<>| ,#:')
 INDEX_NAME_FORBIDDEN_START = ("-", "_", "+")
+#: A Kafka topic name: what the brokers accept (``[a-zA-Z0-9._-]``, at most 249), not ``.`` or ``..``.
+TOPIC_NAME = re.compile(r"(?!\.{1,2}$)[a-zA-Z0-9._-]{1,249}")
 #: The Faust table stores wirewatch runs on (Faust also knows aerospike://, which needs a client
 #: and options wirewatch does not pass).
 TABLE_STORES = ("memory", "rocksdb")
@@ -77,6 +85,38 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}{rest[end:]}"
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message shows it: without a password (:func:`redact_url`), and with ``?…``
+    for its query or fragment, which may hold a token."""
+    base, query, _ = url.partition("?")
+    base, fragment, _ = base.partition("#")
+    return redact_url(base) + ("?…" if query or fragment else "")
+
+
+def es_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as the Elasticsearch address, to follow it in a message, or
+    None. One http(s) URL with a host (a path is kept: a proxy's prefix): the client takes one
+    address, needs a port for http (https defaults to 443), and would drop a query or fragment.
+    Without these checks a bad URL only failed when a service first connected, after its
+    wait for the server (``core.elastic.connect``)."""
+    if "," in url:
+        return (
+            "is several URLs: wirewatch connects to one address (a load balancer, or one node, "
+            "which passes requests on to the others)"
+        )
+    if problem := http_url_problem(url):
+        if "://" not in url and not problem.startswith("is not a valid"):
+            return f"{problem}: write {'http://' + url!r} (or https://)"
+        return problem
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        return "has a query or fragment, which the Elasticsearch client drops"
+    if parts.scheme == "http" and parts.port is None:
+        host = parts.netloc.rpartition("@")[2]
+        return f"has no port, which the client needs for http: {f'http://{host}:9200'!r}, say"
+    return None
+
+
 def read_setting_file(field: str, path: Path) -> str:
     """The text of ``path``, the file named by the setting ``field``; a ValueError naming its
     variable if it cannot be read (missing, a directory, not UTF-8)."""
@@ -114,6 +154,9 @@ CREDENTIALS = (
     "kafka_sasl_username",
     "alert_slack_urls_file",
 )
+#: Addresses where blank is unset too (``${VAR:-}`` in a compose file: no server, no e-mail), and
+#: spaces around the value are a slip (``Settings._trimmed``).
+ADDRESSES = ("kafka_bootstrap", "es_url", "alert_smtp_host", "alert_smtp_from")
 
 
 class Settings(BaseSettings):
@@ -122,6 +165,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # inf and nan are no duration, size or share: refused like any other non-number.
+        allow_inf_nan=False,
         # A model-level error would otherwise print every input, secrets included.
         hide_input_in_errors=True,
     )
@@ -229,7 +274,7 @@ class Settings(BaseSettings):
     # --- Elasticsearch -----------------------------------------------------------------
     es_url: str | None = Field(
         default=None,
-        description="http(s)://host:port. Unset: `wirewatch up` starts a local search server.",
+        description="http(s)://host:port, one URL. Unset: `wirewatch up` starts a local search server.",
     )
     es_username: str | None = None
     es_password: SecretStr | None = None
@@ -476,6 +521,12 @@ class Settings(BaseSettings):
         neither wins over its ``*_FILE`` nor turns authentication on with nothing."""
         return None if blank(value) else value
 
+    @field_validator(*ADDRESSES, mode="before")
+    @classmethod
+    def _trimmed(cls, value: object) -> object:
+        """Spaces around an address dropped; blank is unset."""
+        return (value.strip() or None) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
         """A secret not given directly is read from its ``*_file`` (Docker/Kubernetes secrets); a
@@ -589,7 +640,71 @@ class Settings(BaseSettings):
                 "WIREWATCH_WEB_HOST is empty: the address to listen on, such as 0.0.0.0 (every "
                 "interface) or 127.0.0.1 (loopback only)"
             )
+        if problem := host_problem(value.strip()):
+            raise ValueError(
+                f"WIREWATCH_WEB_HOST={value.strip()!r} {problem}: the address to listen on, such as "
+                "0.0.0.0 or 127.0.0.1 (the port: WIREWATCH_WEB_PORT)"
+            )
         return value.strip()
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _kafka_bootstrap(cls, value: str | None) -> str | None:
+        """Comma-separated ``host:port`` (:func:`split_host_port`), no scheme.
+        The Kafka client took ``localhost`` (no port) or ``http://host:9092`` and failed only
+        when it connected, after its wait for the broker."""
+        if value is None:
+            return None
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            try:
+                split_host_port(entry, usual_port=9092)
+            except ValueError as exc:
+                raise ValueError(f"WIREWATCH_KAFKA_BOOTSTRAP: {entry!r} {exc}") from None
+        return ",".join(entries) or None
+
+    @field_validator("es_url")
+    @classmethod
+    def _es_url(cls, value: str | None) -> str | None:
+        """One http(s) URL (:func:`es_url_problem`), shown without a password."""
+        if value is not None and (problem := es_url_problem(value)):
+            raise ValueError(f"WIREWATCH_ES_URL={shown_url(value)!r} {problem}")
+        return value
+
+    @field_validator(
+        "topic_raw",
+        "topic_enriched",
+        "topic_claims",
+        "topic_alerts",
+        "topic_dead_letters",
+        "topic_feeds",
+        "topic_backfill",
+    )
+    @classmethod
+    def _topic(cls, value: str, info: ValidationInfo) -> str:
+        """A name the brokers accept, refused here rather than when the topics are created."""
+        if not TOPIC_NAME.fullmatch(value):
+            raise ValueError(
+                f"{env_var(str(info.field_name))}={value!r} is not a Kafka topic name: letters, digits, "
+                "'.', '_' and '-', at most 249 of them"
+            )
+        return value
+
+    @field_validator("alert_smtp_from")
+    @classmethod
+    def _mail_sender(cls, value: str | None) -> str | None:
+        """An e-mail address (syntax only), refused here, not when the first alert is mailed."""
+        if problem := mail_addresses_problem(value, []):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("alert_smtp_to")
+    @classmethod
+    def _mail_recipients(cls, value: list[str]) -> list[str]:
+        """Each an e-mail address (syntax only), refused here, not when the first alert is mailed."""
+        if problem := mail_addresses_problem(None, value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("table_store")
     @classmethod
@@ -628,9 +743,7 @@ class Settings(BaseSettings):
         without a password, query or fragment, which may hold a token."""
         for url in value:
             if problem := http_url_problem(url):
-                base, query, _ = url.partition("?")
-                base, fragment, _ = base.partition("#")
-                shown = redact_url(base) + ("?…" if query or fragment else "")
+                shown = shown_url(url)
                 raise ValueError(f"WIREWATCH_ALERT_WEBHOOK_URLS: {shown!r} {problem.replace(url, shown)}")
         return value
 
