@@ -3,6 +3,7 @@ codes, and the exit status scripts read. No servers: every refusal here comes fi
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -191,3 +192,41 @@ def test_without_a_server_address_the_cli_says_where_it_looked(
     assert result.exit_code == 1
     assert f"WIREWATCH_ES_URL is not set, and no `wirewatch up` runs on {tmp_path.resolve()}" in result.output
     assert "set WIREWATCH_DATA_DIR to the data dir of the one running" in result.output
+
+
+#: A misspelled alert target: the settings ignore it, so every command and service says so.
+TYPO = {"WIREWATCH_ALERT_WEBHOK_URL": "https://hooks.example/desk"}
+TYPO_WARNING = (
+    "warning: WIREWATCH_ALERT_WEBHOK_URL is not a wirewatch setting: ignored "
+    "(did you mean WIREWATCH_ALERT_WEBHOOK_URLS?)"
+)
+
+
+def test_an_unknown_variable_is_warned_of_once_on_stderr(tmp_path: Any) -> None:
+    """Once per command, however often it reads its settings; stdout (a --json answer) untouched."""
+    feeds = tmp_path / "feeds.yaml"
+    feeds.write_text("feeds:\n  - url: https://www.example.org/rss.xml\n", encoding="utf-8")
+    env = {**NOWHERE, **TYPO, "WIREWATCH_FEEDS_FILE": str(feeds)}
+    result = CliRunner().invoke(main, ["feeds", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [TYPO_WARNING]
+    assert json.loads(result.stdout)[0]["url"] == "https://www.example.org/rss.xml"
+
+
+@pytest.mark.parametrize("command", [["up", "--ephemeral"], ["run", "alerts"]])
+def test_an_unknown_variable_is_said_before_the_setting_error_it_may_explain(command: list[str]) -> None:
+    """``run`` leaves the warning to the service's log, but a service that cannot start says it
+    with the error: here the sender was misspelled, and the sender is what is missing."""
+    env = {
+        **NOWHERE,
+        "WIREWATCH_ALERT_SMTP_HOST": "mail.example",
+        "WIREWATCH_ALERT_SMTP_FORM": "wirewatch@example.org",
+        "WIREWATCH_ALERT_SMTP_TO": "desk@example.org",
+    }
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "warning: WIREWATCH_ALERT_SMTP_FORM is not a wirewatch setting: ignored "
+        "(did you mean WIREWATCH_ALERT_SMTP_FROM?)",
+        "error: WIREWATCH_ALERT_SMTP_HOST set without WIREWATCH_ALERT_SMTP_FROM: e-mail alerts need a sender",
+    ]

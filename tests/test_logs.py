@@ -7,12 +7,16 @@ import json
 import logging
 import logging.config
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from elastic_transport._node._base import BaseNode
 
+from conftest import make_settings
+from wirewatch import runner
 from wirewatch.core.logs import logging_config
+from wirewatch.core.settings import Settings
 
 
 @pytest.fixture
@@ -82,3 +86,32 @@ def test_a_log_line_is_one_json_object_with_the_call_sites_fields(restored_loggi
     assert entry["service"] == "indexer"
     assert entry["logger"] == "wirewatch.indexer"
     assert (entry["article_id"], entry["event_id"]) == ("a1", "e1")
+
+
+def test_a_service_logs_each_unknown_variable_once_at_start(
+    restored_logging: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wirewatch run`` (containers, `up`): one structured warning per variable no setting reads,
+    before the service is built; the CLI leaves it to the service (``main``)."""
+
+    class Built(Exception):
+        """Stands for the service: the test stops where it would start."""
+
+    monkeypatch.setenv("WIREWATCH_ALERT_WEBHOK_URL", "https://hooks.example/desk")
+    monkeypatch.setattr(runner, "limit_compute_threads", lambda threads: None)
+
+    def build(name: str, settings: Settings) -> NoReturn:
+        raise Built
+
+    monkeypatch.setattr(runner, "build", build)
+    with pytest.raises(Built):
+        runner.run("alerts", make_settings())
+    (line,) = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert (entry["level"], entry["service"], entry["variable"], entry["did_you_mean"]) == (
+        "warning",
+        "alerts",
+        "WIREWATCH_ALERT_WEBHOK_URL",
+        "WIREWATCH_ALERT_WEBHOOK_URLS",
+    )
+    assert entry["msg"].startswith("WIREWATCH_ALERT_WEBHOK_URL is not a wirewatch setting: ignored")

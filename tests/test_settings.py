@@ -19,11 +19,14 @@ from wirewatch.core.settings import (
     CREDENTIALS,
     SECRET_FIELDS,
     SECRET_FILES,
+    SETTING_VARIABLES,
     Settings,
     env_var,
     es_url_problem,
     redact_url,
     settings_error_message,
+    unknown_variable,
+    unknown_variables,
 )
 
 
@@ -627,3 +630,86 @@ def test_every_elasticsearch_url_is_accepted(host: str, port: int, scheme: str, 
 def test_any_text_is_an_elasticsearch_url_or_says_why_not(text: str) -> None:
     problem = es_url_problem(text)
     assert problem is None or problem.startswith(("is ", "has "))
+
+
+# --- unknown WIREWATCH_* variables: warned of, not refused ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (  # the operator believed the alert target configured
+            "WIREWATCH_ALERT_WEBHOK_URL",
+            "WIREWATCH_ALERT_WEBHOK_URL is not a wirewatch setting: ignored "
+            "(did you mean WIREWATCH_ALERT_WEBHOOK_URLS?)",
+        ),
+        (
+            "WIREWATCH_KAFKA_BOOTSTRAP_SERVERS",
+            "WIREWATCH_KAFKA_BOOTSTRAP_SERVERS is not a wirewatch setting: ignored "
+            "(did you mean WIREWATCH_KAFKA_BOOTSTRAP?)",
+        ),
+        (
+            "WIREWATCH_SMTP_HOST",
+            "WIREWATCH_SMTP_HOST is not a wirewatch setting: ignored "
+            "(did you mean WIREWATCH_ALERT_SMTP_HOST?)",
+        ),
+        (  # read in any case, as the settings read it
+            "wirewatch_feed_file",
+            "wirewatch_feed_file is not a wirewatch setting: ignored (did you mean WIREWATCH_FEEDS_FILE?)",
+        ),
+        (  # the secret-file convention does not reach every setting
+            "WIREWATCH_ES_API_KEY_FILE",
+            "WIREWATCH_ES_API_KEY_FILE is not a wirewatch setting: ignored (WIREWATCH_ES_API_KEY is not read "
+            "from a file; only secrets have a _FILE form)",
+        ),
+        ("WIREWATCH_DEBUG", "WIREWATCH_DEBUG is not a wirewatch setting: ignored"),  # none close
+    ],
+)
+def test_an_unknown_variable_is_named_with_the_setting_it_probably_meant(name: str, message: str) -> None:
+    unknown = unknown_variable(name)
+    assert unknown is not None and unknown.message == message
+
+
+def test_every_setting_is_known_and_nothing_else_is_looked_at() -> None:
+    assert len(SETTING_VARIABLES) == len(Settings.model_fields)
+    for variable in SETTING_VARIABLES:
+        assert unknown_variable(variable) is None and unknown_variable(variable.lower()) is None
+    assert unknown_variable("PATH") is None and unknown_variable("ELASTIC_PASSWORD") is None
+
+
+@given(st.from_regex(r"WIREWATCH_[A-Z0-9_]{0,40}", fullmatch=True))
+def test_a_wirewatch_variable_is_a_setting_or_is_warned_of(name: str) -> None:
+    unknown = unknown_variable(name)
+    assert (unknown is None) == (name in SETTING_VARIABLES)
+    if unknown is not None:
+        assert unknown.meant is None or unknown.meant in SETTING_VARIABLES
+        assert unknown.message.startswith(f"{name} is not a wirewatch setting: ignored")
+
+
+def test_unknown_variables_of_the_environment_and_the_env_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each once, the environment's first (it wins over the file); a name without the prefix
+    (compose's ELASTIC_PASSWORD) is not wirewatch's to judge."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "ELASTIC_PASSWORD=x\nWIREWATCH_LOG_LEVEL=info\nWIREWATCH_POLL_INTERVL=60\nWIREWATCH_TOPIC_EVENTZ=e\n",
+        encoding="utf-8",
+    )
+    environ = {
+        "PATH": "/bin",
+        "WIREWATCH_POLL_INTERVL": "5",
+        "WIREWATCH_ALERT_WEBHOK_URL": "https://a.example",
+    }
+    found = unknown_variables(environ, env_file)
+    assert [(u.name, u.env_file) for u in found] == [
+        ("WIREWATCH_ALERT_WEBHOK_URL", None),
+        ("WIREWATCH_POLL_INTERVL", None),
+        ("WIREWATCH_TOPIC_EVENTZ", env_file),
+    ]
+    assert found[2].message.startswith(f"WIREWATCH_TOPIC_EVENTZ (in {env_file}) is not a wirewatch setting")
+    assert unknown_variables({}, tmp_path / "absent") == []
+    # Not an error: the settings load (another version's variables may be there), without it.
+    monkeypatch.chdir(tmp_path)
+    settings = from_env(monkeypatch, **environ)
+    assert settings.alert_webhook_urls == [] and settings.poll_interval == 300

@@ -97,13 +97,14 @@ def _language(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 
 class _Commands(click.Group):
     """The command group: a broker that does not answer is a one-line error, and a malformed
-    setting a line naming its variable (exit 2), not a traceback."""
+    setting a line naming its variable (exit 2), not a traceback. Unknown ``WIREWATCH_*``
+    variables are a warning each, once (``main``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from pydantic import ValidationError
 
         from wirewatch.core.kafka import KafkaUnavailableError
-        from wirewatch.core.settings import settings_error_message
+        from wirewatch.core.settings import settings_error_message, unknown_variables
 
         try:
             return super().invoke(ctx)
@@ -112,6 +113,9 @@ class _Commands(click.Group):
         except ValidationError as exc:
             if exc.title != Settings.__name__:
                 raise
+            if ctx.invoked_subcommand == "run":  # not said yet (``main``): a misspelled name may be why
+                for unknown in unknown_variables():
+                    _warn(unknown.message)
             for line in settings_error_message(exc).splitlines():
                 click.echo(f"error: {line}", err=True)
             sys.exit(2)
@@ -125,6 +129,11 @@ def main() -> None:
     # words, that the broker does not answer (``_Commands``), so those lines are only noise.
     # Not for the services (`run`, and `up`, which runs them), whose logs are for operators.
     ctx = click.get_current_context()
+    if ctx.invoked_subcommand != "run":  # a service logs them itself (``runner.run``)
+        from wirewatch.core.settings import unknown_variables
+
+        for unknown in unknown_variables():
+            _warn(unknown.message)
     if ctx.invoked_subcommand not in ("run", "up"):
         kafka_client = logging.getLogger("aiokafka")
         level = kafka_client.level

@@ -9,8 +9,10 @@ import sys
 
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.kafka import ensure_fetcher_topics, ensure_topics
-from wirewatch.core.logs import setup_logging
-from wirewatch.core.settings import SERVICES, ServiceName, Settings
+from wirewatch.core.logs import get_logger, setup_logging
+from wirewatch.core.settings import SERVICES, ServiceName, Settings, unknown_variables
+
+log = get_logger(__name__)
 
 
 def build(name: ServiceName, settings: Settings) -> ServiceApp:
@@ -42,10 +44,25 @@ def limit_compute_threads(threads: int) -> None:
         threadpool_limits(limits=threads)
 
 
+def warn_of_unknown_variables() -> None:
+    """Log each ``WIREWATCH_*`` variable no setting reads (a typo the settings ignore), once, at
+    start: an operator who misspelled an alert target's variable would otherwise believe it set."""
+    for unknown in unknown_variables():
+        log.warning(
+            unknown.message,
+            extra={
+                "variable": unknown.name,
+                "did_you_mean": unknown.meant,
+                "env_file": str(unknown.env_file) if unknown.env_file else None,
+            },
+        )
+
+
 def run(name: ServiceName, settings: Settings) -> None:
     """Create topics, run the service's preparation, then the Faust worker until stopped."""
     limit_compute_threads(settings.compute_threads)
     setup_logging(settings.log_level, settings.log_format, name)
+    warn_of_unknown_variables()
     service = build(name, settings)
 
     async def _prepare() -> None:

@@ -5,18 +5,25 @@ Every field is read from an environment variable with the ``WIREWATCH_`` prefix
 working directory. Secrets are ``SecretStr`` so they never show up in logs or reprs;
 ``WIREWATCH_ES_PASSWORD_FILE``-style file variables are honoured for container secrets. A
 value that cannot work stops the settings with an error naming its variable
-(:func:`settings_error_message` makes one line of each).
+(:func:`settings_error_message` makes one line of each). A ``WIREWATCH_*`` variable no setting
+reads is ignored, not refused, and the commands and services warn of it at start
+(:func:`unknown_variables`).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -164,6 +171,8 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
+        # Unknown WIREWATCH_* variables are not an error (a deployment may carry another
+        # version's); they are warned of at start instead (``unknown_variables``).
         extra="ignore",
         # inf and nan are no duration, size or share: refused like any other non-number.
         allow_inf_nan=False,
@@ -932,6 +941,72 @@ def settings_error_message(exc: ValidationError) -> str:
             line += f" (got {shown!r})"
         lines.append(line)
     return "\n".join(lines)
+
+
+#: The ``.env`` file the settings read (in the working directory).
+ENV_FILE = Path(str(Settings.model_config.get("env_file")))
+#: How alike a variable's name and a setting's must be for the setting to be suggested
+#: (:func:`difflib.get_close_matches`; ``KAFKA_BOOTSTRAP_SERVERS`` -> ``KAFKA_BOOTSTRAP`` is 0.79).
+SUGGESTION_CUTOFF = 0.75
+
+
+@dataclass(frozen=True)
+class UnknownVariable:
+    """A ``WIREWATCH_*`` variable no setting reads: a typo, or a setting of another version of
+    wirewatch. The settings ignore it (``extra="ignore"``), so the process says so at start."""
+
+    name: str
+    #: The ``.env`` file it is in; None: the environment.
+    env_file: Path | None
+    #: The variable it probably meant, if one is close.
+    meant: str | None
+    #: The setting it names with ``_FILE`` added, when that one has no ``_FILE`` form.
+    without_file: str | None = None
+
+    @property
+    def message(self) -> str:
+        where = f" (in {self.env_file})" if self.env_file else ""
+        text = f"{self.name}{where} is not a wirewatch setting: ignored"
+        if self.without_file:
+            return f"{text} ({self.without_file} is not read from a file; only secrets have a _FILE form)"
+        return text + (f" (did you mean {self.meant}?)" if self.meant else "")
+
+
+#: Every ``WIREWATCH_*`` variable wirewatch reads: one per setting. (Nothing else reads one; a
+#: secret's ``*_FILE`` is a setting of its own.)
+SETTING_VARIABLES = frozenset(env_var(name) for name in Settings.model_fields)
+
+
+def unknown_variable(name: str, env_file: Path | None = None) -> UnknownVariable | None:
+    """``name`` as an unknown variable, with the setting it probably meant, or None when it is
+    not a ``WIREWATCH_*`` variable or is a setting's (in any case, as the settings read it)."""
+    upper = name.upper()
+    if not upper.startswith(ENV_PREFIX) or upper in SETTING_VARIABLES:
+        return None
+    if upper.endswith("_FILE") and upper.removesuffix("_FILE") in SETTING_VARIABLES:
+        return UnknownVariable(name, env_file, None, without_file=upper.removesuffix("_FILE"))
+    # Compared without the prefix, which every name shares and would make any two look alike.
+    settings = sorted(variable.removeprefix(ENV_PREFIX) for variable in SETTING_VARIABLES)
+    close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), settings, n=1, cutoff=SUGGESTION_CUTOFF)
+    return UnknownVariable(name, env_file, ENV_PREFIX + close[0] if close else None)
+
+
+def unknown_variables(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE
+) -> list[UnknownVariable]:
+    """The ``WIREWATCH_*`` variables of the environment (``os.environ`` by default) and of
+    ``env_file`` (if it exists) that no setting reads, in name order, each once (the
+    environment's first, as it wins over the file). Warned of, not refused: a deployment's
+    environment may carry another version's settings."""
+    found: dict[str, UnknownVariable] = {}
+    for name in sorted(os.environ if environ is None else environ):
+        if unknown := unknown_variable(name):
+            found.setdefault(name.upper(), unknown)
+    if env_file is not None and env_file.is_file():
+        for name in sorted(dotenv_values(env_file, encoding="utf-8")):
+            if unknown := unknown_variable(name, env_file):
+                found.setdefault(name.upper(), unknown)
+    return list(found.values())
 
 
 @lru_cache(maxsize=1)
