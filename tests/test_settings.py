@@ -439,6 +439,11 @@ def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
             "WIREWATCH_ES_URL='localhost:9200' is not an http(s) URL with a host: write "
             "'http://localhost:9200' (or https://)",
         ),
+        (  # a password is never shown, in the hint either
+            {"WIREWATCH_ES_URL": "wirewatch:pa55word@es.example:9200"},
+            "WIREWATCH_ES_URL='wirewatch:***@es.example:9200' is not an http(s) URL with a host: write "
+            "'http://wirewatch:***@es.example:9200' (or https://)",
+        ),
         (
             {"WIREWATCH_ES_URL": "es.example"},
             "WIREWATCH_ES_URL='es.example' is not an http(s) URL with a host: write 'http://es.example' "

@@ -101,11 +101,11 @@ def shown_url(url: str) -> str:
 
 
 def es_url_problem(url: str) -> str | None:
-    """What is wrong with ``url`` as the Elasticsearch address, to follow it in a message, or
-    None. One http(s) URL with a host (a path is kept: a proxy's prefix): the client takes one
-    address, needs a port for http (https defaults to 443), and would drop a query or fragment.
-    Without these checks a bad URL only failed when a service first connected, after its
-    wait for the server (``core.elastic.connect``)."""
+    """What is wrong with ``url`` as the Elasticsearch address, to follow it in a message (which
+    shows no password), or None. One http(s) URL with a host (a path is kept: a proxy's prefix):
+    the client takes one address, needs a port for http (https defaults to 443), and would drop
+    a query or fragment. Without these checks a bad URL only failed when a service first
+    connected, after its wait for the server (``core.elastic.connect``)."""
     if "," in url:
         return (
             "is several URLs: wirewatch connects to one address (a load balancer, or one node, "
@@ -113,7 +113,7 @@ def es_url_problem(url: str) -> str | None:
         )
     if problem := http_url_problem(url):
         if "://" not in url and not problem.startswith("is not a valid"):
-            return f"{problem}: write {'http://' + url!r} (or https://)"
+            return f"{problem}: write {'http://' + shown_url(url)!r} (or https://)"
         return problem
     parts = urlsplit(url)
     if parts.query or parts.fragment:
