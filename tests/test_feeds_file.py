@@ -237,7 +237,7 @@ def test_add_appends_an_entry_and_keeps_the_rest_byte_for_byte(path: Path) -> No
     feed, added = add_feed(path, NEW, name="World « news »", language="fr", interval=600, warn=_no_warning)
     assert added
     after = path.read_text(encoding="utf-8")
-    entry = f"  - url: {NEW}\n    name: World « news »\n    language: fr\n    interval: 600.0\n"
+    entry = f"  - url: {NEW}\n    name: World « news »\n    language: fr\n    interval: 600\n"
     assert after == ANNOTATED.replace("# more to come\n", entry + "# more to come\n")
     assert [f.url for f in load_feeds(path)] == [GAZETTE, WIRE, NEW]
     assert load_feeds(path)[-1] == feed
@@ -694,3 +694,13 @@ def test_feeds_add_says_nothing_of_addresses_the_fetcher_takes_or_names_it_canno
     monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", "10.0.0.0/8")
     result = cli.invoke(main, ["feeds", "add", "http://127.0.0.2/rss.xml"])  # the allowed ones kept
     assert "to allow it: WIREWATCH_FETCH_ALLOW_HOSTS=10.0.0.0/8,127.0.0.2/32\n" in result.stderr
+
+
+def test_a_whole_interval_is_written_as_the_user_wrote_it(cli: CliRunner, path: Path) -> None:
+    """`--interval 15` is `interval: 15` in the file, not the `15.0` the feed model holds."""
+    assert cli.invoke(main, ["feeds", "add", GAZETTE, "--interval", "15"]).exit_code == 0
+    assert cli.invoke(main, ["feeds", "add", WIRE, "--interval", "7.5"]).exit_code == 0
+    text = path.read_text(encoding="utf-8")
+    assert f"- url: {GAZETTE}\n    interval: 15\n" in text
+    assert f"- url: {WIRE}\n    interval: 7.5\n" in text
+    assert [f.interval for f in load_feeds(path)] == [15, 7.5]

@@ -122,10 +122,14 @@ def save_feeds(path: Path, feeds: list[Feed]) -> None:
 
 
 def _entry(feed: Feed) -> dict[str, Any]:
-    """A feed as the file lists it: its URL, and its name, language and interval when set."""
+    """A feed as the file lists it: its URL, and its name, language and interval when set. A
+    whole number of seconds is written as one (``interval: 15``, as a user writes it, not the
+    ``15.0`` the model holds); a fraction as it is (``7.5``)."""
     entry: dict[str, Any] = {"url": feed.url}
     for key in ("name", "language", "interval"):
         value = getattr(feed, key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if value is not None:
             entry[key] = value
     return entry
