@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -529,6 +530,7 @@ def test_feeds_commands_json(cli: CliRunner, path: Path) -> None:
             "language": "en",
             "interval": 600.0,
         },
+        "feeds_file": str(path),  # the file edited
     }
     again = _json(cli.invoke(main, ["feeds", "add", GAZETTE + "#again", "--json"]))
     assert again["added"] is False
@@ -544,7 +546,8 @@ def test_feeds_commands_json(cli: CliRunner, path: Path) -> None:
 
     removed = _json(cli.invoke(main, ["feeds", "remove", feed_id(WIRE), "--json"]))
     assert removed == {
-        "removed": {"id": feed_id(WIRE), "url": WIRE, "name": None, "language": None, "interval": None}
+        "removed": {"id": feed_id(WIRE), "url": WIRE, "name": None, "language": None, "interval": None},
+        "feeds_file": str(path),
     }
     assert [f["url"] for f in _json(cli.invoke(main, ["feeds", "list", "--json"]))] == [GAZETTE]
 
@@ -704,3 +707,121 @@ def test_a_whole_interval_is_written_as_the_user_wrote_it(cli: CliRunner, path: 
     assert f"- url: {GAZETTE}\n    interval: 15\n" in text
     assert f"- url: {WIRE}\n    interval: 7.5\n" in text
     assert [f.interval for f in load_feeds(path)] == [15, 7.5]
+
+
+# --- the feeds file of a running `wirewatch up` ---------------------------------------------------
+
+
+def _running_up(data_dir: Path, feeds_file: Path, allow_hosts: list[str]) -> None:
+    """A live `wirewatch up` on ``data_dir`` (this process), as its endpoints file tells the CLI
+    (the keys `up` writes: test_up_start.py checks them on the real `up`)."""
+    from wirewatch.local.supervisor import write_endpoints
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    write_endpoints(
+        data_dir / "endpoints.json",
+        {
+            "pid": os.getpid(),
+            "kafka_bootstrap": "127.0.0.1:1",
+            "es_url": "http://127.0.0.1:1",
+            "services": {},
+            "feeds_file": str(feeds_file),
+            "fetch_allow_hosts": allow_hosts,
+        },
+    )
+
+
+LOOPBACK_FEED = "http://127.0.0.1:8765/feed.xml"
+
+
+def test_feeds_commands_edit_the_running_up_s_feeds_file(
+    cli: CliRunner, path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only WIREWATCH_DATA_DIR set, `feeds add` edited ./feeds.yaml, which the running
+    fetcher does not read. Now the running `up`'s file, said; its fetcher (here: loopback allowed,
+    as under `up --demo`) decides whether to warn, not the CLI's own settings."""
+    data_dir, stack_file = tmp_path / "elsewhere" / "data", tmp_path / "elsewhere" / "demo-feeds.yaml"
+    _running_up(data_dir, stack_file, ["127.0.0.1"])
+    monkeypatch.delenv("WIREWATCH_FEEDS_FILE")
+    monkeypatch.delenv("WIREWATCH_FETCH_ALLOW_HOSTS", raising=False)
+    monkeypatch.setenv("WIREWATCH_DATA_DIR", str(data_dir))
+    whose = f" in {stack_file} (the feeds file of the `wirewatch up` running on {data_dir})"
+
+    added = cli.invoke(main, ["feeds", "add", LOOPBACK_FEED])
+    assert added.exit_code == 0 and added.stderr == ""  # the running fetcher polls loopback
+    assert added.stdout == f"added: {LOOPBACK_FEED} ({feed_id(LOOPBACK_FEED)}){whose}\n"
+    assert [f.url for f in load_feeds(stack_file)] == [LOOPBACK_FEED]
+    assert not (tmp_path / "feeds.yaml").exists()  # the working directory's file untouched
+    assert _json(cli.invoke(main, ["feeds", "add", GAZETTE, "--json"]))["feeds_file"] == str(stack_file)
+    listed = cli.invoke(main, ["feeds", "list"])
+    assert listed.stdout.splitlines()[-1] == f"2 feeds{whose}"
+    as_json = _json(cli.invoke(main, ["feeds", "list", "--json"]))
+    assert [f["url"] for f in as_json] == [LOOPBACK_FEED, GAZETTE]
+    removed = cli.invoke(main, ["feeds", "remove", GAZETTE])
+    assert removed.stdout == f"removed: {GAZETTE} from{whose.removeprefix(' in')}\n"
+    assert [f.url for f in load_feeds(stack_file)] == [LOOPBACK_FEED]
+
+    # WIREWATCH_FEEDS_FILE still wins: that file, judged by the CLI's settings (no stack fetcher
+    # reads it); naming the running `up`'s own file is the same as not naming one.
+    monkeypatch.setenv("WIREWATCH_FEEDS_FILE", str(path))
+    mine = cli.invoke(main, ["feeds", "add", LOOPBACK_FEED])
+    assert mine.stdout == f"added: {LOOPBACK_FEED} ({feed_id(LOOPBACK_FEED)}) in {path}\n"
+    assert "with the current settings the fetcher will not poll this feed" in mine.stderr
+    assert [f.url for f in load_feeds(path)] == [LOOPBACK_FEED]
+    assert cli.invoke(main, ["feeds", "list"]).stdout.splitlines()[-1] == f"1 feed in {path}"
+    monkeypatch.setenv("WIREWATCH_FEEDS_FILE", str(stack_file))
+    again = cli.invoke(main, ["feeds", "add", GAZETTE])
+    assert again.stderr == "" and again.stdout.endswith(f"{whose}\n")
+
+    # Once that `up` has stopped (its endpoints file gone), the CLI's own file again.
+    monkeypatch.delenv("WIREWATCH_FEEDS_FILE")
+    (data_dir / "endpoints.json").unlink()
+    assert cli.invoke(main, ["feeds", "list"]).stdout == "no feeds in feeds.yaml\n"
+
+
+def test_feeds_add_warns_as_the_running_fetcher_judges_the_address(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's environment allows loopback, the running fetcher does not: it will not poll
+    the feed, so the warning is due (it was not given), naming what to start `up` with."""
+    data_dir, stack_file = tmp_path / "data", tmp_path / "stack-feeds.yaml"
+    _running_up(data_dir, stack_file, ["10.0.0.0/8"])
+    monkeypatch.delenv("WIREWATCH_FEEDS_FILE")
+    monkeypatch.setenv("WIREWATCH_FETCH_ALLOW_HOSTS", "127.0.0.1/32")
+    monkeypatch.setenv("WIREWATCH_DATA_DIR", str(data_dir))
+    result = cli.invoke(main, ["feeds", "add", LOOPBACK_FEED])
+    assert result.exit_code == 0 and result.stdout.startswith(f"added: {LOOPBACK_FEED} ")
+    assert result.stderr.startswith(
+        f"warning: the fetcher of the `wirewatch up` running on {data_dir} will not poll this feed: "
+        f"refusing to fetch {LOOPBACK_FEED}: "
+    )
+    assert result.stderr.endswith(
+        "to allow it, start `wirewatch up` again with WIREWATCH_FETCH_ALLOW_HOSTS=10.0.0.0/8,127.0.0.1/32\n"
+    )
+    private = cli.invoke(main, ["feeds", "add", "http://10.1.2.3/rss.xml"])  # the fetcher's exception
+    assert private.exit_code == 0 and private.stderr == ""
+
+
+def test_ingest_warns_as_the_fetcher_of_the_running_up_judges_the_page(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wirewatch ingest` asks the fetcher on the Kafka it talks to: a running `up`'s, found by
+    the data dir, judges the page's address by its settings; an explicitly other Kafka's by the
+    CLI's own."""
+    sent: list[str] = []
+
+    async def send_requests(settings: Any, requests: list[Any]) -> None:
+        sent.extend(request.url for request in requests)
+
+    monkeypatch.setattr("wirewatch.fetcher.backfill.send_requests", send_requests)
+    data_dir = tmp_path / "data"
+    _running_up(data_dir, tmp_path / "stack-feeds.yaml", ["127.0.0.1"])
+    monkeypatch.delenv("WIREWATCH_FETCH_ALLOW_HOSTS", raising=False)
+    monkeypatch.setenv("WIREWATCH_DATA_DIR", str(data_dir))
+    page = "http://127.0.0.1:8765/2026/story.html"
+    result = cli.invoke(main, ["ingest", page])
+    assert result.exit_code == 0 and result.stderr == "" and sent == [page]
+    monkeypatch.setenv("WIREWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:2")  # another Kafka: another fetcher
+    result = cli.invoke(main, ["ingest", page])
+    assert result.exit_code == 0
+    assert "with the current settings the fetcher will not fetch this page" in result.stderr

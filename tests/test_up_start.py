@@ -340,6 +340,107 @@ def test_a_local_server_that_exits_is_started_again_until_it_keeps_exiting(
         runner.join(60)
 
 
+def test_a_demo_feeds_file_the_fetcher_could_not_read_stops_up_before_it_starts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "demo-feeds.yaml").write_text("feeds:\n  - url: []\n", encoding="utf-8")
+    with pytest.raises(UpError) as refused:
+        _up(make_settings(data_dir=data_dir), demo=True)
+    assert str(refused.value) == f"{data_dir / 'demo-feeds.yaml'}: feed #1: 'url' must be a string"
+    assert not (data_dir / "endpoints.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_up_demo_keeps_the_operator_s_feeds_and_tells_the_cli_which_file_its_fetcher_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --demo` wrote demo-feeds.yaml over at every start, dropping the feeds added to the
+    running demo; and the CLI, told only the data dir, edited ./feeds.yaml and judged addresses
+    by its own settings. Now endpoints.json records the fetcher's feeds file and SSRF exceptions,
+    `wirewatch feeds add` edits that file and warns as that fetcher judges, and the next start
+    merges the demo's feeds into the file: the operator's stay, and the demo's move with the
+    site when its remembered port was taken."""
+    from click.testing import CliRunner
+
+    from wirewatch.cli import main
+    from wirewatch.core.feeds import load_feeds
+
+    async def setup(settings: Settings) -> dict[str, list[str]]:
+        return {"topics": [], "indices": []}
+
+    monkeypatch.setattr("wirewatch.runner.setup", setup)
+    monkeypatch.setattr(up, "Supervisor", _Recording)
+    data_dir = tmp_path / "data"
+    feeds_file = data_dir / "demo-feeds.yaml"
+    settings = make_settings(  # "external" servers: `up` starts none
+        data_dir=data_dir,
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        es_url=f"http://127.0.0.1:{free_port()}",
+        fetch_allow_hosts=["10.0.0.0/8"],
+    )
+
+    def demo_up() -> tuple[threading.Thread, threading.Event, list[str]]:
+        said: list[str] = []
+        stop = threading.Event()
+        runner = threading.Thread(
+            target=lambda: run_up(settings, demo=True, echo=said.append, stop_event=stop)
+        )
+        runner.start()
+        _wait_until(lambda: any("wirewatch is up" in line for line in said), "up to start")
+        return runner, stop, said
+
+    runner, stop, said = demo_up()
+    try:
+        endpoints = json.loads((data_dir / "endpoints.json").read_text())
+        assert endpoints["feeds_file"] == str(feeds_file.resolve())
+        assert endpoints["fetch_allow_hosts"] == ["10.0.0.0/8", "127.0.0.1"]  # and the demo site's
+        demo_port = json.loads((data_dir / "demo-port.json").read_text())["demo"]
+        demo_feeds = [f.url for f in load_feeds(feeds_file)]
+        assert len(demo_feeds) == 5
+        assert all(url.startswith(f"http://127.0.0.1:{demo_port}/") for url in demo_feeds)
+
+        # The operator, elsewhere, tells the CLI only the data dir.
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("WIREWATCH_DATA_DIR", str(data_dir))
+        for name in ("WIREWATCH_FEEDS_FILE", "WIREWATCH_FETCH_ALLOW_HOSTS"):
+            monkeypatch.delenv(name, raising=False)
+        cli = CliRunner()
+        local = "http://127.0.0.1:9/mine.xml"
+        added = cli.invoke(main, ["feeds", "add", local, "--interval", "15"])
+        assert added.exit_code == 0, added.output
+        assert added.stderr == ""  # the demo's fetcher polls loopback
+        assert f" in {feeds_file.resolve()} (the feeds file of the `wirewatch up` running on " in added.stdout
+        private = cli.invoke(main, ["feeds", "add", "http://10.1.2.3/rss.xml"])
+        assert private.exit_code == 0 and private.stderr == ""  # WIREWATCH_FETCH_ALLOW_HOSTS of `up`
+        refused = cli.invoke(main, ["feeds", "add", "http://192.168.1.5/rss.xml"])
+        assert "the fetcher of the `wirewatch up` running on" in refused.stderr
+        assert not (tmp_path / "feeds.yaml").exists()
+        mine = [local, "http://10.1.2.3/rss.xml", "http://192.168.1.5/rss.xml"]
+        assert [f.url for f in load_feeds(feeds_file)] == [*demo_feeds, *mine]
+    finally:
+        stop.set()
+        runner.join(60)
+
+    # The next start, with the demo's remembered port taken by another program meanwhile.
+    with _listening_on(demo_port):
+        runner, stop, said = demo_up()
+    try:
+        listed = load_feeds(feeds_file)
+        new_port = json.loads((data_dir / "demo-port.json").read_text())["demo"]
+        assert new_port != demo_port
+        moved = [u.replace(f":{demo_port}/", f":{new_port}/") for u in demo_feeds]
+        assert [f.url for f in listed] == [*mine, *moved]  # the operator's kept, the demo's moved
+        assert all(f.interval == 10 for f in listed[3:]) and listed[0].interval == 15
+        text = feeds_file.read_text(encoding="utf-8")
+        assert text.startswith("# The demo site's feeds.") and "    interval: 15\n" in text
+        assert f"(5 demo feeds in {feeds_file.resolve()}, and 3 more)" in next(
+            line for line in said if line.startswith("Demo site on")
+        )
+    finally:
+        stop.set()
+        runner.join(60)
+
+
 def _wait_until(condition: Any, what: str, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

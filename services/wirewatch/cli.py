@@ -27,6 +27,7 @@ from wirewatch.core.settings import SERVICES, Settings
 
 if TYPE_CHECKING:
     from wirewatch.core.models import TrackedClaim
+    from wirewatch.local.up import RunningFetcher
 
 
 #: The most hits a listing asks for: Elasticsearch's default ``index.max_result_window``.
@@ -225,7 +226,24 @@ def kibana_import(
 # --- feeds --------------------------------------------------------------------------------------
 @main.group()
 def feeds() -> None:
-    """Manage the feeds file (WIREWATCH_FEEDS_FILE)."""
+    """Manage the feeds file: WIREWATCH_FEEDS_FILE when set, else the one the fetcher of the
+    `wirewatch up` running on the data dir (WIREWATCH_DATA_DIR) reads, else ./feeds.yaml."""
+
+
+def _feeds_file(settings: Settings) -> tuple[Path, RunningFetcher | None]:
+    """The feeds file the ``feeds`` commands read and edit (``settings`` from :func:`_settings`,
+    which fills in a running ``up``'s file when none is configured), and the running fetcher
+    that reads it, if any: its SSRF exceptions, not the CLI's, decide whether it will poll a feed."""
+    from wirewatch.local.up import running_fetcher
+
+    path = settings.feeds_file
+    fetcher = running_fetcher(settings)
+    return path, fetcher if fetcher is not None and fetcher.reads(path) else None
+
+
+def _whose(fetcher: RunningFetcher | None) -> str:
+    """Said after a feeds file's path when it is a running ``up``'s (so not ``./feeds.yaml``)."""
+    return "" if fetcher is None else f" (the feeds file of the `wirewatch up` running on {fetcher.data_dir})"
 
 
 def _feed_interval(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -254,30 +272,44 @@ def feeds_add(
     from wirewatch.core.feeds import FeedsFileError, add_feed
     from wirewatch.core.ids import InvalidURLError
 
-    settings = Settings()
-    path = settings.feeds_file
+    settings = _settings()
+    path, fetcher = _feeds_file(settings)
     try:
         feed, added = add_feed(path, url, name=name, language=language, interval=interval, warn=_warn)
     except (FeedsFileError, InvalidURLError, ValueError) as exc:
         _fail(str(exc))
-    _warn_if_refused(settings, feed.url)
+    _warn_if_refused(settings, feed.url, fetcher=fetcher)
     if as_json:
-        _emit_json({"added": added, "feed": feed.model_dump(exclude={"schema_version"})})
+        _emit_json(
+            {"added": added, "feed": feed.model_dump(exclude={"schema_version"}), "feeds_file": str(path)}
+        )
     else:
-        click.echo(f"{'added' if added else 'already listed'}: {feed.url} ({feed.id}) in {path}")
+        said = "added" if added else "already listed"
+        click.echo(f"{said}: {feed.url} ({feed.id}) in {path}{_whose(fetcher)}")
 
 
-def _warn_if_refused(settings: Settings, url: str, doing: str = "poll this feed") -> None:
-    """Warn when the fetcher's SSRF guard, under these settings, refuses ``url``: the feed is
-    listed (the page requested) all the same, since a fetcher may run with other settings."""
+def _warn_if_refused(
+    settings: Settings, url: str, doing: str = "poll this feed", *, fetcher: RunningFetcher | None = None
+) -> None:
+    """Warn when the fetcher's SSRF guard refuses ``url``: the running ``fetcher``'s, when the
+    feed (or page) is for it, else the guard under these settings. The feed is listed (the page
+    requested) all the same, since a fetcher may run, or be started again, with other settings."""
     from wirewatch.fetcher.safety import AddressPolicy, allow_entry, refusal_of
 
-    reason = refusal_of(AddressPolicy.from_entries(settings.fetch_allow_hosts), url)
-    if reason is not None:
-        allow = ",".join([*settings.fetch_allow_hosts, allow_entry(url)])
+    allowed = settings.fetch_allow_hosts if fetcher is None else fetcher.fetch_allow_hosts
+    reason = refusal_of(AddressPolicy.from_entries(allowed), url)
+    if reason is None:
+        return
+    allow = ",".join([*allowed, allow_entry(url)])
+    if fetcher is None:
         _warn(
             f"with the current settings the fetcher will not {doing}: {reason}; "
             f"to allow it: WIREWATCH_FETCH_ALLOW_HOSTS={allow}"
+        )
+    else:
+        _warn(
+            f"the fetcher of the `wirewatch up` running on {fetcher.data_dir} will not {doing}: {reason}; "
+            f"to allow it, start `wirewatch up` again with WIREWATCH_FETCH_ALLOW_HOSTS={allow}"
         )
 
 
@@ -287,8 +319,9 @@ def feeds_list(as_json: bool) -> None:
     """List the feeds."""
     from wirewatch.core.feeds import FeedsFileError, load_feeds
 
+    path, fetcher = _feeds_file(_settings())
     try:
-        listed = load_feeds(Settings().feeds_file)
+        listed = load_feeds(path)
     except FeedsFileError as exc:
         _fail(str(exc))
     if as_json:
@@ -296,8 +329,8 @@ def feeds_list(as_json: bool) -> None:
         return
     for f in listed:
         click.echo(f"{f.id[:12]}  {f.language or '--':<3} {f.url}  {f.name or ''}")
-    if not listed:
-        click.echo(f"no feeds in {Settings().feeds_file}")
+    count = f"{len(listed)} feed{'' if len(listed) == 1 else 's'}" if listed else "no feeds"
+    click.echo(f"{count} in {path}{_whose(fetcher)}")
 
 
 @feeds.command("remove")
@@ -308,7 +341,7 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
     from wirewatch.core.feeds import FeedsFileError, load_feeds, remove_feed
     from wirewatch.core.ids import UnknownIdError, complete_id
 
-    path = Settings().feeds_file
+    path, fetcher = _feeds_file(_settings())
     try:
         listed = {feed.id: feed.url for feed in load_feeds(path)}
         if "://" not in url_or_id:  # an id, or its start as `feeds list` shows it
@@ -329,9 +362,9 @@ def feeds_remove(url_or_id: str, as_json: bool) -> None:
     if removed is None:  # an error: nothing on stdout, --json or not
         _fail(f"no feed {url_or_id!r}")
     if as_json:
-        _emit_json({"removed": removed.model_dump(exclude={"schema_version"})})
+        _emit_json({"removed": removed.model_dump(exclude={"schema_version"}), "feeds_file": str(path)})
     else:
-        click.echo(f"removed: {removed.url}")
+        click.echo(f"removed: {removed.url} from {path}{_whose(fetcher)}")
 
 
 @feeds.command("discover")
@@ -346,7 +379,8 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
     from wirewatch.fetcher.discover import discover_site
     from wirewatch.fetcher.errors import FetchError
 
-    settings = Settings()
+    settings = _settings()
+    path, fetcher = _feeds_file(settings)
     try:
         found = asyncio.run(discover_site(settings, url))
     except FetchError as exc:
@@ -355,10 +389,10 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
     if add:
         try:
             for item in [*found.feeds, *found.sitemaps]:
-                feed, new = add_feed(settings.feeds_file, item.url, name=item.title, warn=_warn)
+                feed, new = add_feed(path, item.url, name=item.title, warn=_warn)
                 if new:
                     added.append(feed.url)
-                    _warn_if_refused(settings, feed.url)
+                    _warn_if_refused(settings, feed.url, fetcher=fetcher)
         except FeedsFileError as exc:
             _fail(str(exc))
     unreadable = bool(found.problems) and not found.feeds and not found.sitemaps  # "none found" is no answer
@@ -372,7 +406,7 @@ def feeds_discover(url: str, add: bool, as_json: bool) -> None:
     for problem in found.problems:
         click.echo(f"  ! {problem}", err=True)
     if add:
-        click.echo(f"added {len(added)} to {settings.feeds_file}")
+        click.echo(f"added {len(added)} to {path}{_whose(fetcher)}")
     sys.exit(1 if unreadable else 0)
 
 
@@ -425,14 +459,18 @@ def ingest(urls: tuple[str, ...], as_json: bool) -> None:
     """
     from wirewatch.core.ids import InvalidURLError
     from wirewatch.fetcher.backfill import new_article_requests, send_requests
+    from wirewatch.local.up import running_fetcher
 
     settings = _settings()
     try:
         requests = new_article_requests(list(urls))  # every URL checked before any is sent
     except InvalidURLError as exc:
         _fail(str(exc))
+    fetcher = running_fetcher(settings)  # the one that fetches the pages, when Kafka is its
+    if fetcher is not None and fetcher.kafka_bootstrap != settings.kafka_bootstrap:
+        fetcher = None
     for request in requests:
-        _warn_if_refused(settings, request.url, "fetch this page")
+        _warn_if_refused(settings, request.url, "fetch this page", fetcher=fetcher)
     try:
         asyncio.run(send_requests(settings, requests))
     except Exception as exc:

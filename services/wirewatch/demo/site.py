@@ -14,8 +14,8 @@ Routes, all ``GET``/``HEAD``:
 * anything else — 404.
 
 With ``release_interval`` set, articles appear one after another (in publication order) so that the
-pipeline has something new to pick up on each poll. Standard library only, apart from PyYAML for
-:func:`write_feeds_file`.
+pipeline has something new to pick up on each poll. Standard library only, apart from wirewatch's
+feeds file module for :func:`write_feeds_file`.
 
 Run it by hand with ``python -m wirewatch.demo.site``.
 """
@@ -40,12 +40,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-import yaml
+if TYPE_CHECKING:
+    from wirewatch.core.models import Feed
 
 #: Poll interval (seconds) written to the demo feeds file.
 DEMO_FEED_INTERVAL = 10
@@ -627,12 +628,18 @@ class DemoSite:
     @property
     def url(self) -> str:
         """Base URL, without a trailing slash: ``http://127.0.0.1:PORT``."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return self.url_on(self.port)
 
-    def feed_urls(self) -> list[tuple[str, str, str]]:
-        """(feed URL, outlet name, language) for each outlet."""
-        return [(f"{self.url}/{o.slug}/rss.xml", o.name, o.language) for o in self.content.outlets]
+    def url_on(self, port: int) -> str:
+        """The base URL the site has on ``port`` (had, in an earlier run on another port)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}"
+
+    def feed_urls(self, port: int | None = None) -> list[tuple[str, str, str]]:
+        """(feed URL, outlet name, language) for each outlet (as they were with the site on
+        ``port``, when given)."""
+        url = self.url_on(self.port if port is None else port)
+        return [(f"{url}/{o.slug}/rss.xml", o.name, o.language) for o in self.content.outlets]
 
     def article_url(self, article: DemoArticle) -> str:
         return self.url + article.path
@@ -689,14 +696,55 @@ class DemoSite:
         return f"DemoSite(url={self.url!r}, release_interval={self.release_interval!r})"
 
 
-def write_feeds_file(path: Path, site: DemoSite, interval: float = DEMO_FEED_INTERVAL) -> None:
-    """Write a wirewatch feeds file (see :mod:`wirewatch.core.feeds`) listing every demo feed."""
-    entries = [
-        {"url": url, "name": name, "language": language, "interval": interval}
-        for url, name, language in site.feed_urls()
-    ]
+#: The first lines of a demo feeds file :func:`write_feeds_file` creates.
+DEMO_FEEDS_HEADER = """\
+# The demo site's feeds. `wirewatch up --demo` lists each one again at every start (at the
+# site's address then) and keeps the rest of this file: add your own with `wirewatch feeds add`.
+"""
+
+
+def write_feeds_file(
+    path: Path,
+    site: DemoSite,
+    interval: float = DEMO_FEED_INTERVAL,
+    *,
+    previous_port: int | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Feed]:
+    """List every demo feed in the wirewatch feeds file ``path`` (see :mod:`wirewatch.core.feeds`),
+    created when missing; returns the feeds it lists then.
+
+    The file is merged into, never written over: each demo feed not listed is appended, and
+    everything else (the feeds an operator added to the running demo with ``wirewatch feeds
+    add``, their comments, a demo feed's edited interval) stays. Merging rather than writing the
+    file only when it is missing, because the demo's feeds are the demo: a site whose remembered
+    port was taken (``previous_port``) serves them at another address, whose URLs replace those of
+    the earlier run (each keeping its name, language and interval), and a newer demo's outlets
+    are listed too; the price is that a demo feed removed from the file comes back at the next
+    start. ``warn`` is told when the file had to be rewritten whole (see :func:`add_feed`).
+    Raises :class:`~wirewatch.core.feeds.FeedsFileError` when the file cannot be read."""
+    from wirewatch.core.feeds import add_feed, load_feeds, remove_feed
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({"feeds": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    if not path.exists():
+        path.write_text(DEMO_FEEDS_HEADER, encoding="utf-8")
+    moved: dict[str, Feed] = {}  # new URL -> the earlier run's entry for it
+    if previous_port is not None and previous_port != site.port:
+        for (old, _, _), (new, _, _) in zip(site.feed_urls(previous_port), site.feed_urls(), strict=True):
+            removed = remove_feed(path, old, warn=warn)
+            if removed is not None:
+                moved[new] = removed
+    for url, name, language in site.feed_urls():
+        earlier = moved.get(url)
+        add_feed(
+            path,
+            url,
+            name=earlier.name if earlier else name,
+            language=earlier.language if earlier else language,
+            interval=earlier.interval if earlier else interval,
+            warn=warn,
+        )
+    return load_feeds(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,10 @@ SIGTERM stops services (draining), then servers, also during the start. With
 ``WIREWATCH_KAFKA_BOOTSTRAP`` and ``WIREWATCH_ES_URL`` set it starts only the services. It
 refuses to start (:class:`UpError`) on a feeds file the fetcher could not read or a data
 directory it cannot use, and (exit code 2) on a data directory another ``up`` holds.
+
+Its endpoints file (``endpoints.json`` in the data dir) is how the CLI finds the stack: the
+servers' addresses, the services' ports, and the fetcher's feeds file and SSRF exceptions, so
+that ``wirewatch feeds`` edits the file this fetcher reads and judges an address as it will.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +65,11 @@ def endpoints_file(settings: Settings) -> Path:
     return settings.data_dir / "endpoints.json"
 
 
+def demo_feeds_file(data_dir: Path) -> Path:
+    """The feeds file of ``up --demo`` on ``data_dir``: the demo's feeds, and the operator's."""
+    return data_dir / "demo-feeds.yaml"
+
+
 def web_ports_file(data_dir: Path) -> Path:
     """The services' web ports (``{"fetcher": port, …}``), kept for the next ``up`` on ``data_dir``."""
     return data_dir / "web-ports.json"
@@ -89,11 +99,17 @@ def check_feeds_file(settings: Settings) -> bool:
                 "`wirewatch feeds add URL`, or leave WIREWATCH_FEEDS_FILE unset"
             )
         return False
+    check_feeds_readable(path)
+    return True
+
+
+def check_feeds_readable(path: Path) -> None:
+    """Raises :class:`UpError` (the error ``wirewatch feeds list`` gives) when the fetcher could
+    not read the feeds file ``path`` (a missing one it can: it lists no feeds)."""
     try:
         load_feeds(path)
     except FeedsFileError as exc:
         raise UpError(str(exc)) from exc
-    return True
 
 
 def lock_data_dir(data_dir: Path) -> int | None:
@@ -131,18 +147,56 @@ def data_dir_holder(data_dir: Path) -> str:
 
 
 def resolve_endpoints(settings: Settings) -> Settings:
-    """Settings with Kafka/ES filled in from a running ``wirewatch up`` when not configured."""
-    if settings.kafka_bootstrap and settings.es_url:
-        return settings
+    """Settings with Kafka/ES, and the feeds file, filled in from a running ``wirewatch up`` on
+    the data dir when not configured: the CLI then talks to that stack, and ``wirewatch feeds``
+    edits the file its fetcher reads (``demo-feeds.yaml`` under ``up --demo``, the file given
+    to ``up``, wherever the CLI runs), not ``./feeds.yaml``."""
     data = running_up(settings)
     if data is None:
         return settings
-    update = {}
+    update: dict[str, Any] = {}
     if not settings.kafka_bootstrap and data.get("kafka_bootstrap"):
         update["kafka_bootstrap"] = data["kafka_bootstrap"]
     if not settings.es_url and data.get("es_url"):
         update["es_url"] = data["es_url"]
-    return settings.model_copy(update=update)
+    if "feeds_file" not in settings.model_fields_set and isinstance(data.get("feeds_file"), str):
+        update["feeds_file"] = Path(data["feeds_file"])
+    return settings.model_copy(update=update) if update else settings
+
+
+@dataclass(frozen=True)
+class RunningFetcher:
+    """The fetcher of a live ``wirewatch up``, as its endpoints file records it: what the CLI
+    needs to edit its feeds and to judge an address as its SSRF guard will."""
+
+    data_dir: Path
+    kafka_bootstrap: str | None
+    feeds_file: Path
+    fetch_allow_hosts: list[str]
+
+    def reads(self, feeds_file: Path) -> bool:
+        """Whether this fetcher reads ``feeds_file`` (relative to the working directory)."""
+        return feeds_file.resolve() == self.feeds_file
+
+
+def running_fetcher(settings: Settings) -> RunningFetcher | None:
+    """The fetcher of the ``wirewatch up`` running on the settings' data dir, or None (none
+    runs, or it is still starting, or an older ``up`` that did not record it)."""
+    data = running_up(settings)
+    if data is None:
+        return None
+    feeds_file, allow = data.get("feeds_file"), data.get("fetch_allow_hosts")
+    if not isinstance(feeds_file, str) or not (
+        isinstance(allow, list) and all(isinstance(entry, str) for entry in allow)
+    ):
+        return None
+    kafka = data.get("kafka_bootstrap")
+    return RunningFetcher(
+        data_dir=settings.data_dir.resolve(),
+        kafka_bootstrap=kafka if isinstance(kafka, str) else None,
+        feeds_file=Path(feeds_file),
+        fetch_allow_hosts=allow,
+    )
 
 
 def run_up(
@@ -155,8 +209,10 @@ def run_up(
 ) -> int:
     from wirewatch.runner import setup
 
-    feeds_listed = demo or check_feeds_file(settings)
     data_dir = settings.data_dir.resolve()
+    if demo:
+        check_feeds_readable(demo_feeds_file(data_dir))
+    feeds_listed = demo or check_feeds_file(settings)
     lock = lock_data_dir(data_dir)
     if lock is None:
         echo(
@@ -170,8 +226,15 @@ def run_up(
             signal.signal(sig, lambda *_: stop.set())
 
     log_dir = data_dir / "logs"
-    write_endpoints(endpoints_file(settings), {"pid": os.getpid(), "starting": True})  # for `status`
-    env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir)}
+    # What `wirewatch feeds` needs of the fetcher (`running_fetcher`): the file it reads, and the
+    # exceptions to its SSRF guard (the demo's site added to them below).
+    fetcher: dict[str, Any] = {
+        "feeds_file": str(demo_feeds_file(data_dir) if demo else settings.feeds_file.resolve()),
+        "fetch_allow_hosts": list(settings.fetch_allow_hosts),
+    }
+    starting = {"pid": os.getpid(), "starting": True}
+    write_endpoints(endpoints_file(settings), {**starting, **fetcher})  # for `status`, `feeds`
+    env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir), "WIREWATCH_FEEDS_FILE": fetcher["feeds_file"]}
     servers: LocalServers | None = None
     site = None
     supervisor: Supervisor | None = None
@@ -194,16 +257,24 @@ def run_up(
             from wirewatch.demo.site import DemoSite, content_of_this_week, write_feeds_file
 
             # Same port as last time: the demo's article URLs, hence their ids, stay the same.
+            # (When it was taken, the feeds file's demo feeds move to the new port.)
+            previous_port = read_ports(data_dir / "demo-port.json").get("demo")
             demo_port = remembered_ports(data_dir / "demo-port.json", ("demo",))["demo"]
             site = DemoSite.start(port=demo_port, release_interval=5.0, content=content_of_this_week())
-            feeds_file = data_dir / "demo-feeds.yaml"
-            write_feeds_file(feeds_file, site)
-            env["WIREWATCH_FEEDS_FILE"] = str(feeds_file)
+            feeds_file = demo_feeds_file(data_dir)
+            try:  # merged into: the feeds the operator added to the demo stay (see its docstring)
+                listed = write_feeds_file(
+                    feeds_file, site, previous_port=previous_port, warn=lambda m: echo(f"warning: {m}")
+                )
+            except FeedsFileError as exc:  # edited since the check above
+                raise UpError(str(exc)) from exc
             # The demo site is on loopback, which the fetcher's SSRF guard refuses unless allowed.
-            env["WIREWATCH_FETCH_ALLOW_HOSTS"] = ",".join([*settings.fetch_allow_hosts, site.host])
-            echo(f"Demo site on {site.url} ({len(site.feed_urls())} feeds in {feeds_file})")
-        else:
-            env["WIREWATCH_FEEDS_FILE"] = str(settings.feeds_file.resolve())
+            fetcher["fetch_allow_hosts"] = [*settings.fetch_allow_hosts, site.host]
+            env["WIREWATCH_FETCH_ALLOW_HOSTS"] = ",".join(fetcher["fetch_allow_hosts"])
+            write_endpoints(endpoints_file(settings), {**starting, **fetcher})
+            demo_feeds = len(site.feed_urls())
+            yours = f", and {len(listed) - demo_feeds} more" if len(listed) > demo_feeds else ""
+            echo(f"Demo site on {site.url} ({demo_feeds} demo feeds in {feeds_file}{yours})")
 
         if stop.is_set():
             raise StartCancelledError("stop requested while starting")
@@ -224,6 +295,7 @@ def run_up(
                     "es_url": servers.es_url if servers else settings.es_url,
                     "backend": backend_name,
                     "services": supervisor.describe(),
+                    **fetcher,
                 },
             )
             write_ports(web_ports_file(data_dir), {name: c.port for name, c in supervisor.children.items()})
