@@ -201,7 +201,11 @@ def test_up_stops_cleanly_and_restarts_on_the_same_data(up: Up, site: NewsSite) 
     up.assert_same_ports(ports)
 
     assert up.stop() == 0
-    assert "Stopping" in up.output.read_text()
+    said = up.output.read_text()
+    assert "Stopping" in said
+    assert said.rstrip().endswith(
+        f"Stopped. Data kept in {up.data_dir}: wirewatch up there carries on from it."
+    )
     assert not (up.data_dir / "endpoints.json").exists()
 
     new = site.publish("daily", stories.TRAMWAY)

@@ -236,7 +236,7 @@ def test_a_stop_during_the_health_wait_stops_up_without_saying_it_is_up(
     started = time.monotonic()
     code, said = _up(settings, _stop_after(0.5))
     assert time.monotonic() - started < 5
-    assert code == 0 and said[-1] == "Stopping …"
+    assert code == 0 and said[-2:] == ["Stopping …", "Stopped."]
     assert not any("wirewatch is up" in line or "wirewatch started" in line for line in said)
     assert not (tmp_path / "data" / "endpoints.json").exists()
     fd = lock_data_dir(tmp_path / "data")  # released
@@ -254,7 +254,7 @@ def test_a_stop_while_the_servers_start_stops_them(tmp_path: Path, feeds_file: P
         make_settings(feeds_file=feeds_file, data_dir=tmp_path / "data"), stop, backend="ephemeral"
     )
     assert time.monotonic() - started < 15
-    assert code == 0 and said == ["Starting local servers (ephemeral) …", "Stopping …"]
+    assert code == 0 and said == ["Starting local servers (ephemeral) …", "Stopping …", "Stopped."]
     assert not (tmp_path / "data" / "endpoints.json").exists()
     assert _children().keys() - before.keys() == set()  # tansu and osmem-server stopped
 
@@ -439,6 +439,7 @@ def test_up_demo_keeps_the_operator_s_feeds_and_tells_the_cli_which_file_its_fet
     finally:
         stop.set()
         runner.join(60)
+    assert said[-2:] == ["Stopping …", "Stopped."]  # the servers are not `up`'s here
 
 
 def _wait_until(condition: Any, what: str, timeout: float = 90.0) -> None:

@@ -236,6 +236,7 @@ def run_up(
     write_endpoints(endpoints_file(settings), {**starting, **fetcher})  # for `status`, `feeds`
     env: dict[str, str] = {"WIREWATCH_DATA_DIR": str(data_dir), "WIREWATCH_FEEDS_FILE": fetcher["feeds_file"]}
     servers: LocalServers | None = None
+    stopping = False
     site = None
     supervisor: Supervisor | None = None
     try:
@@ -391,9 +392,11 @@ def run_up(
                 )
                 if not restart_everything():
                     return 1
+        stopping = True
         echo("Stopping …")
         return 0
     except StartCancelledError:
+        stopping = True
         echo("Stopping …")
         return 0
     finally:
@@ -407,3 +410,10 @@ def run_up(
         if mine is not None and mine.get("pid") == os.getpid():
             endpoints_file(settings).unlink(missing_ok=True)
         os.close(lock)  # the data directory is free again
+        if stopping:  # the last word once everything is down: what is kept, if anything
+            if servers is None:  # servers of the user's (or none started yet): nothing of ours kept data
+                echo("Stopped.")
+            elif backend == "ephemeral":
+                echo("Stopped. The in-memory servers' data is gone.")
+            else:
+                echo(f"Stopped. Data kept in {data_dir}: wirewatch up there carries on from it.")
