@@ -314,23 +314,95 @@ def _warn_if_refused(
 
 
 @feeds.command("list")
+@click.option(
+    "--fetcher",
+    "fetchers",
+    multiple=True,
+    metavar="URL",
+    help="A fetcher's web address (http://host:6066) to ask for each feed's health; repeat for "
+    "several. Default: the fetcher of the `wirewatch up` that reads this file, if one runs.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def feeds_list(as_json: bool) -> None:
-    """List the feeds."""
+def feeds_list(fetchers: tuple[str, ...], as_json: bool) -> None:
+    """List the feeds, each with its health when a fetcher that polls it answers: last good
+    poll, items seen, next poll, or why it is failing."""
     from wirewatch.core.feeds import FeedsFileError, load_feeds
 
-    path, fetcher = _feeds_file(_settings())
+    settings = _settings()
+    path, fetcher = _feeds_file(settings)
     try:
         listed = load_feeds(path)
     except FeedsFileError as exc:
         _fail(str(exc))
+    asked = list(fetchers)
+    if not asked and fetcher is not None:
+        own = _fetcher_url(settings)
+        asked = [own] if own is not None else []
+    health = _feeds_health(asked) if asked else None
     if as_json:
-        _emit_json([f.model_dump(exclude={"schema_version"}) for f in listed])
+        _emit_json(
+            [
+                f.model_dump(exclude={"schema_version"})
+                | ({} if health is None else {"health": health.get(f.url)})
+                for f in listed
+            ]
+        )
         return
     for f in listed:
         click.echo(f"{f.id[:12]}  {f.language or '--':<3} {f.url}  {f.name or ''}")
+        if health is not None:
+            click.echo(f"{'':14}{_feed_health_line(health.get(f.url))}")
     count = f"{len(listed)} feed{'' if len(listed) == 1 else 's'}" if listed else "no feeds"
     click.echo(f"{count} in {path}{_whose(fetcher)}")
+    if asked and health is None:
+        _warn(f"no feed health: no answer at {', '.join(f'{u}/feeds' for u in asked)}")
+
+
+def _feeds_health(fetchers: list[str]) -> dict[str, dict[str, Any]] | None:
+    """Each feed's health record by URL, as the fetchers at ``fetchers`` (web addresses) serve
+    them at ``/feeds`` (each instance its own feeds); None when none of them answers."""
+    import urllib.error
+    import urllib.request
+
+    found: dict[str, dict[str, Any]] | None = None
+    for base in fetchers:
+        try:
+            with urllib.request.urlopen(base.rstrip("/") + "/feeds", timeout=3.0) as response:
+                records = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
+        found = found if found is not None else {}
+        if isinstance(records, list):
+            found.update(
+                (r["url"], r) for r in records if isinstance(r, dict) and isinstance(r.get("url"), str)
+            )
+    return found
+
+
+def _feed_health_line(record: dict[str, Any] | None) -> str:
+    """A feed's health as ``feeds list`` says it, from its ``/feeds`` record (None: no fetcher
+    asked reports it: it polls on another instance, or the fetcher has not read the file yet)."""
+    from wirewatch.core.dates import iso_datetime
+
+    def when(value: Any) -> str:
+        moment = iso_datetime(value)
+        return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "never"
+
+    if record is None:
+        return "health unknown: not among the feeds of the fetcher(s) asked"
+    failures = int(record.get("consecutive_failures") or 0)
+    items = int(record.get("items_seen") or 0)
+    seen = f"{items} item{'' if items == 1 else 's'} seen"
+    if failures:
+        times = "1 poll" if failures == 1 else f"{failures} polls in a row"
+        return (
+            f"FAILING ({times}): {record.get('last_error') or 'unknown error'}; "
+            f"last good poll {when(record.get('last_success'))}; {seen}"
+        )
+    if not record.get("polls"):
+        return f"not polled yet; first poll {when(record.get('next_poll'))}"
+    last, upcoming = when(record.get("last_success")), when(record.get("next_poll"))
+    return f"ok: last good poll {last}; {seen}; next poll {upcoming}"
 
 
 @feeds.command("remove")
@@ -488,12 +560,18 @@ def ingest(urls: tuple[str, ...], as_json: bool) -> None:
 
 def _fetcher_page(settings: Settings, path: str) -> str:
     """Where the fetcher serves ``path``: its address when a ``wirewatch up`` runs here, else said."""
+    base = _fetcher_url(settings)
+    return base + path if base is not None else f"{path} on the fetcher's web port"
+
+
+def _fetcher_url(settings: Settings) -> str | None:
+    """The web address of the fetcher of the ``wirewatch up`` running here, or None."""
     from wirewatch.local.up import running_up
 
     health = ((running_up(settings) or {}).get("services") or {}).get("fetcher", {}).get("health")
     if isinstance(health, str) and health.endswith("/healthz"):
-        return health.removesuffix("/healthz") + path
-    return f"{path} on the fetcher's web port"
+        return health.removesuffix("/healthz")
+    return None
 
 
 @main.command("replay")
