@@ -26,6 +26,7 @@ import zstandard
 from aiohttp import web
 
 from conftest import make_settings
+from wirewatch.core.ids import article_id
 from wirewatch.core.models import Feed
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.errors import (
@@ -717,6 +718,9 @@ async def test_robots_disallowed_articles_are_skipped_with_one_dead_letter(serve
             "reason": "disallowed by robots.txt",
             "url": f"{server.url}/private/secret.html",
             "feed_url": source.url,
-            "key": next(iter(fetcher.disallowed)),
+            "key": article_id(f"{server.url}/private/secret.html"),
         }
     ]
+    [records] = fetcher.store.failed.by_shard.values()
+    [record] = records.values()
+    assert record.disallowed and record.reason == "disallowed by robots.txt" and record.attempts == 0

@@ -34,17 +34,21 @@ from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for, wait_for
 from test_fetcher_feeds import article_page
+from test_fetcher_http import Recorder
 from wirewatch.core.feeds import FeedsFileError, load_feeds, save_feeds
 from wirewatch.core.ids import article_id, feed_id
 from wirewatch.core.kafka import read_topic
-from wirewatch.core.models import Feed, RawArticle
+from wirewatch.core.models import DeadLetter, Feed, RawArticle
 from wirewatch.core.recent import RecentKeys
 from wirewatch.core.settings import Settings
 from wirewatch.fetcher.feedsync import FeedsPublisher
 from wirewatch.fetcher.politeness import HostGate
 from wirewatch.fetcher.schedule import FeedState
-from wirewatch.fetcher.service import FEEDS_FILE_ERROR_HEADER
+from wirewatch.fetcher.service import FEEDS_FILE_ERROR_HEADER, Fetcher
 from wirewatch.fetcher.state import (
+    ARTICLE_MAX_ATTEMPTS,
+    ArticleFailure,
+    FailedArticles,
     FetcherState,
     SeenIds,
     ShardedTable,
@@ -257,6 +261,17 @@ class Fetchers:
             if value is not None
         ]
 
+    def dead_letters(self, url: str) -> list[DeadLetter]:
+        """The dead letters about ``url``, oldest first (the topic's partitions read one after another)."""
+        letters = [
+            DeadLetter.from_bytes(value)
+            for _, value in run(read_topic(self.settings, self.settings.topic_dead_letters, timeout=5))
+            if value is not None
+        ]
+        return sorted(
+            (letter for letter in letters if letter.url == url), key=lambda letter: letter.created_at
+        )
+
 
 # --- the parts ----------------------------------------------------------------------------------
 
@@ -289,6 +304,74 @@ def test_seen_ids_are_written_only_for_owned_shards() -> None:
     seen.add("mine.test", "a", now=1)
     seen.add("theirs.test", "b", now=1)
     assert table == {"mine.test a": 1}
+
+
+def test_failed_articles_are_records_kept_while_listed_and_bounded_per_site() -> None:
+    table: dict[str, Any] = {}
+    failed = FailedArticles(ttl=1000.0, cap=3, table=table, writable=lambda shard: shard != "theirs.test")
+    failure = ArticleFailure(2, 1_774_000_123.5, "HTTP 404 for https://a.test/x.html", listed=100)
+    failed.put("a.test", "x", failure)
+    assert ArticleFailure.from_record(json.loads(json.dumps(table["a.test x"]))) == failure  # epoch seconds
+    assert ArticleFailure.from_record({"attempts": "two"}) is None and ArticleFailure.from_record(7) is None
+    # Not due before its next try; given up after the last attempt whatever the time; a page that
+    # robots.txt disallows is never given up (asked again when robots.txt may have changed).
+    assert failed.waiting("a.test", "x", now=1_774_000_123.0)
+    assert not failed.waiting("a.test", "x", now=1_774_000_124.0) and not failed.waiting("b.test", "x")
+    failed.put("a.test", "x", ArticleFailure(ARTICLE_MAX_ATTEMPTS, 0.0, "HTTP 404", listed=100))
+    assert failed.waiting("a.test", "x", now=2e9)
+    failed.put(
+        "a.test", "y", ArticleFailure(0, 500.0, "disallowed by robots.txt", disallowed=True, listed=101)
+    )
+    assert failed.waiting("a.test", "y", now=499) and not failed.waiting("a.test", "y", now=500)
+    # The cap holds at every write: a fourth failure forgets the one unlisted for longest (x).
+    failed.put("a.test", "z", ArticleFailure(1, 0.0, "HTTP 500", listed=102))
+    failed.put("a.test", "w", ArticleFailure(1, 0.0, "HTTP 500", listed=103))
+    assert sorted(failed.by_shard["a.test"]) == ["w", "y", "z"] and sorted(table) == [
+        "a.test w",
+        "a.test y",
+        "a.test z",
+    ]
+    # Listed again after the refresh period (ttl / 10): kept; the others expire ttl after their listing.
+    assert failed.listed("a.test", ["w", "unknown"], now=250) == 1
+    assert table["a.test w"]["listed_at"] == 250
+    assert failed.sweep("a.test", now=1150, force=True) == 2
+    assert sorted(table) == ["a.test w"] and failed.count("a.test") == 1
+    # A success forgets it; a shard not ours is kept in memory only.
+    failed.forget("a.test", "w")
+    failed.put("theirs.test", "v", ArticleFailure(1, 0.0, "HTTP 500", listed=100))
+    assert table == {} and failed.has("theirs.test", "v")
+    # Loaded back: only the shards owned, unreadable records skipped.
+    table.update({"a.test p": failure.to_record(), "b.test q": failure.to_record(), "a.test r": {"x": 1}})
+    assert failed.load(lambda shard: shard == "a.test") == 1
+    assert failed.by_shard == {"a.test": {"p": failure}}
+
+
+async def test_a_failing_article_goes_on_to_giving_up_across_restarts() -> None:
+    """Each attempt made by a new fetcher on the saved table: the backoff doubles from the feed's
+    interval, one dead letter on the first failure, one when giving up, never due again."""
+    settings = make_settings()
+    table: dict[str, Any] = {}
+    service = Recorder(settings)
+    feed = Feed(id=feed_id("https://a.test/rss.xml"), url="https://a.test/rss.xml", interval=60)
+    link = "https://a.test/news/gone.html"
+    aid = article_id(link)
+    for attempt in range(1, ARTICLE_MAX_ATTEMPTS + 1):
+        store = FetcherState(settings, failed=table)
+        assert store.failed.load(store.owns) == (0 if attempt == 1 else 1)  # a restarted fetcher
+        if attempt > 1:  # waiting for the next try the last one saved, then due
+            assert store.failed.waiting("a.test", aid)
+            assert not store.failed.waiting("a.test", aid, now=time.time() + 60 * 2 ** (attempt - 2))
+        before = time.time()
+        await Fetcher(service, store).article_failed(feed, link, aid, f"HTTP 404 for {link}")  # type: ignore[arg-type]
+        saved = ArticleFailure.from_record(table[table_key("a.test", aid)])
+        backoff = 60 * 2 ** (attempt - 1)
+        assert saved is not None and saved.attempts == attempt
+        assert before + backoff - 0.001 <= saved.next_try <= time.time() + backoff + 0.001  # (ms kept)
+    assert [letter["reason"] for letter in service.letters] == [
+        f"HTTP 404 for {link}",
+        f"HTTP 404 for {link} (giving up after {ARTICLE_MAX_ATTEMPTS} attempts)",
+    ]
+    assert store.failed.waiting("a.test", aid, now=time.time() + 10**9)
 
 
 def test_a_ten_thousand_item_window_fits() -> None:
@@ -357,7 +440,10 @@ def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
     theirs = next(h for h in hosts if partition_of(h, 4) == 2)
     seen[table_key(mine, "a1")] = 100
     seen[table_key(theirs, "b1")] = 100
-    store = FetcherState(settings, feeds=feeds, seen=seen)
+    failed = {
+        table_key(host, "f1"): ArticleFailure(1, 0.0, "HTTP 500").to_record() for host in (mine, theirs)
+    }
+    store = FetcherState(settings, feeds=feeds, seen=seen, failed=failed)
     assert not store.ready and not store.owns(mine)
     for host in (mine, theirs):
         store.put_feed(Feed(id=feed_id(f"http://{host}/rss.xml"), url=f"http://{host}/rss.xml"))
@@ -365,6 +451,7 @@ def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
     assert store.ready and store.owns(mine) and not store.owns(theirs)
     assert [f.url for f, _ in store.owned_feeds()] == [f"http://{mine}/rss.xml"]
     assert store.seen.has(mine, "a1") and not store.seen.has(theirs, "b1")
+    assert store.failed.has(mine, "f1") and not store.failed.has(theirs, "f1")
     mine_feed = next(f for f, _ in store.owned_feeds())
     store.save_state(mine_feed, FeedState(polls=3))
     assert feeds[table_key(mine, mine_feed.id)]["state"]["polls"] == 3
@@ -375,7 +462,7 @@ def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
     store.save_state(mine_feed, FeedState(polls=4))  # a poll ending after the removal
     assert table_key(mine, mine_feed.id) not in feeds  # does not bring the feed back
     store.revoke()
-    assert not store.ready and not store.owns(mine)
+    assert not store.ready and not store.owns(mine) and not store.failed.has(mine, "f1")
 
 
 def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_path: Path) -> None:
@@ -383,7 +470,12 @@ def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_pat
 
     settings = make_settings(kafka_bootstrap="127.0.0.1:9", table_store="rocksdb://", data_dir=tmp_path)
     made = build(settings)
-    for table in (made.store.feeds_table, made.store.seen_table, made.backfills.table):
+    for table in (
+        made.store.feeds_table,
+        made.store.seen_table,
+        made.store.failed_table,
+        made.backfills.table,
+    ):
         assert isinstance(table, ShardedTable)
         assert type(table.data).__module__ == "faust.stores.memory"  # the poll loop writes outside agents
     assert made.service.app.conf.producer_max_batch_size > 1  # batching: real Kafka's end offsets are right
@@ -615,3 +707,127 @@ def test_a_refused_feeds_file_is_named_by_readyz_and_feeds_and_the_fetcher_stays
         assert FEEDS_FILE_ERROR_HEADER not in feeds_page().headers
     finally:
         fetchers.stop_all()
+
+
+def _rss(site: Site, host: str, links: list[str]) -> str:
+    """An RSS feed at ``host``/rss.xml listing ``links``, served without validators: every poll
+    reads it whole (a 304 would not look at its articles)."""
+    items = "".join(
+        f"<item><title>{n}</title><link>{html.escape(link)}</link>"
+        f"<pubDate>{format_datetime(START + timedelta(hours=n))}</pubDate></item>"
+        for n, link in enumerate(links)
+    )
+    body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>{host}</title>{items}</channel></rss>'
+    with site.lock:
+        site.routes[(host, "/rss.xml")] = Route(body.encode(), "application/rss+xml")
+    return site.base(host) + "/rss.xml"
+
+
+@pytest.mark.timeout(180)
+def test_a_failing_article_keeps_its_backoff_and_dead_letters_across_restarts(
+    servers: LocalServers, site: Site, tmp_path: Path
+) -> None:
+    """The operator's case: an article page that keeps failing (HTTP 404) and one robots.txt
+    disallows, the fetcher stopped, then killed, and started again each time. The failure is
+    remembered in the ``failed`` table: retried when the backoff recorded before the restart says
+    (the feed's 2 s interval, doubling: 2, 4, 8, 16 s), given up after the fifth attempt, and
+    dead-lettered twice in all (first failure, giving up); the disallowed page once."""
+    host = HOSTS[0]
+    fetchers = Fetchers(servers, tmp_path, WIREWATCH_POLL_INTERVAL="2", WIREWATCH_POLL_INTERVAL_MIN="1")
+    site.serve(host, "/robots.txt", b"User-agent: *\nDisallow: /private/\n", "text/plain")
+    ok = site.article(host, "ok")
+    broken = site.base(host) + "/news/broken.html"  # no route: 404
+    private = site.base(host) + "/private/secret.html"
+    url = _rss(site, host, [ok, broken, private])
+    save_feeds(fetchers.feeds_file, [Feed(id=feed_id(url), url=url, interval=2)])
+
+    def tries() -> list[float]:
+        return [t for t, _ in site.requests(host, "/news/broken.html")]
+
+    try:
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(
+            lambda: len(tries()) >= 3, timeout=45, interval=0.1, what="three attempts at the broken page"
+        )
+        time.sleep(0.5)  # the third failure saved
+        fetchers.stop("one")  # SIGTERM
+        third = tries()[2]
+        assert len(tries()) == 3 and len(fetchers.dead_letters(broken)) == 1
+        restarted = time.monotonic()
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        fourth = wait_for(lambda: tries()[3:4], timeout=45, interval=0.1, what="the fourth attempt")[0]
+        first_poll = next(t for t, _ in site.requests(host, "/rss.xml") if t > restarted)
+        # Not at the first poll after the restart: when the third failure said (8 s after it).
+        assert fourth >= third + 8 - 0.3, f"tried again {fourth - third:.1f} s after the third failure"
+        assert fourth <= max(third + 8, first_poll) + 2 + 2.0
+        assert len(fetchers.dead_letters(broken)) == 1  # still failing the same way: nothing new
+
+        time.sleep(1.0)  # the fourth failure saved
+        fetchers.kill("one")  # no goodbye at all
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        fifth = wait_for(lambda: tries()[4:5], timeout=60, interval=0.1, what="the fifth attempt")[0]
+        assert fifth >= fourth + 16 - 0.3, f"tried again {fifth - fourth:.1f} s after the fourth failure"
+        polls = site.count(host, "/rss.xml")
+        wait_for(lambda: site.count(host, "/rss.xml") >= polls + 3, what="three more polls")
+        letters = fetchers.dead_letters(broken)
+        articles = fetchers.raw_articles()
+    finally:
+        fetchers.stop_all()
+
+    assert len(tries()) == ARTICLE_MAX_ATTEMPTS  # given up: not tried again
+    assert [letter.reason for letter in letters] == [
+        f"HTTP 404 for {broken}",
+        f"HTTP 404 for {broken} (giving up after {ARTICLE_MAX_ATTEMPTS} attempts)",
+    ]
+    assert [letter.reason for letter in fetchers.dead_letters(private)] == ["disallowed by robots.txt"]
+    assert site.count(host, "/private/secret.html") == 0
+    assert sum(a.url == ok for a in articles) == 1
+
+
+def test_the_failed_articles_of_a_site_are_bounded_in_the_table(
+    servers: LocalServers, tmp_path: Path
+) -> None:
+    """A site listing more broken links than ``WIREWATCH_FETCH_SEEN_MAX``: the ``failed`` table
+    keeps that many of its failures (the changelog on the broker, and what a restarted fetcher
+    loads), the others deleted as they went past the cap."""
+    host = "127.0.0.5"  # a site of its own: the tables outlive each test (one broker per module)
+    site = Site.start([host])
+    fetchers = Fetchers(servers, tmp_path, WIREWATCH_FETCH_SEEN_MAX="3")
+    broken = [f"{site.base(host)}/news/gone-{n}.html" for n in range(6)]
+    url = _rss(site, host, broken)
+    save_feeds(fetchers.feeds_file, [Feed(id=feed_id(url), url=url, interval=600)])
+
+    def loaded() -> list[int]:
+        return [
+            line["failed_articles"]
+            for line in fetchers.log_lines("one")
+            if line.get("msg") == "fetcher partitions assigned"
+        ]
+
+    try:
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: all(fetchers.dead_letters(link) for link in broken), what="the six dead letters")
+        time.sleep(1.0)
+        fetchers.stop("one")
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        before, after = wait_for(lambda: loaded()[:2] if len(loaded()) >= 2 else None, what="the restart")
+    finally:
+        fetchers.stop_all()
+        site.close()
+    assert after - before == 3  # the other sites' failures, from the tests before, plus 3
+    latest: dict[str, Any] = {}
+    for key, value in run(read_topic(fetchers.settings, "wirewatch-fetcher-failed-changelog", timeout=5)):
+        name = (key or b"").decode().strip('"')
+        if name.startswith(host + " "):
+            latest[name] = json.loads(value) if value else None
+    assert len(latest) == 6  # each failure was written; three were deleted past the cap
+    kept = [value for value in latest.values() if value is not None]
+    assert len(kept) == 3 and all(
+        v["attempts"] == 1 and v["reason"].startswith("HTTP 404 for ") for v in kept
+    )
+    assert all(site.count(host, f"/news/gone-{n}.html") == 1 for n in range(6))

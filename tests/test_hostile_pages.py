@@ -314,7 +314,7 @@ async def test_a_dead_extraction_process_is_replaced(serve: Serve) -> None:
             [letter] = service.letters
             assert letter["stage"] == "fetcher.article"
             assert "the extraction process died" in letter["reason"]
-            made.failed.clear()  # due again now rather than after the backoff
+            made.store.failed.clear()  # due again now rather than after the backoff
             assert await made.poll_feed(http, feed(server.url + "/rss.xml"), FeedState()) == 1
         assert [a.url for a in service.raw.sent] == [server.url + "/news/a.html"]
     finally:

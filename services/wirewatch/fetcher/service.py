@@ -20,9 +20,10 @@ State and scale-out (:mod:`wirewatch.fetcher.state`): the fetcher publishes the 
 compacted ``feeds`` topic (:mod:`wirewatch.fetcher.feedsync`); an agent consumes that topic into
 the ``feeds`` table, and the poll loop polls only the feeds of the partitions Kafka assigned to
 this instance (a feed's partition is its site's). Each feed's validators, schedule and health,
-and the articles already produced, are saved in changelog-backed tables as they change, so a
-restarted instance, or the one that takes over a dead instance's partitions, carries on where
-it stopped: nothing seen is fetched again, and no feed is polled before it is due. On a
+the articles already produced and those that failed, are saved in changelog-backed tables as
+they change, so a restarted instance, or the one that takes over a dead instance's partitions,
+carries on where it stopped: nothing seen is fetched again, a failing article keeps its backoff,
+and no feed is polled before it is due. On a
 revocation the instance starts nothing new, lets what is in flight finish (briefly), then
 hands over. Backfills (:mod:`wirewatch.fetcher.backfill`) run in a low-priority lane; article
 pages asked for by URL (``wirewatch ingest``) come the same way and take the same article path
@@ -43,7 +44,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -69,7 +69,9 @@ from wirewatch.fetcher.formats import FeedEntry, ItemEntries, ParsedFeed, Sitema
 from wirewatch.fetcher.http import HttpFetcher, Page, kept_headers
 from wirewatch.fetcher.schedule import FeedState, failure_interval, next_interval, poll_floor
 from wirewatch.fetcher.state import (
+    ARTICLE_MAX_ATTEMPTS,
     SWEEP_EVERY,
+    ArticleFailure,
     FetcherState,
     ShardedTable,
     partition_of,
@@ -82,8 +84,6 @@ log = get_logger(__name__)
 
 FEEDS_POLLED = Gauge("wirewatch_fetcher_feeds", "Feeds this fetcher instance polls (its partitions' feeds)")
 
-#: Attempts at an article that keeps failing before the fetcher gives up on it.
-ARTICLE_MAX_ATTEMPTS = 5
 #: Article ids this process produced or found, remembered in memory (any site).
 RECENT_IDS = 200_000
 #: Feeds whose items of the last poll are remembered, so that the next poll reads only the new ones
@@ -133,13 +133,6 @@ class ArticleError(Exception):
         self.disallowed = disallowed
 
 
-@dataclass
-class ArticleFailure:
-    attempts: int
-    next_try: float
-    reason: str
-
-
 def same_site(a: str, b: str) -> bool:
     """Same host, ``www.`` aside."""
     return source_domain(a) == source_domain(b)
@@ -177,8 +170,6 @@ class Fetcher:
         self.known: RecentKeys[str] = RecentKeys(RECENT_IDS)  # found in some feed (for the feeds' items_seen)
         self.feed_items: RecentResults[str, ItemEntries] = RecentResults("feed-items", FEEDS_REMEMBERED)
         self.in_flight: set[str] = set()
-        self.failed: dict[str, ArticleFailure] = {}
-        self.disallowed: dict[str, float] = {}  # article id -> when to ask robots.txt again
         self.publisher: FeedsPublisher | None = None
         self.backfills = Backfills(self)
         self.tasks: dict[str, asyncio.Task[None]] = {}  # poll and backfill tasks in progress
@@ -213,8 +204,9 @@ class Fetcher:
                     now = time.monotonic()
                     if now - self._swept > SWEEP_EVERY and self.store.ready:
                         self._swept = now  # sites without a feed polled lately expire their ids too
-                        for shard in list(self.store.seen.by_shard):
-                            self.store.seen.sweep(shard)
+                        for records in (self.store.seen, self.store.failed):
+                            for shard in list(records.by_shard):
+                                records.sweep(shard)
                     for feed in self._load():
                         state = self.state_of(feed)
                         if state.next_poll <= now and feed.id not in self.in_flight and self.store.ready:
@@ -460,9 +452,9 @@ class Fetcher:
     async def _new_articles(
         self, http: HttpFetcher, feed: Feed, state: FeedState, entries: list[FeedEntry], parsed: ParsedFeed
     ) -> int:
-        now = time.monotonic()
+        now = time.time()
         shard = shard_of(feed.url)
-        seen = self.store.seen
+        seen, failed = self.store.seen, self.store.failed
         fresh: dict[str, FeedEntry] = {}
         listed: list[str] = []
         for entry in newest_first(entries):
@@ -476,14 +468,12 @@ class Fetcher:
             listed.append(aid)
             if aid in fresh or seen.has(shard, aid) or aid in self.recent:
                 continue
-            if self.disallowed.get(aid, 0.0) > now:
-                continue
-            failure = self.failed.get(aid)
-            if failure and (failure.attempts >= ARTICLE_MAX_ATTEMPTS or failure.next_try > now):
+            if failed.waiting(shard, aid, now):  # failed or disallowed: not due yet, or given up
                 continue
             fresh[aid] = entry
-        seen.listed(shard, listed)  # still listed: remembered for longer
-        seen.sweep(shard)
+        for records in (seen, failed):
+            records.listed(shard, listed, now)  # still listed: remembered for longer
+            records.sweep(shard, now)
         found = [aid for aid in fresh if aid not in self.known]
         self.known.update(found)
         state.items_seen += len(found)
@@ -627,10 +617,10 @@ class Fetcher:
         delivery = await self.raw_topic.send(key=article.id.encode(), value=value)
         await delivery  # the broker has it: only now is it "seen"
         amp = amp_alias(page.url, extracted.amp_url)
+        shard = shard_of(feed.url if feed is not None else link)
         # the page's own id, and its AMP version's: the same article, never fetched as another
-        self.mark_seen(shard_of(feed.url if feed is not None else link), aid, article.id, amp)
-        self.failed.pop(aid, None)
-        self.disallowed.pop(aid, None)
+        self.mark_seen(shard, aid, article.id, amp)
+        self.store.failed.forget(shard, aid)
         metrics.ARTICLES_PRODUCED.inc()
         log.info(
             "article produced",
@@ -645,20 +635,28 @@ class Fetcher:
             self.recent.add(aid)
 
     async def article_disallowed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
-        """Skip the article; a dead letter the first time, robots.txt asked again after its TTL."""
-        first = aid not in self.disallowed
-        self.disallowed[aid] = time.monotonic() + self.settings.fetch_robots_ttl
-        self.failed.pop(aid, None)
+        """Skip the article; a dead letter the first time, robots.txt asked again after its TTL.
+        Remembered in the ``failed`` table: a restart or the site's next owner asks robots.txt
+        again when this one would have, and records no second dead letter."""
+        shard, now = shard_of(feed.url), time.time()
+        previous = self.store.failed.get(shard, aid)
+        first = previous is None or not previous.disallowed
+        retry = now + self.settings.fetch_robots_ttl
+        self.store.failed.put(shard, aid, ArticleFailure(0, retry, reason, disallowed=True, listed=now))
         log.info("article skipped", extra={"url": link, "feed_url": feed.url, "reason": reason})
         if first:
             await self.service.dead_letter("fetcher.article", reason, url=link, feed_url=feed.url, key=aid)
 
     async def article_failed(self, feed: Feed, link: str, aid: str, reason: str) -> None:
-        """Retry later with backoff; a dead letter on the first failure and when giving up."""
-        previous = self.failed.get(aid)
-        attempts = previous.attempts + 1 if previous else 1
+        """Retry later with backoff (the feed's interval, doubling); a dead letter on the first
+        failure and when giving up. Kept in the ``failed`` table (wall-clock times): after a
+        restart or a hand-over the backoff goes on where it was, with no new dead letter."""
+        shard, now = shard_of(feed.url), time.time()
+        previous = self.store.failed.get(shard, aid)
+        attempts = previous.attempts + 1 if previous is not None and not previous.disallowed else 1
         interval = feed.interval or self.settings.poll_interval
-        self.failed[aid] = ArticleFailure(attempts, time.monotonic() + interval * 2 ** (attempts - 1), reason)
+        retry = now + interval * 2 ** (attempts - 1)
+        self.store.failed.put(shard, aid, ArticleFailure(attempts, retry, reason, listed=now))
         if attempts == 1 or attempts >= ARTICLE_MAX_ATTEMPTS:
             final = f" (giving up after {attempts} attempts)" if attempts >= ARTICLE_MAX_ATTEMPTS else ""
             await self.service.dead_letter(
@@ -741,7 +739,7 @@ def build(settings: Settings) -> Fetcher:
         )
         return app.tables.add(made)
 
-    store = FetcherState(settings, feeds=table("feeds"), seen=table("seen"))
+    store = FetcherState(settings, feeds=table("feeds"), seen=table("seen"), failed=table("failed"))
     fetcher = Fetcher(service, store)
     fetcher.backfills = Backfills(fetcher, table("backfills"))
     feeds_topic = service.topic(settings.topic_feeds)

@@ -8,7 +8,7 @@ group assigned that partition to. One instance per site means that the per-host 
 (concurrency, spacing, ``Retry-After``, ``Crawl-delay``) holds across instances too, and that an
 article listed by several feeds of a site is fetched once.
 
-**Tables.** Three changelog-backed Faust tables, co-partitioned with the ``feeds`` topic
+**Tables.** Four changelog-backed Faust tables, co-partitioned with the ``feeds`` topic
 (:class:`ShardedTable` picks each key's partition from the shard written at the start of the
 key, ``"<shard> <id>"``):
 
@@ -17,6 +17,10 @@ key, ``"<shard> <id>"``):
   health;
 * ``seen``: ``"<shard> <article id>"`` -> when a feed of the site last listed that article
   (epoch seconds): the articles already produced. Bounded per site (:class:`SeenIds`);
+* ``failed``: ``"<shard> <article id>"`` -> :meth:`ArticleFailure.to_record`: the listed articles
+  that gave no article (attempts, next try in epoch seconds, reason), so that a restarted
+  instance, or the site's next owner, keeps their backoff and records no new dead letter for
+  the same failure. Bounded per site as the seen ids are (:class:`FailedArticles`);
 * ``backfills``: ``"<shard> <backfill id>"`` -> a backfill's request and progress.
 
 :class:`FetcherState` is the fetcher's view of them. Without tables (unit tests, a fetcher
@@ -28,7 +32,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 import faust
 
@@ -45,7 +50,11 @@ SWEEP_EVERY = 60.0
 #: Longest time between two writes of a listed article's "last listed" time (seconds).
 REFRESH_MAX = 86400.0
 
+#: Attempts at an article that keeps failing before the fetcher gives up on it.
+ARTICLE_MAX_ATTEMPTS = 5
+
 Table = MutableMapping[str, Any]
+V = TypeVar("V")
 
 
 def shard_of(url: str) -> str:
@@ -81,13 +90,18 @@ class ShardedTable(faust.Table):  # type: ignore[misc,type-arg]
         return partition_of(split_key(key)[0], int(self.partitions or 1))
 
 
-class SeenIds:
-    """Article ids already produced, per shard, written through to a table when there is one.
+class SiteRecords(Generic[V]):
+    """Records about article ids, per shard, written through to a table when there is one.
 
-    An id stays while a feed of its site keeps listing it (each listing refreshes its time, the
-    write at most once per ``refresh`` seconds), then ``ttl`` seconds more; a shard keeps at most
-    ``cap`` ids, the ones unlisted for longest are forgotten first. ``writable(shard)`` says
-    whether this process may write the shard's records (it owns the shard's partition)."""
+    A record stays while a feed of its site keeps listing its article (each listing refreshes
+    its time, the write at most once per ``refresh`` seconds), then ``ttl`` seconds more; a shard
+    keeps at most ``cap`` records, the ones unlisted for longest are forgotten first.
+    ``writable(shard)`` says whether this process may write the shard's records (it owns the
+    shard's partition). Reads come from memory; :meth:`load` fills it from the table.
+    Subclasses say what a record is: when its article was last listed, and its table value."""
+
+    #: What a record is, for the log line of a write that failed.
+    kind = "record"
 
     def __init__(
         self,
@@ -101,8 +115,29 @@ class SeenIds:
         self.table = table
         self.writable = writable
         self.refresh = min(ttl / 10, REFRESH_MAX)
-        self.by_shard: dict[str, dict[str, float]] = {}
+        self.by_shard: dict[str, dict[str, V]] = {}
         self._swept: dict[str, float] = {}
+
+    # -- what a record is (subclasses) ------------------------------------------------------
+    def listed_at(self, value: V) -> float:
+        """When a feed of the site last listed the record's article (epoch seconds)."""
+        raise NotImplementedError
+
+    def relisted(self, value: V, when: float) -> V:
+        """``value`` listed again at ``when``."""
+        raise NotImplementedError
+
+    def encode(self, value: V) -> Any:
+        """The table value of a record."""
+        raise NotImplementedError
+
+    def decode(self, raw: Any) -> V | None:
+        """A record from its table value; None when it cannot be read."""
+        raise NotImplementedError
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, shard: str, aid: str) -> V | None:
+        return self.by_shard.get(shard, {}).get(aid)
 
     def has(self, shard: str, aid: str) -> bool:
         return aid in self.by_shard.get(shard, ())
@@ -110,68 +145,187 @@ class SeenIds:
     def count(self, shard: str) -> int:
         return len(self.by_shard.get(shard, ()))
 
-    def add(self, shard: str, aid: str, now: float | None = None) -> None:
-        when = float(int(now if now is not None else time.time()))
-        self.by_shard.setdefault(shard, {})[aid] = when
-        self._write(shard, aid, when)
+    # -- writes -----------------------------------------------------------------------------
+    def put(self, shard: str, aid: str, value: V) -> None:
+        self.by_shard.setdefault(shard, {})[aid] = value
+        self._write(shard, aid, value)
+
+    def forget(self, shard: str, aid: str) -> None:
+        """Drop the article's record, if there is one."""
+        records = self.by_shard.get(shard)
+        if records is not None and records.pop(aid, None) is not None:
+            self._write(shard, aid, None)
 
     def listed(self, shard: str, aids: Iterable[str], now: float | None = None) -> int:
-        """The feed lists ``aids`` now: refresh the seen ones; returns how many were written."""
-        ids = self.by_shard.get(shard)
-        if not ids:
+        """The feed lists ``aids`` now: refresh their records; returns how many were written."""
+        records = self.by_shard.get(shard)
+        if not records:
             return 0
         now = now if now is not None else time.time()
         written = 0
         for aid in aids:
-            when = ids.get(aid)
-            if when is not None and when < now - self.refresh:
-                ids[aid] = float(int(now))
-                self._write(shard, aid, ids[aid])
+            value = records.get(aid)
+            if value is not None and self.listed_at(value) < now - self.refresh:
+                records[aid] = self.relisted(value, float(int(now)))
+                self._write(shard, aid, records[aid])
                 written += 1
         return written
 
     def sweep(self, shard: str, now: float | None = None, *, force: bool = False) -> int:
-        """Forget the shard's expired ids, then the oldest beyond the cap; returns how many."""
+        """Forget the shard's expired records, then the oldest beyond the cap; returns how many."""
         now = now if now is not None else time.time()
         if not force and now - self._swept.get(shard, 0.0) < SWEEP_EVERY:
             return 0
         self._swept[shard] = now
-        ids = self.by_shard.get(shard)
-        if not ids:
+        records = self.by_shard.get(shard)
+        if not records:
             return 0
-        gone = [aid for aid, when in ids.items() if when < now - self.ttl]
-        if len(ids) - len(gone) > self.cap:
+        listed = {aid: self.listed_at(value) for aid, value in records.items()}
+        gone = [aid for aid, when in listed.items() if when < now - self.ttl]
+        if len(records) - len(gone) > self.cap:
             expired = set(gone)
-            rest = sorted((when, aid) for aid, when in ids.items() if aid not in expired)
+            rest = sorted((when, aid) for aid, when in listed.items() if aid not in expired)
             gone.extend(aid for _, aid in rest[: len(rest) - self.cap])
         for aid in gone:
-            del ids[aid]
+            del records[aid]
             self._write(shard, aid, None)
         return len(gone)
 
-    def restore(self, shard: str, aid: str, when: float) -> None:
-        """Load one record read from the table (no write)."""
-        self.by_shard.setdefault(shard, {})[aid] = float(when)
+    def load(self, owns: Callable[[str], bool]) -> int:
+        """Fill memory with the table's records of the shards ``owns`` accepts (no write); how many."""
+        self.clear()
+        loaded = 0
+        for key, raw in list(self.table.items()) if self.table is not None else ():
+            shard, aid = split_key(key)
+            value = self.decode(raw) if raw is not None and owns(shard) else None
+            if value is not None:
+                self.by_shard.setdefault(shard, {})[aid] = value
+                loaded += 1
+        return loaded
 
     def clear(self) -> None:
         self.by_shard.clear()
         self._swept.clear()
 
-    def _write(self, shard: str, aid: str, when: float | None) -> None:
+    def _write(self, shard: str, aid: str, value: V | None) -> None:
         if self.table is None or not self.writable(shard):
             return
         key = table_key(shard, aid)
         try:
-            if when is None:
+            if value is None:
                 self.table.pop(key, None)
             else:
-                self.table[key] = int(when)
+                self.table[key] = self.encode(value)
         except Exception:  # kept in memory; the next write of the id tries again
-            log.exception("cannot save a seen article id", extra={"key": key})
+            log.exception(f"cannot save {self.kind}", extra={"key": key})
+
+
+class SeenIds(SiteRecords[float]):
+    """Article ids already produced, per shard: the record is when a feed of the site last
+    listed the article (epoch seconds, whole)."""
+
+    kind = "a seen article id"
+
+    def listed_at(self, value: float) -> float:
+        return value
+
+    def relisted(self, value: float, when: float) -> float:
+        return when
+
+    def encode(self, value: float) -> Any:
+        return int(value)
+
+    def decode(self, raw: Any) -> float | None:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            return None
+
+    def add(self, shard: str, aid: str, now: float | None = None) -> None:
+        self.put(shard, aid, float(int(now if now is not None else time.time())))
+
+
+@dataclass
+class ArticleFailure:
+    """Why an article a feed listed gave no article, and when to look at it again. Times are
+    epoch seconds: the record outlives the process, and another instance may take it over."""
+
+    attempts: int  # failed fetches in a row (robots.txt: 0, the page is not fetched)
+    next_try: float  # not fetched again before this
+    reason: str
+    disallowed: bool = False  # robots.txt forbids the page: asked again at next_try, never given up
+    listed: float = 0.0  # when a feed of the site last listed it (what expiry and the cap go by)
+
+    @property
+    def given_up(self) -> bool:
+        return not self.disallowed and self.attempts >= ARTICLE_MAX_ATTEMPTS
+
+    def due(self, now: float) -> bool:
+        """Whether the article may be fetched again at ``now``."""
+        return not self.given_up and self.next_try <= now
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "next_try_at": round(self.next_try, 3),
+            "reason": self.reason,
+            "disallowed": self.disallowed,
+            "listed_at": int(self.listed),
+        }
+
+    @classmethod
+    def from_record(cls, record: Any) -> ArticleFailure | None:
+        """The failure saved by :meth:`to_record`; None when ``record`` is not one."""
+        try:
+            return cls(
+                attempts=int(record["attempts"]),
+                next_try=float(record["next_try_at"]),
+                reason=str(record["reason"]),
+                disallowed=bool(record.get("disallowed")),
+                listed=float(record.get("listed_at") or 0.0),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+class FailedArticles(SiteRecords[ArticleFailure]):
+    """Articles of each shard that gave no article (a fetch or extraction that failed, a page
+    robots.txt disallows): retried with backoff, given up after ``ARTICLE_MAX_ATTEMPTS``,
+    dead-lettered on the first failure and when giving up, across restarts and hand-overs. Kept
+    and bounded as seen ids are (while listed, ``ttl`` after, ``cap`` per site, the cap kept at
+    every write), so a site that lists broken links without end cannot grow the table without end."""
+
+    kind = "a failed article"
+
+    def listed_at(self, value: ArticleFailure) -> float:
+        return value.listed
+
+    def relisted(self, value: ArticleFailure, when: float) -> ArticleFailure:
+        return replace(value, listed=when)
+
+    def encode(self, value: ArticleFailure) -> Any:
+        return value.to_record()
+
+    def decode(self, raw: Any) -> ArticleFailure | None:
+        return ArticleFailure.from_record(raw)
+
+    def put(self, shard: str, aid: str, value: ArticleFailure) -> None:
+        """Keep ``value``; past the cap, forget the site's failure unlisted for longest at once (a
+        site listing new broken links without end must not outgrow it until the next sweep)."""
+        super().put(shard, aid, value)
+        records = self.by_shard[shard]
+        while len(records) > self.cap:
+            self.forget(shard, min((a for a in records if a != aid), key=lambda a: records[a].listed))
+
+    def waiting(self, shard: str, aid: str, now: float | None = None) -> bool:
+        """Whether the article is not to be fetched now: it failed and is not due, or was given up."""
+        failure = self.get(shard, aid)
+        return failure is not None and not failure.due(now if now is not None else time.time())
 
 
 class FetcherState:
-    """The fetcher's durable state: feeds with their state, seen ids, and which shards are ours.
+    """The fetcher's durable state: feeds with their state, seen ids, failed articles, and which
+    shards are ours.
 
     With tables (``durable``), only the shards of the partitions Kafka assigned to this
     instance are ours (:meth:`assign`), and nothing is ours between a revocation and the end of
@@ -184,20 +338,22 @@ class FetcherState:
         *,
         feeds: Table | None = None,
         seen: Table | None = None,
+        failed: Table | None = None,
     ) -> None:
         self.settings = settings
         self.partitions = settings.topic_partitions
         self.feeds_table = feeds
         self.seen_table = seen
+        self.failed_table = failed
         self.durable = feeds is not None
         #: Partitions of the feeds topic this instance works on; None: not known (yet).
         self.owned: set[int] | None = None if self.durable else set(range(self.partitions))
         #: Set while partitions are being handed over: no new work starts.
         self.paused = False
         self._parsed: dict[str, tuple[Any, Feed]] = {}  # key -> (feed record, parsed Feed)
-        self.seen = SeenIds(
-            settings.fetch_seen_ttl_days * 86400, settings.fetch_seen_max, seen, writable=self.owns
-        )
+        ttl, cap = settings.fetch_seen_ttl_days * 86400, settings.fetch_seen_max
+        self.seen = SeenIds(ttl, cap, seen, writable=self.owns)
+        self.failed = FailedArticles(ttl, cap, failed, writable=self.owns)
 
     # -- ownership ----------------------------------------------------------------------------
     @property
@@ -214,20 +370,20 @@ class FetcherState:
         return self.owns(split_key(key)[0])
 
     def assign(self, partitions: set[int]) -> None:
-        """The partitions of this instance, once their tables are recovered: reload the seen ids."""
+        """The partitions of this instance, once their tables are recovered: reload the seen ids
+        and the failed articles."""
         self.owned = set(partitions)
         self.paused = False
-        self.seen.clear()
-        loaded = 0
-        if self.seen_table is not None:
-            for key, when in list(self.seen_table.items()):
-                shard, aid = split_key(key)
-                if when is not None and self.owns(shard):
-                    self.seen.restore(shard, aid, float(when))
-                    loaded += 1
+        seen = self.seen.load(self.owns)
+        failed = self.failed.load(self.owns)
         log.info(
             "fetcher partitions assigned",
-            extra={"partitions": sorted(self.owned), "feeds": len(self.feed_keys()), "seen_ids": loaded},
+            extra={
+                "partitions": sorted(self.owned),
+                "feeds": len(self.feed_keys()),
+                "seen_ids": seen,
+                "failed_articles": failed,
+            },
         )
 
     def revoke(self) -> None:
@@ -235,6 +391,7 @@ class FetcherState:
         if self.durable:
             self.owned = None
             self.seen.clear()
+            self.failed.clear()
             self._parsed.clear()
 
     # -- feeds ----------------------------------------------------------------------------------
