@@ -49,6 +49,7 @@ from wirewatch.fetcher.state import (
     ARTICLE_MAX_ATTEMPTS,
     ArticleFailure,
     FailedArticles,
+    FeedsCatchUp,
     FetcherState,
     SeenIds,
     ShardedTable,
@@ -465,6 +466,49 @@ def test_fetcher_state_owns_the_assigned_partitions_only() -> None:
     assert not store.ready and not store.owns(mine) and not store.failed.has(mine, "f1")
 
 
+class _Offsets:
+    """The feeds topic's ends and committed offsets, as a test sets them."""
+
+    def __init__(self, ends: dict[int, int], committed: dict[int, int]) -> None:
+        self.end = ends
+        self.done = committed
+        self.asked = 0
+
+    async def ends(self, partitions: set[int]) -> dict[int, int]:
+        self.asked += 1
+        return {p: self.end[p] for p in partitions}
+
+    def committed(self, partition: int) -> int | None:
+        return self.done.get(partition)
+
+
+async def test_polling_waits_for_the_feeds_topic_read_to_where_it_was_at_the_assignment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offsets = _Offsets(ends={0: 5, 1: 3}, committed={1: 3})
+    catch_up = FeedsCatchUp(offsets)
+    # The feeds file not on the topic yet (its tombstones would come after the ends): not asked.
+    assert not await catch_up.caught_up({0, 1}, published=False) and offsets.asked == 0
+    assert not await catch_up.caught_up({0, 1})  # partition 0: records 0-4 to read
+    catch_up.record(0, 3)
+    assert not await catch_up.caught_up({0, 1})
+    offsets.end[0] = 9  # written since the assignment: not waited for
+    catch_up.record(0, 4)
+    assert await catch_up.caught_up({0, 1}) and offsets.asked == 1
+    # The next assignment asks again; a committed offset at the end is caught up too.
+    catch_up.reset()
+    offsets.done[0] = 9
+    assert await catch_up.caught_up({0, 1}) and offsets.asked == 2
+    catch_up.reset()
+    assert await catch_up.caught_up(set())  # no partition: nothing to wait for
+    # Never there (the agent stuck): polling goes on after CATCH_UP_MAX seconds, saying so.
+    catch_up.reset()
+    offsets.end[0] = 10
+    assert not await catch_up.caught_up({0})
+    monkeypatch.setattr("wirewatch.fetcher.state.CATCH_UP_MAX", 0.0)
+    assert await catch_up.caught_up({0})
+
+
 def test_the_fetcher_tables_are_sharded_and_in_memory_whatever_the_store(tmp_path: Path) -> None:
     from wirewatch.fetcher.service import build
 
@@ -831,3 +875,28 @@ def test_the_failed_articles_of_a_site_are_bounded_in_the_table(
         v["attempts"] == 1 and v["reason"].startswith("HTTP 404 for ") for v in kept
     )
     assert all(site.count(host, f"/news/gone-{n}.html") == 1 for n in range(6))
+
+
+def test_a_feed_removed_while_the_fetcher_is_stopped_is_not_polled_again(
+    servers: LocalServers, site: Site, tmp_path: Path
+) -> None:
+    """``wirewatch feeds remove`` with the fetcher stopped: its tombstone, published as the fetcher
+    starts, reaches the feeds table after the assignment; no feed is polled before it has."""
+    fetchers = Fetchers(servers, tmp_path, WIREWATCH_POLL_INTERVAL="1", WIREWATCH_POLL_INTERVAL_MIN="1")
+    urls = [site.feed(host, "/rss.xml", "s0") for host in HOSTS]
+    save_feeds(fetchers.feeds_file, [Feed(id=feed_id(u), url=u, interval=1) for u in urls])
+    try:
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: fetchers.polled("one", 2), what="two polls of each feed")
+        fetchers.stop("one")
+        save_feeds(fetchers.feeds_file, [Feed(id=feed_id(urls[0]), url=urls[0], interval=1)])
+        removed = site.count(HOSTS[1], "/rss.xml")
+        kept = site.count(HOSTS[0], "/rss.xml")
+        fetchers.start("one")
+        fetchers.wait_healthy("one")
+        wait_for(lambda: site.count(HOSTS[0], "/rss.xml") >= kept + 3, what="three polls of the kept feed")
+        assert [r["url"] for r in fetchers.page("one", "/feeds")] == [urls[0]]
+    finally:
+        fetchers.stop_all()
+    assert site.count(HOSTS[1], "/rss.xml") == removed

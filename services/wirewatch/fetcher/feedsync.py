@@ -120,6 +120,9 @@ class FeedsPublisher:
         self._missing_logged = False
         #: Why the feeds file was refused, while it is (None once it reads again, or is removed).
         self.problem: str | None = None
+        #: The file has been published once (or found missing or refused: nothing to publish);
+        #: polling after an assignment waits for it (a feed removed meanwhile has its tombstone).
+        self.synced = False
 
     def partition(self, feed: Feed) -> int:
         return partition_of(shard_of(feed.url), self.settings.topic_partitions)
@@ -134,6 +137,7 @@ class FeedsPublisher:
                 self._missing_logged = True
             self._stamp = None
             self.problem = feeds_file_state(path, None, self.problem)
+            self.synced = True
             return False
         if stamp == self._stamp:
             return False
@@ -142,6 +146,7 @@ class FeedsPublisher:
         except FeedsFileError as exc:  # nothing published: the feeds last published stay
             self._stamp = stamp
             self.problem = feeds_file_state(path, str(exc), self.problem)
+            self.synced = True
             return False
         self.problem = feeds_file_state(path, None, self.problem)
         try:
@@ -152,6 +157,7 @@ class FeedsPublisher:
         await self.publish(listed, current)
         self._stamp = stamp
         self._missing_logged = False
+        self.synced = True
         return True
 
     async def publish(self, listed: list[Feed], current: dict[str, Feed]) -> tuple[int, int]:

@@ -23,7 +23,7 @@ this instance (a feed's partition is its site's). Each feed's validators, schedu
 the articles already produced and those that failed, are saved in changelog-backed tables as
 they change, so a restarted instance, or the one that takes over a dead instance's partitions,
 carries on where it stopped: nothing seen is fetched again, a failing article keeps its backoff,
-and no feed is polled before it is due. On a
+and no feed is polled before it is due (nor before the feeds topic is read to where it was). On a
 revocation the instance starts nothing new, lets what is in flight finish (briefly), then
 hands over. Backfills (:mod:`wirewatch.fetcher.backfill`) run in a low-priority lane; article
 pages asked for by URL (``wirewatch ingest``) come the same way and take the same article path
@@ -48,7 +48,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from faust.types import StreamT
+import faust
+from faust.types import TP, EventT, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import Gauge
 
@@ -72,6 +73,7 @@ from wirewatch.fetcher.state import (
     ARTICLE_MAX_ATTEMPTS,
     SWEEP_EVERY,
     ArticleFailure,
+    FeedsCatchUp,
     FetcherState,
     ShardedTable,
     partition_of,
@@ -171,6 +173,8 @@ class Fetcher:
         self.feed_items: RecentResults[str, ItemEntries] = RecentResults("feed-items", FEEDS_REMEMBERED)
         self.in_flight: set[str] = set()
         self.publisher: FeedsPublisher | None = None
+        #: With Kafka: no feed is polled after an assignment before the feeds table caught up.
+        self.feeds_catch_up: FeedsCatchUp | None = None
         self.backfills = Backfills(self)
         self.tasks: dict[str, asyncio.Task[None]] = {}  # poll and backfill tasks in progress
         self.live_articles = 0  # live (not backfill) article fetches in progress
@@ -207,7 +211,7 @@ class Fetcher:
                         for records in (self.store.seen, self.store.failed):
                             for shard in list(records.by_shard):
                                 records.sweep(shard)
-                    for feed in self._load():
+                    for feed in self._load() if await self.feeds_current() else []:
                         state = self.state_of(feed)
                         if state.next_poll <= now and feed.id not in self.in_flight and self.store.ready:
                             self.in_flight.add(feed.id)
@@ -219,6 +223,17 @@ class Fetcher:
             for task in list(self.tasks.values()):
                 task.cancel()
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def feeds_current(self) -> bool:
+        """Whether the feeds may be polled: this instance's partitions are known, and their feeds
+        table holds what the feeds topic held at the assignment, the feeds file published (a
+        feed removed while the fetcher was stopped is not polled once more: :class:`FeedsCatchUp`)."""
+        if not self.store.ready:
+            return False
+        catch_up, owned = self.feeds_catch_up, self.store.owned
+        if catch_up is None or owned is None:
+            return True
+        return await catch_up.caught_up(owned, self.publisher is None or self.publisher.synced)
 
     def track(self, name: str, task: asyncio.Task[None]) -> None:
         """Keep ``task`` (a poll or a backfill) until it ends: a hand-over waits for it."""
@@ -282,14 +297,19 @@ class Fetcher:
                 await asyncio.wait(late, timeout=5.0)
                 log.info("hand-over: work in flight cancelled", extra={"tasks": len(late)})
         self.store.revoke()
+        if self.feeds_catch_up is not None:
+            self.feeds_catch_up.reset()
         self.state.clear()
         self.in_flight.clear()
         self._feeds = []
         self._saved = {}
 
     def on_assigned(self, partitions: set[int]) -> None:
-        """This instance's partitions, their tables recovered: work on their feeds."""
+        """This instance's partitions, their tables recovered: work on their feeds (once the
+        feeds agent has read what was left on their partitions)."""
         self.state.clear()
+        if self.feeds_catch_up is not None:
+            self.feeds_catch_up.reset()
         self.store.assign(partitions)
         self.backfills.wake()
 
@@ -711,6 +731,26 @@ class Fetcher:
         )
 
 
+class ConsumerOffsets:
+    """The feeds topic's offsets as the fetcher's Faust consumer knows them (:class:`FeedsOffsets`)."""
+
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self.app = app
+        self.topic = topic
+
+    async def ends(self, partitions: set[int]) -> dict[int, int]:
+        if not partitions:
+            return {}
+        found = await self.app.consumer.highwaters(*(TP(self.topic, p) for p in sorted(partitions)))
+        return {tp.partition: int(offset) for tp, offset in found.items() if offset is not None}
+
+    def committed(self, partition: int) -> int | None:
+        # Faust's own record: the group's committed offset, as read at the assignment and as
+        # committed since (core/app.py keeps a committed 0 there too).
+        known: dict[TP, int | None] = self.app.consumer._committed_offset  # type: ignore[attr-defined]
+        return known.get(TP(self.topic, partition))
+
+
 def create(settings: Settings) -> ServiceApp:
     return build(settings).service
 
@@ -745,6 +785,7 @@ def build(settings: Settings) -> Fetcher:
     feeds_topic = service.topic(settings.topic_feeds)
     backfill_topic = service.topic(settings.topic_backfill)
     fetcher.publisher = FeedsPublisher(settings, feeds_topic)
+    fetcher.feeds_catch_up = catch_up = FeedsCatchUp(ConsumerOffsets(app, settings.topic_feeds))
     # Named by /readyz without failing it: the fetcher works on with the feeds last published, and
     # the file is shared by every instance (a ConfigMap), so failing would take them all out at once.
     service.warnings["feeds_file"] = fetcher.feeds_file_problem
@@ -768,25 +809,29 @@ def build(settings: Settings) -> Fetcher:
         actives = app.assignor.assigned_actives()
         fetcher.on_assigned({tp.partition for tp in actives if tp.topic == settings.topic_feeds})
 
+    async def follow_feed(event: EventT[bytes]) -> None:
+        fid = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else str(event.key)
+        if event.value is None:
+            url = store.remove_feed(fid)
+            fetcher.state.pop(fid, None)
+            log.info("feed removed", extra={"feed_id": fid, "feed_url": url})
+            return
+        feed = await service.parse(Feed, event, "fetcher.feeds")
+        if feed is None:
+            return
+        if partition_of(shard_of(feed.url), partitions) != event.message.partition:
+            log.warning(
+                "feed record in the wrong partition ignored",
+                extra={"feed_url": feed.url, "partition": event.message.partition},
+            )
+            return
+        store.put_feed(feed)
+
     @app.agent(feeds_topic)
     async def follow_feeds(stream: StreamT[bytes]) -> None:
         async for event in stream.events():
-            fid = event.key.decode("utf-8", "replace") if isinstance(event.key, bytes) else str(event.key)
-            if event.value is None:
-                url = store.remove_feed(fid)
-                fetcher.state.pop(fid, None)
-                log.info("feed removed", extra={"feed_id": fid, "feed_url": url})
-                continue
-            feed = await service.parse(Feed, event, "fetcher.feeds")
-            if feed is None:
-                continue
-            if partition_of(shard_of(feed.url), partitions) != event.message.partition:
-                log.warning(
-                    "feed record in the wrong partition ignored",
-                    extra={"feed_url": feed.url, "partition": event.message.partition},
-                )
-                continue
-            store.put_feed(feed)
+            await follow_feed(event)
+            catch_up.record(event.message.partition, event.message.offset)
 
     @app.agent(backfill_topic)
     async def follow_backfills(stream: StreamT[bytes]) -> None:

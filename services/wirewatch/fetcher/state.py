@@ -33,7 +33,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import faust
 
@@ -49,6 +49,8 @@ log = get_logger(__name__)
 SWEEP_EVERY = 60.0
 #: Longest time between two writes of a listed article's "last listed" time (seconds).
 REFRESH_MAX = 86400.0
+#: Longest wait, after an assignment, for the feeds table to catch up with the feeds topic (seconds).
+CATCH_UP_MAX = 30.0
 
 #: Attempts at an article that keeps failing before the fetcher gives up on it.
 ARTICLE_MAX_ATTEMPTS = 5
@@ -321,6 +323,81 @@ class FailedArticles(SiteRecords[ArticleFailure]):
         """Whether the article is not to be fetched now: it failed and is not due, or was given up."""
         failure = self.get(shard, aid)
         return failure is not None and not failure.due(now if now is not None else time.time())
+
+
+class FeedsOffsets(Protocol):
+    """Where the fetcher's consumer group stands on the feeds topic."""
+
+    async def ends(self, partitions: set[int]) -> dict[int, int]:
+        """Each partition's end offset (that of the next record written)."""
+        ...
+
+    def committed(self, partition: int) -> int | None:
+        """The group's committed offset of a partition, if known."""
+        ...
+
+
+class FeedsCatchUp:
+    """Whether the ``feeds`` table holds what the feeds topic held when this instance's partitions
+    were assigned: no feed is polled before.
+
+    The table recovered at start holds what the feeds agent had read. A feed removed while no
+    instance followed its partition (the fetcher stopped, then ``wirewatch feeds remove``) is
+    still in it: its tombstone, published as the instance starts, reaches the agent only after the
+    assignment, and polling at once would poll that feed one last time. So after each assignment
+    polling waits until the agent has handled each partition up to its end as it was then, or the
+    group's committed offset is there (nothing was left to read): at most ``CATCH_UP_MAX``
+    seconds, then it polls anyway and says so."""
+
+    def __init__(self, offsets: FeedsOffsets) -> None:
+        self.offsets = offsets
+        #: Partition -> the offset after the last record the feeds agent handled.
+        self.handled: dict[int, int] = {}
+        self.target: dict[int, int] | None = None  # the ends at the assignment; None: not asked yet
+        self.done = False
+        self.started: float | None = None
+
+    def reset(self) -> None:
+        """A new assignment, or a revocation: caught up again only once the ends are read again."""
+        self.handled.clear()
+        self.target = None
+        self.done = False
+        self.started = None
+
+    def record(self, partition: int, offset: int) -> None:
+        """The feeds agent handled the record at ``offset`` of ``partition``."""
+        self.handled[partition] = max(self.handled.get(partition, 0), offset + 1)
+
+    async def caught_up(self, partitions: set[int], published: bool = True) -> bool:
+        """Whether ``partitions`` (this instance's) are read up to their ends at the assignment.
+        ``published``: this instance's feeds file is on the topic (its tombstones among the
+        records to read); the ends are asked only then."""
+        if self.done:
+            return True
+        now = time.monotonic()
+        if self.started is None:
+            self.started = now
+        if self.target is None and published:
+            try:
+                self.target = await self.offsets.ends(partitions)
+            except Exception as exc:  # asked again at the next look
+                log.warning("cannot read the feeds topic's end offsets", extra={"error": str(exc)})
+        behind = None
+        if self.target is not None:
+            behind = {
+                partition: end
+                for partition, end in self.target.items()
+                if max(self.handled.get(partition, 0), self.offsets.committed(partition) or 0) < end
+            }
+        if behind == {}:
+            self.done = True
+        elif now - self.started > CATCH_UP_MAX:
+            self.done = True
+            log.warning(
+                "feeds topic not read to its end after the assignment: polling anyway",
+                extra={"behind": behind, "handled": self.handled, "feeds_file_published": published},
+            )
+        return self.done
 
 
 class FetcherState:
