@@ -44,6 +44,7 @@ from wirewatch.alerts.delivery import (
     dead_letter_for,
     http_client,
 )
+from wirewatch.alerts.health import TargetHealth
 from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.render import email_subject, email_text, slack_message
@@ -52,6 +53,7 @@ from wirewatch.alerts.service import give_up_delivery
 from wirewatch.alerts.signing import verify
 from wirewatch.alerts.throttle import ClaimState, Throttle
 from wirewatch.core import metrics
+from wirewatch.core.alert_targets import NO_TARGETS, configured_target_names, describe_targets, target_label
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, DeadLetter
@@ -249,10 +251,12 @@ async def test_a_delivery_given_up_is_a_counted_dead_letter(
     topic = RecordingTopic()
     service.dead_letter_topic = topic  # type: ignore[assignment]
     dead_letters = metrics.DEAD_LETTERS.labels(stage=STAGE)
-    failed = metrics.ALERTS.labels(outcome="failed")
+    label = target_label(result.target)
+    assert label == f"webhook 127.0.0.1:{receiver.server.port}"  # kind and host: no path
+    failed = metrics.ALERTS.labels(outcome="failed", target=label)
     before, failed_before = dead_letters._value.get(), failed._value.get()
     with caplog.at_level(logging.ERROR):
-        letter = await give_up_delivery(service, batch, result)
+        letter = await give_up_delivery(service, batch, result, label)
     [failed_line] = [r for r in caplog.records if r.getMessage() == "alert delivery failed"]
     assert failed_line.__dict__["alert_id"] == batch.id and failed_line.__dict__["target"] == result.target
     assert dead_letters._value.get() == before + 1
@@ -865,3 +869,61 @@ async def test_a_batch_owed_to_a_target_no_longer_configured_is_dropped(receiver
     assert await Outbox(throttle, send_to).resume(alert.claim_id, ["webhook http://kept.example/hook"]) == 1
     assert sent == ["webhook http://kept.example/hook"]
     assert throttle.state(alert.claim_id).owed == []
+
+
+# --- Naming the targets, their health, resending dead letters --------------------------------
+
+
+def test_targets_are_labelled_by_kind_and_host_only_and_told_apart() -> None:
+    """The labels (metrics, start line, `up`, `status`) show no path, query, user info or Slack
+    secret; the names computed from the settings are the deliverer's; two targets of one kind on
+    one host get labels of their own."""
+    configured = settings(
+        alert_webhook_urls=[
+            "https://user:pw@hooks.example.org:8443/alerts/TOKENPATH?token=QUERYSECRET",
+            "https://hooks.example.org:8443/audit",
+        ],
+        alert_slack_urls=[SecretStr("https://hooks.slack.example/services/T/B/SLACKSECRET")],
+        alert_smtp_host="mail.example.org",
+        alert_smtp_from="wirewatch@example.org",
+        alert_smtp_to=["desk@example.org"],
+    )
+    deliverer = Deliverer.from_settings(configured)
+    names = [t.name for t in deliverer.targets]
+    assert configured_target_names(configured) == names
+    labels = list(deliverer.labels.values())
+    assert labels[2:] == ["slack hooks.slack.example", "smtp mail.example.org:587"]
+    assert labels[0].startswith("webhook hooks.example.org:8443 #") and labels[1].startswith(
+        "webhook hooks.example.org:8443 #"
+    )
+    assert labels[0] != labels[1]
+    shown = describe_targets(configured)
+    assert shown == ", ".join(labels)
+    for secret in ("TOKENPATH", "QUERYSECRET", "pw@", "SLACKSECRET", "/audit", "/services"):
+        assert secret not in shown
+    assert describe_targets(settings()) == NO_TARGETS
+    asyncio.run(deliverer.aclose())
+
+
+def test_a_target_is_failing_from_its_first_failure_to_its_next_delivery() -> None:
+    name = "webhook http://hooks.example.org/alerts"
+    health = TargetHealth({name: "webhook hooks.example.org", "smtp m:25": "smtp m:25"})
+    assert health.warning() is None
+    health.delivered(name, 1_000.0)
+    health.failed(name, "HTTP 404: no such hook (not retryable; 1 attempt, 0.0 s)", 1_060.0)
+    health.failed(name, "HTTP 404: still not (not retryable; 1 attempt, 0.0 s)", 1_120.0)
+    health.parked(name, "delivery-1", "connection refused")
+    assert health.warning() == (
+        "webhook hooks.example.org: failing since 1970-01-01T00:17:40Z, 1 parked for retry: "
+        "HTTP 404: still not (not retryable; 1 attempt, 0.0 s)"
+    )
+    [webhook, smtp] = health.report()
+    assert webhook["state"] == "failing" and webhook["parked"] == 1
+    assert webhook["last_delivered_at"] == "1970-01-01T00:16:40Z" and smtp["state"] == "ok"
+    health.delivered(name, 1_200.0)
+    still = "HTTP 404: still not (not retryable; 1 attempt, 0.0 s)"
+    assert health.warning() == f"webhook hooks.example.org: 1 parked for retry: {still}"
+    health.unparked(name, "delivery-1")
+    assert health.warning() is None
+    health.failed("webhook http://gone.example/", "x", 1_300.0)  # not configured: ignored
+    assert health.warning() is None

@@ -1160,11 +1160,34 @@ def status(as_json: bool) -> None:
         click.echo("Services")
         for name, info in report["services"].items():
             click.echo(f"  {name:<12} {'healthy' if info['healthy'] else 'DOWN':<8} {info['health']}")
+            if "alert_targets" in info:
+                for line in _alert_target_lines(info["alert_targets"]):
+                    click.echo(f"    {line}")
             for problem, text in info.get("warnings", {}).items():
                 click.echo(f"    ! {problem}: " + "\n      ".join(text.splitlines()))
     for error in report["errors"]:
         click.echo(f"  ! {error}")
     sys.exit(0 if answering else 1)
+
+
+def _alert_target_lines(targets: list[dict[str, Any]]) -> list[str]:
+    """``wirewatch status``'s line for each alert target (its kind and host, and how it fares);
+    why one fails is the ``alert_targets`` warning under it."""
+    from wirewatch.core.alert_targets import NO_TARGETS
+
+    if not targets:
+        return [f"alert targets: {NO_TARGETS}"]
+    width = max(len(target["target"]) for target in targets)
+    lines = []
+    for target in targets:
+        delivered = target.get("last_delivered_at")
+        last = f"last delivered {delivered}" if delivered else "nothing delivered yet"
+        parked = f"{target['parked']} parked for retry" if target.get("parked") else ""
+        failing = target.get("state") == "failing"
+        head = f"FAILING since {target['failing_since']}" if failing else "ok"
+        state = ", ".join(part for part in (head, parked, last) if part)
+        lines.append(f"alert target {target['target']:<{width}}  {state}")
+    return lines
 
 
 @main.group()

@@ -1,5 +1,6 @@
 """What ``wirewatch status`` reports: topics, consumer lag, index counts, service health (and
-what a service's ``/readyz`` names without failing, such as a refused feeds file)."""
+what a service's ``/readyz`` names without failing, such as a refused feeds file or a failing
+alert target), and the alerts service's targets, each with its last delivery and failure."""
 
 from __future__ import annotations
 
@@ -48,17 +49,32 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
             "healthy": healthy,
             "warnings": readiness_warnings(info["health"]) if healthy else {},
         }
+        if name.split("-")[0] == "alerts" and healthy:  # each worker: what its deliveries found
+            report["services"][name]["alert_targets"] = alert_targets(info["health"])
     return report
+
+
+def _page(health_url: str, path: str) -> Any:
+    """The JSON a service serves at ``path`` on its web port (where ``health_url`` is), or None
+    when it does not answer or says it is not ready (an HTTP error)."""
+    url = health_url.removesuffix("/healthz") + path
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):  # (a 503 is an HTTPError: not ready)
+        return None
 
 
 def readiness_warnings(health_url: str) -> dict[str, str]:
     """What the service's ``/readyz`` names under ``warnings`` (by name: the problem), such as
     the fetcher's refused feeds file; empty when it names nothing or does not answer."""
-    url = health_url.removesuffix("/healthz") + "/readyz"
-    try:
-        with urllib.request.urlopen(url, timeout=2.0) as response:
-            body = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError):  # (a 503 is an HTTPError: not ready)
-        return {}
+    body = _page(health_url, "/readyz")
     warnings = body.get("warnings") if isinstance(body, dict) else None
     return {str(k): str(v) for k, v in warnings.items()} if isinstance(warnings, dict) else {}
+
+
+def alert_targets(health_url: str) -> list[dict[str, Any]]:
+    """The alerts service's targets as its ``/alert-targets`` shows them (kind and host, state,
+    last delivery and failure, parked deliveries); empty when it does not answer."""
+    body = _page(health_url, "/alert-targets")
+    return [target for target in body if isinstance(target, dict)] if isinstance(body, list) else []

@@ -14,7 +14,9 @@ client, and sends one batch to every target at once::
 HTTP targets never follow a redirect to another host: only a 307/308 to the same host (and
 not from https down to http) is followed, up to three hops; any other 3xx fails the delivery.
 Names shown in results, logs and dead letters hide secrets: a webhook is shown without its
-query string or user info, a Slack URL only by its host and a short hash.
+query string or user info, a Slack URL only by its host and a short hash; metrics and the lists
+of targets show only each target's kind and host, its *label*
+(:mod:`wirewatch.core.alert_targets`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,17 @@ from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.render import email_subject, email_text, slack_message
 from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
 from wirewatch.alerts.signing import signature_headers
-from wirewatch.core.alert_targets import SMTP_PORTS, WEBHOOK_SECRET_MISSING, http_url_problem, smtp_problem
+from wirewatch.core.alert_targets import (
+    SMTP_PORTS,
+    WEBHOOK_SECRET_MISSING,
+    http_url_problem,
+    slack_name,
+    smtp_name,
+    smtp_problem,
+    target_label,
+    target_labels,
+    webhook_name,
+)
 from wirewatch.core.ids import stable_id
 from wirewatch.core.logs import get_logger
 from wirewatch.core.models import DeadLetter
@@ -82,19 +94,6 @@ def _check_http_url(url: str, what: str) -> None:
     URL is a secret, a webhook's query may hold a token)."""
     if problem := http_url_problem(url):
         raise ConfigError(f"{what} {problem.replace(url, '…')}")
-
-
-def webhook_name(url: str) -> str:
-    """``webhook https://host/path``: no user info, query or fragment."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"webhook {parts.scheme}://{parts.hostname}{port}{parts.path}"
-
-
-def slack_name(url: str) -> str:
-    """``slack https://host/…#abcd1234``: the path of an incoming webhook is its secret."""
-    parts = urlsplit(url)
-    return f"slack {parts.scheme}://{parts.hostname}/…#{stable_id('slack', url)[:8]}"
 
 
 class HttpPost:
@@ -270,7 +269,7 @@ class EmailTarget:
 
     @property
     def name(self) -> str:
-        return f"smtp {self.host}:{self.port}"
+        return smtp_name(self.host, self.port)
 
     def __repr__(self) -> str:
         return f"EmailTarget({self.name!r}, security={self.security!r})"
@@ -351,6 +350,13 @@ class Deliverer:
     def __init__(self, targets: Sequence[Target], client: httpx.AsyncClient | None = None) -> None:
         self.targets = list(targets)
         self._client = client
+        #: Each target's label by name: kind and host only, for metrics and the status.
+        self.labels = target_labels([target.name for target in self.targets])
+
+    def label(self, name: str) -> str:
+        """The label of the target called ``name`` (configured or not: a parked delivery may
+        name a target configured no longer)."""
+        return self.labels.get(name) or target_label(name)
 
     @classmethod
     def from_settings(cls, settings: Settings, client: httpx.AsyncClient | None = None) -> Deliverer:

@@ -26,6 +26,10 @@
   holding up the alerts behind it (:mod:`~wirewatch.alerts.redelivery`); a target that fails
   for good (a 4xx, or down past ``alert_redeliver_give_up_seconds``) gives a dead letter. The
   indexer writes the alerts topic to the alerts index.
+
+Each try's outcome is kept per target (:mod:`~wirewatch.alerts.health`): ``/readyz`` warns
+(``alert_targets``) while a target fails or has deliveries parked, ``/alert-targets`` shows each
+target's last delivery and failure, and ``wirewatch_alerts_total`` counts deliveries by target.
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ from collections import defaultdict
 
 from faust import StreamT
 from faust.types import EventT
+from faust.web import Request, Response, View
 
 from wirewatch.alerts.batch import AlertBatch
 from wirewatch.alerts.delivery import Deliverer, dead_letter_for
 from wirewatch.alerts.detect import alerts_for
+from wirewatch.alerts.health import TargetHealth
 from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.retro import retroactive_alerts
@@ -47,6 +53,7 @@ from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
 from wirewatch.alerts.watchlist import Watchlist, search_version
 from wirewatch.core import metrics
+from wirewatch.core.alert_targets import NO_TARGETS
 from wirewatch.core.app import ServiceApp, describe_exception, fetched_before_rebalance
 from wirewatch.core.elastic import connect
 from wirewatch.core.lanes import KeyedLanes
@@ -64,11 +71,13 @@ DIGEST_CHECK_SECONDS = 5.0
 RETRO_WATCHLIST_WAIT = 30.0
 
 
-async def give_up_delivery(service: ServiceApp, batch: AlertBatch, result: DeliveryResult) -> DeadLetter:
-    """A delivery that failed for good: counted (``wirewatch_alerts_total{outcome="failed"}``), and
-    a dead letter through :meth:`ServiceApp.send_dead_letter` (logged once, as "alert delivery
-    failed" with its target, alert and claim; counted; sent)."""
-    metrics.ALERTS.labels(outcome="failed").inc()
+async def give_up_delivery(
+    service: ServiceApp, batch: AlertBatch, result: DeliveryResult, label: str
+) -> DeadLetter:
+    """A delivery that failed for good: counted (``wirewatch_alerts_total{outcome="failed"}``, with
+    its target's ``label``), and a dead letter through :meth:`ServiceApp.send_dead_letter` (logged
+    once, as "alert delivery failed" with its target, alert and claim; counted; sent)."""
+    metrics.ALERTS.labels(outcome="failed", target=label).inc()
     letter = dead_letter_for(batch, result)
     return await service.send_dead_letter(
         letter, "alert delivery failed", target=result.target, alert_id=batch.id, claim_id=batch.claim_id
@@ -109,9 +118,14 @@ def create(settings: Settings) -> ServiceApp:
     )
     outages = Outages()
     delivered_lately = DeliveredLately()
+    # Each target's last delivery, last failure and parked deliveries: /readyz warns of those
+    # failing, /alert-targets shows them all (`wirewatch status` prints both).
+    health = TargetHealth(deliverer.labels)
+    service.warnings["alert_targets"] = health.warning
 
     async def give_up(batch: AlertBatch, result: DeliveryResult) -> None:
-        await give_up_delivery(service, batch, result)
+        health.unparked(result.target, batch.id)
+        await give_up_delivery(service, batch, result, deliverer.label(result.target))
 
     async def park(parked: ParkedDelivery) -> None:
         """Write ``parked`` to the redeliveries topic; its target counts as down until then."""
@@ -121,7 +135,7 @@ def create(settings: Settings) -> ServiceApp:
 
     async def park_new(parked: ParkedDelivery) -> None:
         """A batch that leaves the alerts stream for the redeliveries topic (counted once)."""
-        metrics.ALERTS.labels(outcome="parked").inc()
+        metrics.ALERTS.labels(outcome="parked", target=deliverer.label(parked.target)).inc()
         log.warning(
             "alert delivery parked",
             extra={
@@ -137,11 +151,14 @@ def create(settings: Settings) -> ServiceApp:
 
     async def settle(batch: AlertBatch, result: DeliveryResult, parked: ParkedDelivery | None) -> None:
         """After a try: delivered, parked (again) for a later try, or given up."""
-        if result.ok:
-            metrics.ALERTS.labels(outcome="delivered").inc()
-            outages.up(result.target)
-            return
         now = time.time()
+        if result.ok:
+            metrics.ALERTS.labels(outcome="delivered", target=deliverer.label(result.target)).inc()
+            outages.up(result.target)
+            health.delivered(result.target, now)
+            health.unparked(result.target, batch.id)
+            return
+        health.failed(result.target, result.reason, now)
         if parked is not None:
             following = redelivery.after_failure(parked, result, now)
             if following is not None:
@@ -181,11 +198,28 @@ def create(settings: Settings) -> ServiceApp:
     async def send(alerts: list[Alert]) -> None:
         for alert in alerts:
             await alerts_topic.send(key=alert.claim_id.encode(), value=alert.to_bytes())
-            metrics.ALERTS.labels(outcome="raised").inc()
+            metrics.ALERTS.labels(outcome="raised", target="").inc()
+
+    @service.on_prepare
+    async def _name_the_targets(_: Settings) -> None:
+        labels = list(deliverer.labels.values())
+        log.info(f"alert targets: {', '.join(labels) or NO_TARGETS}", extra={"targets": labels})
 
     @service.on_prepare
     async def _load_model(_: Settings) -> None:
         get_encoder().encode(["warm up"])  # the sentence encoder, before the first article
+
+    @app.page("/alert-targets")
+    class AlertTargets(View):
+        """Each configured target's health in this worker: last delivery, last failure and its
+        reason, deliveries parked for retry (:meth:`TargetHealth.report`)."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json(health.report())
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _revoked(app: object, revoked: object, **_: object) -> None:
+        health.forget_parked()  # their records are read again by their partitions' next owners
 
     @app.task
     async def follow_watchlist() -> None:
@@ -254,7 +288,7 @@ def create(settings: Settings) -> ServiceApp:
         async for event in stream.events():
             alert = await service.parse(Alert, event, "alerts.parse")
             if alert is None:
-                metrics.ALERTS.labels(outcome="invalid").inc()
+                metrics.ALERTS.labels(outcome="invalid", target="").inc()
                 continue
             log.warning(
                 "tracked claim seen",
@@ -277,7 +311,7 @@ def create(settings: Settings) -> ServiceApp:
                     await outbox.send(alert.claim_id, state, decision.batch, target_names)
                 elif state is not None:  # held for a digest
                     throttle.record(alert.claim_id, state)
-            metrics.ALERTS.labels(outcome=decision.action).inc()
+            metrics.ALERTS.labels(outcome=decision.action, target="").inc()
 
     @app.timer(interval=DIGEST_CHECK_SECONDS)
     async def digests_due() -> None:
@@ -306,6 +340,7 @@ def create(settings: Settings) -> ServiceApp:
             await give_up(parked.batch, parked.as_result("the target is no longer configured"))
             return
         if (parked.target, parked.batch.id) in delivered_lately:
+            health.unparked(parked.target, parked.batch.id)
             return  # a copy of a record delivered already (read again after a crash)
         if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
             await park(parked)
@@ -350,6 +385,7 @@ def create(settings: Settings) -> ServiceApp:
                 if parked is None:
                     await manual.ack(event)
                     continue
+                health.parked(parked.target, parked.batch.id, parked.reason)
                 lanes.put(parked.target, (event, parked))
         finally:
             await lanes.close()

@@ -1,17 +1,35 @@
-"""What makes an alert target usable: one definition of each rule, for the settings (which
-refuse an unusable target at start, naming its variable) and for the alerts' delivery code
-(which builds the targets, :mod:`wirewatch.alerts.delivery`).
+"""What makes an alert target usable, and what it is called: one definition of each rule, for
+the settings (which refuse an unusable target at start, naming its variable), for the alerts'
+delivery code (which builds the targets, :mod:`wirewatch.alerts.delivery`) and for what names
+the configured targets (the alerts service's start line, ``wirewatch up``, ``wirewatch status``).
 
-Standard library only: the settings import it, and must not import the alerts modules.
+A target has two names, neither with a secret in it:
+
+* its *name* (``webhook https://hooks.example.org/alerts``, ``slack https://hooks.slack.com/…#1a2b3c4d``,
+  ``smtp mail.example.org:587``): the identity its parked deliveries, the claims' owed batches
+  and its dead letters (id and reason) go by; a webhook's path is kept, its query and user info
+  are not;
+* its *label* (``webhook hooks.example.org``): kind and host only, for the metrics, the logs'
+  list of targets and the status; two targets of one kind on one host are told apart by a
+  short hash of their name (``slack hooks.slack.com #3fa2b1``).
+
+Standard library only (and :mod:`wirewatch.core.ids`): the settings import it, and must not
+import the alerts modules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from wirewatch.core.hosts import host_problem, mail_address_problem
+from wirewatch.core.ids import stable_id
+
+if TYPE_CHECKING:
+    from wirewatch.core.settings import Settings
 
 #: The message when webhooks are configured without the key that signs them.
 WEBHOOK_SECRET_MISSING = (
@@ -89,3 +107,60 @@ def smtp_problem(
             "send SMTP credentials in clear text to a remote server (use starttls or tls)"
         )
     return None
+
+
+def webhook_name(url: str) -> str:
+    """``webhook https://host/path``: no user info, query or fragment."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"webhook {parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+def slack_name(url: str) -> str:
+    """``slack https://host/…#abcd1234``: the path of an incoming webhook is its secret."""
+    parts = urlsplit(url)
+    return f"slack {parts.scheme}://{parts.hostname}/…#{stable_id('slack', url)[:8]}"
+
+
+def smtp_name(host: str, port: int) -> str:
+    """``smtp host:port``."""
+    return f"smtp {host}:{port}"
+
+
+def configured_target_names(settings: Settings) -> list[str]:
+    """The names of the targets ``settings`` configure, in the order the alerts service builds
+    them (webhooks, Slack webhooks, e-mail): the same names, computed without building them."""
+    names = [webhook_name(url) for url in settings.alert_webhook_urls]
+    names += [slack_name(url.get_secret_value()) for url in settings.alert_slack_urls]
+    if settings.alert_smtp_host:
+        port = settings.alert_smtp_port or SMTP_PORTS.get(settings.alert_smtp_security, 0)
+        names.append(smtp_name(settings.alert_smtp_host, port))
+    return names
+
+
+def target_label(name: str) -> str:
+    """The kind and host of the target called ``name`` (``webhook hooks.example.org:8443``)."""
+    kind, _, rest = name.partition(" ")
+    host = urlsplit(rest).netloc if "://" in rest else rest
+    return f"{kind} {host}".strip()
+
+
+def target_labels(names: Sequence[str]) -> dict[str, str]:
+    """Each name's :func:`target_label`, with a short hash of the name added where two names
+    would share one (two webhooks on one host), so that each target has its own."""
+    labels = {name: target_label(name) for name in names}
+    shared = {label for label in labels.values() if list(labels.values()).count(label) > 1}
+    return {
+        name: f"{label} #{hashlib.sha256(name.encode('utf-8')).hexdigest()[:6]}" if label in shared else label
+        for name, label in labels.items()
+    }
+
+
+#: What the lists of alert targets say when there are none.
+NO_TARGETS = "none (alerts go to the alerts topic and index only)"
+
+
+def describe_targets(settings: Settings) -> str:
+    """The labels of the targets ``settings`` configure, comma-separated (or :data:`NO_TARGETS`),
+    for ``wirewatch up``'s banner."""
+    return ", ".join(target_labels(configured_target_names(settings)).values()) or NO_TARGETS

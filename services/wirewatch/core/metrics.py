@@ -23,7 +23,12 @@ BULK_SECONDS = Histogram(
     ["stage"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-ALERTS = Counter("wirewatch_alerts_total", "Alerts handled", ["outcome"])
+ALERTS = Counter(
+    "wirewatch_alerts_total",
+    "Alerts handled, by outcome; the deliveries' outcomes (delivered, parked, failed) by target "
+    "(its kind and host: webhook hooks.example.org), the others with target empty",
+    ["outcome", "target"],
+)
 RETRO_SEARCHES = Counter(
     "wirewatch_retroactive_searches_total",
     "Newly tracked claims taken for a retroactive search: searched, or skipped (searched already)",

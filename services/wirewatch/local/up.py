@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wirewatch.core.alert_targets import describe_targets
 from wirewatch.core.feeds import FeedsFileError, load_feeds
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import SERVICES, Settings, redact_url
@@ -352,6 +353,7 @@ def run_up(
             echo(f"  {name:<20} {info['health']}  metrics: {info['metrics']}")
         none_yet = "" if feeds_listed else "   (none yet: wirewatch feeds add URL)"
         echo(f"  Feeds file           {env['WIREWATCH_FEEDS_FILE']}{none_yet}")
+        echo(f"  Alert targets        {describe_targets(settings)}")
         echo(f"  Logs                 {log_dir}")
         # The CLI finds this stack by its data dir: the default one, unless told otherwise.
         elsewhere = data_dir != Path(Settings.model_fields["data_dir"].default).resolve()
