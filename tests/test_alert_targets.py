@@ -1,5 +1,6 @@
-"""Alert targets that fail are seen: the alerts service and the indexer on real servers (tansu and
-osmem-server), with webhook receivers on loopback.
+"""Alert targets that fail are seen, and a stop does not wait for a parked delivery: the alerts
+service and the indexer on real servers (tansu and osmem-server), with webhook receivers on
+loopback.
 
 Three webhooks: one that takes every alert, one that refuses them with a 404 (a wrong path:
 dead-lettered at once) until it is "fixed", and one whose port nothing listens on (parked, its
@@ -13,8 +14,10 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -248,6 +251,51 @@ def test_a_refusing_target_is_seen_failing(stack: Stack) -> None:
     assert f"    alert target {good}  ok, last delivered " in status.output
     assert f"    ! alert_targets: {refuser}: failing since" in status.output
     assert "QUERYSECRET" not in status.output
+
+
+def test_a_stop_does_not_wait_for_a_parked_delivery_which_is_sent_after_the_restart(stack: Stack) -> None:
+    """The webhook that is down has the alert parked, its next try 20-25 s away. Told to stop,
+    the service used to wait for that try (Faust waits for every record in hand), past its 15 s
+    shutdown timeout (exit 3); now it hands the record back at once and exits 0, and after the
+    restart the webhook, back meanwhile, gets the alert once."""
+    down = stack.labels["down"]
+
+    def standing() -> dict[str, Any]:
+        [target] = [t for t in stack.page("/alert-targets") if t["target"] == down]
+        return dict(target)
+
+    wait_for(lambda: standing()["parked"], what="a delivery parked for the webhook that is down")
+    parked = standing()
+    assert parked["state"] == "failing" and "connection" in parked["last_failure"]
+    assert f"{down}: failing since" in stack.warning() and "1 parked for retry" in stack.warning()
+    # Stopped just after a try failed, its next try is 20-25 s away: past the shutdown timeout.
+    last = parked["last_failed_at"]
+    wait_for(lambda: standing()["last_failed_at"] != last, timeout=40, interval=0.2, what="a parked try")
+    time.sleep(1.0)  # the record parked again is read back, waiting in its lane
+    alert_id = alert_number(1).id
+    child = stack.supervisor.children["alerts"]
+    process = child.process
+    assert process is not None
+    started = time.monotonic()
+    stack.supervisor.kill("alerts", signal.SIGTERM)
+    code = process.wait(timeout=40)
+    took = time.monotonic() - started
+    assert code == 0 and took < 10, (code, took)
+
+    back = Hooks(stack.down_port)  # the webhook comes back; the supervisor restarts the service
+    try:
+        _wait_until(lambda: child.process is not process and stack.supervisor.healthy()["alerts"], "restart")
+        stack.publish_endpoints()
+        wait_for(
+            lambda: back.received("/down", alert_id),
+            timeout=90,
+            what="the parked delivery, after the restart",
+        )
+        time.sleep(3)
+        assert len(back.received("/down", alert_id)) == 1
+        wait_for(lambda: down not in stack.warning(), what="the warning gone")
+    finally:
+        back.close()
 
 
 def test_up_names_the_alert_targets_without_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

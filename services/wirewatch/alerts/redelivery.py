@@ -10,8 +10,9 @@ parked record, not the process's memory, is what remembers the delivery: a resta
 reads it again.
 
 The redeliveries topic is read in order per target. Each record waits until its ``not_before``
-(the wait ends early when the worker is rebalancing: the record is then written again, unchanged,
-for the partition's next owner) and is tried once more. The waits double from
+(the wait ends early when the worker is rebalancing or stopping: the record is then written
+again, unchanged, for the partition's next owner or the restarted worker, so a stop never waits
+for a parked delivery's next try) and is tried once more. The waits double from
 ``alert_retry_backoff`` up to ``alert_redeliver_max_delay``; a target is tried by one parked
 delivery at a time: while :class:`Outages` says it is down (its last try failed), the records
 behind it are parked again for the next round without a request. After

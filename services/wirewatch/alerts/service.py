@@ -188,9 +188,12 @@ def create(settings: Settings) -> ServiceApp:
     target_names = [target.name for target in deliverer.targets]
 
     async def wait_until(moment: float) -> bool:
-        """Sleep until ``moment``; False when a rebalance cut the wait short."""
+        """Sleep until ``moment``; False when a rebalance or a stop cut the wait short. A stop
+        waits for every record in hand to be acknowledged (Faust's ``wait_empty``): a parked
+        delivery waiting here for its next try (up to ``alert_redeliver_max_delay``, or its
+        target's outage) held the stop past ``shutdown_timeout``."""
         while (remaining := moment - time.time()) > 0:
-            if app.rebalancing:
+            if app.rebalancing or app.should_stop:
                 return False
             await asyncio.sleep(min(remaining, 0.5))
         return True
@@ -342,8 +345,8 @@ def create(settings: Settings) -> ServiceApp:
         if (parked.target, parked.batch.id) in delivered_lately:
             health.unparked(parked.target, parked.batch.id)
             return  # a copy of a record delivered already (read again after a crash)
-        if not await wait_until(parked.not_before):  # rebalancing: for the partition's next owner
-            await park(parked)
+        if not await wait_until(parked.not_before):  # rebalancing or stopping: read again (by the
+            await park(parked)  # partition's next owner, or after the restart), not lost
             return
         now = time.time()
         until = outages.until(parked.target, now)
