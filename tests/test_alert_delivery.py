@@ -43,11 +43,13 @@ from wirewatch.alerts.delivery import (
     WebhookTarget,
     dead_letter_for,
     http_client,
+    undelivered,
 )
 from wirewatch.alerts.health import TargetHealth
 from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
 from wirewatch.alerts.render import email_subject, email_text, slack_message
+from wirewatch.alerts.resend import plan
 from wirewatch.alerts.retry import Attempt, DeliveryResult, RetryPolicy, run_with_retries
 from wirewatch.alerts.service import give_up_delivery
 from wirewatch.alerts.signing import verify
@@ -927,3 +929,35 @@ def test_a_target_is_failing_from_its_first_failure_to_its_next_delivery() -> No
     assert health.warning() is None
     health.failed("webhook http://gone.example/", "x", 1_300.0)  # not configured: ignored
     assert health.warning() is None
+
+
+async def test_a_dead_letter_gives_back_its_target_and_batch(receiver: Receiver) -> None:
+    receiver.script = [(410, {})]
+    batch = AlertBatch.digest(make_alert(1), 3, ["a1", "a2", "a3"], ["u1", "u2", "u3"], 1e9, 1e9 + 60)
+    async with http_client(settings()) as client:
+        result = await WebhookTarget(client, receiver.url(), SECRET, FAST).send(batch)
+    letter = dead_letter_for(batch, result)
+    target, again = undelivered(letter)
+    assert target == result.target and again == batch and again.body() == batch.body()
+    with pytest.raises(ValueError, match="cut at 64 KiB"):
+        undelivered(letter.model_copy(update={"payload": (letter.payload or "")[:-10]}))
+    with pytest.raises(ValueError, match="does not name the target"):
+        undelivered(letter.model_copy(update={"reason": "webhook http://other.example/: HTTP 410"}))
+    with pytest.raises(ValueError, match="not an alert delivery"):
+        undelivered(letter.model_copy(update={"stage": "fetcher.feed"}))
+
+
+def test_a_resend_request_is_done_once_per_dead_letter_as_of_its_date() -> None:
+    letter = dead_letter_for(
+        AlertBatch.single(make_alert(4)),
+        DeliveryResult("webhook http://hooks.example.org/a", False, 1, 0.0, "HTTP 404", "HTTPStatus", 404),
+    )
+    [first] = plan([letter])
+    [later] = plan([letter.model_copy(update={"created_at": datetime(2030, 1, 1, tzinfo=UTC)})])
+    assert first.request is not None and later.request is not None
+    state = ClaimState()
+    assert state.first_resend(first.request.key())
+    assert not state.first_resend(first.request.key())  # asked twice, or read again after a crash
+    assert ClaimState.from_dict(state.to_dict()).resent == state.resent  # stored with the claim
+    assert state.first_resend(later.request.key())  # it failed again: a new dead letter
+    assert plan([letter], target="slack") == [] and len(plan([letter], target="HOOKS.example")) == 1

@@ -1,6 +1,6 @@
-"""Alert targets that fail are seen, and a stop does not wait for a parked delivery: the alerts
-service and the indexer on real servers (tansu and osmem-server), with webhook receivers on
-loopback.
+"""Alert targets that fail are seen, dead-lettered deliveries are sent again, and a stop does not
+wait for a parked delivery: the alerts service and the indexer on real servers (tansu and
+osmem-server), with webhook receivers on loopback.
 
 Three webhooks: one that takes every alert, one that refuses them with a 404 (a wrong path:
 dead-lettered at once) until it is "fixed", and one whose port nothing listens on (parked, its
@@ -227,7 +227,7 @@ def test_targets_are_named_without_secrets_when_the_service_starts(stack: Stack)
     assert stack.warning() == ""
 
 
-def test_a_refusing_target_is_seen_failing(stack: Stack) -> None:
+def test_a_refusing_target_is_seen_failing_and_its_delivery_sent_again_once_fixed(stack: Stack) -> None:
     alert = stack.raise_alert(1)
     wait_for(lambda: stack.hooks.received("/refuser", alert.id), what="the refused POST")
     wait_for(lambda: stack.hooks.received("/good", alert.id), what="the alert at the good webhook")
@@ -251,6 +251,29 @@ def test_a_refusing_target_is_seen_failing(stack: Stack) -> None:
     assert f"    alert target {good}  ok, last delivered " in status.output
     assert f"    ! alert_targets: {refuser}: failing since" in status.output
     assert "QUERYSECRET" not in status.output
+
+    # The dead letter, its whole reason shown (wrapped), with the id to send it again by.
+    [letter] = wait_for(stack.dead_letters, what="the dead letter indexed")
+    listed = stack.cli("dead-letters", "--stage", "alerts.deliver")
+    assert listed.exit_code == 0 and letter["id"] in listed.output
+    assert "END-OF-REASON" in listed.output and max(map(len, listed.output.splitlines())) <= 110
+
+    # Fixed, the target gets the same delivery again (same id and body, signed), the others nothing.
+    stack.hooks.answers["/refuser"] = (200, "ok")
+    resent = stack.cli("alerts", "resend", letter["id"][:8])
+    assert resent.exit_code == 0, resent.output
+    assert f"resend requested  {letter['id']}  alert {alert.id}" in resent.output
+    wait_for(lambda: len(stack.hooks.received("/refuser", alert.id)) == 2, what="the delivery sent again")
+    [refused, again] = stack.hooks.received("/refuser", alert.id)
+    assert again.body == refused.body and signed(again)
+    wait_for(lambda: refuser not in stack.warning(), what="the warning gone once delivered")
+    assert len(stack.hooks.received("/good", alert.id)) == 1
+
+    # Asked again, it is not sent twice.
+    before = stack.said("alert resend already done")
+    assert stack.cli("alerts", "resend", letter["id"]).exit_code == 0
+    wait_for(lambda: stack.said("alert resend already done") > before, what="the second request dropped")
+    assert len(stack.hooks.received("/refuser", alert.id)) == 2
 
 
 def test_a_stop_does_not_wait_for_a_parked_delivery_which_is_sent_after_the_restart(stack: Stack) -> None:
@@ -294,6 +317,17 @@ def test_a_stop_does_not_wait_for_a_parked_delivery_which_is_sent_after_the_rest
         time.sleep(3)
         assert len(back.received("/down", alert_id)) == 1
         wait_for(lambda: down not in stack.warning(), what="the warning gone")
+        # The resend of the refused delivery, done before the restart, is remembered across it.
+        [letter] = stack.dead_letters()
+        before = stack.said("alert resend already done")
+        none = stack.cli("alerts", "resend", "--since", "now-1h", "--target", "slack", "--json")
+        assert none.exit_code == 0 and json.loads(none.output) == []
+        asked = stack.cli("alerts", "resend", "--since", "now-1h", "--target", "/refuser", "--json")
+        assert asked.exit_code == 0, asked.output
+        [request] = json.loads(asked.output)
+        assert request["dead_letter_id"] == letter["id"] and request["requested"] is True
+        wait_for(lambda: stack.said("alert resend already done") > before, what="the request dropped")
+        assert len(stack.hooks.received("/refuser", alert_id)) == 2
     finally:
         back.close()
 

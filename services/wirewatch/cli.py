@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import sys
+import textwrap
 from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
@@ -939,7 +940,7 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
         _fail(str(exc))
 
 
-@main.command("alerts")
+@main.group("alerts", invoke_without_command=True)
 @click.option(
     "--claim", "claim_id", help="Only this claim's alerts (its id, or its first six characters or more)."
 )
@@ -951,10 +952,19 @@ def _claim_id(given: str, claims: dict[str, TrackedClaim]) -> str:
 @click.option("--since", type=DateBound(), help="A date (2026-03-01) or date math (now-7d).")
 @click.option("--size", default=50, show_default=True, type=click.IntRange(1, MAX_SIZE))
 @click.option("--json", "as_json", is_flag=True)
+@click.pass_context
 def alerts_command(
-    claim_id: str | None, event_id: str | None, since: str | None, size: int, as_json: bool
+    ctx: click.Context,
+    claim_id: str | None,
+    event_id: str | None,
+    since: str | None,
+    size: int,
+    as_json: bool,
 ) -> None:
-    """Alerts raised, newest first, with their evidence."""
+    """Alerts raised, newest first, with their evidence (`alerts resend`: dead-lettered
+    deliveries sent again)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from wirewatch.alerts.watchlist import current
     from wirewatch.core.kafka import KafkaUnavailableError
     from wirewatch.search import EventNotFoundError, list_alerts
@@ -991,6 +1001,63 @@ def alerts_command(
         click.echo("no alerts")
 
 
+@alerts_command.command("resend")
+@click.argument("letter_ids", nargs=-1, metavar="[DEAD_LETTER_ID]...")
+@click.option(
+    "--since",
+    type=DateBound(),
+    help="Every dead-lettered delivery since this date (2026-03-01) or date math (now-1d).",
+)
+@click.option("--target", help="Only those to a target whose name contains this (slack, a host name).")
+@click.option("--json", "as_json", is_flag=True)
+def alerts_resend(letter_ids: tuple[str, ...], since: str | None, target: str | None, as_json: bool) -> None:
+    """Send dead-lettered alert deliveries again, once their target is fixed.
+
+    DEAD_LETTER_ID: as `wirewatch dead-letters --stage alerts.deliver` shows it (its first six
+    characters will do). The alerts service sends each to its one target, as it sends a new
+    alert: the same delivery id and body, signed afresh; parked while the target is down, a dead
+    letter again if it still fails. A dead letter is sent again once, however often it is asked."""
+    from wirewatch.alerts.resend import find_letters, plan, send_requests
+    from wirewatch.core.ids import UnknownIdError
+
+    if not letter_ids and since is None:
+        raise click.UsageError("give dead letter ids, or --since")
+    settings = _settings()
+    try:
+        letters = asyncio.run(find_letters(settings, letter_ids, since))
+    except UnknownIdError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(f"cannot read dead letters: {exc}")
+    plans = plan(letters, target)
+    named = set(letter_ids)
+    for resend in plans:
+        if resend.problem and any(resend.letter.id.startswith(given.strip().lower()) for given in named):
+            _fail(f"dead letter {resend.letter.id} cannot be sent again: {resend.problem}")
+    requests = [resend.request for resend in plans if resend.request is not None]
+    if requests:
+        try:
+            asyncio.run(send_requests(settings, requests))
+        except Exception as exc:
+            _fail(f"cannot request the resends: {exc}")
+    if as_json:
+        _emit_json([resend.as_dict() for resend in plans])
+        return
+    for resend in plans:
+        if resend.request is not None:
+            click.echo(f"resend requested  {resend.letter.id}  alert {resend.request.batch.id}")
+            click.echo(f"{'':18}to {resend.request.target}")
+        else:
+            click.echo(f"not sent again    {resend.letter.id}  {resend.problem}")
+    if requests:
+        click.echo(
+            f"{_counted(len(requests), 'resend')} requested: the alerts service sends each to its target "
+            "(wirewatch status shows the targets; one that fails again is a dead letter again)"
+        )
+    else:
+        click.echo("no dead-lettered alert deliveries to send again")
+
+
 @main.command("dead-letters")
 @click.option("--since", type=DateBound(), help="A date (2026-03-01) or date math (now-1d).")
 @click.option(
@@ -1013,7 +1080,9 @@ def dead_letters_command(since: str | None, stage: str | None, size: int, as_jso
         return
     for letter in found:
         what = letter.get("url") or letter.get("feed_url") or letter.get("key")
-        click.echo(f"{letter['created_at'][:16]}  {letter['stage']}: {_clip(letter['reason'], 90)}")
+        click.echo(f"{letter['created_at'][:16]}  {letter['stage']}  {letter['id']}")
+        for line in _wrapped(letter["reason"], 92):  # the whole reason: its end says why
+            click.echo(f"{'':18}{line}")
         if what:
             click.echo(f"{'':18}{_clip(what, 110)}")
     if not found:
@@ -1080,6 +1149,16 @@ def _clip(text: str, width: int) -> str:
     """``text`` in at most ``width`` characters, a cut one ending in "…" (never run into the next
     column: "…near D first" read as a word of the title)."""
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def _wrapped(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters (a longer word on a line of its own),
+    its own line breaks kept: nothing cut."""
+    return [
+        wrapped
+        for line in text.splitlines() or [""]
+        for wrapped in textwrap.wrap(line, width, break_long_words=True, break_on_hyphens=False) or [""]
+    ]
 
 
 def _counted(n: int, noun: str) -> str:

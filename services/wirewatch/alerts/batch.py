@@ -110,6 +110,25 @@ class AlertBatch(BaseModel):
         """The payload as compact UTF-8 JSON: the exact bytes that are signed and sent."""
         return json.dumps(self.payload(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
+    @classmethod
+    def from_payload(cls, body: str | bytes) -> AlertBatch:
+        """The batch whose :meth:`body` is ``body`` (a dead letter keeps it): ``from_payload(b.body())``
+        equals ``b``, so a delivery sent again carries the same bytes. ValueError when it is not one."""
+        try:
+            data = json.loads(body)
+            return cls(
+                kind=data["type"],
+                id=data["id"],
+                alert=data["alert"],
+                count=data["count"],
+                alert_ids=data["alert_ids"],
+                urls=data["urls"],
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+            )
+        except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ValueError(f"not an alert delivery: {exc}") from None
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None

@@ -455,9 +455,10 @@ def dead_letter_for(
     partition: int | None = None,
     offset: int | None = None,
 ) -> DeadLetter:
-    """The dead letter of a failed delivery: stage ``alerts.deliver``, the target in the reason,
-    the webhook payload as the payload (enough to deliver it again by hand). Its id is stable
-    per (target, delivery id), so a replayed failure is one record."""
+    """The dead letter of a failed delivery: stage ``alerts.deliver``, the target's name at the
+    start of the reason (``<name>: <why>``), the webhook payload as the payload (what
+    ``wirewatch alerts resend`` delivers again: :func:`undelivered`). Its id is stable per
+    (target, delivery id), so a replayed failure is one record."""
     return DeadLetter(
         id=stable_id(STAGE, result.target, batch.id),
         stage=STAGE,
@@ -470,3 +471,21 @@ def dead_letter_for(
         payload=batch.body().decode("utf-8")[: 64 * 1024],
         url=batch.alert.url,
     )
+
+
+def undelivered(letter: DeadLetter) -> tuple[str, AlertBatch]:
+    """The target and the batch of a dead letter :func:`dead_letter_for` made: the inverse, for
+    delivering it again. Raises ValueError when ``letter`` is not one (another stage, a payload
+    cut at 64 KiB, a reason that does not start with the target the id was made from)."""
+    if letter.stage != STAGE:
+        raise ValueError(f"a dead letter of stage {letter.stage}, not {STAGE}: not an alert delivery")
+    if not letter.payload:
+        raise ValueError("its payload (the delivery) was not kept")
+    try:
+        batch = AlertBatch.from_payload(letter.payload)
+    except ValueError as exc:
+        raise ValueError(f"its payload is not a whole delivery (cut at 64 KiB?): {exc}") from None
+    target = letter.reason.partition(": ")[0]
+    if stable_id(STAGE, target, batch.id) != letter.id:
+        raise ValueError("its reason does not name the target it was made for")
+    return target, batch

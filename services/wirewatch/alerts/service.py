@@ -26,6 +26,9 @@
   holding up the alerts behind it (:mod:`~wirewatch.alerts.redelivery`); a target that fails
   for good (a 4xx, or down past ``alert_redeliver_give_up_seconds``) gives a dead letter. The
   indexer writes the alerts topic to the alerts index.
+- ``resend_dead_letters`` sends a dead-lettered delivery again to its one target, on request
+  (``wirewatch alerts resend``, :mod:`~wirewatch.alerts.resend`), through ``outbox.send`` as
+  ``deliver`` does, once per request.
 
 Each try's outcome is kept per target (:mod:`~wirewatch.alerts.health`): ``/readyz`` warns
 (``alert_targets``) while a target fails or has deliveries parked, ``/alert-targets`` shows each
@@ -48,6 +51,7 @@ from wirewatch.alerts.detect import alerts_for
 from wirewatch.alerts.health import TargetHealth
 from wirewatch.alerts.outbox import Outbox
 from wirewatch.alerts.redelivery import DeliveredLately, Outages, ParkedDelivery, RedeliveryPolicy
+from wirewatch.alerts.resend import RESEND_TOPIC, ResendRequest
 from wirewatch.alerts.retro import retroactive_alerts
 from wirewatch.alerts.retry import DeliveryResult
 from wirewatch.alerts.throttle import Throttle, flush_state
@@ -118,6 +122,8 @@ def create(settings: Settings) -> ServiceApp:
     )
     outages = Outages()
     delivered_lately = DeliveredLately()
+    # Dead-lettered deliveries to send again (`wirewatch alerts resend`), keyed by claim id.
+    resend_requests = service.topic(RESEND_TOPIC, internal=True)
     # Each target's last delivery, last failure and parked deliveries: /readyz warns of those
     # failing, /alert-targets shows them all (`wirewatch status` prints both).
     health = TargetHealth(deliverer.labels)
@@ -335,6 +341,28 @@ def create(settings: Settings) -> ServiceApp:
                     await outbox.send(claim_id, state, batch, target_names)
                 else:
                     throttle.record(claim_id, state)
+
+    @app.agent(resend_requests)
+    async def resend_dead_letters(stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            request = await service.parse(ResendRequest, event, "alerts.resend")
+            if request is None:
+                continue
+            claim_id, batch, name = request.batch.claim_id, request.batch, request.target
+            context = {"target": name, "alert_id": batch.id, "claim_id": claim_id}
+            async with claim_locks[claim_id]:
+                await outbox.resume(claim_id, target_names)  # what a crash left owed
+                state = throttle.state(claim_id)
+                if not state.first_resend(request.key()):
+                    log.info("alert resend already done", extra=context)
+                    continue
+                if name not in target_names:
+                    throttle.record(claim_id, state)
+                    gone = "not sent again: the target is no longer configured"
+                    await give_up(batch, DeliveryResult(name, False, 0, 0.0, gone))
+                    continue
+                log.warning("alert resent", extra=context | {"dead_letter_id": request.dead_letter_id})
+                await outbox.send(claim_id, state, batch, [name])  # as a new alert goes, to this target only
 
     async def try_again(parked: ParkedDelivery) -> None:
         """A parked delivery once it is due: delivered, parked again, or given up."""

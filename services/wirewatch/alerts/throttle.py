@@ -31,6 +31,8 @@ from wirewatch.core.settings import Settings
 STATE_VERSION = 1
 
 Action = Literal["send", "hold", "duplicate"]
+#: Resend requests remembered per claim (``ClaimState.resent``).
+RESENDS_REMEMBERED = 1000
 
 
 def seen_key(alert_id: str) -> str:
@@ -52,6 +54,9 @@ class ClaimState:
     # Batches being delivered: {"batch": AlertBatch as JSON, "targets": names not done with yet}
     # (wirewatch.alerts.outbox); empty but for the moments a delivery is under way.
     owed: list[dict[str, Any]] = field(default_factory=list)
+    # Dead letters of the claim sent again (``wirewatch alerts resend``): ResendRequest.key() of
+    # each, oldest first, so that a request made twice, or read again, is done once.
+    resent: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"v": STATE_VERSION, **asdict(self)}
@@ -69,6 +74,7 @@ class ClaimState:
             urls=list(data.get("urls", [])),
             seen=list(data.get("seen", [])),
             owed=[dict(entry) for entry in data.get("owed", [])],
+            resent=list(data.get("resent", [])),
         )
 
     @property
@@ -87,6 +93,14 @@ class ClaimState:
             if entry["batch"]["id"] == batch_id and target in entry["targets"]:
                 entry["targets"] = [name for name in entry["targets"] if name != target]
         self.owed = [entry for entry in self.owed if entry["targets"]]
+
+    def first_resend(self, key: str, remember: int = RESENDS_REMEMBERED) -> bool:
+        """Whether the resend request ``key`` is new: then it is remembered (the last
+        ``remember``), and False for it from now on."""
+        if key in self.resent:
+            return False
+        self.resent = [*self.resent, key][-remember:]
+        return True
 
     def owed_batches(self) -> list[tuple[AlertBatch, list[str]]]:
         """Each batch still owed, with the targets it is owed to, oldest first."""
