@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
-from wirewatch.cli import _clip, events_command, main
+from wirewatch.cli import events_command, main
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import (
     ROLLING,
@@ -1077,14 +1077,20 @@ def test_dead_letters_command_lists_what_failed_newest_first(
 
     text = CliRunner().invoke(main, ["dead-letters"])
     assert text.exit_code == 0, text.output
-    assert text.output.splitlines() == [
-        "2026-03-03T10:00  fetcher.article: HTTP 410",
+    lines = text.output.splitlines()
+    assert lines[:6] == [
+        "2026-03-03T10:00  fetcher.article  page-gone",
+        f"{'':18}HTTP 410",
         f"{'':18}https://news.example/gone",
-        "2026-03-02T09:00  enricher.analysis: ValueError: no text",
+        "2026-03-02T09:00  enricher.analysis  bad-article",
+        f"{'':18}ValueError: no text",
         f"{'':18}article-123",
-        "2026-03-01T08:00  fetcher.feed: " + _clip(letters[0].reason, 90),
-        f"{'':18}https://news.example/rss",
     ]
+    assert lines[6] == "2026-03-01T08:00  fetcher.feed  feed-down"
+    reason = lines[7:-1]  # wrapped, the whole of it: its end says why
+    assert len(reason) >= 2 and all(line.startswith(" " * 18) and len(line) <= 18 + 92 for line in reason)
+    assert " ".join(line.strip() for line in reason) == letters[0].reason.strip()
+    assert lines[-1] == f"{'':18}https://news.example/rss"
     none = CliRunner().invoke(main, ["dead-letters", "--stage", "alerts"])
     assert none.exit_code == 0 and none.output == "no dead letters\n"
 

@@ -361,7 +361,8 @@ async def test_a_failing_article_goes_on_to_giving_up_across_restarts() -> None:
         assert store.failed.load(store.owns) == (0 if attempt == 1 else 1)  # a restarted fetcher
         if attempt > 1:  # waiting for the next try the last one saved, then due
             assert store.failed.waiting("a.test", aid)
-            assert not store.failed.waiting("a.test", aid, now=time.time() + 60 * 2 ** (attempt - 2))
+            due_at = time.time() + 60 * 2 ** (attempt - 2) + 0.001  # (the record keeps ms: rounded)
+            assert not store.failed.waiting("a.test", aid, now=due_at)
         before = time.time()
         await Fetcher(service, store).article_failed(feed, link, aid, f"HTTP 404 for {link}")  # type: ignore[arg-type]
         saved = ArticleFailure.from_record(table[table_key("a.test", aid)])

@@ -362,15 +362,12 @@ def feeds_list(fetchers: tuple[str, ...], as_json: bool) -> None:
 def _feeds_health(fetchers: list[str]) -> dict[str, dict[str, Any]] | None:
     """Each feed's health record by URL, as the fetchers at ``fetchers`` (web addresses) serve
     them at ``/feeds`` (each instance its own feeds); None when none of them answers."""
-    import urllib.error
-    import urllib.request
+    from wirewatch.status import service_page
 
     found: dict[str, dict[str, Any]] | None = None
     for base in fetchers:
-        try:
-            with urllib.request.urlopen(base.rstrip("/") + "/feeds", timeout=3.0) as response:
-                records = json.load(response)
-        except (urllib.error.URLError, OSError, ValueError):
+        records = service_page(base, "/feeds")
+        if records is None:
             continue
         found = found if found is not None else {}
         if isinstance(records, list):

@@ -54,10 +54,10 @@ async def collect_status(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def _page(health_url: str, path: str) -> Any:
-    """The JSON a service serves at ``path`` on its web port (where ``health_url`` is), or None
-    when it does not answer or says it is not ready (an HTTP error)."""
-    url = health_url.removesuffix("/healthz") + path
+def service_page(address: str, path: str) -> Any:
+    """The JSON a service serves at ``path`` on its web port (``address``: its web address, or
+    its ``/healthz`` URL), or None when it does not answer or says it is not ready (an HTTP error)."""
+    url = address.removesuffix("/healthz").rstrip("/") + path
     try:
         with urllib.request.urlopen(url, timeout=2.0) as response:
             return json.load(response)
@@ -68,7 +68,7 @@ def _page(health_url: str, path: str) -> Any:
 def readiness_warnings(health_url: str) -> dict[str, str]:
     """What the service's ``/readyz`` names under ``warnings`` (by name: the problem), such as
     the fetcher's refused feeds file; empty when it names nothing or does not answer."""
-    body = _page(health_url, "/readyz")
+    body = service_page(health_url, "/readyz")
     warnings = body.get("warnings") if isinstance(body, dict) else None
     return {str(k): str(v) for k, v in warnings.items()} if isinstance(warnings, dict) else {}
 
@@ -76,5 +76,5 @@ def readiness_warnings(health_url: str) -> dict[str, str]:
 def alert_targets(health_url: str) -> list[dict[str, Any]]:
     """The alerts service's targets as its ``/alert-targets`` shows them (kind and host, state,
     last delivery and failure, parked deliveries); empty when it does not answer."""
-    body = _page(health_url, "/alert-targets")
+    body = service_page(health_url, "/alert-targets")
     return [target for target in body if isinstance(target, dict)] if isinstance(body, list) else []
