@@ -724,3 +724,58 @@ async def test_robots_disallowed_articles_are_skipped_with_one_dead_letter(serve
     [records] = fetcher.store.failed.by_shard.values()
     [record] = records.values()
     assert record.disallowed and record.reason == "disallowed by robots.txt" and record.attempts == 0
+
+
+# --- pooled connections -------------------------------------------------------------------------
+
+
+def test_socket_readable_sees_data_and_a_hang_up() -> None:
+    import socket
+
+    from wirewatch.fetcher.safety import socket_readable
+
+    ours, theirs = socket.socketpair()
+    try:
+        assert not socket_readable(ours)
+        theirs.sendall(b"x")
+        assert socket_readable(ours)
+        ours.recv(1)
+        theirs.close()
+        assert socket_readable(ours)  # the peer's end of stream is there to read
+    finally:
+        ours.close()
+    assert socket_readable(ours)  # closed: fileno() is -1
+
+
+@pytest.mark.parametrize("hang_up", [False, True])
+async def test_pooled_connections_are_reused_and_a_hung_up_one_is_not(hang_up: bool) -> None:
+    """Two GETs a moment apart. A server that keeps the connection serves both on it; one that
+    hangs up after each response (without saying so) gets a new connection for the second GET,
+    which succeeds: the pool's check of an idle connection's socket goes through
+    ``SocketKeepingStream`` and must see both cases."""
+    connections = 0
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello")
+                await writer.drain()
+                if hang_up:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(client, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+    try:
+        async with HttpFetcher(settings()) as http:
+            assert (await http.get(url, "robots")).body == b"hello"
+            await asyncio.sleep(0.2)  # the hang-up reaches the client's socket
+            assert (await http.get(url, "robots")).body == b"hello"
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections == (2 if hang_up else 1)

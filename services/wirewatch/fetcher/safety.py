@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import select
 import socket
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -218,9 +220,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for ip in addresses:
             try:
-                return await self.inner.connect_tcp(
+                stream = await self.inner.connect_tcp(
                     str(ip), port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
+                return SocketKeepingStream(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         assert last is not None
@@ -233,6 +236,50 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+class SocketKeepingStream(httpcore.AsyncNetworkStream):
+    """A connection's stream that keeps its socket at hand for httpcore's liveness check.
+
+    Before each request, and as each response closes, httpcore's pool asks every idle connection
+    whether its socket is readable (a server that hung up). Through anyio each ask rebuilds the
+    stream's table of attributes to find the socket: 8 % of the fetcher's main process at 20
+    articles/s, with 16 pooled connections. Here the socket is looked up once, when connected.
+    Everything else goes to the stream it wraps."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self.inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self.inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self.inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return SocketKeepingStream(await self.inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._socket is not None:
+            return socket_readable(self._socket)
+        return self.inner.get_extra_info(info)
+
+
+def socket_readable(sock: socket.socket) -> bool:
+    """Whether reading ``sock`` would return at once (data, or the end a closed peer sends); a
+    closed socket counts as readable, as in httpcore."""
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
