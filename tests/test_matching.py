@@ -361,6 +361,32 @@ def test_a_sentence_restates_a_claim_when_it_holds_nearly_all_its_words() -> Non
     assert ClaimMatcher().restating(sentences) == [False, False, False]
 
 
+def test_restating_answers_are_remembered_until_the_watchlist_changes() -> None:
+    """A wire copy's sentences are answered from memory; a claim added (or removed) afterwards
+    is seen at the next ask, not hidden by a remembered answer."""
+    matcher = ClaimMatcher()
+    matcher.upsert(TrackedClaim(id="army", text="The army let 3,000 rebel fighters leave Tarvos for Kelmar."))
+    sentences = ["The old suspension bridge will stay closed to lorries until the works end.", "Other news."]
+    assert matcher.restating(sentences) == [False, False]
+    before = _cache_lookups("restating", "hit")
+    assert matcher.restating(list(reversed(sentences))) == [False, False]
+    assert _cache_lookups("restating", "hit") == before + 2
+    matcher.upsert(
+        TrackedClaim(
+            id="bridge", text="The old suspension bridge will stay closed to lorries until the works end."
+        )
+    )
+    assert matcher.restating(sentences) == [True, False]
+    matcher.remove("bridge")
+    assert matcher.restating(sentences) == [False, False]
+
+
+def _cache_lookups(cache: str, outcome: str) -> float:
+    from wirewatch.core import metrics
+
+    return metrics.CACHE.labels(cache=cache, outcome=outcome)._value.get()
+
+
 # --- the matcher ----------------------------------------------------------------------------------
 
 

@@ -73,12 +73,19 @@ class RecentResults(Generic[K, V]):
         False."""
         found: dict[K, V] = {}
         missing: list[K] = []
-        for key in dict.fromkeys(keys):
-            value = self.get(key)
-            if value is None:
-                missing.append(key)
-            else:
-                found[key] = value
+        with self._lock:  # one lock and one count per call: an article asks for dozens of keys
+            items = self._items
+            for key in dict.fromkeys(keys):
+                value = items.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    items.move_to_end(key)
+                    found[key] = value
+        if found:
+            metrics.CACHE.labels(cache=self.name, outcome="hit").inc(len(found))
+        if missing:
+            metrics.CACHE.labels(cache=self.name, outcome="miss").inc(len(missing))
         if missing:
             for key, value in zip(missing, compute(missing), strict=True):
                 found[key] = value

@@ -22,8 +22,8 @@ scores in full only the candidates whose bound reaches their claim's threshold: 
 unrelated article's candidates stop there, before the figures and names are compared. The
 matches are the same (``tests/test_matching.py`` checks it against ``rank``). ``match`` also
 remembers the accepted matches of its last ``MATCH_CACHE_SIZE`` sentences for the watchlist as it
-is: a wire copy's sentences, seen minutes before, are not matched again. Any change to the
-watchlist forgets them all.
+is, and ``restating`` its answers for the last ``RESTATING_CACHE_SIZE``: a wire copy's sentences,
+seen minutes before, are not matched again. Any change to the watchlist forgets them all.
 
 Claims can be added, replaced and removed at any time (``upsert`` / ``remove``); the next call
 sees the change. Methods are thread-safe.
@@ -69,6 +69,9 @@ MATCH_CACHE_SIZE = 8192
 #: A sentence restates a claim (``restating``) when it holds at least this share of the claim's
 #: idf mass: the claim's words, nearly all, whatever else the sentence says.
 RESTATED_COVERAGE = 0.8
+#: Sentences whose ``restating`` answer is remembered: every sentence of an article is asked
+#: (about 40), so this covers the last few hundred articles, where a wire copy's come from.
+RESTATING_CACHE_SIZE = 16384
 
 # What the vectors should not see: links, and the byline a quoted tweet ends with
 # ("— Jane Doe (@jane) May 4, 2019"); the lexical stage keeps the byline's names.
@@ -148,6 +151,9 @@ class ClaimMatcher:
         self._recent: RecentResults[tuple[int, str | None, str], tuple[Match, ...]] = RecentResults(
             "matches", match_cache_size
         )
+        self._restated: RecentResults[tuple[int, str], bool] = RecentResults(
+            "restating", RESTATING_CACHE_SIZE
+        )
 
     # --- the watchlist -------------------------------------------------------------------------
 
@@ -214,6 +220,7 @@ class ClaimMatcher:
         """The watchlist changes: matches remembered so far no longer hold."""
         self._generation += 1
         self._recent.clear()
+        self._restated.clear()
 
     def _put(self, claim: TrackedClaim, text: str, vector: Vectors) -> None:
         old = self._by_id.get(claim.id)
@@ -264,9 +271,15 @@ class ClaimMatcher:
         least ``RESTATED_COVERAGE`` of the claim's idf mass). Words only, no vectors: cheap
         enough for every sentence of an article, to pick the few worth ``match``-ing beyond its
         check-worthy ones (a claim quoted in a sentence the enricher did not find check-worthy)."""
-        queries = [lexical.terms(s) for s in sentences]
-        with self._lock:
-            return [bool(self._lexical.covered(q, RESTATED_COVERAGE)) for q in queries]
+        generation = self._generation
+
+        def covered(keys: list[tuple[int, str]]) -> list[bool]:
+            queries = [lexical.terms(text) for _, text in keys]
+            with self._lock:
+                return [bool(self._lexical.covered(q, RESTATED_COVERAGE)) for q in queries]
+
+        found = self._restated.get_many(((generation, text) for text in sentences), covered)
+        return [found[(generation, text)] for text in sentences]
 
     def search(self, query: str, top: int = 5, language: str | None = None) -> list[Match]:
         """The ``top`` claims for ``query``, best first, accepted or not (retrieval, evaluation)."""
@@ -304,7 +317,9 @@ class ClaimMatcher:
             size = len(self._entries)
             if not self._by_id:
                 return [[] for _ in sentences]
-            sims = queries @ self._vectors[:size].T
+            # the claims' matrix on the left: BLAS then streams it once for a few sentences
+            # (1.0 against 1.9 ms for 8 sentences and 5,000 claims; the same products)
+            sims = np.ascontiguousarray((self._vectors[:size] @ queries.T).T)
             sims[:, ~self._active[:size]] = -np.inf
             # each claim's own idf mass, with the sentences' floor: the denominator of claim_coverage
             claim_mass = np.maximum(
