@@ -282,3 +282,31 @@ def test_eval_dedup_command(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, ["eval", "dedup", "--input", str(source), "--output", str(out)])
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a line, no traceback
         assert f'docs.jsonl:1: "published" must be an ISO 8601 date or null, not {shown}' in result.output
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs=st.lists(
+        st.lists(st.tuples(st.integers(0, 12), st.integers(0, 50), st.integers(0, 99)), max_size=30),
+        max_size=6,
+    ),
+    key=st.integers(0, 12),
+)
+def test_postings_lookup_of_one_key_is_lookup_of_that_key(
+    runs: list[list[tuple[int, int, int]]], key: int
+) -> None:
+    """``lookup_one`` (an article id's lookup) finds what ``lookup`` finds for that key, in its
+    order, through runs added and merged in any sizes."""
+    from wirewatch.enricher.copies import _Postings
+
+    postings = _Postings()
+    for run in runs:
+        if run:
+            h, d, p = (np.array(column, dtype=np.uint32) for column in zip(*run, strict=True))
+            postings.add(h, d, p)
+    _, docs, positions = postings.lookup(np.array([key], dtype=np.uint32))
+    one_docs, one_positions = postings.lookup_one(np.uint32(key))
+    assert one_docs.tolist() == docs.tolist() and one_positions.tolist() == positions.tolist()
+    assert sorted(zip(one_docs.tolist(), one_positions.tolist(), strict=True)) == sorted(
+        (d, p) for run in runs for h, d, p in run if h == key
+    )

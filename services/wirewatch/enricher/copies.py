@@ -142,6 +142,22 @@ class _Postings:
             return np.zeros(0, dtype=np.intp), empty, empty
         return np.concatenate(qs), np.concatenate(ds), np.concatenate(ps)
 
+    def lookup_one(self, key: np.uint32) -> tuple[U32, U32]:
+        """Every entry under the one hash ``key``: (doc, position), in ``lookup``'s order, without
+        its set-up for many keys (an article's id is looked up this way at least once)."""
+        docs: list[U32] = []
+        positions: list[U32] = []
+        for h, d, p in self._runs:
+            left = int(h.searchsorted(key, side="left"))
+            right = int(h.searchsorted(key, side="right"))
+            if right > left:
+                docs.append(d[left:right])
+                positions.append(p[left:right])
+        if not docs:
+            empty = np.zeros(0, dtype=np.uint32)
+            return empty, empty
+        return np.concatenate(docs), np.concatenate(positions)
+
     def drop_docs_below(self, first_live: int) -> None:
         """Forget every entry of docs numbered below ``first_live``, in one merged run."""
         if not self._runs:
@@ -279,7 +295,7 @@ class CopyIndex:
         return decision
 
     def _seq_of(self, article_id: str) -> int | None:
-        _, docs, pos = self._postings.lookup(np.array([_u32(article_id)], dtype=np.uint32))
+        docs, pos = self._postings.lookup_one(_u32(article_id))
         want = bytes.fromhex(article_id[:32].ljust(32, "0"))
         for seq in docs[pos == _ID_MARK]:
             s = int(seq)

@@ -21,6 +21,7 @@ Bags are plain ``dict[str, float]``: small, JSON-able and cheap to compare (see 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -103,9 +104,11 @@ class Profile:
     lead_entities: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=8)
 def lead(title: str, text: str, limit: int | None = None) -> str:
     """The first sentences of ``text`` up to ``limit`` (default ``LEAD_CHARS``) characters (at
-    least one sentence), without a first sentence that only repeats the title."""
+    least one sentence), without a first sentence that only repeats the title. Remembered for
+    the last few texts: a report's lead is both embedded (:func:`vector_text`) and profiled."""
     limit = LEAD_CHARS if limit is None else limit
     sentences = [s.text for s in split_sentences(text[: limit * 4])]
     if sentences and title.strip() and normalise(sentences[0]) == normalise(title):
