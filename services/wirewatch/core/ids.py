@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import string
@@ -63,6 +64,12 @@ class InvalidURLError(ValueError):
     """A URL wirewatch cannot fetch or identify (no http(s) scheme or no host)."""
 
 
+#: URLs whose canonical form is remembered: a feed's items are read at every poll that changed it
+#: (50 items for one new), so most of its links were canonicalised a poll before.
+CANONICAL_CACHE_SIZE = 8192
+
+
+@functools.lru_cache(maxsize=CANONICAL_CACHE_SIZE)
 def canonical_url(url: str) -> str:
     """Normalise a URL so that variants of one article compare equal.
 
@@ -77,6 +84,7 @@ def canonical_url(url: str) -> str:
     ``/amp`` path segment, ``.amp`` / ``.amp.html`` endings, ``?amp=1`` (and ``outputType=amp``…),
     and Google AMP cache URLs (``*.cdn.ampproject.org/c/s/…``, ``google.com/amp/s/…``).
     Idempotent. Raises ``InvalidURLError`` (and nothing else) for anything it cannot normalise.
+    The last ``CANONICAL_CACHE_SIZE`` answers are remembered (errors are not).
 
     (courlan's ``normalize_url`` was compared: in strict mode it drops every query parameter
     not on its own list, ``?id=7`` included, so distinct articles would share an id.)
