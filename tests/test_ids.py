@@ -489,12 +489,18 @@ def test_a_start_is_its_one_id_or_an_error_naming_every_fit(ids: set[str], data:
         assert all(i in str(raised.value) for i in fits[:10])
 
 
-def test_canonical_forms_are_remembered_and_errors_are_not() -> None:
+def test_canonical_forms_are_remembered_and_errors_and_long_urls_are_not() -> None:
+    from wirewatch.core.ids import REMEMBERED_URL_CHARS, _remembered_canonical_url
+
     url = "https://Example.com/a?utm_source=rss&b=2&a=1#top"
     first = canonical_url(url)
-    hits = canonical_url.cache_info().hits
+    hits = _remembered_canonical_url.cache_info().hits
     assert canonical_url(url) == first == "https://example.com/a?a=1&b=2"
-    assert canonical_url.cache_info().hits == hits + 1
+    assert _remembered_canonical_url.cache_info().hits == hits + 1
     for _ in range(2):  # raised again, not answered from memory
         with pytest.raises(InvalidURLError):
             canonical_url("ftp://example.com/file")
+    long = "https://example.com/" + "a" * REMEMBERED_URL_CHARS
+    size = _remembered_canonical_url.cache_info().currsize
+    assert canonical_url(long) == canonical_url(long) == long
+    assert _remembered_canonical_url.cache_info().currsize == size

@@ -381,6 +381,24 @@ def test_restating_answers_are_remembered_until_the_watchlist_changes() -> None:
     assert matcher.restating(sentences) == [False, False]
 
 
+def test_a_long_sentence_is_checked_every_time_not_remembered() -> None:
+    """A page without full stops is one long "sentence": its answers are not kept in memory."""
+    from wirewatch.matching.matcher import REMEMBERED_SENTENCE_CHARS
+
+    matcher = ClaimMatcher()
+    claim = "The army let 3,000 rebel fighters leave Tarvos for Kelmar."
+    matcher.upsert(TrackedClaim(id="army", text=claim))
+    long = (
+        " ".join(["and then the rain came over the hills"] * (REMEMBERED_SENTENCE_CHARS // 30)) + " " + claim
+    )
+    assert len(long) > REMEMBERED_SENTENCE_CHARS
+    assert matcher.restating([long]) == [True]  # the claim's words are all there
+    for cache, ask in (("restating", matcher.restating), ("matches", matcher.match)):
+        misses, hits = _cache_lookups(cache, "miss"), _cache_lookups(cache, "hit")
+        assert ask([long]) == ask([long])
+        assert _cache_lookups(cache, "miss") == misses + 2 and _cache_lookups(cache, "hit") == hits
+
+
 def _cache_lookups(cache: str, outcome: str) -> float:
     from wirewatch.core import metrics
 

@@ -67,9 +67,10 @@ class InvalidURLError(ValueError):
 #: URLs whose canonical form is remembered: a feed's items are read at every poll that changed it
 #: (50 items for one new), so most of its links were canonicalised a poll before.
 CANONICAL_CACHE_SIZE = 8192
+#: Longer URLs are canonicalised every time, not remembered (a hostile feed's megabyte links).
+REMEMBERED_URL_CHARS = 2048
 
 
-@functools.lru_cache(maxsize=CANONICAL_CACHE_SIZE)
 def canonical_url(url: str) -> str:
     """Normalise a URL so that variants of one article compare equal.
 
@@ -84,11 +85,23 @@ def canonical_url(url: str) -> str:
     ``/amp`` path segment, ``.amp`` / ``.amp.html`` endings, ``?amp=1`` (and ``outputType=amp``…),
     and Google AMP cache URLs (``*.cdn.ampproject.org/c/s/…``, ``google.com/amp/s/…``).
     Idempotent. Raises ``InvalidURLError`` (and nothing else) for anything it cannot normalise.
-    The last ``CANONICAL_CACHE_SIZE`` answers are remembered (errors are not).
+    The last ``CANONICAL_CACHE_SIZE`` answers are remembered (errors are not; nor URLs longer
+    than ``REMEMBERED_URL_CHARS``).
 
     (courlan's ``normalize_url`` was compared: in strict mode it drops every query parameter
     not on its own list, ``?id=7`` included, so distinct articles would share an id.)
     """
+    if len(url) <= REMEMBERED_URL_CHARS:
+        return _remembered_canonical_url(url)
+    return _checked_canonical_url(url)
+
+
+@functools.lru_cache(maxsize=CANONICAL_CACHE_SIZE)
+def _remembered_canonical_url(url: str) -> str:
+    return _checked_canonical_url(url)
+
+
+def _checked_canonical_url(url: str) -> str:
     try:
         return _canonical_url(url)
     except InvalidURLError:

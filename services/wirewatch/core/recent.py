@@ -66,11 +66,15 @@ class RecentResults(Generic[K, V]):
         return found
 
     def get_many(
-        self, keys: Iterable[K], compute: Callable[[list[K]], Sequence[V]], *, remember: bool = True
+        self,
+        keys: Iterable[K],
+        compute: Callable[[list[K]], Sequence[V]],
+        *,
+        remember: bool | Callable[[K], bool] = True,
     ) -> dict[K, V]:
         """The value of each distinct key in ``keys``: the kept ones, and for the others what one
         call of ``compute`` (on those keys, in order) returns, kept too unless ``remember`` is
-        False."""
+        False (or, a function, says False of the key: a text too long to be worth its memory)."""
         found: dict[K, V] = {}
         missing: list[K] = []
         with self._lock:  # one lock and one count per call: an article asks for dozens of keys
@@ -86,10 +90,9 @@ class RecentResults(Generic[K, V]):
             metrics.CACHE.labels(cache=self.name, outcome="hit").inc(len(found))
         if missing:
             metrics.CACHE.labels(cache=self.name, outcome="miss").inc(len(missing))
-        if missing:
             for key, value in zip(missing, compute(missing), strict=True):
                 found[key] = value
-                if remember:
+                if remember is True or (remember is not False and remember(key)):
                     self.put(key, value)
         return found
 

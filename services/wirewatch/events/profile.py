@@ -104,13 +104,17 @@ class Profile:
     lead_entities: tuple[str, ...] = ()
 
 
-@functools.lru_cache(maxsize=8)
 def lead(title: str, text: str, limit: int | None = None) -> str:
     """The first sentences of ``text`` up to ``limit`` (default ``LEAD_CHARS``) characters (at
     least one sentence), without a first sentence that only repeats the title. Remembered for
     the last few texts: a report's lead is both embedded (:func:`vector_text`) and profiled."""
     limit = LEAD_CHARS if limit is None else limit
-    sentences = [s.text for s in split_sentences(text[: limit * 4])]
+    return _lead(title, text[: limit * 4], limit)
+
+
+@functools.lru_cache(maxsize=8)
+def _lead(title: str, head: str, limit: int) -> str:
+    sentences = [s.text for s in split_sentences(head)]
     if sentences and title.strip() and normalise(sentences[0]) == normalise(title):
         sentences = sentences[1:]
     out: list[str] = []

@@ -22,8 +22,9 @@ scores in full only the candidates whose bound reaches their claim's threshold: 
 unrelated article's candidates stop there, before the figures and names are compared. The
 matches are the same (``tests/test_matching.py`` checks it against ``rank``). ``match`` also
 remembers the accepted matches of its last ``MATCH_CACHE_SIZE`` sentences for the watchlist as it
-is, and ``restating`` its answers for the last ``RESTATING_CACHE_SIZE``: a wire copy's sentences,
-seen minutes before, are not matched again. Any change to the watchlist forgets them all.
+is, and ``restating`` its answers for the last ``RESTATING_CACHE_SIZE`` (sentences up to
+``REMEMBERED_SENTENCE_CHARS`` long): a wire copy's sentences, seen minutes before, are not matched
+again. Any change to the watchlist forgets them all.
 
 Claims can be added, replaced and removed at any time (``upsert`` / ``remove``); the next call
 sees the change. Methods are thread-safe.
@@ -72,6 +73,9 @@ RESTATED_COVERAGE = 0.8
 #: Sentences whose ``restating`` answer is remembered: every sentence of an article is asked
 #: (about 40), so this covers the last few hundred articles, where a wire copy's come from.
 RESTATING_CACHE_SIZE = 16384
+#: Longer sentences are matched and checked every time, not remembered: a page without full
+#: stops is one "sentence", and thousands of those would hold their whole texts in memory.
+REMEMBERED_SENTENCE_CHARS = 2000
 
 # What the vectors should not see: links, and the byline a quoted tweet ends with
 # ("— Jane Doe (@jane) May 4, 2019"); the lexical stage keeps the byline's names.
@@ -278,7 +282,9 @@ class ClaimMatcher:
             with self._lock:
                 return [bool(self._lexical.covered(q, RESTATED_COVERAGE)) for q in queries]
 
-        found = self._restated.get_many(((generation, text) for text in sentences), covered)
+        found = self._restated.get_many(
+            ((generation, text) for text in sentences), covered, remember=_short_enough
+        )
         return [found[(generation, text)] for text in sentences]
 
     def search(self, query: str, top: int = 5, language: str | None = None) -> list[Match]:
@@ -294,7 +300,9 @@ class ClaimMatcher:
             ranked = self._rank([text for _, _, text in keys], None, language, accepted_only=True)
             return [tuple(m for m in matches if m.accepted) for matches in ranked]
 
-        found = self._recent.get_many(((generation, lang, text) for text in sentences), accepted)
+        found = self._recent.get_many(
+            ((generation, lang, text) for text in sentences), accepted, remember=_short_enough
+        )
         return [
             [replace(m, sentence=i) if m.sentence != i else m for m in found[(generation, lang, text)][:top]]
             for i, text in enumerate(sentences)
@@ -436,6 +444,11 @@ class ClaimMatcher:
             if threshold <= 0.0 or threshold >= 1.0 or best >= _logit(threshold) - 1e-9:
                 keep.add(slot)
         return keep
+
+
+def _short_enough(key: tuple[Any, ...]) -> bool:
+    """Whether a sentence (the last item of a cache key) is short enough to be remembered."""
+    return len(key[-1]) <= REMEMBERED_SENTENCE_CHARS
 
 
 @functools.lru_cache(maxsize=256)
