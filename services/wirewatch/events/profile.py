@@ -21,11 +21,10 @@ Bags are plain ``dict[str, float]``: small, JSON-able and cheap to compare (see 
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -66,6 +65,12 @@ class Report:
     keyphrases: tuple[str, ...] = ()
     duplicate_of: str | None = None
     reused_from: tuple[str, ...] = ()
+    #: The first sentences of the text (:func:`lead`), cut once: embedded, profiled, and the start
+    #: of an event's summary.
+    lead_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lead_text", lead(self.title, self.text))
 
     @classmethod
     def from_article(cls, article: EnrichedArticle, at: float | None = None) -> Report:
@@ -106,15 +111,9 @@ class Profile:
 
 def lead(title: str, text: str, limit: int | None = None) -> str:
     """The first sentences of ``text`` up to ``limit`` (default ``LEAD_CHARS``) characters (at
-    least one sentence), without a first sentence that only repeats the title. Remembered for
-    the last few texts: a report's lead is both embedded (:func:`vector_text`) and profiled."""
+    least one sentence), without a first sentence that only repeats the title."""
     limit = LEAD_CHARS if limit is None else limit
-    return _lead(title, text[: limit * 4], limit)
-
-
-@functools.lru_cache(maxsize=8)
-def _lead(title: str, head: str, limit: int) -> str:
-    sentences = [s.text for s in split_sentences(head)]
+    sentences = [s.text for s in split_sentences(text[: limit * 4])]
     if sentences and title.strip() and normalise(sentences[0]) == normalise(title):
         sentences = sentences[1:]
     out: list[str] = []
@@ -129,7 +128,7 @@ def _lead(title: str, head: str, limit: int) -> str:
 
 def vector_text(report: Report) -> str:
     """The text that is embedded: the title, a line break, the lead."""
-    return f"{report.title.strip()}\n{lead(report.title, report.text)}".strip()
+    return f"{report.title.strip()}\n{report.lead_text}".strip()
 
 
 def _names(values: Iterable[str], heavy: frozenset[str] = frozenset()) -> Bag:
@@ -161,7 +160,7 @@ def language_of(report: Report) -> str:
 
 def profile(report: Report, vector: Vectors) -> Profile:
     """The features of ``report``; ``vector`` is the encoding of :func:`vector_text`."""
-    lead_terms = terms(f"{report.title}\n{lead(report.title, report.text)}")
+    lead_terms = terms(f"{report.title}\n{report.lead_text}")
     in_lead = named_in(report.entities, lead_terms)
     dates, rest = calendar_dates(normalise(f"{report.title}\n{report.text[:NUMBER_CHARS]}"))
     figures = [t for t in terms(rest) if t.isdigit() and not _YEAR.match(t)]

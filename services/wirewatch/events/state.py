@@ -26,7 +26,7 @@ from wirewatch.core.text import normalise
 from wirewatch.core.vectors import DIM, Vectors
 from wirewatch.enricher.sentences import split_sentences
 from wirewatch.events.bags import Bag, add, prune
-from wirewatch.events.profile import Profile, Report, lead
+from wirewatch.events.profile import Profile, Report
 
 #: Entries kept per bag of an event (per language for terms and keyphrases).
 BAG_SIZES = {"terms": 96, "keyphrases": 48, "entities": 64, "numbers": 48}
@@ -87,7 +87,7 @@ class EventState:
     @classmethod
     def open(cls, event_id: str, seq: int, report: Report) -> EventState:
         """A new, empty event started by ``report`` (add the report with :meth:`add`)."""
-        first = split_sentences(lead(report.title, report.text))
+        first = split_sentences(report.lead_text)
         return cls(
             id=event_id,
             seq=seq,
