@@ -90,9 +90,10 @@ class RecentResults(Generic[K, V]):
             metrics.CACHE.labels(cache=self.name, outcome="hit").inc(len(found))
         if missing:
             metrics.CACHE.labels(cache=self.name, outcome="miss").inc(len(missing))
+            keep = remember if callable(remember) else (lambda _key: remember)
             for key, value in zip(missing, compute(missing), strict=True):
                 found[key] = value
-                if remember is True or (remember is not False and remember(key)):
+                if keep(key):
                     self.put(key, value)
         return found
 
