@@ -43,6 +43,7 @@ from wirewatch.core.elastic import (
     bulk_write,
     connect,
     ensure_indices,
+    is_elasticsearch,
     lifecycle_policy,
     lifecycle_settings,
     templates_for,
@@ -141,6 +142,31 @@ async def test_stand_in_accepts_the_templates_and_skips_ilm(
         assert await ensure_indices(es, settings) == []
         aliases = await es.indices.get_alias(name="setup-osmem-articles")
         assert aliases.body == {index: {"aliases": {"setup-osmem-articles": {"is_write_index": True}}}}
+    finally:
+        await es.close()
+
+
+async def test_a_field_a_new_model_brings_is_added_to_an_existing_index(servers: LocalServers) -> None:
+    """An upgrade: the events index was created by a version whose event had no ``split_from``.
+    The mapping is strict, so the new document is refused until ``ensure_indices`` (run at every
+    start) adds the template's fields to the index."""
+    settings = settings_for(servers, es_index_prefix="setup-upgrade")
+    es = await connect(settings, wait=10)
+    alias, index = "setup-upgrade-events", "setup-upgrade-events-000001"
+    document = {"id": "e2", "label": "second", "split_from": "e1"}
+    try:
+        real = await is_elasticsearch(settings)
+        template = templates_for(settings, elasticsearch=real, lifecycle=False)[0]["events"]["template"]
+        old = json.loads(json.dumps(template))
+        del old["mappings"]["properties"]["split_from"]
+        await es.indices.create(index=index, aliases={alias: {"is_write_index": True}}, **old)
+        with pytest.raises(ApiError):
+            await es.index(index=alias, id="e2", document=document)
+        await ensure_indices(es, settings)
+        mapping = (await es.indices.get_mapping(index=index))[index]["mappings"]["properties"]
+        assert mapping["split_from"]["type"] == "keyword"
+        await es.index(index=alias, id="e2", document=document, refresh=True)
+        assert (await es.get(index=alias, id="e2"))["_source"]["split_from"] == "e1"
     finally:
         await es.close()
 
@@ -546,6 +572,10 @@ class _Recorder:
 
     async def get_settings(self, **kwargs: Any) -> SimpleNamespace:
         return SimpleNamespace(body={kwargs["index"]: {"settings": {}}})
+
+    async def put_mapping(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("put_mapping", kwargs))
+        return {"acknowledged": True}
 
     async def put_settings(self, **kwargs: Any) -> dict[str, Any]:
         self.calls.append(("put_settings", kwargs))

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from conftest import make_settings, run, settings_for
 from test_events_linking import BLAST, BRIDGE, DAY, ELECTION, FIRE_EN, FIRE_FR, FIRE_WALES, STAY_IN
+from test_events_splitting import JOIN_ALL, MIXED
 from wirewatch.cli import events_command, main
 from wirewatch.core.app import ServiceApp
 from wirewatch.core.elastic import (
@@ -33,6 +34,7 @@ from wirewatch.core.elastic import (
     to_their_indices,
     without_superseded,
 )
+from wirewatch.core.ids import stable_id
 from wirewatch.core.models import Alert, DeadLetter, EnrichedArticle, Event, EventLink, Message
 from wirewatch.core.settings import Settings
 from wirewatch.events import Report
@@ -1114,3 +1116,69 @@ def test_a_missing_alias_leaves_the_other_writes_readdressed(servers: LocalServe
 
     run(roll_over(settings, "servers", kinds=["articles"]))
     assert [op.index for op in run(lookup())] == [alerts, f"{articles}-000001", articles]
+
+
+def test_a_split_moves_the_articles_records_and_alerts_of_the_part_split_off(servers: LocalServers) -> None:
+    """Reports of two earthquakes of one kind all joined one event (a threshold of 0 here); the
+    eighth shows it is two: the Bam reports move to a new event, ``split_from`` the first. Their
+    articles and link records move in the same batch; their alerts, once it is written, and the
+    new event gets their claims. The Qeshm reports keep the event id Kibana links name."""
+    settings = settings_for(servers, es_index_prefix="split")
+    stage = EventIndexing(LinkerStore({}, JOIN_ALL), settings)
+    ops = [op for report in MIXED[:7] for op in stage.article_ops(article(report))]
+    alert = _alert("bam-2").model_copy(update={"claim_text": "26,000 people died in Bam"})
+    ops.append(BulkOp(settings.index("alerts"), alert.id, alert.model_dump(mode="json")))
+    ops += stage.alert_ops(alert) or []
+    write_all(settings, ops)
+    original = stable_id("event", "qeshm-1")
+    assert not stage.repoint_due
+
+    last = stage.article_ops(article(MIXED[7]))
+    new_id = stage.store.linker.event_of("bam-4")
+    assert new_id == stable_id("event", original, "split", "bam-1")
+    written = ops_by(last)
+    for moved in ("bam-1", "bam-2", "bam-3"):
+        assert written[(settings.index("articles"), moved, "update")] == {"event_id": new_id}
+        link = written[(settings.index("event-links"), moved, "update")]
+        assert link == {"event_id": new_id, "event_label": MIXED[3].title}
+    split = Event.model_validate(written[(settings.index("events"), new_id, "index")])
+    kept = Event.model_validate(written[(settings.index("events"), original, "index")])
+    assert (split.article_count, split.split_from, kept.article_count, kept.split_from) == (
+        4,
+        original,
+        4,
+        None,
+    )
+    assert kept.claim_ids == ["claim-evacuated"] and split.claim_ids == []
+    write_all(settings, last)
+    assert stage.repoint_due
+
+    async def repoint() -> list[BulkOp]:
+        es = await connect(settings, wait=30)
+        try:
+            ops = await stage.repoint_ops(es)
+            assert not (await bulk_write(es, ops)).rejected
+            await es.indices.refresh(index=settings.index("*"))
+            stage.repointed(ops)
+            return ops
+        finally:
+            await es.close()
+
+    followed = ops_by(run(repoint()))
+    assert followed[(f"{settings.index('alerts')}-000001", "alert-bam-2", "update")] == {"event_id": new_id}
+    event = Event.model_validate(followed[(settings.index("events"), new_id, "index")])
+    assert event.claim_ids == ["claim-evacuated"] and event.claims == ["26,000 people died in Bam"]
+    assert not stage.repoint_due
+
+    async def events_of(kind: str) -> dict[str, str]:
+        es = await connect(settings, wait=30)
+        try:
+            found = await es.search(index=settings.index(kind), query={"match_all": {}}, size=100)
+            return {hit["_id"]: hit["_source"]["event_id"] for hit in found["hits"]["hits"]}
+        finally:
+            await es.close()
+
+    expected = {r.id: new_id if r.id.startswith("bam") else original for r in MIXED}
+    assert run(events_of("articles")) == expected
+    assert run(events_of("event-links")) == expected
+    assert run(events_of("alerts")) == {"alert-bam-2": new_id}

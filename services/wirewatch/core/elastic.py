@@ -335,7 +335,9 @@ async def _adopt_write_index(es: AsyncElasticsearch, settings: Settings, kind: s
 
 async def ensure_indices(es: AsyncElasticsearch, settings: Settings) -> list[str]:
     """Put the ILM policy (Elasticsearch only) and index templates, and create each first
-    versioned index behind its alias. Idempotent: run it on every start."""
+    versioned index behind its alias; an alias that exists gets the template's fields added to
+    its indices' mappings (a field a new version of a model brings: the mappings are strict).
+    Idempotent: run it on every start."""
     real = await is_elasticsearch(settings)
     lifecycle = await ensure_lifecycle(es, settings, elasticsearch=real)
     templates, changes = templates_for(settings, elasticsearch=real, lifecycle=lifecycle)
@@ -359,8 +361,11 @@ async def ensure_indices(es: AsyncElasticsearch, settings: Settings) -> list[str
             except (ApiError, EsTransportError) as exc:
                 if "resource_already_exists" not in str(exc):
                     raise
-        elif lifecycle and name in ROLLING:
-            await _adopt_write_index(es, settings, name)
+        else:
+            properties = template["template"]["mappings"]["properties"]
+            await es.indices.put_mapping(index=alias, properties=properties)
+            if lifecycle and name in ROLLING:
+                await _adopt_write_index(es, settings, name)
     if created:
         log.info("indices created", extra={"indices": created})
     return created

@@ -58,6 +58,7 @@ WINDOW_ITEMS = Gauge(
 )
 EVENT_LINKS = Counter("wirewatch_event_links_total", "Reports linked to events, by reason", ["reason"])
 EVENT_MERGES = Counter("wirewatch_event_merges_total", "Events merged into another")
+EVENT_SPLITS = Counter("wirewatch_event_splits_total", "Events split in two (a second event had joined)")
 EVENT_REPOINTED = Counter(
     "wirewatch_event_repointed_total",
     "Documents of merged events older than the linking window given the survivor's id",

@@ -284,6 +284,9 @@ class Event(Message):
     )
     merged_into: str | None = Field(default=None, description="Set when this event was merged into another.")
     merged_from: list[str] = Field(default_factory=list)
+    split_from: str | None = Field(
+        default=None, description="The event it was split from (a second event had joined that one)."
+    )
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -65,6 +65,7 @@ def event_document(event: EventState) -> Event:
         related=list(event.related),
         merged_into=event.merged_into,
         merged_from=list(event.merged_from),
+        split_from=event.split_from,
     )
 
 

@@ -23,7 +23,19 @@ older event). For each :class:`~wirewatch.events.profile.Report`:
    are one event: they merge into the oldest (first seen, then created), the others are
    recorded as ``merged_into`` it, and their ids resolve to it from then on (:meth:`resolve`).
 
-6. **Related.** Other candidates scoring at least ``related_threshold`` (the joined and merged
+6. **Split.** While an event is small (``split_min_size`` to ``split_max_size`` reports, every
+   one still in the window), each report that joins it is scored against each of its reports
+   (the same fused similarity, both ways, averaged; :meth:`EventLinker.pair_score`), and the
+   reports are cut in two by average-linkage clustering of those scores. When both groups have
+   ``split_min_part`` reports or more and their mean score across is under ``split_ratio``
+   times their mean score within, the event was two events (typically: the first reports of a
+   second event of the same kind joined the first, and the rest followed them): the group
+   with the event's first report keeps its id, the other becomes a new event (``split_from``
+   it; its id ``stable_id("event", old id, "split", its first article id)``), and its articles
+   move there (``Link.moved``). Both events are rebuilt from what they keep of their reports
+   (:class:`~wirewatch.events.state.Member`).
+
+7. **Related.** Other candidates scoring at least ``related_threshold`` (the joined and merged
    events aside) are returned as ``Link.related``, at most ``max_related``, best first (ties:
    older event): a story-level link for display. Nothing is joined or merged because of it.
 
@@ -52,7 +64,7 @@ bar set beforehand (ECB+ has no dates and never needed a merge).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -61,7 +73,7 @@ from wirewatch.core.ids import stable_id
 from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
 from wirewatch.events.bags import Bag, cosine
 from wirewatch.events.profile import Profile, Report, profile, vector_text
-from wirewatch.events.state import EventState
+from wirewatch.events.state import EventState, Member
 
 if TYPE_CHECKING:
     from wirewatch.core.settings import Settings
@@ -116,6 +128,13 @@ class LinkerConfig:
     #: ``max_related`` of them, best first.
     related_threshold: float = 0.28
     max_related: int = 3
+    #: An event of ``split_min_size`` to ``split_max_size`` reports splits in two groups of at
+    #: least ``split_min_part`` when their mean pair score across is under ``split_ratio`` times
+    #: their mean pair score within (0: never split).
+    split_ratio: float = 0.75
+    split_min_size: int = 8
+    split_max_size: int = 24
+    split_min_part: int = 3
     weights: Weights = field(default_factory=Weights)
 
     @classmethod
@@ -138,6 +157,10 @@ class Link:
     #: Other live events the report came close to without joining (a story-level link, for
     #: "related events"); never merged.
     related: tuple[str, ...] = ()
+    #: The event split off the joined one by this report (see the module doc), and the earlier
+    #: articles that moved to it (this report may be among its articles too: ``event_id``).
+    split_off: str | None = None
+    moved: tuple[str, ...] = ()
 
 
 class EventLinker:
@@ -149,6 +172,9 @@ class EventLinker:
         self.events: dict[str, EventState] = {}
         self.merged: dict[str, str] = {}
         self.articles: dict[str, tuple[str, float]] = {}
+        #: What small events keep of their reports (article id -> member), to split them.
+        self.members: dict[str, Member] = {}
+        self._pairs: dict[str, dict[tuple[str, str], float]] = {}  # event id -> pair scores
         self.clock = float("-inf")
         self.next_seq = 0
         # Unit centroids of live events, one row per slot, for the candidate search.
@@ -188,7 +214,7 @@ class EventLinker:
         if source is not None:
             event, reason = source
             self._join(event, report, features)
-            return Link(report.id, event.id, reason, expired=expired)
+            return self._split_link(Link(report.id, event.id, reason, expired=expired), event)
         scored = self._score_candidates(features, report.time)
         if not scored or scored[0][0] < self.config.threshold:
             related = self._related(scored, ())
@@ -201,7 +227,13 @@ class EventLinker:
             best, merged = self._merge(strong)
         related = self._related(scored, (best.id, *merged))
         self._join(best, report, features)
-        return Link(report.id, best.id, "similar", round(best_score, 6), merged, expired, related)
+        link = Link(report.id, best.id, "similar", round(best_score, 6), merged, expired, related)
+        return self._split_link(link, best)
+
+    def pair_score(self, a: Member, b: Member) -> float:
+        """How alike two reports are: the fused similarity of each to the other, averaged
+        (no time decay: an event's reports are compared whatever their gap)."""
+        return (self._similarity(a.profile, _alone(b)) + self._similarity(b.profile, _alone(a))) / 2
 
     @property
     def horizon(self) -> float:
@@ -235,6 +267,7 @@ class EventLinker:
             "events": [e.record() for e in sorted(self.events.values(), key=lambda e: e.seq)],
             "merged": dict(self.merged),
             "articles": [[aid, eid, t] for aid, (eid, t) in self.articles.items()],
+            "members": [m.record() for m in self.members.values()],
         }
 
     @classmethod
@@ -255,6 +288,13 @@ class EventLinker:
             linker._add_live(EventState.from_record(record))
         linker.merged = {str(k): str(v) for k, v in snapshot["merged"].items()}
         linker.articles = {str(a): (str(e), float(t)) for a, e, t in snapshot["articles"]}
+        members = {m.id: m for m in map(Member.from_record, snapshot.get("members", []))}
+        for event in linker.events.values():
+            ids = event.member_ids
+            if ids and len(ids) == event.count and all(i in members and i in linker.articles for i in ids):
+                linker.members.update((i, members[i]) for i in ids)
+            else:  # some of its reports left the window (or it grew): it is no longer split
+                event.member_ids = []
         return linker
 
     # --- steps ----------------------------------------------------------------------------------
@@ -269,6 +309,7 @@ class EventLinker:
         old = np.flatnonzero(self._alive[:used] & (self._until[:used] < at))
         expired = sorted((self.events[self._slot_event[int(s)]] for s in old), key=lambda e: e.seq)
         for event in expired:
+            self._forget_members(event)
             self._drop_live(event.id)
             for merged_id in event.merged_from:
                 self.merged.pop(merged_id, None)
@@ -279,7 +320,11 @@ class EventLinker:
                 break
             stale.append(article_id)
         for article_id in stale:
-            del self.articles[article_id]
+            event_id, _ = self.articles.pop(article_id)
+            if article_id in self.members:  # its event can no longer be split
+                owner = self.events.get(self.resolve(event_id))
+                if owner is not None:
+                    self._forget_members(owner)
         return tuple(e.id for e in expired)
 
     def _related(
@@ -334,6 +379,16 @@ class EventLinker:
 
     def _score(self, features: Profile, event: EventState, gap: float) -> float:
         """The fused score of ``features`` against ``event``; ``gap`` in windows."""
+        mean = self._similarity(features, event)
+        c = self.config
+        if c.novelty_penalty > 0 and features.lead_entities and event.entities:
+            missing = sum(1 for key in features.lead_entities if key not in event.entities)
+            share = missing / len(features.lead_entities)
+            mean -= c.novelty_penalty * max(0.0, share - c.novelty_floor) / (1.0 - c.novelty_floor)
+        return mean - c.time_decay * min(1.0, gap) - c.late_decay * max(0.0, gap - 1.0)
+
+    def _similarity(self, features: Profile, event: EventState) -> float:
+        """The weighted mean of the similarities of ``features`` and ``event`` (see step 3)."""
         w = self.config.weights
         centroid = event.centroid.astype(np.float64)
         length = float(np.sqrt(centroid @ centroid))
@@ -353,16 +408,9 @@ class EventLinker:
             if weight > 0 and mine and theirs:
                 parts.append((weight, _cosine(mine, theirs)))
         if len(parts) == 1:  # nothing but the vector to go on: it must be close on its own
-            mean = vector - (self.config.vector_only_threshold - self.config.threshold)
-        else:
-            total = sum(weight for weight, _ in parts)
-            mean = sum(weight * value for weight, value in parts) / total
-        c = self.config
-        if c.novelty_penalty > 0 and features.lead_entities and event.entities:
-            missing = sum(1 for key in features.lead_entities if key not in event.entities)
-            share = missing / len(features.lead_entities)
-            mean -= c.novelty_penalty * max(0.0, share - c.novelty_floor) / (1.0 - c.novelty_floor)
-        return mean - c.time_decay * min(1.0, gap) - c.late_decay * max(0.0, gap - 1.0)
+            return vector - (self.config.vector_only_threshold - self.config.threshold)
+        total = sum(weight for weight, _ in parts)
+        return sum(weight * value for weight, value in parts) / total
 
     def _open(self, report: Report, features: Profile) -> EventState:
         event = EventState.open(stable_id("event", report.id), self.next_seq, report)
@@ -374,16 +422,98 @@ class EventLinker:
     def _join(self, event: EventState, report: Report, features: Profile) -> None:
         event.add(report, features)
         self.articles[report.id] = (event.id, report.time)
+        self._remember(event, report, features)
         self._set_row(event)
+
+    # --- splits -----------------------------------------------------------------------------------
+
+    def _remember(self, event: EventState, report: Report, features: Profile) -> None:
+        """Keep the new report's member while ``event`` may still be split."""
+        c = self.config
+        if c.split_ratio <= 0:
+            return
+        if len(event.member_ids) == event.count - 1 and event.count <= c.split_max_size:
+            event.member_ids.append(report.id)
+            self.members[report.id] = Member.of(report, features)
+        else:
+            self._forget_members(event)
+
+    def _forget_members(self, event: EventState) -> None:
+        for article_id in event.member_ids:
+            self.members.pop(article_id, None)
+        event.member_ids = []
+        self._pairs.pop(event.id, None)
+
+    def _split_link(self, link: Link, event: EventState) -> Link:
+        """``link`` after the split of ``event`` its report may have caused."""
+        moved = self._split(event)
+        if moved is None:
+            return link
+        now = self.articles[link.article_id][0]
+        others = tuple(m.id for m in moved.members if m.id != link.article_id)
+        return replace(link, event_id=now, split_off=moved.event.id, moved=others)
+
+    def _split(self, event: EventState) -> _Split | None:
+        """Split ``event`` in two when its reports are two groups (see the module doc)."""
+        c = self.config
+        ids = event.member_ids
+        if c.split_ratio <= 0 or not c.split_min_size <= event.count <= c.split_max_size:
+            return None
+        if len(ids) != event.count or not all(i in self.articles for i in ids):
+            return None
+        members = [self.members[i] for i in ids]
+        pairs = self._pair_matrix(event.id, members)
+        first, second = bisect(pairs)
+        if min(len(first), len(second)) < c.split_min_part:
+            return None
+        across = float(pairs[np.ix_(first, second)].mean())
+        within = (pairs[np.ix_(first, first)].sum() + pairs[np.ix_(second, second)].sum()) / (
+            len(first) * (len(first) - 1) + len(second) * (len(second) - 1)
+        )
+        if across >= c.split_ratio * float(within):
+            return None
+        keep, move = (first, second) if 0 in first else (second, first)
+        kept = [members[i] for i in keep]
+        moving = [members[i] for i in move]
+        new_id = stable_id("event", event.id, "split", moving[0].id)
+        new = event.split(kept, moving, new_id, self.next_seq)
+        self.next_seq += 1
+        self._add_live(new)
+        self._set_row(event)
+        for member in moving:
+            self.articles[member.id] = (new.id, self.articles[member.id][1])
+        cache = self._pairs.pop(event.id, {})
+        for part in (event, new):
+            mine = set(part.member_ids)
+            self._pairs[part.id] = {k: v for k, v in cache.items() if k[0] in mine and k[1] in mine}
+        return _Split(new, tuple(moving))
+
+    def _pair_matrix(self, event_id: str, members: list[Member]) -> np.ndarray:
+        """The pair scores of ``members`` (computed once per pair while the event lives)."""
+        cache = self._pairs.setdefault(event_id, {})
+        n = len(members)
+        out = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                key = (members[i].id, members[j].id)
+                value = cache.get(key)
+                if value is None:
+                    value = cache[key] = self.pair_score(members[i], members[j])
+                out[i, j] = out[j, i] = value
+        return out
 
     def _merge(self, strong: list[EventState]) -> tuple[EventState, tuple[str, ...]]:
         """Merge ``strong`` events into the oldest; the survivor and the merged ids."""
         ordered = sorted(strong, key=lambda e: (e.first_time, e.seq))
         survivor, others = ordered[0], ordered[1:]
         for other in others:
-            survivor.absorb(other)
+            whole = len(survivor.member_ids) == survivor.count and len(other.member_ids) == other.count
+            survivor.absorb(other)  # their reports in one list: the survivor's, then the other's
             self.merged[other.id] = survivor.id
             self._drop_live(other.id)
+            self._pairs.pop(other.id, None)
+            if not whole:
+                self._forget_members(survivor)
         self._set_row(survivor)
         return survivor, tuple(o.id for o in others)
 
@@ -431,6 +561,55 @@ class EventLinker:
         self._matrix[slot] = event.centroid / length if length > 0 else 0.0
         self._first[slot], self._last[slot], self._seq[slot] = event.first_time, event.last_time, event.seq
         self._until[slot] = event.last_time + self._lifetime(event)
+
+
+@dataclass(frozen=True)
+class _Split:
+    event: EventState  # the new event
+    members: tuple[Member, ...]  # its reports
+
+
+def _alone(member: Member) -> EventState:
+    """An event of one report: ``member``'s profile as the bags it is scored against."""
+    p = member.profile
+    lang = p.language
+    return EventState(
+        id="",
+        seq=0,
+        first_time=member.time,
+        last_time=member.time,
+        label="",
+        earliest_article_id=member.id,
+        earliest_time=member.time,
+        centroid=p.vector,
+        count=1,
+        terms={lang: p.terms},
+        keyphrases={lang: p.keyphrases},
+        entities=p.entities,
+        numbers=p.numbers,
+    )
+
+
+def bisect(scores: np.ndarray) -> tuple[list[int], list[int]]:
+    """Two groups of the indices of a symmetric matrix of pair scores (at least two rows), by
+    average-linkage agglomeration: the two closest groups (highest mean score) join until two
+    are left. Deterministic: ties go to the lowest indices. Each group is sorted."""
+    n = len(scores)
+    linkage = scores.astype(np.float64).copy()
+    np.fill_diagonal(linkage, -np.inf)
+    sizes = np.ones(n)
+    groups: dict[int, list[int]] = {i: [i] for i in range(n)}
+    for _ in range(n - 2):
+        a, b = divmod(int(np.argmax(linkage)), n)
+        a, b = min(a, b), max(a, b)
+        row = (sizes[a] * linkage[a] + sizes[b] * linkage[b]) / (sizes[a] + sizes[b])
+        linkage[a], linkage[:, a] = row, row
+        linkage[b], linkage[:, b] = -np.inf, -np.inf
+        linkage[a, a] = -np.inf
+        sizes[a] += sizes[b]
+        groups[a].extend(groups.pop(b))
+    first, second = (sorted(g) for g in groups.values())
+    return first, second
 
 
 def _cosine(a: Bag, b: Bag) -> float:

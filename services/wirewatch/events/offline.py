@@ -7,7 +7,8 @@ duplicates and reuse: :func:`~wirewatch.enricher.offline.enrich_documents`, its 
 ``published`` time, or the previous document's when it has none (0 for the first).
 
 The cluster of a document is the id of its event at the end of the stream: an event merged
-into another later on is reported under the survivor's id.
+into another later on is reported under the survivor's id, a document moved by a split under the
+event it moved to.
 """
 
 from __future__ import annotations
@@ -35,13 +36,19 @@ class Clusters:
 
     def __init__(self) -> None:
         self._rows: list[tuple[str, str]] = []
+        self._row_of: dict[str, int] = {}  # article id -> its row
         self._merged: dict[str, str] = {}
 
     def add(self, doc_id: str, link: Link) -> None:
-        """Record one decision (and the merges it made)."""
+        """Record one decision (and the merges and the split it made)."""
+        self._row_of[link.article_id] = len(self._rows)
         self._rows.append((doc_id, link.event_id))
         for merged in link.merged:
             self._merged[merged] = link.event_id
+        if link.split_off is not None:
+            for article_id in link.moved:
+                row = self._row_of[article_id]
+                self._rows[row] = (self._rows[row][0], link.split_off)
 
     def final(self, event_id: str) -> str:
         """The id ``event_id`` ended up under."""

@@ -10,6 +10,11 @@ first report's title and lead sentence), the earliest report, reports per hour o
 ``GROWTH_HOURS``, the tracked claims seen in it, related events, and the display form of the
 names and keyphrases its bags keep (bags hold normalised keys).
 
+While an event is small (at most the linker's ``split_max_size`` reports, all of them still in
+the window) it also lists its reports in the order they joined (``member_ids``); the linker keeps
+a :class:`Member` for each, so it can tell when the event is two events and split it
+(:meth:`EventState.split`).
+
 ``record()`` gives a plain dict (the centroid as base64 float32), ``from_record`` takes it
 back exactly, so a Faust table or an Elasticsearch document can hold the state.
 """
@@ -25,7 +30,7 @@ import numpy as np
 from wirewatch.core.text import normalise
 from wirewatch.core.vectors import DIM, Vectors
 from wirewatch.enricher.sentences import split_sentences
-from wirewatch.events.bags import Bag, add, prune
+from wirewatch.events.bags import Bag, add, prune, unit
 from wirewatch.events.profile import Profile, Report
 
 #: Entries kept per bag of an event (per language for terms and keyphrases).
@@ -41,14 +46,90 @@ MAX_RELATED = 10
 HOUR = 3600
 
 
-def encode_vector(vector: Vectors) -> str:
-    """A float32 vector as base64 (little-endian bytes)."""
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+#: Entries kept per bag of a :class:`Member` (it is written with every article's record).
+MEMBER_BAG_SIZES = {"terms": 32, "keyphrases": 16, "entities": 24, "numbers": 16}
 
 
-def decode_vector(text: str) -> Vectors:
+def encode_vector(vector: Vectors, dtype: str = "<f4") -> str:
+    """A vector as base64 of its little-endian ``dtype`` (float32, or ``<f2``: half the size)."""
+    return base64.b64encode(np.asarray(vector, dtype=dtype).tobytes()).decode("ascii")
+
+
+def decode_vector(text: str, dtype: str = "<f4") -> Vectors:
     """The float32 vector of :func:`encode_vector`."""
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What a small event keeps of one of its reports, to score two reports against each other
+    and to rebuild the event's parts when it splits: the report's profile cut small
+    (``MEMBER_BAG_SIZES``, the vector in float16), and what an event's document shows of its
+    first report. Built once (:meth:`of`); :meth:`record` and :meth:`from_record` round-trip it
+    exactly, so a restored linker scores with the very same values."""
+
+    id: str
+    time: float
+    title: str
+    summary: str
+    source: str | None
+    profile: Profile
+
+    @classmethod
+    def of(cls, report: Report, features: Profile) -> Member:
+        """The member kept of ``report``, whose features are ``features``."""
+        title, summary = _heading(report)
+        return cls(
+            id=report.id,
+            time=report.time,
+            title=title,
+            summary=summary,
+            source=report.source,
+            profile=Profile(
+                vector=decode_vector(encode_vector(features.vector, "<f2"), "<f2"),
+                terms=_cut(features.terms, MEMBER_BAG_SIZES["terms"]),
+                keyphrases=_cut(features.keyphrases, MEMBER_BAG_SIZES["keyphrases"]),
+                entities=_cut(features.entities, MEMBER_BAG_SIZES["entities"]),
+                numbers=_cut(features.numbers, MEMBER_BAG_SIZES["numbers"]),
+                language=features.language,
+            ),
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The member as a JSON-able dict."""
+        p = self.profile
+        return {
+            "id": self.id,
+            "time": self.time,
+            "title": self.title,
+            "summary": self.summary,
+            "source": self.source,
+            "language": p.language,
+            "vector": encode_vector(p.vector, "<f2"),
+            "terms": p.terms,
+            "keyphrases": p.keyphrases,
+            "entities": p.entities,
+            "numbers": p.numbers,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Member:
+        """The member of a :meth:`record`."""
+        return cls(
+            id=str(record["id"]),
+            time=float(record["time"]),
+            title=str(record["title"]),
+            summary=str(record["summary"]),
+            source=record.get("source"),
+            profile=Profile(
+                vector=decode_vector(record["vector"], "<f2"),
+                terms=_bag(record["terms"]),
+                keyphrases=_bag(record["keyphrases"]),
+                entities=_bag(record["entities"]),
+                numbers=_bag(record["numbers"]),
+                language=str(record["language"]),
+            ),
+        )
 
 
 @dataclass
@@ -83,26 +164,69 @@ class EventState:
     related: list[str] = field(default_factory=list)
     #: Display form of the normalised entity and keyphrase keys of the bags.
     names: dict[str, str] = field(default_factory=dict)
+    #: Its reports in the order they joined, while it is small enough to be split (else empty).
+    member_ids: list[str] = field(default_factory=list)
+    #: The event it was split from (its first reports stayed there).
+    split_from: str | None = None
 
     @classmethod
     def open(cls, event_id: str, seq: int, report: Report) -> EventState:
         """A new, empty event started by ``report`` (add the report with :meth:`add`)."""
-        first = split_sentences(report.lead_text)
+        title, summary = _heading(report)
+        return cls._opened(event_id, seq, report.id, report.time, title, summary, report.source)
+
+    @classmethod
+    def _opened(
+        cls, event_id: str, seq: int, article_id: str, at: float, title: str, summary: str, source: str | None
+    ) -> EventState:
         return cls(
             id=event_id,
             seq=seq,
-            first_time=report.time,
-            last_time=report.time,
-            label=(report.title.strip() or (first[0].text if first else ""))[:300],
-            earliest_article_id=report.id,
-            earliest_time=report.time,
-            summary=first[0].text[:500] if first else "",
-            earliest_source=report.source,
-            earliest_title=report.title.strip()[:300],
+            first_time=at,
+            last_time=at,
+            label=(title or summary)[:300],
+            earliest_article_id=article_id,
+            earliest_time=at,
+            summary=summary,
+            earliest_source=source,
+            earliest_title=title,
         )
 
     def add(self, report: Report, features: Profile) -> None:
         """Count ``report`` in: centroid, bags, times, languages, sources."""
+        self._count_in(report.id, report.time, report.source, report.title, features)
+        for name in (*report.entities, *report.keyphrases):
+            self.names.setdefault(normalise(name), name)
+        self._trim()
+
+    def split(self, keep: list[Member], move: list[Member], new_id: str, new_seq: int) -> EventState:
+        """This event is two: it becomes the event of ``keep`` (its first reports; id, claims,
+        relations and merges stay here) and the event of ``move`` is returned, ``split_from``
+        this one. Both are rebuilt from their members, in the order they joined."""
+        names = self.names
+        parts = []
+        for event_id, seq, members in ((self.id, self.seq, keep), (new_id, new_seq, move)):
+            first = members[0]
+            opened = EventState._opened(
+                event_id, seq, first.id, first.time, first.title, first.summary, first.source
+            )
+            parts.append(opened)
+        kept, moved = parts
+        moved.split_from = self.id
+        for part, members in ((kept, keep), (moved, move)):
+            for member in members:
+                part._count_in(member.id, member.time, member.source, member.title, member.profile)
+            part.member_ids = [m.id for m in members]
+            part.names = dict(names)
+            part._trim()
+        for name in ("id", "seq", "claims", "related", "merged_from", "merged_into", "split_from"):
+            setattr(kept, name, getattr(self, name))
+        self.__dict__.update(kept.__dict__)
+        return moved
+
+    def _count_in(
+        self, article_id: str, at: float, source: str | None, title: str, features: Profile
+    ) -> None:
         self.count += 1
         vector = np.asarray(features.vector, dtype=np.float32)
         self.centroid = (self.centroid + (vector - self.centroid) / np.float32(self.count)).astype(np.float32)
@@ -113,21 +237,18 @@ class EventState:
         )
         self.entities = _summed(self.entities, features.entities, BAG_SIZES["entities"])
         self.numbers = _summed(self.numbers, features.numbers, BAG_SIZES["numbers"])
-        self.first_time = min(self.first_time, report.time)
-        self.last_time = max(self.last_time, report.time)
-        if report.time < self.earliest_time:
-            self.earliest_time, self.earliest_article_id = report.time, report.id
-            self.earliest_source, self.earliest_title = report.source, report.title.strip()[:300]
+        self.first_time = min(self.first_time, at)
+        self.last_time = max(self.last_time, at)
+        if at < self.earliest_time:
+            self.earliest_time, self.earliest_article_id = at, article_id
+            self.earliest_source, self.earliest_title = source, title.strip()[:300]
         self.languages[lang] = self.languages.get(lang, 0) + 1
-        if report.source:
-            self.sources[report.source] = self.sources.get(report.source, 0) + 1
+        if source:
+            self.sources[source] = self.sources.get(source, 0) + 1
             if len(self.sources) > MAX_SOURCES:
                 self.sources = _top_counts(self.sources, MAX_SOURCES)
-        hour = str(int(report.time // HOUR * HOUR))
+        hour = str(int(at // HOUR * HOUR))
         self.hours[hour] = self.hours.get(hour, 0) + 1
-        for name in (*report.entities, *report.keyphrases):
-            self.names.setdefault(normalise(name), name)
-        self._trim()
 
     def add_claim(self, claim_id: str, text: str) -> None:
         """A tracked claim was seen in one of its reports (idempotent)."""
@@ -185,6 +306,7 @@ class EventState:
             self.sources[source] = self.sources.get(source, 0) + n
         self.sources = _top_counts(self.sources, MAX_SOURCES)
         self.merged_from = [*self.merged_from, other.id, *other.merged_from]
+        self.member_ids = [*self.member_ids, *other.member_ids]
         other.merged_into = self.id
         self._trim()
 
@@ -215,6 +337,8 @@ class EventState:
             "claims": self.claims,
             "related": self.related,
             "names": self.names,
+            "member_ids": self.member_ids,
+            "split_from": self.split_from,
         }
 
     @classmethod
@@ -245,6 +369,8 @@ class EventState:
             claims={str(k): str(v) for k, v in record.get("claims", {}).items()},
             related=[str(x) for x in record.get("related", [])],
             names={str(k): str(v) for k, v in record.get("names", {}).items()},
+            member_ids=[str(x) for x in record.get("member_ids", [])],
+            split_from=record.get("split_from"),
         )
 
 
@@ -261,3 +387,13 @@ def _top_counts(counts: dict[str, int], size: int) -> dict[str, int]:
 
 def _bag(value: dict[str, Any]) -> Bag:
     return {str(k): float(v) for k, v in value.items()}
+
+
+def _cut(bag: Bag, size: int) -> Bag:
+    return bag if len(bag) <= size else unit(prune(bag, size))
+
+
+def _heading(report: Report) -> tuple[str, str]:
+    """The title (cut) and the lead's first sentence: what an event shows of its first report."""
+    first = split_sentences(report.lead_text)
+    return report.title.strip()[:300], first[0].text[:500] if first else ""

@@ -5,19 +5,22 @@ The indexer's linking stage keeps the linker in memory and every change in a key
 or a rebalance rebuilds exactly the linker it had:
 
 - ``event:<id>`` — one live event's record (:meth:`EventState.record`, ~5 KB);
-- ``article:<id>`` — ``[event id, time, reason, score]`` for each article of the window: the
-  event and time the linker needs, and how the article was linked, so a report seen again
-  after a crash gets its original decision back (not "known");
+- ``article:<id>`` — ``[event id, time, reason, score, member]`` for each article of the
+  window: the event and time the linker needs, how the article was linked, so a report seen
+  again after a crash gets its original decision back (not "known"), and what its event keeps
+  of it to split it later (:class:`~wirewatch.events.state.Member`, ~2 KB; null once the event
+  is too large to split);
 - ``pending:<id>`` — ``{"seq": n, "sightings": [...]}``: tracked-claim sightings of an
   article not linked yet (an alert can overtake its article), deleted when it is linked;
 - ``meta`` — the clock, the next event rank and the merge map.
 
 After each decision only what changed is written: the article, the event it joined, events
-merged or expired (deleted), a consumed ``pending`` record (deleted), the meta record, all of
-them small. Articles leave the table when they leave the linker's window; waiting sightings are
-at most ``MAX_PENDING``, the oldest dropped first. (The sightings used to be part of ``meta``,
-which is rewritten for every report: with thousands waiting, each report wrote a record of
-hundreds of kilobytes to the changelog. ``_restore`` moves such sightings to their own records.)
+merged or expired (deleted), after a split the other event and the articles that moved, a
+consumed ``pending`` record (deleted), the meta record, none over a few kilobytes. Articles
+leave the table when they leave the linker's window; waiting sightings are at most
+``MAX_PENDING``, the oldest dropped first. (The sightings used to be part of ``meta``, which is
+rewritten for every report: with thousands waiting, each report wrote a record of hundreds of
+kilobytes to the changelog. ``_restore`` moves such sightings to their own records.)
 """
 
 from __future__ import annotations
@@ -49,8 +52,11 @@ class Decision:
 
     link: Link
     merged: tuple[EventState, ...] = ()
-    moved: tuple[str, ...] = ()  # recent articles whose event changed because of the merge
+    #: Recent articles whose event changed because of a merge or a split: (article, its event).
+    moved: tuple[tuple[str, str], ...] = ()
     alerts: tuple[str, ...] = ()  # alerts that overtook this article and waited: now in its event
+    #: After a split, the part that is not the report's event (its document changed too).
+    split: EventState | None = None
 
 
 class LinkerStore:
@@ -107,15 +113,25 @@ class LinkerStore:
             event.add_claim(claim_id, text)
             waited.extend(sighting[2:3])  # the alert's id (absent from records of older versions)
         self.table[EVENT + event.id] = event.record()
-        self.table[ARTICLE + report.id] = [link.event_id, report.time, link.reason, link.score]
+        self._write_article(report.id, link.reason, link.score)
         self._articles[report.id] = None
-        self._forget_old_articles()
-        self._write_meta()
-        moved: tuple[str, ...] = ()
+        moved: list[tuple[str, str]] = []
         if link.merged:
             gone = set(link.merged)
-            moved = tuple(a for a, (e, _) in linker.articles.items() if e in gone)
-        return Decision(link, tuple(merged), moved, tuple(waited))
+            moved = [(a, link.event_id) for a, (e, _) in linker.articles.items() if e in gone]
+        split = None
+        if link.split_off is not None:
+            other_id = link.split_off if link.event_id != link.split_off else self._split_from(link)
+            split = linker.events[other_id]
+            self.table[EVENT + split.id] = split.record()
+            for article_id in link.moved:
+                entry = self.table.get(ARTICLE + article_id)
+                if entry is not None:
+                    self._write_article(article_id, entry[2], entry[3])
+                moved.append((article_id, link.split_off))
+        self._forget_old_articles()
+        self._write_meta()
+        return Decision(link, tuple(merged), tuple(moved), tuple(waited), split)
 
     def note_claim(
         self, article_id: str, claim_id: str, text: str, *, wait: bool, alert_id: str | None = None
@@ -155,6 +171,18 @@ class LinkerStore:
         return self.linker.event(event_id)
 
     # --- internals --------------------------------------------------------------------------------
+
+    def _write_article(self, article_id: str, reason: str, score: float | None) -> None:
+        """The ``article:`` record of a linked article, as the linker has it now."""
+        event_id, at = self.linker.articles[article_id]
+        member = self.linker.members.get(article_id)
+        record = member.record() if member is not None else None
+        self.table[ARTICLE + article_id] = [event_id, at, reason, score, record]
+
+    def _split_from(self, link: Link) -> str:
+        """The event ``link.split_off`` was split from (the report moved with it)."""
+        event = self.linker.events[str(link.split_off)]
+        return str(event.split_from)
 
     def _replayed(self, article_id: str) -> Link:
         linker = self.linker
@@ -233,6 +261,7 @@ class LinkerStore:
             "events": events,
             "merged": meta.get("merged", {}),
             "articles": [[a, entry[0], entry[1]] for a, entry in articles],
+            "members": [entry[4] for _, entry in articles if len(entry) > 4 and entry[4]],
         }
         linker = EventLinker.restore(snapshot, self.config, self._encoder)
         log.info("events.rebuilt", extra={"events": len(events), "articles": len(articles)})

@@ -12,7 +12,9 @@ one order; decisions depend on the order). Its input:
   and its three analyses included, and cost the search server more than the first write.)
   A merge rewrites the merged events' documents (``merged_into`` the survivor) and moves their
   recent articles and records to the survivor; after the batch is written, the older ones
-  (and their alerts) follow (:meth:`EventIndexing.repoint_ops`).
+  (and their alerts) follow (:meth:`EventIndexing.repoint_ops`). A split writes both events'
+  documents and moves the articles and records of the part split off; after the batch, their
+  alerts follow, and their claims are added to the new event (the old one keeps its claims).
 - ``alert/<id>``: an alert, forwarded once indexed. Its claim is added to the article's event
   and the alert document gets the ``event_id``. An alert can overtake its article (then the
   sighting waits for it, and the alert document gets the event id with the article's); a
@@ -83,6 +85,8 @@ class EventIndexing:
         # its repoint).
         self._merged: set[str] = set()
         self._check_all_merges = True
+        # Articles moved by splits since the last repoint_ops: their alerts follow them.
+        self._split_moved: set[str] = set()
 
     def reset(self) -> None:
         """Partitions moved: the linker is rebuilt from the table on next use, and the events in
@@ -90,6 +94,7 @@ class EventIndexing:
         self.store.reset()
         self._recent.clear()
         self._merged.clear()
+        self._split_moved.clear()
         self._check_all_merges = True
 
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
@@ -100,6 +105,9 @@ class EventIndexing:
         metrics.EVENT_LINKS.labels(reason=link.reason).inc()
         metrics.EVENT_MERGES.inc(len(link.merged))
         self._merged.update(link.merged)
+        if link.split_off is not None:
+            metrics.EVENT_SPLITS.inc()
+            self._split_moved.update(link.moved)
         articles, links, events = (self.settings.index(n) for n in ("articles", "event-links", "events"))
         event = self.store.event(link.event_id)
         if event is None:  # only when a replayed article's event has since expired
@@ -117,13 +125,16 @@ class EventIndexing:
         ]
         for merged in decision.merged:
             ops.append(BulkOp(events, merged.id, event_document(merged).model_dump(mode="json")))
+        if decision.split is not None:
+            ops.append(self._event_op(decision.split))
         for alert_id in decision.alerts:  # alerts that overtook the article get its event now
             ops.append(BulkOp(self.settings.index("alerts"), alert_id, {"event_id": event.id}, "update"))
-        for article_id in decision.moved:
-            ops.append(BulkOp(articles, article_id, {"event_id": event.id}, "update"))
-            ops.append(
-                BulkOp(links, article_id, {"event_id": event.id, "event_label": event.label}, "update")
-            )
+        for article_id, event_id in decision.moved:
+            now = self.store.event(event_id) or event
+            if article_id in self._recent:
+                self._recent[article_id] = now
+            ops.append(BulkOp(articles, article_id, {"event_id": now.id}, "update"))
+            ops.append(BulkOp(links, article_id, {"event_id": now.id, "event_label": now.label}, "update"))
         return ops
 
     def alert_ops(self, alert: Alert) -> list[BulkOp] | None:
@@ -191,8 +202,9 @@ class EventIndexing:
 
     @property
     def repoint_due(self) -> bool:
-        """Whether :meth:`repoint_ops` has merges to look for."""
-        return bool(self._merged) or (self._check_all_merges and bool(self.store.linker.merged))
+        """Whether :meth:`repoint_ops` has merges (or split-off articles) to look for."""
+        merges = bool(self._merged) or (self._check_all_merges and bool(self.store.linker.merged))
+        return merges or bool(self._split_moved)
 
     async def repoint_ops(self, es: AsyncElasticsearch) -> list[BulkOp]:
         """The updates giving the documents that still name a merged event (articles, alerts,
@@ -205,12 +217,13 @@ class EventIndexing:
         alias: each is updated where it is). Partial updates, by id, no script: run again, it
         rewrites the same values. Call it once the batch with the merge is written, then
         :meth:`repointed`; after a start or a rebalance it looks for every merge the linker
-        remembers (those whose survivor is still live)."""
+        remembers (those whose survivor is still live). The alerts of articles moved by a
+        split are found by article, and their claims added to the article's event now."""
         ids = set(self._merged)
         if self._check_all_merges:
             ids.update(self.store.linker.merged)
         wanted = sorted(ids)
-        ops: list[BulkOp] = []
+        ops = await self._split_alert_ops(es) if self._split_moved else []
         for kind, also in EVENT_NAMING.items():
             for start in range(0, len(wanted), REPOINT_IDS):
                 query = {"terms": {"event_id": wanted[start : start + REPOINT_IDS]}}
@@ -233,7 +246,31 @@ class EventIndexing:
         if written:
             log.info("events.repointed", extra={"documents": len(written)})
         self._merged.clear()
+        self._split_moved.clear()
         self._check_all_merges = False
+
+    async def _split_alert_ops(self, es: AsyncElasticsearch) -> list[BulkOp]:
+        """The alerts of the articles split off lately, given their article's event now; that
+        event gets their claims."""
+        moved = sorted(self._split_moved)
+        ops: list[BulkOp] = []
+        changed: dict[str, EventState] = {}
+        for start in range(0, len(moved), REPOINT_IDS):
+            query = {"terms": {"article_id": moved[start : start + REPOINT_IDS]}}
+            fields = ["event_id", "article_id", "claim_id", "claim_text"]
+            async for hit in search_all(es, self.settings.index("alerts"), query, fields):
+                source = hit["_source"]
+                event_id = self.store.linker.event_of(source["article_id"])
+                event = self.store.event(event_id) if event_id is not None else None
+                if event is None:
+                    continue
+                if source.get("claim_id") not in event.claims:
+                    self.store.add_claim(event, source["claim_id"], source.get("claim_text", ""))
+                    changed[event.id] = event
+                if source.get("event_id") != event.id:
+                    ops.append(BulkOp(hit["_index"], hit["_id"], {"event_id": event.id}, "update"))
+        ops.extend(self._event_op(event) for _, event in sorted(changed.items()))
+        return ops
 
     def _event_op(self, event: EventState) -> BulkOp:
         return BulkOp(self.settings.index("events"), event.id, event_document(event).model_dump(mode="json"))
