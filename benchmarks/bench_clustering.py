@@ -242,6 +242,7 @@ class Run:
     seconds_encode: float = 0.0  # sentence encoding
     seconds_enrich: float = 0.0  # the enricher (not the linker's cost)
     merges: int = 0
+    splits: int = 0
     related: int = 0  # reports whose link named at least one related event
 
 
@@ -266,6 +267,7 @@ def run_linker(docs: Sequence[Doc], order: str) -> Run:
         run.seconds_encode += t1 - t0
         run.seconds_link += t2 - t1
         run.merges += len(link.merged)
+        run.splits += link.split_off is not None
         run.related += bool(link.related)
         clusters.add(str(doc["id"]), link)
     run.clusters = {row["id"]: row["cluster"] for row in clusters.rows()}
@@ -314,7 +316,7 @@ def table(
             )
     notes = [
         f"{r.system} ({r.order}): enrichment {_ms(r.seconds_enrich, len(docs))} ms/article, "
-        f"{r.merges} merges, {r.related} reports with related events"
+        f"{r.merges} merges, {r.splits} splits, {r.related} reports with related events"
         for r in runs
         if r.seconds_enrich
     ]

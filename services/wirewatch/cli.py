@@ -1189,6 +1189,8 @@ def event_command(event_id: str, as_json: bool) -> None:
         f"({', '.join(report.get('languages', []))}), "
         f"{report['first_seen'][:16]} to {report['last_seen'][:16]}"
     )
+    if report.get("split_from"):
+        click.echo(f"  split from event {report['split_from']} (its first reports were another event)")
     for claim in report.get("claims", []):
         click.echo(f"  tracked claim: {_clip(claim, 100)}")
     for other in report.get("related_events", []):

@@ -59,7 +59,8 @@ millisecond of scoring per report (``benchmarks/RESULTS.md``).
 The defaults (:class:`LinkerConfig`) were chosen once and are used unchanged on every dataset
 and in the stream: weights and threshold on the train and dev topics of ECB+ only
 (``benchmarks/bench_clustering.py``); window, time decay, merge threshold and the vector-only
-bar set beforehand (ECB+ has no dates and never needed a merge).
+bar set beforehand (ECB+ has no dates and never needed a merge); the split's ratio and sizes
+later, on the same ECB+ topics only, with the rest unchanged (``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -233,7 +234,20 @@ class EventLinker:
     def pair_score(self, a: Member, b: Member) -> float:
         """How alike two reports are: the fused similarity of each to the other, averaged
         (no time decay: an event's reports are compared whatever their gap)."""
-        return (self._similarity(a.profile, _alone(b)) + self._similarity(b.profile, _alone(a))) / 2
+        return (
+            self._member_similarity(a.profile, b.profile) + self._member_similarity(b.profile, a.profile)
+        ) / 2
+
+    def _member_similarity(self, mine: Profile, theirs: Profile) -> float:
+        same = mine.language == theirs.language  # words compare within a language only
+        return self._similarity(
+            mine,
+            theirs.vector,
+            theirs.terms if same else {},
+            theirs.keyphrases if same else {},
+            theirs.entities,
+            theirs.numbers,
+        )
 
     @property
     def horizon(self) -> float:
@@ -379,7 +393,15 @@ class EventLinker:
 
     def _score(self, features: Profile, event: EventState, gap: float) -> float:
         """The fused score of ``features`` against ``event``; ``gap`` in windows."""
-        mean = self._similarity(features, event)
+        lang = features.language
+        mean = self._similarity(
+            features,
+            event.centroid,
+            event.terms.get(lang, {}),
+            event.keyphrases.get(lang, {}),
+            event.entities,
+            event.numbers,
+        )
         c = self.config
         if c.novelty_penalty > 0 and features.lead_entities and event.entities:
             missing = sum(1 for key in features.lead_entities if key not in event.entities)
@@ -387,22 +409,24 @@ class EventLinker:
             mean -= c.novelty_penalty * max(0.0, share - c.novelty_floor) / (1.0 - c.novelty_floor)
         return mean - c.time_decay * min(1.0, gap) - c.late_decay * max(0.0, gap - 1.0)
 
-    def _similarity(self, features: Profile, event: EventState) -> float:
-        """The weighted mean of the similarities of ``features`` and ``event`` (see step 3)."""
+    def _similarity(
+        self, features: Profile, centroid: Vectors, terms: Bag, keyphrases: Bag, entities: Bag, numbers: Bag
+    ) -> float:
+        """The weighted mean of the similarities of ``features`` and an event's (or a report's)
+        centroid and bags (terms and keyphrases: those of the report's language); see step 3."""
         w = self.config.weights
-        centroid = event.centroid.astype(np.float64)
-        length = float(np.sqrt(centroid @ centroid))
-        vector = float(features.vector.astype(np.float64) @ centroid) / length if length > 0 else 0.0
+        centre = centroid.astype(np.float64)
+        length = float(np.sqrt(centre @ centre))
+        vector = float(features.vector.astype(np.float64) @ centre) / length if length > 0 else 0.0
         parts: list[tuple[float, float]] = [(w.vector, vector)]
-        lang = features.language
         for weight, mine, theirs in (
-            (w.terms, features.terms, event.terms.get(lang, {})),
-            (w.keyphrases, features.keyphrases, event.keyphrases.get(lang, {})),
-            (w.entities, features.entities, event.entities),
+            (w.terms, features.terms, terms),
+            (w.keyphrases, features.keyphrases, keyphrases),
+            (w.entities, features.entities, entities),
             (
                 w.numbers * min(1.0, len(features.numbers) / self.config.full_figures),
                 features.numbers,
-                event.numbers,
+                numbers,
             ),
         ):
             if weight > 0 and mine and theirs:
@@ -567,27 +591,6 @@ class EventLinker:
 class _Split:
     event: EventState  # the new event
     members: tuple[Member, ...]  # its reports
-
-
-def _alone(member: Member) -> EventState:
-    """An event of one report: ``member``'s profile as the bags it is scored against."""
-    p = member.profile
-    lang = p.language
-    return EventState(
-        id="",
-        seq=0,
-        first_time=member.time,
-        last_time=member.time,
-        label="",
-        earliest_article_id=member.id,
-        earliest_time=member.time,
-        centroid=p.vector,
-        count=1,
-        terms={lang: p.terms},
-        keyphrases={lang: p.keyphrases},
-        entities=p.entities,
-        numbers=p.numbers,
-    )
 
 
 def bisect(scores: np.ndarray) -> tuple[list[int], list[int]]:
