@@ -64,9 +64,10 @@ def decode_vector(text: str, dtype: str = "<f4") -> Vectors:
 class Member:
     """What a small event keeps of one of its reports, to score two reports against each other
     and to rebuild the event's parts when it splits: the report's profile cut small
-    (``MEMBER_BAG_SIZES``, the vector in float16), and what an event's document shows of its
-    first report. Built once (:meth:`of`); :meth:`record` and :meth:`from_record` round-trip it
-    exactly, so a restored linker scores with the very same values."""
+    (``MEMBER_BAG_SIZES``, weights to 4 decimals, the vector in float16), and what an event's
+    document shows of its first report. Built once (:meth:`of`); :meth:`record` and
+    :meth:`from_record` round-trip it exactly, so a restored linker scores with the very same
+    values."""
 
     id: str
     time: float
@@ -390,7 +391,8 @@ def _bag(value: dict[str, Any]) -> Bag:
 
 
 def _cut(bag: Bag, size: int) -> Bag:
-    return bag if len(bag) <= size else unit(prune(bag, size))
+    """``bag``'s ``size`` heaviest entries, unit length, weights to 4 decimals (short in JSON)."""
+    return {key: round(weight, 4) for key, weight in unit(prune(bag, size)).items()}
 
 
 def _heading(report: Report) -> tuple[str, str]:
