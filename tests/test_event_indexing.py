@@ -1124,7 +1124,8 @@ def test_a_split_moves_the_articles_records_and_alerts_of_the_part_split_off(ser
     articles and link records move in the same batch; their alerts, once it is written, and the
     new event gets their claims. The Qeshm reports keep the event id Kibana links name."""
     settings = settings_for(servers, es_index_prefix="split")
-    stage = EventIndexing(LinkerStore({}, JOIN_ALL), settings)
+    table: dict[str, Any] = {}
+    stage = EventIndexing(LinkerStore(table, JOIN_ALL), settings)
     ops = [op for report in MIXED[:7] for op in stage.article_ops(article(report))]
     alert = _alert("bam-2").model_copy(update={"claim_text": "26,000 people died in Bam"})
     ops.append(BulkOp(settings.index("alerts"), alert.id, alert.model_dump(mode="json")))
@@ -1153,18 +1154,32 @@ def test_a_split_moves_the_articles_records_and_alerts_of_the_part_split_off(ser
     write_all(settings, last)
     assert stage.repoint_due
 
-    async def repoint() -> list[BulkOp]:
+    async def repoint(indexing: EventIndexing) -> list[BulkOp]:
         es = await connect(settings, wait=30)
         try:
-            ops = await stage.repoint_ops(es)
+            ops = await indexing.repoint_ops(es)
             assert not (await bulk_write(es, ops)).rejected
             await es.indices.refresh(index=settings.index("*"))
-            stage.repointed(ops)
+            indexing.repointed(ops)
             return ops
         finally:
             await es.close()
 
-    followed = ops_by(run(repoint()))
+    async def planned(indexing: EventIndexing) -> list[BulkOp]:
+        es = await connect(settings, wait=30)
+        try:
+            return await indexing.repoint_ops(es)
+        finally:
+            await es.close()
+
+    # A crash between the split's batch and the repoint: a restarted stage finds the alert too.
+    restarted = EventIndexing(LinkerStore(dict(table), JOIN_ALL), settings)
+    assert restarted.repoint_due
+    assert ops_by(run(planned(restarted)))[
+        (f"{settings.index('alerts')}-000001", "alert-bam-2", "update")
+    ] == {"event_id": new_id}
+
+    followed = ops_by(run(repoint(stage)))
     assert followed[(f"{settings.index('alerts')}-000001", "alert-bam-2", "update")] == {"event_id": new_id}
     event = Event.model_validate(followed[(settings.index("events"), new_id, "index")])
     assert event.claim_ids == ["claim-evacuated"] and event.claims == ["26,000 people died in Bam"]

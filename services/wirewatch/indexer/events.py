@@ -87,6 +87,7 @@ class EventIndexing:
         self._check_all_merges = True
         # Articles moved by splits since the last repoint_ops: their alerts follow them.
         self._split_moved: set[str] = set()
+        self._splits_checked = False
 
     def reset(self) -> None:
         """Partitions moved: the linker is rebuilt from the table on next use, and the events in
@@ -95,6 +96,7 @@ class EventIndexing:
         self._recent.clear()
         self._merged.clear()
         self._split_moved.clear()
+        self._splits_checked = False
         self._check_all_merges = True
 
     def article_ops(self, article: EnrichedArticle) -> list[BulkOp]:
@@ -203,6 +205,9 @@ class EventIndexing:
     @property
     def repoint_due(self) -> bool:
         """Whether :meth:`repoint_ops` has merges (or split-off articles) to look for."""
+        if self._check_all_merges and not self._splits_checked:  # once after a start
+            self._split_moved.update(self._split_off_articles())
+            self._splits_checked = True
         merges = bool(self._merged) or (self._check_all_merges and bool(self.store.linker.merged))
         return merges or bool(self._split_moved)
 
@@ -218,7 +223,8 @@ class EventIndexing:
         rewrites the same values. Call it once the batch with the merge is written, then
         :meth:`repointed`; after a start or a rebalance it looks for every merge the linker
         remembers (those whose survivor is still live). The alerts of articles moved by a
-        split are found by article, and their claims added to the article's event now."""
+        split are found by article, and their claims added to the article's event now (after a
+        start: those of every article of the window in an event split off another)."""
         ids = set(self._merged)
         if self._check_all_merges:
             ids.update(self.store.linker.merged)
@@ -248,6 +254,12 @@ class EventIndexing:
         self._merged.clear()
         self._split_moved.clear()
         self._check_all_merges = False
+
+    def _split_off_articles(self) -> list[str]:
+        """The window's articles in events split off another: after a start, a crash may have
+        come between a split and the repoint of its alerts (those already right are left)."""
+        linker = self.store.linker
+        return [a for a, (e, _) in linker.articles.items() if (ev := linker.events.get(e)) and ev.split_from]
 
     async def _split_alert_ops(self, es: AsyncElasticsearch) -> list[BulkOp]:
         """The alerts of the articles split off lately, given their article's event now; that
