@@ -114,6 +114,7 @@ def test_an_event_that_is_two_events_splits_and_the_first_reports_keep_its_id() 
     assert kept.member_ids == ["qeshm-1", "qeshm-2", "qeshm-3", "qeshm-4"]
     assert split.member_ids == ["bam-1", "bam-2", "bam-3", "bam-4"]
     assert split.split_from == original and kept.split_from is None
+    assert (kept.related, split.related) == ([new_id], [original])
     assert kept.label == quake("qeshm", 1).title and split.label == quake("bam", 1).title
     assert split.earliest_article_id == "bam-1" and "bam" in split.entities and "bam" not in kept.entities
 

@@ -203,7 +203,8 @@ class EventState:
     def split(self, keep: list[Member], move: list[Member], new_id: str, new_seq: int) -> EventState:
         """This event is two: it becomes the event of ``keep`` (its first reports; id, claims,
         relations and merges stay here) and the event of ``move`` is returned, ``split_from``
-        this one. Both are rebuilt from their members, in the order they joined."""
+        this one. Both are rebuilt from their members, in the order they joined, and each is a
+        related event of the other."""
         names = self.names
         parts = []
         for event_id, seq, members in ((self.id, self.seq, keep), (new_id, new_seq, move)):
@@ -223,6 +224,8 @@ class EventState:
         for name in ("id", "seq", "claims", "related", "merged_from", "merged_into", "split_from"):
             setattr(kept, name, getattr(self, name))
         self.__dict__.update(kept.__dict__)
+        self.add_related([new_id])  # each names the other as a related event
+        moved.add_related([self.id])
         return moved
 
     def _count_in(
