@@ -53,8 +53,8 @@ continues exactly as the linker it came from would have.
 
 Decisions depend on the order of reports, so the stream must run one linker over one ordered
 sequence: a single-partition stage after the enricher (as the enricher's copy linking does),
-its state in a table. Cost: one sentence encoding (a few milliseconds) plus about a
-millisecond of scoring per report (``benchmarks/RESULTS.md``).
+its state in a table. Cost: one sentence encoding (a few milliseconds) plus one to two
+milliseconds of scoring per report, splits included (``benchmarks/RESULTS.md``).
 
 The defaults (:class:`LinkerConfig`) were chosen once and are used unchanged on every dataset
 and in the stream: weights and threshold on the train and dev topics of ECB+ only
