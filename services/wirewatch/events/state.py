@@ -205,28 +205,27 @@ class EventState:
         relations and merges stay here) and the event of ``move`` is returned, ``split_from``
         this one. Both are rebuilt from their members, in the order they joined, and each is a
         related event of the other."""
-        names = self.names
-        parts = []
-        for event_id, seq, members in ((self.id, self.seq, keep), (new_id, new_seq, move)):
-            first = members[0]
-            opened = EventState._opened(
-                event_id, seq, first.id, first.time, first.title, first.summary, first.source
-            )
-            parts.append(opened)
-        kept, moved = parts
+        moved = EventState._rebuilt(new_id, new_seq, move, self.names)
         moved.split_from = self.id
-        for part, members in ((kept, keep), (moved, move)):
-            for member in members:
-                part._count_in(member.id, member.time, member.source, member.title, member.profile)
-            part.member_ids = [m.id for m in members]
-            part.names = dict(names)
-            part._trim()
-        for name in ("id", "seq", "claims", "related", "merged_from", "merged_into", "split_from"):
+        kept = EventState._rebuilt(self.id, self.seq, keep, self.names)
+        for name in ("claims", "related", "merged_from", "merged_into", "split_from"):
             setattr(kept, name, getattr(self, name))
         self.__dict__.update(kept.__dict__)
         self.add_related([new_id])  # each names the other as a related event
         moved.add_related([self.id])
         return moved
+
+    @classmethod
+    def _rebuilt(cls, event_id: str, seq: int, members: list[Member], names: dict[str, str]) -> EventState:
+        """An event of ``members`` (in the order they joined); display names from ``names``."""
+        first = members[0]
+        event = cls._opened(event_id, seq, first.id, first.time, first.title, first.summary, first.source)
+        for member in members:
+            event._count_in(member.id, member.time, member.source, member.title, member.profile)
+        event.member_ids = [m.id for m in members]
+        event.names = dict(names)
+        event._trim()
+        return event
 
     def _count_in(
         self, article_id: str, at: float, source: str | None, title: str, features: Profile
