@@ -133,3 +133,11 @@ def refused(address: str, port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules of end-to-end tests first. pytest-xdist hands out whole files in this order, so
+    the long ones start early and the two processes finish together rather than one waiting on the
+    last e2e module (each file keeps its tests' order: they build on each other)."""
+    e2e = {item.path for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: item.path not in e2e)

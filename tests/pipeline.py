@@ -1,10 +1,15 @@
 """The whole pipeline on real servers, as the end-to-end tests drive it: a feeds file, a
 loopback news site and the four services as child processes under the supervisor that
-``wirewatch up`` uses (optionally several workers of a service: scale-out)."""
+``wirewatch up`` uses (optionally several workers of a service: scale-out).
+
+On noida-db a crashed service is recovered as ``wirewatch up`` recovers it there: noida never
+evicts a group member that died without leaving, so the supervisor does not restart the one
+service; the local servers are restarted on their data, then every service."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from wirewatch.core.kafka import consumer_lag
 from wirewatch.core.settings import SERVICES, ServiceName, Settings
 from wirewatch.local.servers import LocalServers
 from wirewatch.local.supervisor import Supervisor
+from wirewatch.runner import setup
 
 WEBHOOK_PATH = "/hooks/alerts"
 #: A second webhook: it stays up while a test takes the first one down.
@@ -37,7 +43,6 @@ class Pipeline:
         self.tmp = tmp
         self.replicas = replicas or {}
         self.feeds_file = tmp / "feeds.yaml"
-        self.settings: Settings = settings_for(servers, feeds_file=self.feeds_file)
         self.env = {
             **servers.env(),
             "WIREWATCH_FEEDS_FILE": str(self.feeds_file),
@@ -67,13 +72,54 @@ class Pipeline:
         }
         self.supervisor: Supervisor | None = None
         self.expected: dict[str, str] = {}  # article id -> url
+        #: Crashes recovered by restarting the local servers and every service (noida-db only).
+        self.server_restarts = 0
+        self._recovering: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def settings(self) -> Settings:
+        """Settings that reach the servers where they are now (a restart may move them)."""
+        return settings_for(self.servers, feeds_file=self.feeds_file)
+
+    @property
+    def restarts_servers(self) -> bool:
+        """Whether a crashed service is recovered by restarting the servers, then every service."""
+        return self.servers.backend == "noida"
 
     def start(self) -> None:
-        self.supervisor = Supervisor(list(SERVICES), self.env, self.tmp / "logs", replicas=self.replicas)
+        self.supervisor = Supervisor(
+            list(SERVICES),
+            {**self.env, **self.servers.env()},  # where the servers are now
+            self.tmp / "logs",
+            replicas=self.replicas,
+            restart=not self.restarts_servers,
+        )
         self.supervisor.start()
+        if self.restarts_servers:
+            self._stopping.clear()
+            self._recovering = threading.Thread(target=self._recover_crashes, daemon=True)
+            self._recovering.start()
         assert self.supervisor.wait_healthy(90), f"services not healthy: {self.supervisor.healthy()}"
 
+    def _recover_crashes(self) -> None:
+        """What ``wirewatch up`` does on noida-db when a service crashed (local/up.py)."""
+        while not self._stopping.wait(1.0):
+            supervisor = self.supervisor
+            if supervisor is not None and supervisor.crashed():
+                supervisor.restart_all(self._fresh_servers)
+                self.server_restarts += 1
+
+    def _fresh_servers(self) -> dict[str, str]:
+        env = self.servers.restart()
+        run(setup(self.settings))
+        return env
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._recovering is not None:
+            self._recovering.join(30)
+            self._recovering = None
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None

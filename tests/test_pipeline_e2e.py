@@ -46,9 +46,17 @@ def closed_port() -> int:
 
 
 @pytest.fixture(scope="module")
+def backend() -> str:
+    """The servers the module runs on: the fixture of that name (test_pipeline_noida.py runs
+    these tests again on ``noida``)."""
+    return "servers"
+
+
+@pytest.fixture(scope="module")
 def pipeline(
-    servers: LocalServers, site: NewsSite, tmp_path_factory: pytest.TempPathFactory
+    backend: str, site: NewsSite, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
+    servers: LocalServers = request.getfixturevalue(backend)
     p = Pipeline(servers, site, tmp_path_factory.mktemp("pipeline"))
     wire = site.add_outlet("wire", "Wire Service")
     matin = site.add_outlet("matin", "Le Matin Test")
@@ -329,6 +337,16 @@ def _retro_searches(pipeline: Pipeline, outcome: str) -> float:
     return _metric(pipeline, "alerts", f'wirewatch_retroactive_searches_total{{outcome="{outcome}"}}')
 
 
+FERRY_EN = (
+    "The harbour ferry will run every twenty minutes instead of every half hour from next Monday,"
+    " the port authority said on Tuesday.\n"
+    "The change follows a survey of commuters, most of whom asked for earlier departures in the"
+    " morning and later ones in the evening.\n"
+    "Two older boats will be replaced by electric ones over the summer, and the fare will stay the"
+    " same until the end of the year."
+)
+
+
 def _events_of(pipeline: Pipeline, ids: list[str]) -> dict[str, str | None]:
     docs = pipeline.articles()
     return {i: docs[i].get("event_id") for i in ids}
@@ -367,7 +385,12 @@ def test_every_article_is_linked_to_an_event_with_its_document_and_record(pipeli
     [event] = pipeline.search("events", {"ids": {"values": [event_id]}})
     assert event["article_count"] == 3 and event["earliest_article_id"] == korvath[0]
     assert event["label"] == "Korvath dam gates opened"
-    # What the windows hold shows on /metrics (an operator sizes memory by them).
+    # What the windows hold shows on /metrics (an operator sizes memory by them). A worker sets
+    # them as it links a report, and one restarted since (on noida-db every service restarts after
+    # a kill -9) has linked none yet: one more report first.
+    ferry = article_id(pipeline.publish("wire", _story("ferry", "Harbour ferry timetable", FERRY_EN, "en")))
+    pipeline.wait_for_articles()
+    wait_for(lambda: _events_of(pipeline, [ferry])[ferry], what="the ferry report linked to an event")
     assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="events"}') >= 1
     assert _metric(pipeline, "indexer", 'wirewatch_window_items{window="event_articles"}') >= 3
     assert _metric(pipeline, "enricher", 'wirewatch_window_items{window="copies"}') >= 3
@@ -608,7 +631,8 @@ def test_broker_unreachable_for_a_minute_loses_and_doubles_nothing(pipeline: Pip
     minute while articles are published: the fetcher and the services wait and resume.
     Last in the module: it asserts the articles only (after the outage the alerts and the
     event-linking stages were once seen to stall; see issue #7)."""
-    broker = pipeline.servers.process("tansu")
+    # On noida-db the broker is the search server too: both are frozen.
+    broker = pipeline.servers.process("tansu") or pipeline.servers.process("noida")
     assert broker is not None
     pipeline.publish("wire", stories.copy_of(stories.STRIKE, "strike-update"))
     os.kill(broker.pid, signal.SIGSTOP)
