@@ -96,8 +96,9 @@ class Pipeline:
             restart=not self.restarts_servers,
         )
         self.supervisor.start()
-        if self.restarts_servers:
-            self._stopping.clear()
+        if self.restarts_servers and self._recovering is None:
+            # One thread for the pipeline's life, not one per start: the servers it restarts die
+            # with the thread that started them (PR_SET_PDEATHSIG), so it must outlive a stop.
             self._recovering = threading.Thread(target=self._recover_crashes, daemon=True)
             self._recovering.start()
         assert self.supervisor.wait_healthy(90), f"services not healthy: {self.supervisor.healthy()}"
@@ -116,13 +117,18 @@ class Pipeline:
         return env
 
     def stop(self) -> None:
+        """Stop the services (SIGTERM, as a user would); the servers keep running."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+
+    def close(self) -> None:
+        """Stop the services and the crash recovery (the servers' fixture stops the servers)."""
+        self.stop()
         self._stopping.set()
         if self._recovering is not None:
             self._recovering.join(30)
             self._recovering = None
-        if self.supervisor is not None:
-            self.supervisor.stop()
-            self.supervisor = None
 
     def publish(self, outlet: str, story: stories.Story) -> str:
         url = self.site.publish(outlet, story)

@@ -72,7 +72,7 @@ def pipeline(
     run(setup(p.settings))
     p.start()
     yield p
-    p.stop()
+    p.close()
 
 
 def test_every_article_searchable_once_with_its_fields(pipeline: Pipeline) -> None:

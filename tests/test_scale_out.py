@@ -130,7 +130,7 @@ def news_day(backend: Backend, tmp: Path, replicas: dict[ServiceName, int] | Non
         worker_metrics = {name: pipeline.metrics(name) for name in pipeline.supervisor.children}
         alerts = pipeline.search("alerts")
     finally:
-        pipeline.stop()
+        pipeline.close()
         site.close()
         servers.stop()
 
