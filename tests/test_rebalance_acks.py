@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+from aiokafka.errors import KafkaTimeoutError
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
@@ -154,3 +155,45 @@ async def test_a_jump_in_offsets_counts_as_handled_only_in_a_compacted_topic(tmp
         consumer._acked[compacted].append(9)
         consumer._acked_index[compacted].add(9)
         assert consumer._new_offset(compacted) == 10
+
+
+async def test_a_stall_check_while_the_broker_does_not_answer_does_not_crash_the_service(
+    tmp_path: Path,
+) -> None:
+    """A broker outage looks like a stall: a partition read past its commit, nothing moving. The
+    check then asks the broker for the partitions' log starts; unanswered, the error used to
+    escape the timer and crash the service (the noida-db e2e run, broker frozen for a minute).
+    Now it waits for the next check, and seeks once the broker answers."""
+    settings = make_settings(kafka_bootstrap="127.0.0.1:1", data_dir=tmp_path)
+    service = ServiceApp("enricher", settings)
+    app, consumer = service.app, service.app.consumer
+    service.ready = True
+    app.flow_control.resume()
+    tp = TP(settings.topic_raw, 0)
+    consumer._committed_offset[tp] = 2
+    answering = False
+    sought: list[tuple[TP, int]] = []
+
+    async def position(_: TP) -> int:
+        return 3
+
+    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:
+        if not answering:
+            raise KafkaTimeoutError("Failed to get offsets by times in 15000 ms")
+        return {p: 0 for p in partitions}
+
+    async def seek(partition: TP, offset: int) -> None:
+        sought.append((partition, offset))
+
+    consumer.assignment = lambda: {tp}  # type: ignore[method-assign]
+    consumer.position = position  # type: ignore[method-assign]
+    consumer.earliest_offsets = earliest_offsets  # type: ignore[method-assign]
+    consumer.seek = seek  # type: ignore[method-assign]
+
+    assert await service.read_dropped_again() == []  # first sighting
+    assert await service.read_dropped_again() == []  # stalled, but the broker does not answer
+    assert sought == [] and not app.crashed
+    answering = True
+    assert await service.read_dropped_again() == []  # seen again: a first sighting once more
+    assert await service.read_dropped_again() == [tp]
+    assert sought == [(tp, 2)]

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -484,7 +485,16 @@ class ServiceApp:
             if position is not None:
                 offsets[tp] = (consumer._committed_offset.get(tp) or 0, position)  # type: ignore[attr-defined]
         dropped = self._dropped.look(offsets, busy=in_progress or queued)
-        earliest = await consumer.earliest_offsets(*dropped) if dropped else {}
+        try:
+            earliest = await consumer.earliest_offsets(*dropped) if dropped else {}
+        except KafkaError as exc:
+            # The broker does not answer (an outage looks like a stall too). Raised from a timer,
+            # this would crash the whole service; the partitions are looked at again next time.
+            log.warning(
+                "cannot read the log starts of stalled partitions now; looking again later",
+                extra={"partitions": len(dropped), "error": describe_exception(exc)},
+            )
+            return []
         for tp in dropped:
             committed, position = offsets[tp]
             start = earliest.get(tp)
