@@ -3,12 +3,14 @@ article raises (the code the stream and the retroactive search share)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from claim_texts import CLAIM_EN, OTHER_FR, REPORT_FR, REPORT_FR_2
 from conftest import make_settings, run, settings_for
@@ -592,3 +594,38 @@ def test_with_no_broker_the_watchlist_commands_say_so_in_one_line(
     # The alerts are in Elasticsearch: a claim's id is then taken as given.
     alerts = CliRunner().invoke(main, ["alerts", "--claim", "c1a1m5"])
     assert "claim id taken as given" in alerts.output and "cannot read alerts" in alerts.output
+
+
+def test_the_watchlist_waits_for_a_broker_that_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claims topic unreadable (no broker there): the watchlist tries again every second
+    instead of raising, which would crash the alerts service; once a try gets through it follows."""
+    from wirewatch.alerts import watchlist as module
+    from wirewatch.local.servers import free_port
+
+    monkeypatch.setattr(module, "RETRY_SECONDS", 0.1)
+    settings = make_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    watchlist = Watchlist(settings, on_change=lambda _: None)
+
+    async def for_a_while() -> None:
+        with pytest.raises(TimeoutError):  # still trying, not failed
+            await asyncio.wait_for(watchlist.run(), 2.0)
+
+    run(for_a_while())
+    tries: list[int] = []
+
+    async def follow() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise KafkaConnectionError("Unable to bootstrap")
+        watchlist.ready.set()  # got through: it follows the topic until cancelled
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(watchlist, "_follow", follow)
+
+    async def until_through() -> None:
+        task = asyncio.ensure_future(watchlist.run())
+        await asyncio.wait_for(watchlist.ready.wait(), 5.0)
+        task.cancel()
+
+    run(until_through())
+    assert len(tries) >= 3

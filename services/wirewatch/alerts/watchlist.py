@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from wirewatch.core.ids import stable_id
@@ -29,6 +30,9 @@ from wirewatch.core.text import normalise
 from wirewatch.enricher.language import UNDETERMINED, detect_language
 
 log = get_logger(__name__)
+
+#: Seconds between two tries to read the claims topic while the broker does not answer.
+RETRY_SECONDS = 1.0
 
 
 class ClaimFileError(ValueError):
@@ -306,7 +310,19 @@ class Watchlist:
                 self.on_new(claim)
 
     async def run(self) -> None:
-        """Read the topic from the beginning, then follow it until cancelled."""
+        """Read the topic from the beginning, then follow it until cancelled. While the broker
+        does not answer, try again every second (raised, the error would crash the service)."""
+        while True:
+            try:
+                await self._follow()
+            except KafkaError as exc:
+                log.warning(
+                    "cannot read the claims topic now; trying again",
+                    extra={"error": f"{type(exc).__name__}: {exc}"},
+                )
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _follow(self) -> None:
         topic = self.settings.topic_claims
         consumer = AIOKafkaConsumer(
             **client_options(self.settings),
