@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reuse_texts import OTHER_EN, OTHER_FR, REPOST_EN, REWRITE_FR, WIRE_EN, WIRE_FR, change_words
+from tables import StreamTable
 from wirewatch.cli import main
 from wirewatch.core.models import EnrichedArticle, RawArticle
 from wirewatch.core.text import content_hash
@@ -165,10 +166,13 @@ def test_a_linker_with_a_smaller_bound_forgets_the_oldest_records_of_its_table()
     for n, text in enumerate([WIRE_EN, OTHER_FR, OTHER_EN], start=1):
         linker.link(_article(n, text), at=float(n))
     assert set(table) == {_id(1), _id(2), _id(3)}
-    restarted = CopyLinker(table, ttl_days=30, max_articles=2)  # e.g. after the setting was lowered
-    assert len(restarted.index) == 2 and set(table) == {_id(2), _id(3)}
-    restarted.link(_article(4, REPOST_EN), at=4.0)
-    assert set(table) == {_id(3), _id(4)}
+    # e.g. after the setting was lowered; rebuilt when the table is recovered, where writes are refused
+    recovered = StreamTable(table)
+    restarted = CopyLinker(recovered, ttl_days=30, max_articles=2)
+    assert len(restarted.index) == 2 and set(recovered) == {_id(1), _id(2), _id(3)}
+    recovered.in_stream = True
+    restarted.link(_article(4, REPOST_EN), at=4.0)  # the first link deletes what the rebuild forgot
+    assert set(recovered) == {_id(3), _id(4)}
 
 
 def test_index_memory_stays_small() -> None:

@@ -356,6 +356,20 @@ class ServiceApp:
         for func in self._prepare:
             await func(self.settings)
 
+    def on_recovered(self, table: Any, rebuild: Callable[[], None]) -> None:
+        """Run ``rebuild`` (what the service keeps in memory of ``table``, made again from it)
+        each time the table is recovered after a start or a rebalance, before the stream goes
+        on: the first message does not wait for it. ``rebuild`` only reads the table (a Faust
+        table refuses writes outside stream iteration). A failure is logged; the stream's own
+        use of that state meets it again, with a dead letter."""
+
+        @table.on_recover
+        async def _recovered() -> None:
+            try:
+                rebuild()
+            except Exception as exc:
+                log.error("state not rebuilt", extra={"table": table.name, "reason": describe_exception(exc)})
+
     async def dead_letter(
         self,
         stage: str,

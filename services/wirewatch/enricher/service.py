@@ -110,12 +110,17 @@ class CopyLinker:
 
     @property
     def index(self) -> CopyIndex:
+        """The window, rebuilt from the table on first use after a start or a rebalance.
+
+        The rebuild only reads the table: the stream rebuilds it as soon as the table is
+        recovered, outside stream iteration, where a Faust table refuses writes. Records of
+        articles that left the window meanwhile (a shorter TTL since) stay in the index's
+        expired list, and go from the table at the next link."""
         if self._index is None:
             self._index = CopyIndex(ttl=self.ttl, max_articles=self.max_articles)
             records = sorted(self.table.items(), key=lambda item: int(item[1]["seq"]))
             for article_id, record in records:
                 self._index.restore(article_id, record)
-            self._forget_expired()
             if records:
                 log.info("copies.rebuilt", extra={"articles": len(self._index)})
         return self._index
@@ -184,6 +189,12 @@ def create(settings: Settings) -> ServiceApp:
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
         linker.reset()
 
+    def show_window() -> None:
+        metrics.WINDOW_ITEMS.labels(window="copies").set(len(linker.index))
+
+    # rebuilt once the table is recovered: /metrics shows the window from the start
+    service.on_recovered(copies_table, show_window)
+
     async def failed(stage: str, reason: str, event: Any) -> None:
         metrics.MESSAGES.labels(service="enricher", outcome="error").inc()
         await service.dead_letter(stage, reason, payload=event.value, event=event)
@@ -226,7 +237,7 @@ def create(settings: Settings) -> ServiceApp:
                 continue
             if article.is_duplicate:
                 metrics.DUPLICATES.inc()
-            metrics.WINDOW_ITEMS.labels(window="copies").set(len(linker.index))
+            show_window()
             if await send_on(enriched_topic, article, "enricher.link", event):
                 metrics.MESSAGES.labels(service="enricher", outcome="ok").inc()
 

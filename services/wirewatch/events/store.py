@@ -20,7 +20,8 @@ consumed ``pending`` record (deleted), the meta record, none over a few kilobyte
 leave the table when they leave the linker's window; waiting sightings are at most
 ``MAX_PENDING``, the oldest dropped first. (The sightings used to be part of ``meta``, which is
 rewritten for every report: with thousands waiting, each report wrote a record of hundreds of
-kilobytes to the changelog. ``_restore`` moves such sightings to their own records.)
+kilobytes to the changelog. The first link or sighting after a restore moves such sightings to
+their own records.)
 """
 
 from __future__ import annotations
@@ -76,10 +77,17 @@ class LinkerStore:
         # article id -> its ``pending:`` record (``{"seq", "sightings"}``), oldest first
         self._pending: dict[str, dict[str, Any]] = {}
         self._next_pending = 0
+        # sightings an older version kept in ``meta``, not yet moved to their own records
+        self._legacy_pending: dict[str, list[list[Any]]] = {}
 
     @property
     def linker(self) -> EventLinker:
-        """The linker, rebuilt from the table on first use after a start or a rebalance."""
+        """The linker, rebuilt from the table on first use after a start or a rebalance.
+
+        The rebuild only reads the table: the stream rebuilds it as soon as the table is
+        recovered, outside stream iteration, where a Faust table refuses writes. What it would
+        write (sightings an older version kept in ``meta``) is written by the next link or
+        sighting."""
         if self._linker is None:
             self._linker = self._restore()
         return self._linker
@@ -87,10 +95,12 @@ class LinkerStore:
     def reset(self) -> None:
         """Forget the in-memory linker (partitions moved); it is rebuilt on next use."""
         self._linker = None
+        self._legacy_pending = {}
 
     def link(self, report: Report) -> Decision:
         """Link ``report`` and write what changed."""
         linker = self.linker
+        self._move_legacy_pending()
         if report.id in linker.articles:  # seen before (a replay): its original decision
             return Decision(self._replayed(report.id))
         link = linker.link(report)
@@ -141,6 +151,7 @@ class LinkerStore:
         is kept until the article is linked (alerts can overtake their article); the article's
         :class:`Decision` then names ``alert_id``, whose document needs the event too."""
         linker = self.linker
+        self._move_legacy_pending()
         event_id = linker.event_of(article_id)
         event = linker.events.get(event_id) if event_id is not None else None
         if event is not None:
@@ -204,6 +215,13 @@ class LinkerStore:
         while len(self._pending) > MAX_PENDING:
             self._take_pending(next(iter(self._pending)))
 
+    def _move_legacy_pending(self) -> None:
+        """Write the sightings ``meta`` held (an older version) as records of their own; ``meta``
+        loses them when it is next written."""
+        legacy, self._legacy_pending = self._legacy_pending, {}
+        for article_id, sightings in legacy.items():
+            self._put_pending(article_id, sightings)
+
     def _take_pending(self, article_id: str) -> list[list[Any]]:
         """The sightings that waited for ``article_id`` (none: ``[]``), gone from the table."""
         record = self._pending.pop(article_id, None)
@@ -250,8 +268,7 @@ class LinkerStore:
         self._pending = {article_id: dict(record) for _, article_id, record in pending}
         self._next_pending = pending[-1][0] + 1 if pending else 0
         legacy = (meta or {}).get("pending", {})  # sightings kept in ``meta`` by older versions
-        for article_id, sightings in legacy.items():
-            self._put_pending(str(article_id), [list(s) for s in sightings])
+        self._legacy_pending = {str(a): [list(s) for s in sightings] for a, sightings in legacy.items()}
         if meta is None:
             return EventLinker(self.config, self._encoder)
         snapshot = {

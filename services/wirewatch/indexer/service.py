@@ -190,6 +190,14 @@ def create(settings: Settings) -> ServiceApp:
     async def _revoked(app: Any, revoked: set[Any], **_: Any) -> None:
         linking.reset()
 
+    def show_windows() -> None:
+        linker = linking.store.linker
+        metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
+        metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
+
+    # rebuilt once the table is recovered: /metrics shows the window from the start
+    service.on_recovered(linker_table, show_windows)
+
     async def consume(stream: StreamT[bytes], kind: str, model: type[Message]) -> None:
         batches = stream.take_events(  # type: ignore[attr-defined]  # missing from faust's stubs
             settings.index_batch_size, within=settings.index_batch_seconds
@@ -263,9 +271,7 @@ def create(settings: Settings) -> ServiceApp:
                 ops += await link_ops(event)
             # A document written before its alias rolled over is rewritten where it is.
             ops = await indexer.in_their_indices(without_superseded(ops))
-            linker = linking.store.linker
-            metrics.WINDOW_ITEMS.labels(window="events").set(len(linker.events))
-            metrics.WINDOW_ITEMS.labels(window="event_articles").set(len(linker.articles))
+            show_windows()
             rejected = await indexer.bulk(ops, stage="indexer.events")
             written = [op for op in ops if behind(articles, op.index) and (op.index, op.id) not in rejected]
             metrics.INDEXED.labels(index="articles").inc(sum(op.action == "upsert" for op in written))
