@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from wirewatch.cli import main
 from wirewatch.core.ids import stable_id
 from wirewatch.core.vectors import Vectors
-from wirewatch.events import EventLinker, Link, LinkerConfig, Report
+from wirewatch.events import EventLinker, Link, LinkerConfig, Report, linking
 from wirewatch.events.bags import cosine, prune, unit
 from wirewatch.events.baseline import TfidfSinglePass
-from wirewatch.events.profile import lead, named_in, profile, timestamp
+from wirewatch.events.profile import Profile, lead, named_in, profile, timestamp
 from wirewatch.events.state import EventState
 from wirewatch.matching.lexical import terms
 
@@ -175,6 +175,25 @@ def test_a_duplicate_joins_its_originals_event_whatever_its_content(vectors: dic
     assert linker.event_of("copy") == original.event_id
     link = linker.link(reuse)
     assert (link.reason, link.event_id) == ("reuse", original.event_id)
+
+
+def test_a_wire_copy_is_profiled_once(monkeypatch: pytest.MonkeyPatch, vectors: dict[str, Vectors]) -> None:
+    profiled: list[str] = []
+
+    def counted(report: Report, vector: Vectors) -> Profile:
+        profiled.append(report.id)
+        return profile(report, vector)
+
+    monkeypatch.setattr(linking, "profile", counted)
+    linker = EventLinker()
+    first = linker.link(FIRE_EN)
+    copy = replace(FIRE_EN, id="fire-en-copy", time=FIRE_EN.time + 600, source="Other outlet")
+    named = replace(FIRE_EN, id="fire-en-named", time=FIRE_EN.time + 900, entities=("Lyon", "Rhône"))
+    assert linker.link(copy).event_id == first.event_id
+    assert linker.link(named).event_id == first.event_id
+    assert profiled == ["fire-en", "fire-en-named"]  # other entities: another profile
+    assert linker.profile(copy) is linker.profile(FIRE_EN)
+    assert linker.event(first.event_id).count == 3  # type: ignore[union-attr]
 
 
 def test_a_duplicate_of_an_unknown_article_is_scored_like_any_report(vectors: dict[str, Vectors]) -> None:

@@ -71,9 +71,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from wirewatch.core.ids import stable_id
+from wirewatch.core.recent import RecentResults
 from wirewatch.core.vectors import DIM, SentenceEncoder, Vectors, get_encoder
 from wirewatch.events.bags import Bag, cosine
-from wirewatch.events.profile import Profile, Report, profile, vector_text
+from wirewatch.events.profile import Profile, Report, profile, profile_key, vector_text
 from wirewatch.events.state import EventState, Member
 
 if TYPE_CHECKING:
@@ -167,9 +168,16 @@ class Link:
 class EventLinker:
     """Online single-pass event clustering with its state (see the module doc)."""
 
+    #: Profiles of the last reports linked, by what a profile is made of: a wire copy is not
+    #: profiled again (nor embedded).
+    RECENT_PROFILES = 512
+
     def __init__(self, config: LinkerConfig | None = None, encoder: SentenceEncoder | None = None) -> None:
         self.config = config or LinkerConfig()
         self._encoder = encoder
+        self._profiles: RecentResults[tuple[Any, ...], Profile] = RecentResults(
+            "profiles", self.RECENT_PROFILES
+        )
         self.events: dict[str, EventState] = {}
         self.merged: dict[str, str] = {}
         self.articles: dict[str, tuple[str, float]] = {}
@@ -203,6 +211,16 @@ class EventLinker:
         """The sentence vector :meth:`link` uses for ``report``."""
         return self.encoder.encode_one(vector_text(report))
 
+    def profile(self, report: Report) -> Profile:
+        """The profile :meth:`link` uses for ``report``, from the recent ones when a report with
+        the same title, text, language, entities and keyphrases (a wire copy) was profiled."""
+        key = profile_key(report)
+        features = self._profiles.get(key)
+        if features is None:
+            features = profile(report, self.vector(report))
+            self._profiles.put(key, features)
+        return features
+
     def link(self, report: Report, vector: Vectors | None = None) -> Link:
         """Link one report (``vector``: its :meth:`vector`, when already computed) and update
         the state. A report already linked gets its event back and changes nothing."""
@@ -210,7 +228,7 @@ class EventLinker:
         known = self.articles.get(report.id)
         if known is not None:
             return Link(report.id, self.resolve(known[0]), "known", expired=expired)
-        features = profile(report, self.vector(report) if vector is None else vector)
+        features = self.profile(report) if vector is None else profile(report, vector)
         source = self._copy_source(report)
         if source is not None:
             event, reason = source

@@ -158,6 +158,12 @@ def language_of(report: Report) -> str:
     return code or "und"
 
 
+def profile_key(report: Report) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
+    """What :func:`profile` reads of ``report`` (its vector too is made of the title and lead):
+    reports with equal keys, wire copies, have equal profiles."""
+    return (report.title, report.text[:NUMBER_CHARS], report.language, report.entities, report.keyphrases)
+
+
 def profile(report: Report, vector: Vectors) -> Profile:
     """The features of ``report``; ``vector`` is the encoding of :func:`vector_text`."""
     lead_terms = terms(f"{report.title}\n{report.lead_text}")
