@@ -161,7 +161,8 @@ def language_of(report: Report) -> str:
 def profile_key(report: Report) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
     """What :func:`profile` reads of ``report`` (its vector too is made of the title and lead):
     reports with equal keys, wire copies, have equal profiles."""
-    return (report.title, report.text[:NUMBER_CHARS], report.language, report.entities, report.keyphrases)
+    text = report.text[: max(NUMBER_CHARS, 4 * LEAD_CHARS)]  # the figures' part, and the lead's (see lead)
+    return (report.title, text, report.language, report.entities, report.keyphrases)
 
 
 def profile(report: Report, vector: Vectors) -> Profile:
