@@ -197,6 +197,11 @@ def test_allow_list_entries() -> None:
     assert policy.refusal(ipaddress.ip_address("127.0.0.2")) == "loopback"
     with pytest.raises(ValueError, match="CIDR"):
         AddressPolicy.from_entries(["10.0.0.0/33"])
+    assert AddressPolicy.from_entries(["10.0.0.1 .", "LocalHost. . "]) == AddressPolicy.from_entries(
+        ["10.0.0.1", "localhost"]
+    )
+    with pytest.raises(ValueError, match="not a host name"):
+        AddressPolicy.from_entries(["local host"])
 
 
 def test_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

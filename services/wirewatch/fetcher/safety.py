@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import select
 import socket
 import ssl
@@ -79,6 +80,10 @@ def _literal_ip(host: str) -> IPAddress | None:
         return None
 
 
+#: The end of an allow-list entry that is not part of it: a fully qualified name's dot, spaces.
+_TRAILING_DOTS_AND_SPACES = re.compile(r"[\s.]+$")
+
+
 @dataclass(frozen=True)
 class AddressPolicy:
     """Which hosts and addresses may be fetched: public ones, plus the allow-list."""
@@ -92,9 +97,11 @@ class AddressPolicy:
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
         for raw in entries:
-            entry = raw.strip().lower().rstrip(".")
+            entry = _TRAILING_DOTS_AND_SPACES.sub("", raw.strip().lower())  # "localhost. " too
             if not entry:
                 continue
+            if any(c.isspace() for c in entry):  # no host name, address or block has a space
+                raise ValueError(f"fetch_allow_hosts: {raw!r} is not a host name or CIDR block")
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
             except ValueError:
