@@ -56,6 +56,7 @@ class Up:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.tmp,
+                process_group=0,  # its own group, as a shell runs a job in the foreground
             )
         return ready_before
 
@@ -92,13 +93,22 @@ class Up:
             assert any(f"service={name} port={ports[name]} " in line for line in taken), (ports, now)
 
     def stop(self) -> int:
+        """Ctrl-C, as a terminal sends it: SIGINT to every process of the foreground job. Every
+        service stops with `up`, having drained (the servers ran until then)."""
         assert self.process is not None
         pids = [info["pid"] for info in self.endpoints()["services"].values()]
-        self.process.send_signal(signal.SIGINT)
+        logs = {path: path.stat().st_size for path in (self.data_dir / "logs").glob("*.log")}
+        os.killpg(self.process.pid, signal.SIGINT)
         code = self.process.wait(60)
         for pid in pids:  # every service stopped with it
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
+        for path, start in logs.items():
+            with open(path, "rb") as log:
+                log.seek(start)
+                stopping = log.read().decode("utf-8", "replace")
+            for sign in ("shutdown did not finish in time", "LeaveGroup request failed"):
+                assert sign not in stopping, f"{path.name}: {sign}"
         self.process = None
         return code
 

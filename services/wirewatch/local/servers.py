@@ -219,6 +219,9 @@ def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[byt
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+        # A group of its own: a terminal's Ctrl-C, which reaches every process of the foreground
+        # job, must not stop a server before the services have drained into it (`up` stops it).
+        process_group=0,
     )
     return proc, log
 

@@ -155,6 +155,7 @@ class Supervisor:
             stdout=child.log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            process_group=0,  # stopped by the supervisor, in order, not by a terminal's Ctrl-C
         )
         child.started_at = time.monotonic()
         log.info("service started", extra={"service": child.name, "pid": child.pid, "port": child.port})
