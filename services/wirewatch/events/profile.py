@@ -39,6 +39,8 @@ from wirewatch.matching.lexical import terms
 
 #: Characters of the text (whole sentences, at least one) that make the lead.
 LEAD_CHARS = 400
+#: :func:`lead` cuts sentences out of this many times its limit of the text's first characters.
+LEAD_SCAN = 4
 #: Characters of the text whose figures are compared.
 NUMBER_CHARS = 3000
 #: Weight of an entity the title or lead names in the entity bag (others weigh 1).
@@ -113,7 +115,7 @@ def lead(title: str, text: str, limit: int | None = None) -> str:
     """The first sentences of ``text`` up to ``limit`` (default ``LEAD_CHARS``) characters (at
     least one sentence), without a first sentence that only repeats the title."""
     limit = LEAD_CHARS if limit is None else limit
-    sentences = [s.text for s in split_sentences(text[: limit * 4])]
+    sentences = [s.text for s in split_sentences(text[: limit * LEAD_SCAN])]
     if sentences and title.strip() and normalise(sentences[0]) == normalise(title):
         sentences = sentences[1:]
     out: list[str] = []
@@ -161,7 +163,7 @@ def language_of(report: Report) -> str:
 def profile_key(report: Report) -> tuple[str, str, str, tuple[str, ...], tuple[str, ...]]:
     """What :func:`profile` reads of ``report`` (its vector too is made of the title and lead):
     reports with equal keys, wire copies, have equal profiles."""
-    text = report.text[: max(NUMBER_CHARS, 4 * LEAD_CHARS)]  # the figures' part, and the lead's (see lead)
+    text = report.text[: max(NUMBER_CHARS, LEAD_SCAN * LEAD_CHARS)]  # the figures' part, and the lead's
     return (report.title, text, report.language, report.entities, report.keyphrases)
 
 
