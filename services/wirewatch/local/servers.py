@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from wirewatch.core.files import write_atomically
 
@@ -89,6 +89,14 @@ def die_with_parent() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def child_options() -> dict[str, Any]:
+    """``Popen`` options of a process ``up`` starts, server or service: it ends with its
+    parent (:func:`die_with_parent`), and it runs in a process group of its own, so a
+    terminal's Ctrl-C, which reaches every process of the foreground job, stops it only through
+    ``up``, in order: the services first, draining into the servers, then the servers."""
+    return {"preexec_fn": die_with_parent if sys.platform.startswith("linux") else None, "process_group": 0}
 
 
 def tansu_binary() -> str:
@@ -218,10 +226,7 @@ def _spawn(args: list[str], log_path: Path | None) -> tuple[subprocess.Popen[byt
         stdin=subprocess.DEVNULL,
         stdout=log or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
-        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-        # A group of its own: a terminal's Ctrl-C, which reaches every process of the foreground
-        # job, must not stop a server before the services have drained into it (`up` stops it).
-        process_group=0,
+        **child_options(),
     )
     return proc, log
 

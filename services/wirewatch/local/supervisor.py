@@ -24,7 +24,7 @@ from wirewatch.core.app import EXIT_WEB_PORT_TAKEN
 from wirewatch.core.files import write_atomically
 from wirewatch.core.logs import get_logger
 from wirewatch.core.settings import ServiceName
-from wirewatch.local.servers import die_with_parent, free_port, http_ok, port_is_free
+from wirewatch.local.servers import child_options, free_port, http_ok, port_is_free
 
 log = get_logger(__name__)
 
@@ -154,8 +154,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             stdout=child.log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
-            process_group=0,  # stopped by the supervisor, in order, not by a terminal's Ctrl-C
+            **child_options(),
         )
         child.started_at = time.monotonic()
         log.info("service started", extra={"service": child.name, "pid": child.pid, "port": child.port})
